@@ -1,0 +1,104 @@
+import http from 'node:http';
+import type { AdminConfig } from '../config/types';
+import type { Logger } from '../telemetry/logger';
+
+export interface AdminResponse {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: string;
+}
+
+export type AdminHandler = (req: http.IncomingMessage, body: string) => AdminResponse | Promise<AdminResponse>;
+
+/** `METHOD /path` → handler, e.g. `GET /ready`. */
+export type AdminRoutes = ReadonlyMap<string, AdminHandler>;
+
+/** Endpoints a bearer token does not guard: probes must work without secrets. */
+const OPEN_PATHS = new Set(['/live', '/ready']);
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+export function json(status: number, value: unknown): AdminResponse {
+  return { status, contentType: 'application/json', body: JSON.stringify(value, null, 2) + '\n' };
+}
+
+export function text(status: number, body: string, contentType = 'text/plain; charset=utf-8'): AdminResponse {
+  return { status, contentType, body };
+}
+
+/** The admin listener: loopback by default, small JSON/text endpoints, never proxied traffic. */
+export class AdminServer {
+  readonly server: http.Server;
+
+  constructor(
+    private readonly config: AdminConfig,
+    private readonly routes: AdminRoutes,
+    private readonly logger: Logger,
+  ) {
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.server.on('clientError', (_error, socket) => socket.destroy());
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void =>
+        reject(new Error(`admin listener cannot bind ${this.config.host}:${this.config.port}: ${error.message}`, { cause: error }));
+      this.server.once('error', onError);
+      this.server.listen({ host: this.config.host, port: this.config.port }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (error) => this.logger.error({ err: error }, 'admin listener error'));
+        resolve();
+      });
+    });
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : this.config.port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    const handler = this.routes.get(`${req.method} ${path}`);
+    if (this.config.token !== undefined && !OPEN_PATHS.has(path) && req.headers.authorization !== `Bearer ${this.config.token}`) {
+      this.send(res, json(401, { error: 'UNAUTHORIZED', message: 'the admin listener requires "Authorization: Bearer <admin.token>"' }));
+      return;
+    }
+    if (handler === undefined) {
+      const known = [...this.routes.keys()].filter((key) => key.endsWith(` ${path}`));
+      this.send(res, known.length > 0
+        ? json(405, { error: 'METHOD_NOT_ALLOWED', message: `use ${known.join(' or ')}` })
+        : json(404, { error: 'NOT_FOUND', message: `no admin endpoint ${path}`, endpoints: [...this.routes.keys()] }));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_ADMIN_BODY_BYTES) req.destroy();
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      Promise.resolve()
+        .then(() => handler(req, Buffer.concat(chunks).toString('utf8')))
+        .then((response) => this.send(res, response))
+        .catch((error: unknown) => {
+          this.logger.error({ err: error, path }, 'admin endpoint failed');
+          this.send(res, json(500, { error: 'INTERNAL', message: error instanceof Error ? error.message : String(error) }));
+        });
+    });
+    req.on('error', () => res.destroy());
+  }
+
+  private send(res: http.ServerResponse, response: AdminResponse): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(response.status, { 'content-type': response.contentType, 'content-length': Buffer.byteLength(response.body), 'cache-control': 'no-store' });
+    res.end(response.body);
+  }
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { formatConfigErrors, loadConfigFile, summarizeConfig } from './config/load';
+import { configJsonSchema } from './config/json-schema';
+import { runSidecar } from './main';
+import { generateCertificates } from './tls/certificates';
+
+const DEFAULT_CONFIG_PATH = process.env.SIDECAR_CONFIG ?? 'sidecar.yaml';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildCli(): Command {
+  const program = new Command('sidecar')
+    .description('A reverse-proxy sidecar: TLS, declarative routes, retries, circuit breaking, tracing.')
+    .version(packageVersion())
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run the sidecar with a configuration file (reloaded when it changes)')
+    .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
+    .action(async (options: { config: string }) => {
+      await runSidecar(options.config);
+    });
+
+  program
+    .command('validate')
+    .description('check a configuration file; prints every error with its path and line, exits 1 if any')
+    .argument('<file>', 'the YAML configuration file')
+    .action(async (file: string) => {
+      const result = await loadConfigFile(file);
+      if (!result.ok) {
+        process.stderr.write(formatConfigErrors(file, result.errors) + '\n');
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(`${file}: ${summarizeConfig(result.config)}\n`);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the configuration file (for editors: yaml-language-server)')
+    .action(() => {
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+    });
+
+  program
+    .command('certs')
+    .description('create a local CA and a server certificate signed by it (and a client certificate for mTLS)')
+    .requiredOption('--out <dir>', 'folder to write ca.crt, ca.key, server.crt, server.key (and client.*)')
+    .option('--host <name>', 'a DNS name for the server certificate (repeatable)', collect, [])
+    .option('--ip <address>', 'an IP address for the server certificate (repeatable)', collect, [])
+    .option('--days <n>', 'validity of the server and client certificates in days (at most 397)', positiveInt, 397)
+    .option('--client <name>', 'also write client.crt/client.key with this common name')
+    .option('--key-type <type>', 'rsa (2048 bits) or ec (P-256)', 'rsa')
+    .action(async (options: { out: string; host: string[]; ip: string[]; days: number; client?: string; keyType: string }) => {
+      if (options.host.length === 0 && options.ip.length === 0) throw new InvalidArgumentError('give at least one --host or --ip');
+      if (options.keyType !== 'rsa' && options.keyType !== 'ec') throw new InvalidArgumentError('--key-type is rsa or ec');
+      const files = await generateCertificates({
+        outDir: options.out,
+        hosts: options.host,
+        ips: options.ip,
+        days: options.days,
+        client: options.client,
+        keyType: options.keyType,
+      });
+      process.stdout.write(`wrote ${Object.values(files).filter(Boolean).join(', ')}\n`);
+    });
+
+  return program;
+}
+
+if (require.main === module) {
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => {
+      process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    });
+}

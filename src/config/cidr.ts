@@ -1,0 +1,166 @@
+/**
+ * IP addresses and CIDR blocks (`10.0.0.0/8`, `fd00::/8`, `::ffff:10.0.0.0/104`), and the
+ * matcher used per request to decide whether a peer is a trusted proxy.
+ *
+ * IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is treated as the IPv4 address it carries, both in
+ * blocks and in addresses to match: a dual-stack listener reports IPv4 peers in that form,
+ * and `10.0.0.0/8` must still match them.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import type { CidrBlock } from './types';
+
+export type IpFamily = 'ipv4' | 'ipv6';
+
+export interface ParsedIp {
+  readonly family: IpFamily;
+  /** 4 bytes for IPv4, 16 for IPv6. */
+  readonly bytes: readonly number[];
+}
+
+export type CidrParseResult =
+  | { readonly ok: true; readonly block: CidrBlock }
+  | { readonly ok: false; readonly message: string };
+
+const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/** Parses an IPv4 or IPv6 address (an IPv6 zone such as `%eth0` is ignored). IPv4-mapped IPv6 comes back as IPv4. */
+export function parseIp(text: string): ParsedIp | undefined {
+  if (typeof text !== 'string') return undefined;
+  const zone = text.indexOf('%');
+  const bare = zone >= 0 ? text.slice(0, zone) : text;
+  if (isIPv4(bare)) return { family: 'ipv4', bytes: bare.split('.').map(Number) };
+  if (!isIPv6(bare)) return undefined;
+  const bytes = ipv6Bytes(bare);
+  if (isIpv4Mapped(bytes)) return { family: 'ipv4', bytes: bytes.slice(12) };
+  return { family: 'ipv6', bytes };
+}
+
+/**
+ * Parses `address/prefix`, or a bare address meaning a single host (/32 or /128).
+ * Host bits below the prefix are cleared: `10.1.2.3/8` is the block `10.0.0.0/8`.
+ */
+export function parseCidr(text: string): CidrParseResult {
+  if (typeof text !== 'string') return { ok: false, message: 'a CIDR block must be a string such as 10.0.0.0/8' };
+  const trimmed = text.trim();
+  const slash = trimmed.indexOf('/');
+  const addressText = slash >= 0 ? trimmed.slice(0, slash) : trimmed;
+  const prefixText = slash >= 0 ? trimmed.slice(slash + 1) : undefined;
+  if (addressText.includes('%')) {
+    return { ok: false, message: `invalid CIDR block "${text}": zone ids (%...) are not allowed` };
+  }
+  const family: IpFamily | undefined = isIPv4(addressText) ? 'ipv4' : isIPv6(addressText) ? 'ipv6' : undefined;
+  if (family === undefined) {
+    return { ok: false, message: `invalid CIDR block "${text}": "${addressText}" is not an IPv4 or IPv6 address` };
+  }
+  const bits = family === 'ipv4' ? 32 : 128;
+  let prefix = bits;
+  if (prefixText !== undefined) {
+    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) {
+      return { ok: false, message: `invalid CIDR block "${text}": the prefix length must be 0..${bits}` };
+    }
+    prefix = Number(prefixText);
+  }
+  let bytes = family === 'ipv4' ? addressText.split('.').map(Number) : ipv6Bytes(addressText);
+  let resultFamily: IpFamily = family;
+  // A mapped block narrower than the mapped range is really an IPv4 block.
+  if (family === 'ipv6' && prefix >= 96 && isIpv4Mapped(bytes)) {
+    bytes = bytes.slice(12);
+    prefix -= 96;
+    resultFamily = 'ipv4';
+  }
+  const network = maskBytes(bytes, prefix);
+  const address = resultFamily === 'ipv4' ? network.join('.') : formatIpv6(network);
+  return { ok: true, block: { text, family: resultFamily, address, prefix } };
+}
+
+/** True when `ip` lies in any of `blocks`. An unparseable `ip` matches nothing. */
+export function ipInCidrs(ip: string, blocks: readonly CidrBlock[]): boolean {
+  if (blocks.length === 0) return false;
+  const parsed = parseIp(ip);
+  if (parsed === undefined) return false;
+  for (const block of blocks) {
+    const net = blockBytes(block);
+    if (net === undefined || net.family !== parsed.family) continue;
+    if (prefixEqual(parsed.bytes, net.bytes, block.prefix)) return true;
+  }
+  return false;
+}
+
+// Blocks are frozen config objects that may also be built by hand (tests); their bytes are
+// derived on first use and kept here rather than as a field on the block.
+const blockBytesCache = new WeakMap<CidrBlock, ParsedIp | null>();
+
+function blockBytes(block: CidrBlock): ParsedIp | undefined {
+  let cached = blockBytesCache.get(block);
+  if (cached === undefined) {
+    cached = parseIp(block.address) ?? null;
+    blockBytesCache.set(block, cached);
+  }
+  return cached ?? undefined;
+}
+
+function prefixEqual(a: readonly number[], b: readonly number[], prefix: number): boolean {
+  const fullBytes = prefix >> 3;
+  for (let i = 0; i < fullBytes; i++) if (a[i] !== b[i]) return false;
+  const rest = prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[fullBytes] & mask) === (b[fullBytes] & mask);
+}
+
+function maskBytes(bytes: readonly number[], prefix: number): number[] {
+  return bytes.map((byte, i) => {
+    const bitsHere = Math.max(0, Math.min(8, prefix - i * 8));
+    return byte & ((0xff << (8 - bitsHere)) & 0xff);
+  });
+}
+
+function isIpv4Mapped(bytes: readonly number[]): boolean {
+  return bytes.length === 16 && IPV4_MAPPED_PREFIX.every((b, i) => bytes[i] === b);
+}
+
+/** Expands a valid (node:net-checked) IPv6 text to 16 bytes. */
+function ipv6Bytes(text: string): number[] {
+  let groupsText = text;
+  const tail: number[] = [];
+  // A dotted IPv4 tail stands for the last two groups.
+  const lastColon = text.lastIndexOf(':');
+  const last = text.slice(lastColon + 1);
+  if (last.includes('.')) {
+    tail.push(...last.split('.').map(Number));
+    groupsText = text.slice(0, lastColon + 1) + '0:0';
+  }
+  const [head, rest] = groupsText.includes('::') ? groupsText.split('::') : [groupsText, undefined];
+  const headGroups = head === '' ? [] : head.split(':');
+  const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
+  const zeros = rest === undefined ? 0 : 8 - headGroups.length - restGroups.length;
+  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...restGroups].map((g) => parseInt(g, 16));
+  const bytes: number[] = [];
+  for (const g of groups) bytes.push(g >> 8, g & 0xff);
+  if (tail.length === 4) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+/** RFC 5952 text: lower case, leading zeros dropped, the longest run of 2+ zero groups as `::`. */
+function formatIpv6(bytes: readonly number[]): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestLength < 2) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}

@@ -1,0 +1,102 @@
+/**
+ * Every default of the configuration file, one named constant each, with its unit in the
+ * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
+ * the documented default and the applied default cannot drift apart.
+ */
+import type { Propagator, RetryOn, TracingExporter } from './types';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// admin
+/** Loopback only: the admin API can reload config and reveal topology. */
+export const DEFAULT_ADMIN_ADDRESS = '127.0.0.1:9901';
+
+// listeners
+/** Node's own default; a larger value lets one client pin more memory per request. */
+export const DEFAULT_LISTENER_MAX_HEADER_BYTES = 16 * KiB;
+/** Time allowed to receive the complete request headers (slowloris protection). */
+export const DEFAULT_LISTENER_HEADERS_TIMEOUT_MS = 10_000;
+/** Time allowed to receive the whole request, body included; Node's default. 0 disables. */
+export const DEFAULT_LISTENER_REQUEST_TIMEOUT_MS = 300_000;
+/** Idle time before a client keep-alive connection is closed; Node's default. */
+export const DEFAULT_LISTENER_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export const DEFAULT_LISTENER_MAX_CONNECTIONS = 10_000;
+/** No peer is trusted: X-Forwarded-* from clients are replaced, never appended to. */
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = [];
+
+// routes
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * MiB;
+export const DEFAULT_DIRECT_RESPONSE_BODY = '';
+export const DEFAULT_DIRECT_RESPONSE_CONTENT_TYPE = 'text/plain';
+
+// retry
+/** A route without a `retry` section is tried once. */
+export const DEFAULT_RETRY_ATTEMPTS_WITHOUT_POLICY = 0;
+/** A `retry` section without `attempts` retries twice (three tries in all). */
+export const DEFAULT_RETRY_ATTEMPTS = 2;
+/** undefined: a try is bounded only by what is left of the route timeout. */
+export const DEFAULT_PER_TRY_TIMEOUT_MS: number | undefined = undefined;
+export const DEFAULT_BACKOFF_BASE_MS = 25;
+export const DEFAULT_BACKOFF_MAX_MS = 250;
+/** Idempotent methods only: POST and PATCH may have had side effects before the failure. */
+export const DEFAULT_RETRY_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'];
+/**
+ * Failures where the app most likely did not act on the request, or said it could not:
+ * no connection, a reset before the response, and 502/503/504. A plain 500 is not retried
+ * by default because it usually means the app ran and failed.
+ */
+export const DEFAULT_RETRY_ON: readonly RetryOn[] = ['connect-failure', 'reset', 'gateway-error'];
+export const DEFAULT_RETRY_STATUS_CODES: readonly number[] = [];
+export const DEFAULT_RETRY_IDEMPOTENCY_KEY = false;
+/** Bodies up to this size are kept for replay; larger requests are sent once, never retried. */
+export const DEFAULT_RETRY_MAX_BODY_BYTES = 64 * KiB;
+
+// clusters
+export const DEFAULT_ENDPOINT_PRIORITY = 0;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
+/** Shorter than the usual app keep-alive (Node 5s) so the sidecar, not the app, closes idle sockets. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 3_000;
+/** Per endpoint. */
+export const DEFAULT_MAX_CONNECTIONS = 128;
+
+// circuit breaker (one per cluster)
+export const DEFAULT_CB_ERROR_THRESHOLD_PERCENT = 50;
+export const DEFAULT_CB_VOLUME_THRESHOLD_REQUESTS = 20;
+export const DEFAULT_CB_WINDOW_MS = 10_000;
+export const DEFAULT_CB_RESET_TIMEOUT_MS = 5_000;
+export const DEFAULT_CB_MAX_CONCURRENT_REQUESTS = 1024;
+export const DEFAULT_CB_MAX_PENDING_REQUESTS = 1024;
+
+// active health checks (only when a `healthCheck` section is present)
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 5_000;
+export const DEFAULT_HEALTH_CHECK_TIMEOUT_MS = 1_000;
+export const DEFAULT_HEALTH_CHECK_UNHEALTHY_THRESHOLD_COUNT = 3;
+export const DEFAULT_HEALTH_CHECK_HEALTHY_THRESHOLD_COUNT = 2;
+
+// outlier detection (only when an `outlierDetection` section is present)
+export const DEFAULT_OUTLIER_CONSECUTIVE_5XX_COUNT = 5;
+export const DEFAULT_OUTLIER_BASE_EJECTION_TIME_MS = 30_000;
+
+// retry budget (always on: retries may add at most this share of load)
+export const DEFAULT_RETRY_BUDGET_RATIO = 0.2;
+export const DEFAULT_RETRY_BUDGET_MIN_PER_SECOND = 10;
+
+// tracing
+export const DEFAULT_TRACING_SERVICE_NAME = 'sidecar';
+/** Without a `tracing` section nothing is exported. */
+export const DEFAULT_TRACING_EXPORTER_WITHOUT_SECTION: TracingExporter = 'none';
+/** A `tracing` section without `exporter` exports over OTLP/HTTP. */
+export const DEFAULT_TRACING_EXPORTER: TracingExporter = 'otlp-http';
+export const DEFAULT_TRACING_SAMPLE_RATIO = 1.0;
+export const DEFAULT_TRACING_PROPAGATORS: readonly Propagator[] = ['tracecontext', 'baggage'];
+export const DEFAULT_TRACING_RESPONSE_HEADER = false;
+
+// process
+export const DEFAULT_ACCESS_LOG_PATH = 'stdout';
+/** Time to stay ready=false after SIGTERM so load balancers stop sending new requests. */
+export const DEFAULT_DRAIN_DELAY_MS = 5_000;
+/** Time then given to in-flight requests; delay + timeout fits Kubernetes' 30s grace period. */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
+export const DEFAULT_WORKERS = 1;

@@ -1,0 +1,802 @@
+/**
+ * The schema of the configuration file: one zod schema, strict everywhere (an unknown key
+ * is an error, so a misspelt `retyr:` cannot silently disable retries).
+ *
+ * The schema is the documentation: every field's description says what it does and its
+ * default, and both the JSON Schema for editors (json-schema.ts) and the config reference
+ * are generated from it. It validates the document as written and transforms nothing:
+ * durations stay `5s`, sizes stay `64KiB`, defaults are not filled in. Compiling into the
+ * runtime snapshot (ms, bytes, defaults, absolute paths) is load.ts's job, so the JSON
+ * Schema describes exactly what a user types.
+ *
+ * Checks between fields of one object (exactly one of `cluster`/`directResponse`, backoff
+ * base <= max, ...) are refinements here. They run even when a sibling field is invalid
+ * (`when: always`) so that every error is reported at once; they therefore read the value
+ * defensively. Checks across objects (route → cluster references, duplicate names) are in
+ * load.ts.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { parseCidr } from './cidr';
+import * as D from './defaults';
+import { formatDurationMs, parseDurationMs, parseSizeBytes } from './units';
+
+// ---------------------------------------------------------------------------------------
+// Value grammars shared with load.ts
+// ---------------------------------------------------------------------------------------
+
+/** The grammar of units.ts, for editors (JSON Schema `pattern`). */
+export const DURATION_PATTERN_TEXT = '^\\s*\\d+(\\.\\d+)?(ms|s|m|h)\\s*$';
+export const SIZE_PATTERN_TEXT = '^\\s*\\d+(\\.\\d+)?\\s*([kKmMgG][iI]?[bB]|[bB])?\\s*$';
+
+/** RFC 9110 token: header names and methods. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What Node accepts in a header value (no CR, LF or NUL: no header injection from config). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+const PATH = /^\/[^\s?#]*$/;
+
+export interface HostPort {
+  /** Without brackets for IPv6 (what `net.Server.listen` expects). */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port` or `[v6]:port`, port 0..65535. Returns the error text on failure. */
+export function parseAddress(text: string): HostPort | string {
+  const bad = (why: string): string => `invalid address ${show(text)}: ${why}`;
+  const bracketed = /^\[([^\]]*)\]:(\d+)$/.exec(text);
+  let host: string;
+  let portText: string;
+  if (bracketed) {
+    host = bracketed[1];
+    portText = bracketed[2];
+    if (!isIPv6(host)) return bad(`"${host}" is not an IPv6 address`);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return bad('missing port: use host:port, e.g. 127.0.0.1:8080');
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) return bad('put IPv6 addresses in brackets, e.g. [::1]:8080');
+    if (host === '') return bad('missing host: use host:port, e.g. 0.0.0.0:8080');
+    if (!isIPv4(host) && !HOSTNAME.test(host)) return bad(`"${host}" is not an IP address or host name`);
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return bad('the port must be 0..65535');
+  return { host: host.toLowerCase(), port: Number(portText) };
+}
+
+export interface EndpointAddress extends HostPort {
+  /** `http://host:port` (IPv6 in brackets), lower-case. */
+  readonly origin: string;
+}
+
+/** An upstream endpoint: `http://host:port` with an explicit port and nothing after it. */
+export function parseEndpointUrl(text: string): EndpointAddress | string {
+  const bad = (why: string): string => `invalid endpoint URL ${show(text)}: ${why}`;
+  if (/^https:/i.test(text)) return bad('https upstreams are not supported yet; the app is reached over plain http on localhost');
+  if (!/^http:\/\//i.test(text)) return bad('use http://host:port');
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return bad('not a URL; use http://host:port');
+  }
+  if (url.username !== '' || url.password !== '') return bad('credentials in the URL are not allowed');
+  if (url.search !== '' || url.hash !== '' || (url.pathname !== '/' && url.pathname !== '')) {
+    return bad('no path, query or fragment: an endpoint is http://host:port only (use rewritePrefix on the route for paths)');
+  }
+  // The WHATWG parser drops a default port (":80"), so presence is read from the text.
+  const authority = /^http:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
+  const portMatch = /:(\d+)$/.exec(authority);
+  if (!portMatch) return bad('missing port: use http://host:port, e.g. http://127.0.0.1:3000');
+  const port = Number(portMatch[1]);
+  if (port < 1 || port > 65535) return bad('the port must be 1..65535');
+  const hostname = url.hostname.toLowerCase();
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  return { host, port, origin: `http://${hostname}:${port}` };
+}
+
+/** A short, safe rendering of a user value for error messages. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') {
+    const cut = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return JSON.stringify(cut);
+  }
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 ** 2 && bytes % 1024 ** 2 === 0) return `${bytes / 1024 ** 2}MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024}KiB`;
+  return `${bytes}`;
+}
+
+const ms = formatDurationMs;
+
+// ---------------------------------------------------------------------------------------
+// Field builders
+// ---------------------------------------------------------------------------------------
+
+interface RawIssueLike {
+  readonly input?: unknown;
+}
+
+/** Leaves "required" to the generic message: the schema-level text is for present values. */
+const unlessMissing =
+  (message: (input: unknown) => string) =>
+  (issue: RawIssueLike): string | undefined =>
+    issue.input === undefined ? undefined : message(issue.input);
+
+const durationMessage = (input: unknown): string =>
+  typeof input === 'string' && parseDurationMs(input) === 0
+    ? `invalid duration ${show(input)}: must be greater than 0`
+    : `invalid duration ${show(input)}: use a number with ms, s, m or h, e.g. 250ms, 5s, 1m`;
+
+function duration(options: { allowZero: boolean } = { allowZero: false }) {
+  return z
+    .string({ error: unlessMissing(durationMessage) })
+    .refine(
+      (text) => {
+        const value = parseDurationMs(text);
+        return value !== undefined && (options.allowZero || value > 0);
+      },
+      { error: unlessMissing(durationMessage) },
+    )
+    .meta({ pattern: DURATION_PATTERN_TEXT, examples: ['250ms', '5s', '1m'] });
+}
+
+const sizeMessage = (input: unknown): string =>
+  `invalid size ${show(input)}: use a number of bytes or a number with B, KB, MB, GB, KiB, MiB or GiB, e.g. 64KiB, 10MiB`;
+
+function size() {
+  const error = unlessMissing(sizeMessage);
+  return z
+    .union(
+      [
+        z.int({ error }).min(0, { error }),
+        z
+          .string({ error })
+          .refine((text) => parseSizeBytes(text) !== undefined, { error })
+          .meta({ pattern: SIZE_PATTERN_TEXT }),
+      ],
+      { error },
+    )
+    .meta({ examples: ['64KiB', '10MiB', 1024] });
+}
+
+function name(what: string) {
+  return z
+    .string()
+    .max(100, { error: `a ${what} name is at most 100 characters` })
+    .regex(NAME, {
+      error: unlessMissing(
+        (input) => `invalid ${what} name ${show(input)}: use letters, digits and _ . : - (starting with a letter or digit)`,
+      ),
+    });
+}
+
+function address() {
+  return z.string().superRefine((text, ctx) => {
+    const parsed = parseAddress(text);
+    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, input: text });
+  });
+}
+
+const headerName = z
+  .string()
+  .regex(TOKEN, { error: unlessMissing((input) => `invalid header name ${show(input)}: use letters, digits and -`) });
+
+const headerValue = z
+  .string({
+    error: unlessMissing((input) =>
+      typeof input === 'number' || typeof input === 'boolean'
+        ? `header values are strings: quote it ("${String(input)}")`
+        : `expected a string header value, got ${show(input)}`,
+    ),
+  })
+  .regex(HEADER_VALUE, { error: 'header values cannot contain line breaks or control characters' });
+
+const method = z
+  .string()
+  .regex(TOKEN, { error: unlessMissing((input) => `invalid HTTP method ${show(input)}`) });
+
+const urlPath = (what: string) =>
+  z.string().regex(PATH, {
+    error: unlessMissing((input) => `invalid ${what} ${show(input)}: must start with / and contain no spaces, ? or #`),
+  });
+
+const hostPattern = z.string().superRefine((text, ctx) => {
+  const bare = text.startsWith('*.') ? text.slice(2) : text;
+  const ok = /^\[[0-9A-Fa-f:.]+\]$/.test(bare) ? isIPv6(bare.slice(1, -1)) : HOSTNAME.test(bare);
+  if (!ok) {
+    const why = text.includes(':') && !text.startsWith('[') ? ' (no port: the port is ignored when matching)' : '';
+    ctx.addIssue({
+      code: 'custom',
+      input: text,
+      message: `invalid host ${show(text)}: use a host name such as api.example.com or *.example.com${why}`,
+    });
+  }
+});
+
+const filePath = (what: string) =>
+  z.string().min(1, { error: `the ${what} path cannot be empty` });
+
+const cidr = z.string().superRefine((text, ctx) => {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.message, input: text });
+});
+
+/** Runs object refinements even when a field of the object failed (see the file comment). */
+const always = { when: (): boolean => true };
+
+type Loose = Record<string, unknown>;
+const isLoose = (value: unknown): value is Loose =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function exactlyOne(keys: readonly string[], where: string) {
+  return (value: unknown, ctx: z.RefinementCtx<unknown>): void => {
+    if (!isLoose(value)) return;
+    const present = keys.filter((k) => value[k] !== undefined);
+    const list = keys.map((k) => `\`${k}\``).join(', ');
+    if (present.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `${where} needs exactly one of ${list}; none is set`, input: value });
+    } else if (present.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [present[1]],
+        message: `${where} needs exactly one of ${list}; both \`${present[0]}\` and \`${present[1]}\` are set`,
+        input: value,
+      });
+    }
+  };
+}
+
+const oneOfRequired = (keys: readonly string[]) => ({ oneOf: keys.map((k) => ({ required: [k] })) });
+
+// ---------------------------------------------------------------------------------------
+// The document
+// ---------------------------------------------------------------------------------------
+
+const adminSchema = z
+  .strictObject({
+    address: address()
+      .optional()
+      .describe(
+        `host:port of the admin API (/ready /live /metrics /config /clusters /reload). Keep it on loopback. Default ${D.DEFAULT_ADMIN_ADDRESS}.`,
+      ),
+    token: z
+      .string()
+      .min(1, { error: 'the admin token cannot be empty' })
+      .optional()
+      .describe(
+        'Bearer token required by every admin endpoint except /live and /ready. Default: none (no authentication; rely on the loopback address).',
+      ),
+  })
+  .describe('The admin API. Default: enabled on ' + D.DEFAULT_ADMIN_ADDRESS + ' without a token.');
+
+const sniSchema = z
+  .strictObject({
+    serverNames: z
+      .array(hostPattern)
+      .min(1, { error: 'serverNames needs at least one name' })
+      .describe('Server names (SNI) this certificate is for; `*.example.com` matches one label. Required.'),
+    cert: filePath('certificate').describe('PEM certificate chain file, relative to this file. Required.'),
+    key: filePath('key').describe('PEM private key file, relative to this file. Required.'),
+  })
+  .describe('An extra certificate chosen by the server name the client asks for.');
+
+const tlsSchema = z
+  .strictObject({
+    cert: filePath('certificate').describe('PEM certificate chain file, relative to this file. Required.'),
+    key: filePath('key').describe('PEM private key file, relative to this file. Required.'),
+    clientCa: filePath('client CA')
+      .optional()
+      .describe('PEM CA bundle: when set, clients must present a certificate it signed (mTLS). Default: none (no client certificates).'),
+    sni: z
+      .array(sniSchema)
+      .optional()
+      .describe('More certificates, chosen by server name; `cert`/`key` are the fallback. Default: none.'),
+  })
+  .describe('Terminate TLS (HTTPS and HTTP/2). Omit for plain HTTP.');
+
+const matchSchema = z
+  .strictObject({
+    path: urlPath('path').optional().describe('Exact request path (query string excluded). One of path, prefix or regex.'),
+    prefix: urlPath('prefix')
+      .optional()
+      .describe('Path prefix, e.g. /api (matches /api and /api/..., plain string prefix). One of path, prefix or regex.'),
+    regex: z
+      .string()
+      .min(1, { error: 'the regex cannot be empty' })
+      .superRefine((source, ctx) => {
+        try {
+          new RegExp(source);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', input: source, message: `invalid regex ${show(source)}: ${(err as Error).message}` });
+        }
+      })
+      .optional()
+      .describe(
+        'JavaScript regular expression tested against the path (query string excluded); unanchored, so use ^ and $. One of path, prefix or regex.',
+      ),
+    methods: z
+      .array(method)
+      .min(1, { error: 'methods needs at least one method; omit it to match any method' })
+      .optional()
+      .describe('Methods to match (case-insensitive). Default: any method.'),
+    headers: z
+      .record(headerName, headerValue)
+      .optional()
+      .describe('Request headers that must be present with exactly these values (names case-insensitive). Default: none.'),
+    host: hostPattern
+      .optional()
+      .describe('Host (without port, case-insensitive) to match; `*.example.com` matches any subdomain. Default: any host.'),
+  })
+  .superRefine(exactlyOne(['path', 'prefix', 'regex'], 'match'), always)
+  .meta(oneOfRequired(['path', 'prefix', 'regex']))
+  .describe('What a request must look like for this route to apply. Exactly one of path, prefix or regex.');
+
+const RETRY_ON_VALUES = ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-4xx', 'retriable-status-codes'] as const;
+
+const backoffSchema = z
+  .strictObject({
+    base: duration({ allowZero: true })
+      .optional()
+      .describe(`First backoff; each retry doubles it, with full jitter. Default ${ms(D.DEFAULT_BACKOFF_BASE_MS)}.`),
+    max: duration({ allowZero: true })
+      .optional()
+      .describe(`Upper bound of one backoff. Default ${ms(D.DEFAULT_BACKOFF_MAX_MS)}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    const base = typeof value.base === 'string' ? parseDurationMs(value.base) : D.DEFAULT_BACKOFF_BASE_MS;
+    const max = typeof value.max === 'string' ? parseDurationMs(value.max) : D.DEFAULT_BACKOFF_MAX_MS;
+    if (base !== undefined && max !== undefined && base > max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.base !== undefined ? 'base' : 'max'],
+        message: `backoff base (${ms(base)}) must not exceed max (${ms(max)})`,
+        input: value,
+      });
+    }
+  }, always)
+  .describe(
+    `Wait between tries: exponential from base, capped at max. Default { base: ${ms(D.DEFAULT_BACKOFF_BASE_MS)}, max: ${ms(D.DEFAULT_BACKOFF_MAX_MS)} }.`,
+  );
+
+const retrySchema = z
+  .strictObject({
+    attempts: z
+      .int()
+      .min(0)
+      .max(10)
+      .optional()
+      .describe(
+        `Retries after the first try (0 disables retries). Default ${D.DEFAULT_RETRY_ATTEMPTS} when this section is present; without the section, ${D.DEFAULT_RETRY_ATTEMPTS_WITHOUT_POLICY}.`,
+      ),
+    on: z
+      .array(z.enum(RETRY_ON_VALUES))
+      .min(1, { error: 'on needs at least one condition' })
+      .optional()
+      .describe(
+        'Conditions that trigger a retry: 5xx (any 5xx response, connect failures and resets), gateway-error (502, 503, 504), ' +
+          'connect-failure, reset (connection closed before a response), retriable-4xx (409), ' +
+          `retriable-status-codes (the codes in statusCodes). Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
+      ),
+    statusCodes: z
+      .array(z.int().min(100).max(599))
+      .optional()
+      .describe('Response statuses retried by `retriable-status-codes` (which must be in `on`). Default: none.'),
+    perTryTimeout: duration()
+      .optional()
+      .describe('Timeout of each try; must not exceed the route timeout. Default: none (a try may use what is left of the route timeout).'),
+    backoff: backoffSchema.optional(),
+    methods: z
+      .array(method)
+      .min(1, { error: 'methods needs at least one method' })
+      .optional()
+      .describe(`Methods that may be retried. Default [${D.DEFAULT_RETRY_METHODS.join(', ')}] (idempotent only).`),
+    idempotencyKey: z
+      .boolean()
+      .optional()
+      .describe(`true: also retry requests of other methods when they carry an Idempotency-Key header. Default ${D.DEFAULT_RETRY_IDEMPOTENCY_KEY}.`),
+    maxBodyBytes: size()
+      .optional()
+      .describe(
+        `Request bodies up to this size are buffered for replay; larger requests are never retried. Default ${formatBytes(D.DEFAULT_RETRY_MAX_BODY_BYTES)}.`,
+      ),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    const on = Array.isArray(value.on) ? value.on : D.DEFAULT_RETRY_ON;
+    const hasCodes = Array.isArray(value.statusCodes) && value.statusCodes.length > 0;
+    const wantsCodes = on.includes('retriable-status-codes');
+    if (hasCodes && !wantsCodes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['statusCodes'],
+        message: 'statusCodes are only used with `retriable-status-codes` in `on`; add it there',
+        input: value.statusCodes,
+      });
+    }
+    if (wantsCodes && !hasCodes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['on'],
+        message: '`retriable-status-codes` needs a non-empty statusCodes list',
+        input: value.on,
+      });
+    }
+  }, always)
+  .describe(
+    `Retry policy of the route. Without this section requests are tried once; with it, defaults are attempts ${D.DEFAULT_RETRY_ATTEMPTS}, on [${D.DEFAULT_RETRY_ON.join(', ')}].`,
+  );
+
+const headerMutationSchema = (direction: string) =>
+  z
+    .strictObject({
+      add: z
+        .record(headerName, headerValue)
+        .optional()
+        .describe(`Headers set on the ${direction} (replacing a header of the same name). Default: none.`),
+      remove: z
+        .array(headerName)
+        .optional()
+        .describe(`Header names removed from the ${direction}. Default: none.`),
+    })
+    .describe(`Header changes on the ${direction}. Default: none.`);
+
+const directResponseSchema = z
+  .strictObject({
+    status: z.int().min(100).max(599).describe('HTTP status of the answer. Required.'),
+    body: z.string().optional().describe('Body of the answer. Default: empty.'),
+    contentType: z
+      .string()
+      .regex(HEADER_VALUE, { error: 'contentType cannot contain line breaks or control characters' })
+      .optional()
+      .describe(`Content-Type of the answer. Default ${D.DEFAULT_DIRECT_RESPONSE_CONTENT_TYPE}.`),
+  })
+  .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
+
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'timeout', 'retry'] as const;
+
+const routeSchema = z
+  .strictObject({
+    name: name('route').describe('Route name, unique within the listener; a label in metrics and logs. Required.'),
+    match: matchSchema,
+    cluster: name('cluster')
+      .optional()
+      .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster or directResponse.'),
+    directResponse: directResponseSchema.optional(),
+    rewritePrefix: urlPath('rewritePrefix')
+      .optional()
+      .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
+    timeout: duration()
+      .optional()
+      .describe(`Deadline of the whole request, all tries and backoffs included. Default ${ms(D.DEFAULT_ROUTE_TIMEOUT_MS)}.`),
+    retry: retrySchema.optional(),
+    maxRequestBodyBytes: size()
+      .optional()
+      .describe(
+        `Larger request bodies are answered with 413 REQUEST_TOO_LARGE. Default ${formatBytes(D.DEFAULT_MAX_REQUEST_BODY_BYTES)}.`,
+      ),
+    requestHeaders: headerMutationSchema('request to the upstream').optional(),
+    responseHeaders: headerMutationSchema('response to the client').optional(),
+  })
+  .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    if (value.directResponse !== undefined && value.cluster === undefined) {
+      for (const key of CLUSTER_ONLY_ROUTE_KEYS) {
+        if (value[key] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `${key} only applies to routes with a cluster`, input: value[key] });
+        }
+      }
+    }
+    if (value.rewritePrefix !== undefined && isLoose(value.match) && value.match.prefix === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rewritePrefix'],
+        message: 'rewritePrefix needs a `prefix` match (it replaces the matched prefix)',
+        input: value.rewritePrefix,
+      });
+    }
+    const timeout = typeof value.timeout === 'string' ? parseDurationMs(value.timeout) : D.DEFAULT_ROUTE_TIMEOUT_MS;
+    const perTry = isLoose(value.retry) && typeof value.retry.perTryTimeout === 'string' ? parseDurationMs(value.retry.perTryTimeout) : undefined;
+    if (timeout !== undefined && perTry !== undefined && perTry > timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retry', 'perTryTimeout'],
+        message: `perTryTimeout (${ms(perTry)}) exceeds the route timeout (${ms(timeout)}); a try can never last longer than the route`,
+        input: perTry,
+      });
+    }
+  }, always)
+  .meta(oneOfRequired(['cluster', 'directResponse']))
+  .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
+
+const listenerSchema = z
+  .strictObject({
+    name: name('listener').describe('Listener name, unique; a label in metrics and logs. Required.'),
+    address: address().describe('host:port to listen on, e.g. 0.0.0.0:8443 or [::]:8443; port 0 picks a free port. Required.'),
+    trustedProxies: z
+      .array(cidr)
+      .optional()
+      .describe(
+        'CIDR blocks (IPv4 or IPv6) of peers whose X-Forwarded-For/-Proto/-Host are appended to; from other peers they are replaced. Default: none.',
+      ),
+    tls: tlsSchema.optional(),
+    routes: z
+      .array(routeSchema)
+      .min(1, { error: 'a listener needs at least one route' })
+      .describe('Routes, tried in order; the first match wins. No match: 404 NO_ROUTE. Required.'),
+    maxHeaderBytes: size()
+      .optional()
+      .describe(`Largest request header block; larger gets 431. Default ${formatBytes(D.DEFAULT_LISTENER_MAX_HEADER_BYTES)}.`),
+    headersTimeout: duration()
+      .optional()
+      .describe(`Time allowed to receive the request headers. Default ${ms(D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS)}.`),
+    requestTimeout: duration({ allowZero: true })
+      .optional()
+      .describe(
+        `Time allowed to receive the whole request, body included; 0s disables. Must not be less than headersTimeout. Default ${ms(D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS)}.`,
+      ),
+    keepAliveTimeout: duration()
+      .optional()
+      .describe(
+        `Idle time before a client keep-alive connection is closed; keep it longer than the idle timeout of a load balancer in front. Default ${ms(D.DEFAULT_LISTENER_KEEP_ALIVE_TIMEOUT_MS)}.`,
+      ),
+    maxConnections: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Client connections accepted at once; more are refused. Default ${D.DEFAULT_LISTENER_MAX_CONNECTIONS}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    const headers = typeof value.headersTimeout === 'string' ? parseDurationMs(value.headersTimeout) : D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS;
+    const request = typeof value.requestTimeout === 'string' ? parseDurationMs(value.requestTimeout) : D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS;
+    // Node refuses to start a server whose requestTimeout is below its headersTimeout.
+    if (headers !== undefined && request !== undefined && request !== 0 && request < headers) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.requestTimeout !== undefined ? 'requestTimeout' : 'headersTimeout'],
+        message: `requestTimeout (${ms(request)}) must not be less than headersTimeout (${ms(headers)})`,
+        input: value,
+      });
+    }
+  }, always)
+  .describe('A port the sidecar accepts requests on, with its routes.');
+
+const endpointSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .superRefine((text, ctx) => {
+        const parsed = parseEndpointUrl(text);
+        if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, input: text });
+      })
+      .describe('http://host:port of one instance of the app (usually on localhost). Required.'),
+    priority: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        `Failover tier: endpoints of priority N are used only while no endpoint of a lower priority is healthy. Default ${D.DEFAULT_ENDPOINT_PRIORITY}.`,
+      ),
+  })
+  .describe('One upstream instance.');
+
+const circuitBreakerSchema = z
+  .strictObject({
+    errorThresholdPercentage: z
+      .number()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe(
+        `Failure percentage (connect errors, timeouts, 5xx; never 4xx) within the window that opens the circuit. Default ${D.DEFAULT_CB_ERROR_THRESHOLD_PERCENT}.`,
+      ),
+    volumeThreshold: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(`Requests needed in the window before the circuit may open. Default ${D.DEFAULT_CB_VOLUME_THRESHOLD_REQUESTS}.`),
+    window: duration().optional().describe(`Rolling window of the failure statistics. Default ${ms(D.DEFAULT_CB_WINDOW_MS)}.`),
+    resetTimeout: duration()
+      .optional()
+      .describe(`Time an open circuit waits before letting a trial request through (half-open). Default ${ms(D.DEFAULT_CB_RESET_TIMEOUT_MS)}.`),
+    maxConcurrentRequests: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Requests in flight to the cluster at once; beyond, requests wait. Default ${D.DEFAULT_CB_MAX_CONCURRENT_REQUESTS}.`),
+    maxPendingRequests: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(`Requests allowed to wait for a slot; beyond, 503 OVERLOADED. Default ${D.DEFAULT_CB_MAX_PENDING_REQUESTS}.`),
+  })
+  .describe('Circuit breaker and concurrency limits of the cluster. Always on; every field has a default.');
+
+const healthCheckSchema = z
+  .strictObject({
+    path: urlPath('health check path').describe('Path requested with GET on each endpoint; 2xx is healthy. Required.'),
+    interval: duration().optional().describe(`Time between checks of one endpoint. Default ${ms(D.DEFAULT_HEALTH_CHECK_INTERVAL_MS)}.`),
+    timeout: duration()
+      .optional()
+      .describe(`Time a check may take; must not exceed interval. Default ${ms(D.DEFAULT_HEALTH_CHECK_TIMEOUT_MS)}.`),
+    unhealthyThreshold: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Consecutive failed checks that mark an endpoint unhealthy. Default ${D.DEFAULT_HEALTH_CHECK_UNHEALTHY_THRESHOLD_COUNT}.`),
+    healthyThreshold: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Consecutive passed checks that mark an endpoint healthy again. Default ${D.DEFAULT_HEALTH_CHECK_HEALTHY_THRESHOLD_COUNT}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    const interval = typeof value.interval === 'string' ? parseDurationMs(value.interval) : D.DEFAULT_HEALTH_CHECK_INTERVAL_MS;
+    const timeout = typeof value.timeout === 'string' ? parseDurationMs(value.timeout) : D.DEFAULT_HEALTH_CHECK_TIMEOUT_MS;
+    if (interval !== undefined && timeout !== undefined && timeout > interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.timeout !== undefined ? 'timeout' : 'interval'],
+        message: `health check timeout (${ms(timeout)}) must not exceed interval (${ms(interval)})`,
+        input: value,
+      });
+    }
+  }, always)
+  .describe('Active health checks. Default: none (endpoints are assumed healthy; outlier detection may still eject them).');
+
+const outlierDetectionSchema = z
+  .strictObject({
+    consecutive5xx: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Consecutive 5xx responses or connect failures that eject an endpoint. Default ${D.DEFAULT_OUTLIER_CONSECUTIVE_5XX_COUNT}.`),
+    baseEjectionTime: duration()
+      .optional()
+      .describe(`Ejection time, multiplied by the number of times the endpoint was ejected. Default ${ms(D.DEFAULT_OUTLIER_BASE_EJECTION_TIME_MS)}.`),
+  })
+  .describe('Passive health: eject endpoints that keep failing real requests. Default: off.');
+
+const retryBudgetSchema = z
+  .strictObject({
+    ratio: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe(`Retries may add at most this share of the cluster's requests. Default ${D.DEFAULT_RETRY_BUDGET_RATIO}.`),
+    minPerSecond: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(`Retries per second always allowed, whatever the ratio. Default ${D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND}.`),
+  })
+  .describe(
+    `Cap on retries so they cannot multiply load during an outage. Always on; default { ratio: ${D.DEFAULT_RETRY_BUDGET_RATIO}, minPerSecond: ${D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND} }.`,
+  );
+
+const clusterSchema = z
+  .strictObject({
+    name: name('cluster').describe('Cluster name, unique; routes refer to it. Required.'),
+    endpoints: z
+      .array(endpointSchema)
+      .min(1, { error: 'a cluster needs at least one endpoint' })
+      .describe('Instances of the app; requests are balanced over the healthy ones of the lowest priority. Required.'),
+    connectTimeout: duration()
+      .optional()
+      .describe(`Time allowed to open a connection to an endpoint. Default ${ms(D.DEFAULT_CONNECT_TIMEOUT_MS)}.`),
+    idleTimeout: duration()
+      .optional()
+      .describe(
+        `Idle time before a kept-alive upstream connection is closed; keep it shorter than the app's keep-alive timeout. Default ${ms(D.DEFAULT_IDLE_TIMEOUT_MS)}.`,
+      ),
+    maxConnections: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    circuitBreaker: circuitBreakerSchema.optional(),
+    healthCheck: healthCheckSchema.optional(),
+    outlierDetection: outlierDetectionSchema.optional(),
+    retryBudget: retryBudgetSchema.optional(),
+  })
+  .describe('A group of app instances that routes forward to.');
+
+const tracingSchema = z
+  .strictObject({
+    serviceName: z
+      .string()
+      .min(1, { error: 'serviceName cannot be empty' })
+      .optional()
+      .describe(`service.name of the spans. Default ${D.DEFAULT_TRACING_SERVICE_NAME}.`),
+    exporter: z
+      .enum(['otlp-http', 'otlp-grpc', 'console', 'none'])
+      .optional()
+      .describe(
+        `Where spans go: otlp-http (collector :4318), otlp-grpc (:4317), console, or none. Default ${D.DEFAULT_TRACING_EXPORTER} when this section is present.`,
+      ),
+    endpoint: z
+      .url({ protocol: /^https?$/, error: unlessMissing((input) => `invalid tracing endpoint ${show(input)}: use an http:// or https:// URL`) })
+      .optional()
+      .describe('Collector URL, e.g. http://127.0.0.1:4318. Default: the exporter\'s own default or the OTEL_EXPORTER_OTLP_* variables.'),
+    sampleRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe(`Share of new traces sampled (0..1); a sampled parent is always followed. Default ${D.DEFAULT_TRACING_SAMPLE_RATIO}.`),
+    propagators: z
+      .array(z.enum(['tracecontext', 'baggage', 'b3']))
+      .optional()
+      .describe(`Trace context formats read from and written to requests. Default [${D.DEFAULT_TRACING_PROPAGATORS.join(', ')}].`),
+    responseHeader: z
+      .boolean()
+      .optional()
+      .describe(`true: responses carry the trace id. Default ${D.DEFAULT_TRACING_RESPONSE_HEADER}.`),
+  })
+  .describe(`OpenTelemetry tracing. Without this section tracing exports nothing (exporter ${D.DEFAULT_TRACING_EXPORTER_WITHOUT_SECTION}).`);
+
+const accessLogSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .min(1, { error: 'the access log path cannot be empty' })
+      .optional()
+      .describe(`stdout, stderr, off, or a file path (relative to this file). JSON lines. Default ${D.DEFAULT_ACCESS_LOG_PATH}.`),
+  })
+  .describe(`Access log, one JSON line per request. Default { path: ${D.DEFAULT_ACCESS_LOG_PATH} }.`);
+
+const drainSchema = z
+  .strictObject({
+    delay: duration({ allowZero: true })
+      .optional()
+      .describe(`After SIGTERM, time to report not-ready before draining, so load balancers stop sending. Default ${ms(D.DEFAULT_DRAIN_DELAY_MS)}.`),
+    timeout: duration({ allowZero: true })
+      .optional()
+      .describe(`Then, time given to in-flight requests before connections are closed. Default ${ms(D.DEFAULT_DRAIN_TIMEOUT_MS)}.`),
+  })
+  .describe(`Graceful shutdown. Default { delay: ${ms(D.DEFAULT_DRAIN_DELAY_MS)}, timeout: ${ms(D.DEFAULT_DRAIN_TIMEOUT_MS)} }.`);
+
+const workersMessage = (input: unknown): string => `invalid workers ${show(input)}: use a whole number from 1 to 1024, or auto`;
+
+export const configSchema = z
+  .strictObject({
+    admin: adminSchema.optional(),
+    listeners: z
+      .array(listenerSchema)
+      .min(1, { error: 'at least one listener is needed' })
+      .describe('Ports the sidecar accepts requests on. Required.'),
+    clusters: z
+      .array(clusterSchema)
+      .optional()
+      .describe('Upstream clusters that routes forward to. Default: none (only directResponse routes).'),
+    tracing: tracingSchema.optional(),
+    accessLog: accessLogSchema.optional(),
+    drain: drainSchema.optional(),
+    workers: z
+      .union([z.int({ error: unlessMissing(workersMessage) }).min(1).max(1024), z.literal('auto')], {
+        error: unlessMissing(workersMessage),
+      })
+      .optional()
+      .describe(`Worker processes sharing the listeners, or auto for one per core. Default ${D.DEFAULT_WORKERS}.`),
+  })
+  .describe('sidecar configuration: listeners and their routes, upstream clusters, tracing, logging and shutdown.');
+
+/** The document as written and validated (durations and sizes still text, defaults not applied). */
+export type ConfigDocument = z.output<typeof configSchema>;
+export type RouteDocument = z.output<typeof routeSchema>;
+export type ClusterDocument = z.output<typeof clusterSchema>;
+export type ListenerDocument = z.output<typeof listenerSchema>;

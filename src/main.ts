@@ -1,0 +1,60 @@
+import { loadConfigFile, formatConfigErrors } from './config/load';
+import { Sidecar } from './sidecar';
+import { createProcessLogger, type Logger } from './telemetry/logger';
+
+/** Error codes that only mean a peer went away; a bug elsewhere must still stop the process. */
+const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/**
+ * `sidecar run`: load the file (exit 1 with every error and its line when it is invalid),
+ * bind everything, and stop gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ */
+export async function runSidecar(configPath: string): Promise<Sidecar> {
+  const logger = createProcessLogger();
+  installCrashGuards(logger);
+  const loaded = await loadConfigFile(configPath);
+  if (!loaded.ok) {
+    process.stderr.write(formatConfigErrors(configPath, loaded.errors) + '\n');
+    process.exit(1);
+  }
+  let sidecar: Sidecar;
+  try {
+    sidecar = await Sidecar.start(loaded.config, { logger });
+  } catch (error) {
+    process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing requests in flight');
+    sidecar.stop({ graceful: true }).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return sidecar;
+}
+
+function installCrashGuards(logger: Logger): void {
+  process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
+    if (error.code !== undefined && PEER_GONE_CODES.has(error.code)) {
+      logger.warn({ err: error }, 'socket error outside a request (ignored)');
+      return;
+    }
+    logger.fatal({ err: error }, 'uncaught exception: exiting');
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: reason }, 'unhandled promise rejection');
+  });
+}

@@ -1,0 +1,145 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ipInCidrs } from '../config/cidr';
+import { findRoute, hostWithoutPort, rewritePath, type RoutableRequest } from '../router/route-table';
+import { ProxyExchange } from './exchange';
+import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
+import { sendDirectResponse, sendError } from './respond';
+import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Per-connection facts computed once, on the connection's first request. */
+interface PeerFacts {
+  readonly address: string;
+  readonly trusted: boolean;
+}
+const peerFacts = new WeakMap<Socket, PeerFacts>();
+
+/** Client certificate description of an mTLS connection, provided by the TLS listener. */
+export type ClientCertLookup = (socket: Socket) => string | undefined;
+
+/** The router's view of a request; `headers` is read only by routes that match on headers. */
+class RequestView implements RoutableRequest {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly host: string,
+    private readonly req: IncomingMessage,
+  ) {}
+
+  get headers(): IncomingMessage['headers'] {
+    return this.req.headers;
+  }
+}
+
+/**
+ * The listener's request entry point: route, then answer directly or start a proxied
+ * exchange. It reads the current state once, so the whole request sees one config.
+ */
+export function createRequestHandler(
+  listener: ListenerIdentity,
+  holder: StateHolder,
+  services: ProxyServices,
+  clientCert?: ClientCertLookup,
+): RequestHandler {
+  return function handleRequest(req, res) {
+    const startedAt = performance.now();
+    const state = holder.current;
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const routes = state.routes.get(listener.name) ?? [];
+    const route = findRoute(routes, new RequestView(method, path, hostWithoutPort(req.headers.host), req));
+
+    if (route === undefined) {
+      sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches ${method} ${path}`);
+      recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'NO_ROUTE', 'NR');
+      return;
+    }
+    if (route.action === 'directResponse') {
+      sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, method === 'HEAD');
+      recordLocalAnswer(services, listener, res, req, requestId, startedAt, undefined, undefined, route.name);
+      return;
+    }
+
+    const hasBody = requestHasBody(req);
+    const declaredLength = Number(req.headers['content-length'] ?? 0);
+    if (declaredLength > route.maxRequestBodyBytes) {
+      sendError(res, 'REQUEST_TOO_LARGE', requestId,
+        `the request body (${declaredLength} bytes) is larger than route ${route.name} allows (${route.maxRequestBodyBytes} bytes)`,
+        { close: true });
+      recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'REQUEST_TOO_LARGE', undefined, route.name, route.cluster);
+      return;
+    }
+
+    const cluster = state.clusters.get(route.cluster);
+    if (cluster === undefined) {
+      // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
+      sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${route.cluster} is not loaded`);
+      return;
+    }
+
+    const socket = req.socket;
+    let peer = peerFacts.get(socket);
+    if (peer === undefined) {
+      const address = normalizePeerAddress(socket.remoteAddress);
+      peer = { address, trusted: ipInCidrs(address, listener.config.trustedProxies) };
+      peerFacts.set(socket, peer);
+    }
+    const headers = upstreamRequestHeaders(
+      req.rawHeaders,
+      { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
+      route.requestHeaders,
+    );
+    const upstreamPath =
+      route.rewritePrefix !== undefined && route.match.kind === 'prefix'
+        ? rewritePath(route.match.value, route.rewritePrefix, path) + (queryAt === -1 ? '' : url.slice(queryAt))
+        : url;
+
+    new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt).start();
+  };
+}
+
+/** HTTP/1.1 framing: a request has a body only when it declares one (RFC 9112 §6.3). */
+function requestHasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+function recordLocalAnswer(
+  services: ProxyServices,
+  listener: ListenerIdentity,
+  res: ServerResponse,
+  req: IncomingMessage,
+  requestId: string,
+  startedAt: number,
+  error: string | undefined,
+  flags: string | undefined,
+  route = '',
+  cluster = '',
+): void {
+  const durationMs = performance.now() - startedAt;
+  services.metrics.requestsTotal.labels(listener.name, route, cluster, String(res.statusCode)).inc();
+  services.metrics.requestDuration.labels(listener.name, route, cluster).observe(durationMs / 1000);
+  services.accessLog.write({
+    method: req.method ?? '',
+    path: req.url ?? '',
+    listener: listener.name,
+    route: route || undefined,
+    cluster: cluster || undefined,
+    status: res.statusCode,
+    duration_ms: Math.round(durationMs * 1000) / 1000,
+    upstream_ms: undefined,
+    bytes_in: 0,
+    bytes_out: 0,
+    request_id: requestId,
+    attempts: 0,
+    error,
+    flags,
+    upstream: undefined,
+  });
+}

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { HeaderMutation } from '../config/types';
+
+/**
+ * Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the ones the
+ * sidecar handles itself: `expect` (Node answers `100-continue` to the client; the app gets the
+ * body without waiting) and `http2-settings` (only meaningful for an h2c upgrade).
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+]);
+
+/** Headers the sidecar sets on every upstream request; a client's values are never passed on as they are. */
+const SIDECAR_OWNED = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-request-id',
+  'x-sidecar-attempt',
+  'x-forwarded-client-cert',
+]);
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+export const ATTEMPT_HEADER = 'x-sidecar-attempt';
+export const ERROR_HEADER = 'x-sidecar-error';
+
+/** A client-sent request id is kept when it is short, visible ASCII; anything else is replaced. */
+const ACCEPTABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function requestIdFrom(clientValue: string | string[] | undefined): string {
+  if (typeof clientValue === 'string' && ACCEPTABLE_REQUEST_ID.test(clientValue)) return clientValue;
+  return randomUUID();
+}
+
+/** Names a `Connection` header lists are hop-by-hop for this message too. */
+function connectionNamed(value: string | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  let named: Set<string> | undefined;
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name && name !== 'close' && name !== 'keep-alive') (named ??= new Set()).add(name);
+  }
+  return named;
+}
+
+/** Every header name a mutation touches is dropped from the message before `add` sets its own value. */
+const mutationDrops = new WeakMap<HeaderMutation, ReadonlySet<string>>();
+function droppedBy(mutation: HeaderMutation): ReadonlySet<string> {
+  let drops = mutationDrops.get(mutation);
+  if (drops === undefined) {
+    drops = new Set([...mutation.remove, ...mutation.add.map(([name]) => name.toLowerCase())]);
+    mutationDrops.set(mutation, drops);
+  }
+  return drops;
+}
+
+export interface ForwardingFacts {
+  /** The peer's IP address, IPv4-mapped IPv6 already folded to IPv4. */
+  readonly peerAddress: string;
+  /** The peer is in the listener's `trustedProxies`: its X-Forwarded-* values are kept and appended to. */
+  readonly peerTrusted: boolean;
+  readonly proto: 'http' | 'https';
+  readonly requestId: string;
+  /** Envoy-style client certificate description for mTLS connections. */
+  readonly clientCert: string | undefined;
+}
+
+/**
+ * The header list sent to the app, as undici's flat `[name, value, ...]` array. The last two
+ * entries are always `x-sidecar-attempt` and its value so that a retry only rewrites the last
+ * slot (see `setAttempt`).
+ */
+export function upstreamRequestHeaders(
+  rawHeaders: readonly string[],
+  facts: ForwardingFacts,
+  mutation: HeaderMutation,
+): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') connection = rawHeaders[i + 1];
+  }
+  const named = connectionNamed(connection);
+  const drops = mutation.add.length + mutation.remove.length > 0 ? droppedBy(mutation) : undefined;
+
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toLowerCase();
+    const value = rawHeaders[i + 1];
+    if (HOP_BY_HOP.has(name) || SIDECAR_OWNED.has(name)) {
+      if (facts.peerTrusted) {
+        if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        else if (name === 'x-forwarded-proto') forwardedProto ??= value;
+        else if (name === 'x-forwarded-host') forwardedHost ??= value;
+      }
+      continue;
+    }
+    if (named !== undefined && named.has(name)) continue;
+    if (name === 'host') host = value;
+    if (drops !== undefined && drops.has(name)) continue;
+    out.push(name, value);
+  }
+
+  out.push('x-forwarded-for', forwardedFor === undefined ? facts.peerAddress : `${forwardedFor}, ${facts.peerAddress}`);
+  out.push('x-forwarded-proto', forwardedProto ?? facts.proto);
+  const xfHost = forwardedHost ?? host;
+  if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
+  if (facts.clientCert !== undefined) out.push('x-forwarded-client-cert', facts.clientCert);
+  for (const [name, value] of mutation.add) out.push(name, value);
+  out.push(REQUEST_ID_HEADER, facts.requestId);
+  out.push(ATTEMPT_HEADER, '1');
+  return out;
+}
+
+/** Rewrites the attempt number in a list built by `upstreamRequestHeaders`. */
+export function setAttempt(headers: string[], attempt: number): void {
+  headers[headers.length - 1] = String(attempt);
+}
+
+/**
+ * The header list sent back to the client, from undici's raw response headers, as the flat
+ * array `ServerResponse#writeHead` accepts (repeated names such as Set-Cookie stay separate).
+ */
+export function downstreamResponseHeaders(
+  rawHeaders: readonly Buffer[],
+  mutation: HeaderMutation,
+  requestId: string,
+): string[] {
+  const out: string[] = [];
+  let named: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const nameBuf = rawHeaders[i];
+    if (nameBuf.length === 10 && nameBuf.toString('latin1').toLowerCase() === 'connection') {
+      named = connectionNamed(rawHeaders[i + 1].toString('latin1'));
+    }
+  }
+  const drops = mutation.add.length + mutation.remove.length > 0 ? droppedBy(mutation) : undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i].toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === REQUEST_ID_HEADER) continue;
+    if (named !== undefined && named.has(lower)) continue;
+    if (drops !== undefined && drops.has(lower)) continue;
+    out.push(name, rawHeaders[i + 1].toString('latin1'));
+  }
+  for (const [name, value] of mutation.add) out.push(name, value);
+  out.push(REQUEST_ID_HEADER, requestId);
+  return out;
+}
+
+/** `::ffff:10.0.0.1` → `10.0.0.1`; other addresses unchanged. */
+export function normalizePeerAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

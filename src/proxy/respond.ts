@@ -1,0 +1,50 @@
+import type { ServerResponse } from 'node:http';
+import type { DirectResponse, HeaderMutation } from '../config/types';
+import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
+import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
+
+/**
+ * Answers with one of the sidecar's own errors: `x-sidecar-error: CODE` and a JSON body. When
+ * the response has already started, the only honest signal left is to cut the connection.
+ */
+export function sendError(
+  res: ServerResponse,
+  code: ErrorCode,
+  requestId: string,
+  message: string = ERROR_MESSAGES[code],
+  options: { close?: boolean } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (res.destroyed) return;
+  const body = errorBody(code, message, requestId);
+  const headers: string[] = [
+    'content-type', 'application/json',
+    'content-length', String(Buffer.byteLength(body)),
+    ERROR_HEADER, code,
+    REQUEST_ID_HEADER, requestId,
+  ];
+  if (options.close) headers.push('connection', 'close');
+  res.writeHead(ERROR_STATUS[code], headers);
+  res.end(body);
+}
+
+export function sendDirectResponse(
+  res: ServerResponse,
+  direct: DirectResponse,
+  mutation: HeaderMutation,
+  requestId: string,
+  isHead: boolean,
+): void {
+  const headers: string[] = [];
+  const dropped = new Set(mutation.remove);
+  for (const [name] of mutation.add) dropped.add(name.toLowerCase());
+  if (!dropped.has('content-type')) headers.push('content-type', direct.contentType);
+  headers.push('content-length', String(Buffer.byteLength(direct.body)));
+  for (const [name, value] of mutation.add) headers.push(name, value);
+  headers.push(REQUEST_ID_HEADER, requestId);
+  res.writeHead(direct.status, headers);
+  res.end(isHead ? undefined : direct.body);
+}

@@ -1,0 +1,37 @@
+import t from 'tap';
+import http from 'node:http';
+import { once } from 'node:events';
+import { startUpstream } from '../helpers/upstream';
+import { simpleConfig, startSidecar } from '../helpers/sidecar';
+
+t.test('a client that leaves mid-response closes the app\'s request within 100 ms', async (t) => {
+  let appRequestClosed: ((at: number) => void) | undefined;
+  const closedAt = new Promise<number>((resolve) => (appRequestClosed = resolve));
+  const app = await startUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first chunk\n');
+    // The response never ends on its own: only the sidecar closing the request stops it.
+    res.on('close', () => appRequestClosed?.(performance.now()));
+  });
+  const proxy = await startSidecar(simpleConfig(app.url, 'timeout: 30s'));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+
+  const req = http.get(`${proxy.url()}/stream`);
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  await once(res, 'data');
+  const leftAt = performance.now();
+  req.destroy();
+  const appClosedAt = await closedAt;
+  const latency = appClosedAt - leftAt;
+  t.ok(latency < 100, `the app saw its request close ${latency.toFixed(1)} ms after the client left`);
+  t.equal(proxy.accessLog.at(-1)?.flags ?? (await waitForLog(proxy.accessLog)), 'DC', 'logged as a downstream disconnect');
+});
+
+async function waitForLog(lines: Array<{ flags: string | undefined }>): Promise<string | undefined> {
+  // The access log line is written on the response's 'close', which may come a tick later.
+  await new Promise((resolve) => setImmediate(resolve));
+  return lines.at(-1)?.flags;
+}
