@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
 
 /**
  * Every metric the sidecar exports, declared in one place. Labels are bounded: listener,
@@ -13,35 +14,32 @@ export const LATENCY_BUCKETS_SECONDS = [
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly requestsTotal = new Counter({
-    name: 'sidecar_requests_total',
-    help: 'Requests answered, by listener, route, cluster and HTTP status code (499: the client left first).',
-    labelNames: ['listener', 'route', 'cluster', 'code'] as const,
-    registers: [this.registry],
-  });
+  // Updated on every request: the fast families (see request-metrics.ts).
+  readonly requestsTotal = new FastCounter(
+    'sidecar_requests_total',
+    'Requests answered, by listener, route, cluster and HTTP status code (499: the client left first).',
+    ['listener', 'route', 'cluster', 'code'],
+  ).registerIn(this.registry);
 
-  readonly requestDuration = new Histogram({
-    name: 'sidecar_request_duration_seconds',
-    help: 'Time from the request arriving to the response ending, by listener, route and cluster.',
-    labelNames: ['listener', 'route', 'cluster'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [this.registry],
-  });
+  readonly requestDuration = new FastHistogram(
+    'sidecar_request_duration_seconds',
+    'Time from the request arriving to the response ending, by listener, route and cluster.',
+    ['listener', 'route', 'cluster'],
+    LATENCY_BUCKETS_SECONDS,
+  ).registerIn(this.registry);
 
-  readonly upstreamAttempts = new Counter({
-    name: 'sidecar_upstream_attempts_total',
-    help: 'Upstream attempts, by cluster and result (status class such as 2xx, or an error code).',
-    labelNames: ['cluster', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly upstreamAttempts = new FastCounter(
+    'sidecar_upstream_attempts_total',
+    'Upstream attempts, by cluster and result (status class such as 2xx, or an error code).',
+    ['cluster', 'result'],
+  ).registerIn(this.registry);
 
-  readonly upstreamDuration = new Histogram({
-    name: 'sidecar_upstream_duration_seconds',
-    help: 'Time from an attempt being sent to the response headers arriving, by cluster.',
-    labelNames: ['cluster'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [this.registry],
-  });
+  readonly upstreamDuration = new FastHistogram(
+    'sidecar_upstream_duration_seconds',
+    'Time from an attempt being sent to the response headers arriving, by cluster.',
+    ['cluster'],
+    LATENCY_BUCKETS_SECONDS,
+  ).registerIn(this.registry);
 
   readonly requestsInFlight = new Gauge({
     name: 'sidecar_requests_in_flight',
@@ -84,7 +82,48 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly routeInstrumentCache = new Map<string, RouteInstruments>();
+
+  /**
+   * The counters one route's requests update, looked up once per (listener, route, cluster)
+   * and then held: a reload that keeps the names keeps counting into the same series.
+   */
+  forRoute(listener: string, route: string, cluster: string): RouteInstruments {
+    const key = `${listener}\u0000${route}\u0000${cluster}`;
+    let instruments = this.routeInstrumentCache.get(key);
+    if (instruments === undefined) {
+      instruments = new RouteInstruments(this, listener, route, cluster);
+      this.routeInstrumentCache.set(key, instruments);
+    }
+    return instruments;
+  }
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
+  }
+}
+
+/** The per-route series of sidecar_requests_total and sidecar_request_duration_seconds. */
+export class RouteInstruments {
+  private readonly duration: HistogramChild;
+  private readonly byStatus = new Map<number, CounterChild>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    readonly listener: string,
+    readonly route: string,
+    readonly cluster: string,
+  ) {
+    this.duration = metrics.requestDuration.labels(listener, route, cluster);
+  }
+
+  answered(status: number, durationSeconds: number): void {
+    let counter = this.byStatus.get(status);
+    if (counter === undefined) {
+      counter = this.metrics.requestsTotal.labels(this.listener, this.route, this.cluster, String(status));
+      this.byStatus.set(status, counter);
+    }
+    counter.inc();
+    this.duration.observe(durationSeconds);
   }
 }

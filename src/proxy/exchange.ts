@@ -201,8 +201,7 @@ export class ProxyExchange {
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
     const { metrics, accessLog } = this.services;
     const clusterName = this.cluster.config.name;
-    metrics.requestsTotal.labels(this.listener.name, this.route.name, clusterName, String(status)).inc();
-    metrics.requestDuration.labels(this.listener.name, this.route.name, clusterName).observe(durationMs / 1000);
+    metrics.forRoute(this.listener.name, this.route.name, clusterName).answered(status, durationMs / 1000);
     if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);
     accessLog.write({
       method: this.req.method ?? '',

@@ -123,8 +123,7 @@ function recordLocalAnswer(
   cluster = '',
 ): void {
   const durationMs = performance.now() - startedAt;
-  services.metrics.requestsTotal.labels(listener.name, route, cluster, String(res.statusCode)).inc();
-  services.metrics.requestDuration.labels(listener.name, route, cluster).observe(durationMs / 1000);
+  services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
   services.accessLog.write({
     method: req.method ?? '',
     path: req.url ?? '',
