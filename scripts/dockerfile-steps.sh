@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image of ./Dockerfile without a Docker engine, then runs it like a container.
 #
-#   scripts/dockerfile-steps.sh          build and check (about a minute; CI runs it)
+#   scripts/dockerfile-steps.sh          build and check (a few minutes: two npm installs; CI runs it)
 #   scripts/dockerfile-steps.sh --keep   ... and keep the temporary folder (printed at the end)
 #   scripts/dockerfile-steps.sh --plan   print how each instruction is handled; run nothing
 #
@@ -273,15 +273,15 @@ apply() {
     LABEL) action="ignored: metadata only" ;;
     *) die "instruction $keyword is not handled by this script; add it here before using it in the Dockerfile" ;;
   esac
+  # FROM names the stage it starts: apply it before printing.
+  if [[ $keyword == FROM ]]; then do_from "$rest"; fi
   if [[ $MODE == plan ]]; then
-    # FROM names the stage it starts; print after applying it.
-    [[ $keyword == FROM ]] && do_from "$rest"
     printf '%s\t%s\t%s\t%s\n' "$STAGE_NAME" "$keyword" "$rest" "$action"
   else
     say "[$STAGE_NAME] $keyword $rest"
   fi
   case $keyword in
-    FROM) [[ $MODE == plan ]] || do_from "$rest" ;;
+    FROM) ;;
     WORKDIR) do_workdir "$rest" ;;
     ENV) do_env "$rest" ;;
     COPY) if [[ $MODE == build ]]; then do_copy "$rest"; fi ;;
