@@ -31,7 +31,7 @@ export function requestAuthority(req: IncomingMessage): string | undefined {
 export function connectionOf(req: IncomingMessage): Socket {
   if (req instanceof Http2ServerRequest) {
     const session = req.stream.session;
-    if (session !== undefined) return session.socket as Socket;
+    if (session !== undefined) return session.socket;
   }
   return req.socket;
 }
