@@ -1,7 +1,8 @@
-import type { SidecarConfig } from './config/types';
+import type { ListenerConfig, SidecarConfig } from './config/types';
 import { AdminServer, json, text, type AdminHandler } from './admin/server';
 import { Metrics } from './admin/metrics';
 import { ListenerServer } from './listener/server';
+import { clientCertFromConnection } from './listener/tls';
 import { createRequestHandler } from './proxy/handler';
 import { buildRouteTables, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
@@ -41,17 +42,16 @@ export class Sidecar implements StateHolder {
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
   }
 
-  /** Binds the admin listener and every listener; /ready turns 200 once all are bound. */
+  /**
+   * Builds every listener (reading TLS certificates: a bad file fails here, before anything
+   * binds), then binds the admin listener and the listeners; /ready turns 200 once all are bound.
+   */
   static async start(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
     const sidecar = new Sidecar(config, options);
     try {
+      for (const listenerConfig of config.listeners) sidecar.listeners.push(sidecar.createListener(listenerConfig));
       await sidecar.admin.listen();
-      for (const listenerConfig of config.listeners) {
-        const identity = { name: listenerConfig.name, proto: listenerConfig.tls ? 'https' : 'http', config: listenerConfig } as const;
-        const listener = new ListenerServer(listenerConfig, createRequestHandler(identity, sidecar, sidecar.services), sidecar.logger);
-        sidecar.listeners.push(listener);
-        await listener.listen();
-      }
+      for (const listener of sidecar.listeners) await listener.listen();
     } catch (error) {
       await sidecar.stop({ graceful: false });
       throw error;
@@ -64,6 +64,13 @@ export class Sidecar implements StateHolder {
       'sidecar ready',
     );
     return sidecar;
+  }
+
+  /** A listener and its request handler; TLS listeners read their certificates here. */
+  private createListener(config: ListenerConfig): ListenerServer {
+    const identity = { name: config.name, proto: config.tls ? 'https' : 'http', config } as const;
+    const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
+    return new ListenerServer(config, createRequestHandler(identity, this, this.services, clientCert), this.logger);
   }
 
   get config(): SidecarConfig {

@@ -1,41 +1,66 @@
 import http from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import type { ListenerConfig } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from '../proxy/handler';
+import { createSecureServer, Http2Sessions } from './secure-server';
+import { ListenerTls } from './tls';
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
  * listener config; malformed requests are answered with the sidecar's own 4xx and the
  * connection is closed, so no client input can throw past this point.
+ *
+ * With `tls`, the server speaks HTTP/2 and HTTP/1.1 over TLS (chosen by ALPN) and owns its
+ * certificates: they are read when the listener is built (a bad file throws before anything
+ * binds), reloaded when the files change, and the watcher stops when the listener closes.
  */
 export class ListenerServer {
   readonly config: ListenerConfig;
-  readonly server: http.Server;
+  readonly server: http.Server | Http2SecureServer;
+  /** Certificates and their reload; undefined for a plain HTTP listener. */
+  readonly tls: ListenerTls | undefined;
+  private readonly sessions: Http2Sessions | undefined;
   private readonly sockets = new Set<Socket>();
 
   constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server) {
     this.config = config;
-    this.server =
-      server ??
-      http.createServer(
-        {
-          maxHeaderSize: config.maxHeaderBytes,
-          headersTimeout: config.headersTimeoutMs,
-          requestTimeout: config.requestTimeoutMs,
-          keepAliveTimeout: config.keepAliveTimeoutMs,
-        },
-        handler,
-      );
+    if (server === undefined && config.tls !== undefined) {
+      this.tls = new ListenerTls(config.name, config.tls, logger);
+      const secure = createSecureServer(config, this.tls.provider, handler);
+      this.sessions = new Http2Sessions(secure, config);
+      // Handshake failures (no client certificate, an unsupported protocol version, a
+      // scanner) end the connection: there is no HTTP exchange to answer yet.
+      secure.removeAllListeners('tlsClientError');
+      secure.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+        logger.debug({ listener: config.name, err: error.code ?? error.message }, 'TLS handshake failed');
+        socket.destroy();
+      });
+      this.server = secure;
+    } else {
+      this.server =
+        server ??
+        http.createServer(
+          {
+            maxHeaderSize: config.maxHeaderBytes,
+            headersTimeout: config.headersTimeoutMs,
+            requestTimeout: config.requestTimeoutMs,
+            keepAliveTimeout: config.keepAliveTimeoutMs,
+          },
+          handler,
+        );
+    }
     this.server.maxConnections = config.maxConnections;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket));
-    this.server.on('error', (error) => logger.error({ err: error, listener: config.name }, 'listener error'));
+    this.server.on('error', (error: Error) => logger.error({ err: error, listener: config.name }, 'listener error'));
   }
 
   listen(): Promise<void> {
@@ -59,17 +84,25 @@ export class ListenerServer {
     return this.sockets.size;
   }
 
-  /** Stops accepting, closes idle keep-alive connections and waits for requests in flight. */
+  /**
+   * Stops accepting, closes idle keep-alive connections (HTTP/2: GOAWAY) and waits for
+   * requests in flight.
+   */
   close(): Promise<void> {
+    this.tls?.close();
     return new Promise((resolve) => {
+      // An Http2SecureServer's close() closes its idle HTTP/1.1 connections itself.
       this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      if (this.server instanceof http.Server) this.server.closeIdleConnections();
+      this.sessions?.close();
     });
   }
 
   /** Cuts every connection at once. */
   destroy(): void {
+    this.tls?.close();
     this.server.close();
+    this.sessions?.destroy();
     for (const socket of this.sockets) socket.destroy();
   }
 }

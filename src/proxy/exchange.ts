@@ -5,6 +5,7 @@ import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { downstreamResponseHeaders, setAttempt } from './headers';
+import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
 import type { ListenerIdentity, ProxyServices } from './state';
 
@@ -97,7 +98,8 @@ export class ProxyExchange {
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, this.requestId);
     try {
-      if (statusText) this.res.writeHead(statusCode, statusText, headers);
+      // HTTP/2 has no reason phrase (node:http2 warns when one is given).
+      if (statusText && isHttp1(this.req)) this.res.writeHead(statusCode, statusText, headers);
       else this.res.writeHead(statusCode, headers);
     } catch (error) {
       // A header value Node refuses to send (it would be a response-splitting vector).
@@ -128,7 +130,7 @@ export class ProxyExchange {
       // Part of the response is already with the client: cutting the connection is the
       // only way to tell it the body is incomplete.
       this.errorCode = classifyUpstreamError(error).code;
-      this.res.destroy();
+      abortResponse(this.res);
       return;
     }
     this.onAttemptFailed(classifyUpstreamError(error));
@@ -149,7 +151,7 @@ export class ProxyExchange {
   };
 
   private readonly onClientClose = (): void => {
-    if (!this.res.writableFinished) {
+    if (!responseCompleted(this.res)) {
       this.clientGone = true;
       this.abandon(new SidecarError('UPSTREAM_RESET', 'the client went away'));
     }

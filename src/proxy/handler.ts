@@ -4,6 +4,7 @@ import { ipInCidrs } from '../config/cidr';
 import { findRoute, hostWithoutPort, rewritePath, type RoutableRequest } from '../router/route-table';
 import { ProxyExchange } from './exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
+import { connectionOf, requestAuthority, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
@@ -52,7 +53,7 @@ export function createRequestHandler(
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     const routes = state.routes.get(listener.name) ?? [];
-    const route = findRoute(routes, new RequestView(method, path, hostWithoutPort(req.headers.host), req));
+    const route = findRoute(routes, new RequestView(method, path, hostWithoutPort(requestAuthority(req)), req));
 
     if (route === undefined) {
       sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches ${method} ${path}`);
@@ -82,7 +83,7 @@ export function createRequestHandler(
       return;
     }
 
-    const socket = req.socket;
+    const socket = connectionOf(req);
     let peer = peerFacts.get(socket);
     if (peer === undefined) {
       const address = normalizePeerAddress(socket.remoteAddress);
@@ -101,13 +102,6 @@ export function createRequestHandler(
 
     new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt).start();
   };
-}
-
-/** HTTP/1.1 framing: a request has a body only when it declares one (RFC 9112 §6.3). */
-function requestHasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  if (length !== undefined) return length !== '0';
-  return req.headers['transfer-encoding'] !== undefined;
 }
 
 function recordLocalAnswer(

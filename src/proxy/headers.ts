@@ -32,6 +32,9 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export const ATTEMPT_HEADER = 'x-sidecar-attempt';
 export const ERROR_HEADER = 'x-sidecar-error';
 
+/** `:` starts the name of an HTTP/2 pseudo-header (`:method`, `:path`, `:authority`, `:scheme`). */
+const COLON = 0x3a;
+
 /** A client-sent request id is kept when it is short, visible ASCII; anything else is replaced. */
 const ACCEPTABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -85,8 +88,11 @@ export function upstreamRequestHeaders(
 ): string[] {
   const out: string[] = [];
   let connection: string | undefined;
+  // HTTP/2 requests (pseudo-headers first) name their authority in `:authority`; it replaces Host.
+  let authority: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') connection = rawHeaders[i + 1];
+    else if (rawHeaders[i] === ':authority') authority = rawHeaders[i + 1];
   }
   const named = connectionNamed(connection);
   const drops = mutation.add.length + mutation.remove.length > 0 ? droppedBy(mutation) : undefined;
@@ -94,10 +100,17 @@ export function upstreamRequestHeaders(
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
-  let host: string | undefined;
+  let host = authority;
+  let cookies: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
     const value = rawHeaders[i + 1];
+    if (name.charCodeAt(0) === COLON) {
+      // Pseudo-headers never reach an HTTP/1.1 app; `:authority` becomes its Host.
+      if (name === ':authority' && !drops?.has('host')) out.push('host', value);
+      continue;
+    }
+    if (name === 'host' && authority !== undefined) continue;
     if (HOP_BY_HOP.has(name) || SIDECAR_OWNED.has(name)) {
       if (facts.peerTrusted) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -109,8 +122,15 @@ export function upstreamRequestHeaders(
     if (named !== undefined && named.has(name)) continue;
     if (name === 'host') host = value;
     if (drops !== undefined && drops.has(name)) continue;
+    if (name === 'cookie') {
+      // HTTP/2 clients send each cookie as a field of its own; HTTP/1.1 allows one Cookie
+      // header, so they are joined with "; " (RFC 9113 §8.2.3).
+      (cookies ??= []).push(value);
+      continue;
+    }
     out.push(name, value);
   }
+  if (cookies !== undefined) out.push('cookie', cookies.join('; '));
 
   out.push('x-forwarded-for', forwardedFor === undefined ? facts.peerAddress : `${forwardedFor}, ${facts.peerAddress}`);
   out.push('x-forwarded-proto', forwardedProto ?? facts.proto);

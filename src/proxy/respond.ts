@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { DirectResponse, HeaderMutation } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
+import { abortResponse, isHttp1 } from './http2-request';
 
 /**
  * Answers with one of the sidecar's own errors: `x-sidecar-error: CODE` and a JSON body. When
@@ -15,7 +16,7 @@ export function sendError(
   options: { close?: boolean } = {},
 ): void {
   if (res.headersSent) {
-    res.destroy();
+    abortResponse(res);
     return;
   }
   if (res.destroyed) return;
@@ -26,7 +27,11 @@ export function sendError(
     ERROR_HEADER, code,
     REQUEST_ID_HEADER, requestId,
   ];
-  if (options.close) headers.push('connection', 'close');
+  // HTTP/2 has no Connection header: ending the stream is enough there.
+  if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
+  // A writeHead that threw (a header value Node refuses) may have left its headers behind
+  // on an HTTP/2 response; they must not leak into the error.
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
   res.writeHead(ERROR_STATUS[code], headers);
   res.end(body);
 }

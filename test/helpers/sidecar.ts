@@ -2,11 +2,14 @@ import path from 'node:path';
 import { parseConfigText, formatConfigErrors } from '../../src/config/load';
 import { Sidecar } from '../../src/sidecar';
 import type { AccessLog, AccessLogEntry } from '../../src/telemetry/access-log';
+import type { Logger } from '../../src/telemetry/logger';
 
 export interface RunningSidecar {
   readonly sidecar: Sidecar;
-  /** Base URL of a listener (the first one by default). */
+  /** Base URL of a listener (the first one by default); `https://localhost:PORT` for a TLS listener. */
   url(listener?: string): string;
+  /** The bound port of a listener (the first one by default). */
+  port(listener?: string): number;
   readonly adminUrl: string;
   /** Access log lines, in order. */
   readonly accessLog: AccessLogEntry[];
@@ -20,16 +23,22 @@ export const FIXTURE_DIR = path.join(__dirname, '..', 'fixtures');
  * Starts a real sidecar from YAML text. Listener and admin addresses should use port 0;
  * the bound ports are read back from the servers.
  */
-export async function startSidecar(yaml: string, options: { dir?: string } = {}): Promise<RunningSidecar> {
+export async function startSidecar(yaml: string, options: { dir?: string; logger?: Logger } = {}): Promise<RunningSidecar> {
   const source = path.join(options.dir ?? FIXTURE_DIR, 'inline.yaml');
   const loaded = parseConfigText(yaml, source);
   if (!loaded.ok) throw new Error(`test config is invalid:\n${formatConfigErrors(source, loaded.errors)}`);
   const lines: AccessLogEntry[] = [];
   const accessLog: AccessLog = { write: (entry) => void lines.push(entry), flush: async () => {} };
-  const sidecar = await Sidecar.start(loaded.config, { accessLog, processMetrics: false });
+  const sidecar = await Sidecar.start(loaded.config, { accessLog, processMetrics: false, logger: options.logger });
+  const port = (listener?: string): number => sidecar.listenerPort(listener ?? sidecar.config.listeners[0].name);
   return {
     sidecar,
-    url: (listener) => `http://127.0.0.1:${sidecar.listenerPort(listener ?? sidecar.config.listeners[0].name)}`,
+    url: (listener) => {
+      const config = sidecar.config.listeners.find((l) => l.name === (listener ?? sidecar.config.listeners[0].name));
+      // Test certificates are issued for localhost (and 127.0.0.1).
+      return config?.tls !== undefined ? `https://localhost:${port(listener)}` : `http://127.0.0.1:${port(listener)}`;
+    },
+    port,
     adminUrl: `http://127.0.0.1:${sidecar.admin.port}`,
     accessLog: lines,
     close: () => sidecar.stop({ graceful: false }),

@@ -31,7 +31,7 @@ t.test('sidecar validate exits 1 on every invalid file, naming the path and line
 t.test('sidecar validate prints a one-line summary and exits 0 on a valid file', async (t) => {
   const result = sidecar('validate', 'examples/sidecar.yaml');
   t.equal(result.status, 0);
-  t.match(result.stdout, /^examples\/sidecar\.yaml: ok: 1 listener, \d+ routes, 1 cluster/);
+  t.match(result.stdout, /^examples\/sidecar\.yaml: ok: 2 listeners, \d+ routes, 1 cluster/);
 });
 
 t.test('sidecar validate on a missing file says so', async (t) => {

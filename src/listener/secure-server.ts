@@ -1,0 +1,104 @@
+import http2 from 'node:http2';
+import type { ListenerConfig } from '../config/types';
+import type { RequestHandler } from '../proxy/handler';
+import type { TlsContextProvider } from '../tls/context';
+
+/**
+ * Streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+ * Node's default is unlimited; nginx uses 128. Each stream holds an upstream request, so
+ * this bounds what a single connection can pin.
+ */
+export const HTTP2_MAX_CONCURRENT_STREAMS = 128;
+
+/**
+ * The server of a TLS listener: node:http2 with `allowHTTP1`, so ALPN offers `h2` and
+ * `http/1.1` and both reach the same request handler. An https.Server would be simpler
+ * but would leave HTTP/2 clients (gRPC-web gateways, browsers, curl --http2) on HTTP/1.1.
+ *
+ * Limits match a plain listener's: for HTTP/1.1 connections Node's HTTP/1 server code runs
+ * on this server and reads the same properties as on an http.Server; for HTTP/2 the header
+ * limit becomes SETTINGS_MAX_HEADER_LIST_SIZE, the keep-alive timeout closes idle sessions
+ * and the request timeout bounds the time to receive a request (Http2Sessions).
+ */
+export function createSecureServer(config: ListenerConfig, tls: TlsContextProvider, handler: RequestHandler): http2.Http2SecureServer {
+  const server = http2.createSecureServer({
+    ...tls.serverOptions(),
+    allowHTTP1: true,
+    // A connection must finish its handshake as fast as a plain one must send its headers.
+    handshakeTimeout: config.headersTimeoutMs,
+    settings: {
+      maxHeaderListSize: config.maxHeaderBytes,
+      maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
+    },
+  });
+  // Read by Node's HTTP/1 connection code for HTTP/1.1 clients of this server.
+  Object.assign(server, {
+    maxHeaderSize: config.maxHeaderBytes,
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    requireHostHeader: true,
+  });
+  // With allowHTTP1 the handler receives http.IncomingMessage/ServerResponse for HTTP/1.1
+  // and the compatibility Http2ServerRequest/Response for HTTP/2; the proxy reads the
+  // latter through src/proxy/http2-request.ts where the protocols differ.
+  server.on('request', handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  tls.attach(server);
+  return server;
+}
+
+/**
+ * The HTTP/2 sessions of one server: an idle session (no open stream for the keep-alive
+ * timeout) is closed with GOAWAY, a stream still receiving its request after the request
+ * timeout is cancelled, and the listener closes (gracefully) or destroys them all on stop.
+ */
+export class Http2Sessions {
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly openStreams = new WeakMap<http2.Http2Session, number>();
+  private closing = false;
+
+  constructor(server: http2.Http2SecureServer, config: ListenerConfig) {
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      if (this.closing) {
+        session.close();
+        return;
+      }
+      this.sessions.add(session);
+      this.openStreams.set(session, 0);
+      session.once('close', () => this.sessions.delete(session));
+      // The session emits 'timeout' after this much silence; it re-arms on traffic.
+      session.setTimeout(config.keepAliveTimeoutMs);
+      session.on('timeout', () => {
+        if ((this.openStreams.get(session) ?? 0) === 0) session.close();
+      });
+    });
+    server.on('stream', (stream: http2.ServerHttp2Stream) => {
+      const session = stream.session;
+      if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
+      let receiving: NodeJS.Timeout | undefined;
+      if (config.requestTimeoutMs > 0 && !stream.endAfterHeaders) {
+        receiving = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), config.requestTimeoutMs);
+        stream.once('end', () => clearTimeout(receiving));
+      }
+      stream.once('close', () => {
+        clearTimeout(receiving);
+        if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1);
+      });
+    });
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** GOAWAY to every client: streams in flight finish, no new ones start. */
+  close(): void {
+    this.closing = true;
+    for (const session of this.sessions) session.close();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    for (const session of this.sessions) session.destroy();
+  }
+}
