@@ -1,7 +1,7 @@
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import type { AccessLogConfig } from '../config/types';
 
-/** One line per request, written off the request path by pino's asynchronous destination. */
+/** One JSON line per request, written off the request path by pino's asynchronous destination. */
 export interface AccessLogEntry {
   method: string;
   path: string;
@@ -36,21 +36,28 @@ export function createAccessLog(config: AccessLogConfig): AccessLog {
     : config.path;
   // Asynchronous: lines written while a write is in flight are coalesced into the next one,
   // so a busy sidecar does not pay a syscall per request and a quiet one shows lines at once.
+  // The entry is a flat record of strings and numbers, so one JSON.stringify per line is all
+  // the formatting it needs; pino's destination (sonic-boom) does the buffered writing.
   const destination = pino.destination({ dest, sync: false, mkdir: typeof dest === 'string' });
-  const logger: Logger = pino(
-    { base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg', formatters: { level: () => ({}) } },
-    destination,
-  );
+  let opened = typeof dest === 'number';
+  destination.once('ready', () => (opened = true));
   return {
-    write: (entry) => logger.info(entry),
+    write: (entry) => {
+      destination.write(`{"time":"${new Date().toISOString()}",${JSON.stringify(entry).slice(1)}\n`);
+    },
     flush: () =>
       new Promise<void>((resolve) => {
-        try {
-          destination.flushSync();
-        } catch {
-          // Not yet open (nothing written): nothing to flush.
-        }
-        resolve();
+        const flushNow = (): void => {
+          try {
+            destination.flushSync();
+          } catch {
+            // Nothing buffered, or the destination is already closed.
+          }
+          resolve();
+        };
+        // A file destination opens asynchronously; lines written before then are buffered.
+        if (opened) flushNow();
+        else destination.once('ready', flushNow);
       }),
   };
 }
