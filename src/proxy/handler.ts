@@ -110,7 +110,7 @@ function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-function recordLocalAnswer(
+export function recordLocalAnswer(
   services: ProxyServices,
   listener: ListenerIdentity,
   res: ServerResponse,
