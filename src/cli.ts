@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatConfigErrors, loadConfigFile, summarizeConfig } from './config/load';
 import { configJsonSchema } from './config/json-schema';
+import { DEFAULT_ADMIN_ADDRESS } from './config/defaults';
+import { formatDurationMs, parseDurationMs } from './config/units';
+import { DEFAULT_WAIT_READY_TIMEOUT_MS, waitReady } from './lifecycle/wait-ready';
 import { runSidecar } from './main';
 import { generateCertificates } from './tls/certificates';
 
@@ -18,6 +21,12 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
   return n;
+}
+
+function duration(value: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration such as 500ms, 30s or 2m');
+  return ms;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -50,6 +59,27 @@ export function buildCli(): Command {
         return;
       }
       process.stdout.write(`${file}: ${summarizeConfig(result.config)}\n`);
+    });
+
+  program
+    .command('wait-ready')
+    .description("wait until the sidecar's /ready answers 200 (a pod's postStart hook, a compose healthcheck); exits 1 on timeout")
+    .option('--admin <url>', 'base URL of the admin listener (env SIDECAR_ADMIN)', process.env.SIDECAR_ADMIN ?? `http://${DEFAULT_ADMIN_ADDRESS}`)
+    .option('--timeout <duration>', 'how long to wait, e.g. 30s', duration, DEFAULT_WAIT_READY_TIMEOUT_MS)
+    .action(async (options: { admin: string; timeout: number }) => {
+      let base: URL;
+      try {
+        base = new URL(options.admin);
+      } catch {
+        throw new InvalidArgumentError(`--admin ${options.admin} is not a URL (e.g. http://127.0.0.1:9901)`);
+      }
+      const result = await waitReady(base.href, options.timeout);
+      if (result.ready) {
+        process.stdout.write(`ready: ${new URL('/ready', base).href} (after ${result.waitedMs}ms)\n`);
+        return;
+      }
+      process.stderr.write(`sidecar wait-ready: ${new URL('/ready', base).href} not ready after ${formatDurationMs(options.timeout)} (last answer: ${result.lastAnswer})\n`);
+      process.exitCode = 1;
     });
 
   program

@@ -7,11 +7,20 @@ const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STR
 
 /**
  * `sidecar run`: load the file (exit 1 with every error and its line when it is invalid),
- * bind everything, and stop gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ * bind everything, then live: the file is watched and reloaded on change (also on SIGHUP
+ * and `POST /reload`); SIGTERM/SIGINT drain (see Sidecar#drain) and exit 0; a second
+ * SIGTERM/SIGINT exits at once.
  */
 export async function runSidecar(configPath: string): Promise<Sidecar> {
   const logger = createProcessLogger();
   installCrashGuards(logger);
+  // Until the sidecar is up there is nothing to drain: a stop signal ends the start at once.
+  const earlyStop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stop signal during start: exiting');
+    process.exit(0);
+  };
+  process.on('SIGTERM', earlyStop);
+  process.on('SIGINT', earlyStop);
   const loaded = await loadConfigFile(configPath);
   if (!loaded.ok) {
     process.stderr.write(formatConfigErrors(configPath, loaded.errors) + '\n');
@@ -19,30 +28,42 @@ export async function runSidecar(configPath: string): Promise<Sidecar> {
   }
   let sidecar: Sidecar;
   try {
-    sidecar = await Sidecar.start(loaded.config, { logger });
+    sidecar = await Sidecar.start(loaded.config, { logger, watchConfig: true });
   } catch (error) {
     process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
+  process.off('SIGTERM', earlyStop);
+  process.off('SIGINT', earlyStop);
+  installLifecycleSignals(sidecar, logger);
+  return sidecar;
+}
+
+function installLifecycleSignals(sidecar: Sidecar, logger: Logger): void {
   let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const onStop = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      logger.warn({ signal }, 'second signal: exiting now, without waiting for requests in flight');
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: finishing requests in flight');
-    sidecar.stop({ graceful: true }).then(
+    logger.info({ signal }, 'stop signal: draining');
+    sidecar.drain().then(
       () => process.exit(0),
       (error: unknown) => {
-        logger.error({ err: error }, 'stop failed');
+        logger.error({ err: error }, 'drain failed');
         process.exit(1);
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  return sidecar;
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', () => {
+    void sidecar.reloader.reload('signal').then((outcome) => {
+      const { result, sha256 } = outcome;
+      logger.info({ result, sha256, ...(outcome.result === 'applied' ? { changes: outcome.changes } : {}) }, 'reload after SIGHUP');
+    });
+  });
 }
 
 function installCrashGuards(logger: Logger): void {

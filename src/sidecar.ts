@@ -1,10 +1,15 @@
+import type { ConfigError } from './config/load';
 import type { ListenerConfig, SidecarConfig } from './config/types';
+import type { WatchConfigFileOptions } from './config/watch';
 import { AdminServer, json, text, type AdminHandler } from './admin/server';
 import { Metrics } from './admin/metrics';
+import { createDrainingHandler } from './lifecycle/draining-handler';
+import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget } from './lifecycle/reloader';
+import { listenerAddress, planListeners } from './listener/plan';
 import { ListenerServer } from './listener/server';
 import { clientCertFromConnection } from './listener/tls';
-import { createRequestHandler } from './proxy/handler';
-import { buildRouteTables, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
+import { createRequestHandler, type RequestHandler } from './proxy/handler';
+import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { ClusterRuntime } from './upstream/cluster';
@@ -15,23 +20,65 @@ export interface SidecarOptions {
   readonly accessLog?: AccessLog;
   /** Default process metrics (event loop lag, memory...) in /metrics; on unless false. */
   readonly processMetrics?: boolean;
+  /**
+   * Watch the config file (its folder, plus a content-hash poll) and apply changes. Off unless
+   * given; SIGHUP handling is the process's business (main.ts), `POST /reload` always works.
+   */
+  readonly watchConfig?: boolean | WatchConfigFileOptions;
 }
+
+/**
+ * Work that must finish before the process exits, after every listener has drained (flushing
+ * traces, for one). Hooks run together, bounded by what is left of drain.timeout but never
+ * less than DRAINED_HOOKS_MIN_MS; a failing hook is logged and does not stop the others.
+ */
+export type DrainedHook = () => Promise<void>;
+
+/** Even when drain.timeout is used up by slow requests, the hooks get this long. */
+export const DRAINED_HOOKS_MIN_MS = 1_000;
+/** After the listeners drained, pools still busy (a request cut at the deadline) get this long before they are destroyed. */
+const POOL_CLOSE_GRACE_MS = 1_000;
+
+export interface DrainReport {
+  /** Connections still busy at the drain deadline, cut. */
+  readonly cutConnections: number;
+  readonly durationMs: number;
+}
+
+/** starting → ready → draining → stopped; only `ready` answers 200 on /ready and accepts reloads. */
+type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
 
 /**
  * A running sidecar: listeners, admin listener and the current RuntimeState. The state is
  * swapped as one reference by `applyConfig`; everything a request needs hangs off it.
  */
-export class Sidecar implements StateHolder {
+export class Sidecar implements StateHolder, ReloadTarget {
   current: RuntimeState;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** In the order of the running config. A reload replaces the contents, never the array. */
   readonly listeners: ListenerServer[] = [];
-  readonly admin: AdminServer;
+  /** Replaced when a reload moves the admin address. */
+  admin: AdminServer;
+  /** SIGHUP, `POST /reload` and the file watcher all go through it; emits `reload` with each outcome. */
+  readonly reloader: ConfigReloader;
+  /** See DrainedHook: e.g. `sidecar.onDrained.push(() => tracerProvider.shutdown())`. */
+  readonly onDrained: DrainedHook[] = [];
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly startedAt = Date.now();
-  private ready = false;
+  private phase: Phase = 'starting';
   private lastReloadError: string | undefined;
+  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  /** Listeners a reload removed or moved away from, closing once their connections are done. */
+  private readonly retiringListeners = new Set<ListenerServer>();
+  /** Clusters a reload replaced that still had requests in flight. */
+  private readonly retiringClusters = new Set<ClusterRuntime>();
+  /** applyConfig calls run one at a time: each plans against the state the previous one left. */
+  private applying: Promise<unknown> = Promise.resolve();
+  private draining: Promise<DrainReport> | undefined;
+  /** Ends the drain delay early (a non-graceful stop during the drain). */
+  private cancelDrainDelay: (() => void) | undefined;
 
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.logger = options.logger ?? silentLogger();
@@ -40,6 +87,10 @@ export class Sidecar implements StateHolder {
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
     this.current = buildState(config, new Map());
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+    this.reloader = new ConfigReloader(this, config.source);
+    this.reloader.on('reload', (outcome) => {
+      this.lastReload = { ...outcome, at: new Date().toISOString() };
+    });
   }
 
   /**
@@ -58,7 +109,10 @@ export class Sidecar implements StateHolder {
     }
     sidecar.metrics.configReloads.labels('success').inc();
     sidecar.metrics.configLastReloadSuccess.set(1);
-    sidecar.ready = true;
+    sidecar.phase = 'ready';
+    if (options.watchConfig !== undefined && options.watchConfig !== false) {
+      sidecar.reloader.watch(options.watchConfig === true ? {} : options.watchConfig);
+    }
     sidecar.logger.info(
       { listeners: sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`), admin: `${config.admin.host}:${sidecar.admin.port}` },
       'sidecar ready',
@@ -66,19 +120,13 @@ export class Sidecar implements StateHolder {
     return sidecar;
   }
 
-  /** A listener and its request handler; TLS listeners read their certificates here. */
-  private createListener(config: ListenerConfig): ListenerServer {
-    const identity = { name: config.name, proto: config.tls ? 'https' : 'http', config } as const;
-    const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
-    return new ListenerServer(config, createRequestHandler(identity, this, this.services, clientCert), this.logger);
-  }
-
   get config(): SidecarConfig {
     return this.current.config;
   }
 
+  /** Config valid, every listener bound, not draining. */
   isReady(): boolean {
-    return this.ready;
+    return this.phase === 'ready';
   }
 
   listenerPort(name: string): number {
@@ -88,50 +136,228 @@ export class Sidecar implements StateHolder {
   }
 
   /**
-   * Swaps in a new config. Clusters whose settings are unchanged keep their pools; replaced
-   * ones are closed once the requests still using them end. Listener addresses cannot move
-   * in place: such a config is refused and the running one stays.
+   * Swaps in a new, already validated config, whole or not at all. New sockets are bound
+   * first (listeners added or moved, a moved admin listener); if any bind fails nothing
+   * changes. Then the state is swapped: requests in flight finish on the state they began
+   * with. Listeners kept at their address take their new settings in place; removed and
+   * moved-away ones stop accepting and close once their connections are done. Clusters whose
+   * settings are unchanged keep their pools; replaced ones close once their requests end.
    */
-  applyConfig(config: SidecarConfig): { ok: true } | { ok: false; error: string } {
-    const before = this.current.config.listeners.map((l) => `${l.name}@${l.host}:${l.port}`).join(',');
-    const after = config.listeners.map((l) => `${l.name}@${l.host}:${l.port}`).join(',');
-    if (before !== after) {
-      const error = `listeners cannot be added, removed or moved by a reload (running: ${before}; new: ${after}); restart the sidecar`;
-      this.recordReload(false, error);
-      return { ok: false, error };
-    }
-    const previous = this.current;
-    this.current = buildState(config, previous.clusters);
-    for (const [name, cluster] of previous.clusters) {
-      if (this.current.clusters.get(name) !== cluster) cluster.retire();
-    }
-    this.recordReload(true, undefined);
-    return { ok: true };
+  applyConfig(config: SidecarConfig): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.applyNow(config));
+    this.applying = run.catch(() => undefined);
+    return run;
   }
 
-  recordReload(ok: boolean, error: string | undefined): void {
-    this.metrics.configReloads.labels(ok ? 'success' : 'failure').inc();
-    this.metrics.configLastReloadSuccess.set(ok ? 1 : 0);
-    this.lastReloadError = error;
-    if (ok) this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
+  private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
+    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    const plan = planListeners(
+      this.listeners.map((l) => l.config),
+      config.listeners,
+    );
+    if (plan.refused.length > 0) return this.refuse(plan.refused.map((r) => ({ path: listenerPath(config, r.listener), message: r.message })));
+
+    // Bind every new socket before anything changes, so a failure leaves the running state whole.
+    const fresh = new Map<string, ListenerServer>();
+    const adminMoves = adminAddress(config) !== adminAddress(this.config);
+    let newAdmin: AdminServer | undefined;
+    try {
+      for (const after of [...plan.add, ...plan.move.map((m) => m.after)]) {
+        const listener = this.createListener(after);
+        fresh.set(after.name, listener);
+        await listener.listen().catch((error: unknown) => {
+          throw new BindError(after.name, error);
+        });
+      }
+      if (adminMoves) {
+        newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+        await newAdmin.listen().catch((error: unknown) => {
+          throw new BindError(undefined, error);
+        });
+      }
+    } catch (error) {
+      for (const listener of fresh.values()) listener.destroy();
+      void newAdmin?.close();
+      const bind = error instanceof BindError ? error : new BindError(undefined, error);
+      return this.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
+    }
+    if (this.phase !== 'ready') {
+      // A shutdown began while the sockets were being bound.
+      for (const listener of fresh.values()) listener.destroy();
+      void newAdmin?.close();
+      return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    }
+
+    const previous = this.current;
+    this.current = buildState(config, previous.clusters);
+    const changes: string[] = [];
+
+    const running = new Map(this.listeners.map((l) => [l.config, l]));
+    const kept = new Map<string, ListenerServer>();
+    for (const { before, after, changed } of plan.keep) {
+      const listener = running.get(before) as ListenerServer;
+      listener.update(after, this.handlerFor(after));
+      kept.set(after.name, listener);
+      if (before.name !== after.name) changes.push(`listener ${before.name}: renamed ${after.name}`);
+      const settings = changed.filter((field) => field !== 'name');
+      if (settings.length > 0) changes.push(`listener ${after.name}: ${settings.join(', ')} updated in place`);
+    }
+    for (const after of plan.add) changes.push(`listener ${after.name}: bound at ${after.host}:${(fresh.get(after.name) as ListenerServer).port}`);
+    const retiring: ListenerServer[] = [];
+    for (const { before, after } of plan.move) {
+      retiring.push(running.get(before) as ListenerServer);
+      changes.push(`listener ${after.name}: moved from ${listenerAddress(before)} to ${after.host}:${(fresh.get(after.name) as ListenerServer).port}`);
+    }
+    for (const before of plan.remove) {
+      const listener = running.get(before) as ListenerServer;
+      listener.setHandler(createDrainingHandler(identityOf(before), this.services));
+      retiring.push(listener);
+      changes.push(`listener ${before.name}: removed (closing once its connections are done)`);
+    }
+    this.listeners.splice(0, this.listeners.length, ...config.listeners.map((l) => (fresh.get(l.name) ?? kept.get(l.name)) as ListenerServer));
+    const deadline = Date.now() + config.drain.timeoutMs;
+    for (const listener of retiring) {
+      this.retiringListeners.add(listener);
+      void listener.drain(deadline).then((result) => {
+        this.retiringListeners.delete(listener);
+        if (result.cut > 0) this.logger.warn({ listener: listener.config.name, cut: result.cut }, 'a retired listener still had busy connections at drain.timeout; they were cut');
+      });
+    }
+
+    for (const [name, cluster] of previous.clusters) {
+      const next = this.current.clusters.get(name);
+      if (next === cluster) continue;
+      changes.push(`cluster ${name}: ${next === undefined ? 'removed' : 'rebuilt'}`);
+      cluster.retire();
+      this.retiringClusters.add(cluster);
+    }
+    for (const cluster of this.retiringClusters) if (cluster.inFlight === 0) this.retiringClusters.delete(cluster);
+    for (const name of this.current.clusters.keys()) if (!previous.clusters.has(name)) changes.push(`cluster ${name}: added`);
+
+    if (newAdmin !== undefined) {
+      const old = this.admin;
+      this.admin = newAdmin;
+      // Not awaited: the request that asked for this reload may still be on the old listener.
+      void old.closeGracefully();
+      changes.push(`admin: moved to ${config.admin.host}:${newAdmin.port}`);
+    } else {
+      this.admin.update(config.admin);
+      if (config.admin.token !== previous.config.admin.token) changes.push('admin: token updated');
+    }
+    for (const field of STARTUP_ONLY_SETTINGS) {
+      if (JSON.stringify(config[field]) !== JSON.stringify(previous.config[field])) changes.push(`${field}: changed; takes effect at the next start`);
+    }
+
+    this.recordReload('success', undefined);
+    if (changes.length > 0) this.logger.info({ changes }, 'config changes');
+    return { ok: true, changes };
+  }
+
+  private refuse(problems: ReadonlyArray<{ path: string; message: string }>): ApplyResult {
+    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
+    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
+    this.recordReload('failure', error);
+    return { ok: false, error, errors };
+  }
+
+  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
+    this.metrics.configReloads.labels(result).inc();
+    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
+    this.lastReloadError = result === 'failure' ? error : undefined;
+    if (result === 'success') this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
+    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.config.sha256 }, 'config file unchanged');
     else this.logger.error({ error }, 'config rejected; the last good config stays');
   }
 
-  async stop(options: { graceful: boolean } = { graceful: true }): Promise<void> {
-    this.ready = false;
-    if (options.graceful) await Promise.all(this.listeners.map((l) => l.close()));
-    else for (const l of this.listeners) l.destroy();
-    await Promise.all([...this.current.clusters.values()].map((c) => (options.graceful ? c.close() : c.destroy())));
+  /**
+   * Graceful shutdown, the order load balancers need: /ready answers 503 at once; everything
+   * keeps serving for `drain.delay` (the time a load balancer takes to notice); then the
+   * listeners stop accepting (new connections are refused at TCP level), responses carry
+   * `Connection: close`, idle connections close, and requests in flight get until
+   * `drain.timeout` before their connections are cut. Then the pools close, the onDrained
+   * hooks run, the admin listener closes and the access log is flushed. Idempotent.
+   */
+  drain(options: { delayMs?: number; timeoutMs?: number } = {}): Promise<DrainReport> {
+    this.draining ??= this.runDrain(options.delayMs ?? this.config.drain.delayMs, options.timeoutMs ?? this.config.drain.timeoutMs);
+    return this.draining;
+  }
+
+  private async runDrain(delayMs: number, timeoutMs: number): Promise<DrainReport> {
+    const startedAt = Date.now();
+    this.phase = 'draining';
+    this.reloader.close();
+    this.logger.info({ delayMs, timeoutMs }, 'draining: /ready answers 503; still serving during drain.delay');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      this.cancelDrainDelay = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.cancelDrainDelay = undefined;
+    // A non-graceful stop() during the delay has already cut everything.
+    if ((this.phase as Phase) === 'stopped') return { cutConnections: 0, durationMs: Date.now() - startedAt };
+    await this.applying;
+    const deadline = Date.now() + timeoutMs;
+    this.logger.info({ listeners: this.listeners.length }, 'draining: listeners stopped accepting; waiting for requests in flight');
+    const results = await Promise.all([...this.listeners, ...this.retiringListeners].map((l) => l.drain(deadline)));
+    const cutConnections = results.reduce((n, r) => n + r.cut, 0);
+    if (cutConnections > 0) this.logger.warn({ cutConnections }, 'drain.timeout reached: busy connections were cut');
+
+    // Every request has ended or was cut: the pools have nothing left to serve.
+    const clusters = [...this.current.clusters.values(), ...this.retiringClusters];
+    const closed = await withinMs(Promise.all(clusters.map((c) => c.close())), POOL_CLOSE_GRACE_MS);
+    if (!closed) await Promise.all(clusters.map((c) => c.destroy()));
+
+    const hookBudgetMs = Math.max(deadline - Date.now(), DRAINED_HOOKS_MIN_MS);
+    const hooks = Promise.allSettled(this.onDrained.map((hook) => Promise.resolve().then(hook))).then((settled) => {
+      for (const s of settled) if (s.status === 'rejected') this.logger.error({ err: s.reason }, 'a drain hook failed');
+    });
+    if (!(await withinMs(hooks, hookBudgetMs))) this.logger.warn({ hookBudgetMs }, 'drain hooks did not finish in time');
+
     await this.admin.close();
     await this.accessLog.flush();
+    this.phase = 'stopped';
+    const report = { cutConnections, durationMs: Date.now() - startedAt };
+    this.logger.info(report, 'drained');
+    return report;
+  }
+
+  /** `graceful`: drain() as configured. Otherwise every connection and pool is cut at once. */
+  async stop(options: { graceful: boolean } = { graceful: true }): Promise<void> {
+    if (options.graceful) {
+      await this.drain();
+      return;
+    }
+    this.phase = 'stopped';
+    this.reloader.close();
+    this.cancelDrainDelay?.();
+    for (const l of [...this.listeners, ...this.retiringListeners]) l.destroy();
+    await Promise.all([...this.current.clusters.values(), ...this.retiringClusters].map((c) => c.destroy()));
+    await this.admin.close();
+    await this.accessLog.flush();
+  }
+
+  /** A listener and its request handler; TLS listeners read their certificates here. */
+  private createListener(config: ListenerConfig): ListenerServer {
+    return new ListenerServer(config, this.handlerFor(config), this.logger);
+  }
+
+  private handlerFor(config: ListenerConfig): RequestHandler {
+    const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
+    return createRequestHandler(identityOf(config), this, this.services, clientCert);
   }
 
   private adminRoutes(): Map<string, AdminHandler> {
     return new Map<string, AdminHandler>([
       ['GET /live', () => text(200, 'live\n')],
-      ['GET /ready', () => (this.ready ? text(200, 'ready\n') : text(503, 'not ready\n'))],
+      ['GET /ready', () => (this.phase === 'ready' ? text(200, 'ready\n') : text(503, this.phase === 'draining' ? 'draining\n' : 'not ready\n'))],
       ['GET /config', () => json(200, this.configView())],
       ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
+      ['POST /reload', async () => {
+        const outcome = await this.reloader.reload('admin');
+        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
+      }],
     ]);
   }
 
@@ -143,8 +369,50 @@ export class Sidecar implements StateHolder {
       loadedAt: config.loadedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       lastReloadError: this.lastReloadError ?? null,
+      lastReload: this.lastReload ?? null,
+      // What a reload or the drain left behind that has not closed yet.
+      retiring: {
+        listeners: [...this.retiringListeners].map((l) => `${l.config.name}@${l.config.host}:${l.port}`),
+        clusters: [...this.retiringClusters].filter((c) => c.inFlight > 0).map((c) => c.config.name),
+      },
       config: redactSecrets(config.document),
     };
+  }
+}
+
+/** Settings read once at start; a reload that changes them says so instead of pretending. */
+const STARTUP_ONLY_SETTINGS = ['accessLog', 'workers'] as const;
+
+class BindError extends Error {
+  constructor(
+    readonly listener: string | undefined,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
+function identityOf(config: ListenerConfig): ListenerIdentity {
+  return { name: config.name, proto: config.tls ? 'https' : 'http', config };
+}
+
+function adminAddress(config: SidecarConfig): string {
+  return `${config.admin.host}:${config.admin.port}`;
+}
+
+function listenerPath(config: SidecarConfig, name: string): string {
+  const index = config.listeners.findIndex((l) => l.name === name);
+  return index === -1 ? 'listeners' : `listeners[${index}]`;
+}
+
+/** Resolves true when `work` settles within `ms`, false otherwise (the work goes on). */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

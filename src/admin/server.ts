@@ -30,7 +30,7 @@ export class AdminServer {
   readonly server: http.Server;
 
   constructor(
-    private readonly config: AdminConfig,
+    private config: AdminConfig,
     private readonly routes: AdminRoutes,
     private readonly logger: Logger,
   ) {
@@ -54,6 +54,19 @@ export class AdminServer {
   get port(): number {
     const address = this.server.address();
     return typeof address === 'object' && address !== null ? address.port : this.config.port;
+  }
+
+  /** A reload changed the token (the address is fixed: a new address gets a new AdminServer). */
+  update(config: AdminConfig): void {
+    this.config = config;
+  }
+
+  /** Stops accepting and lets the requests in flight (e.g. the `POST /reload` that moved the admin listener) finish. */
+  closeGracefully(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
   }
 
   close(): Promise<void> {

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import http, { type ServerResponse } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -20,18 +20,26 @@ import { ListenerTls } from './tls';
  * binds), reloaded when the files change, and the watcher stops when the listener closes.
  */
 export class ListenerServer {
-  readonly config: ListenerConfig;
+  private currentConfig: ListenerConfig;
   readonly server: http.Server | Http2SecureServer;
   /** Certificates and their reload; undefined for a plain HTTP listener. */
   readonly tls: ListenerTls | undefined;
   private readonly sessions: Http2Sessions | undefined;
   private readonly sockets = new Set<Socket>();
+  /** The response each connection is writing or wrote last: HTTP/1.1 answers one request at a time per connection. */
+  private readonly responses = new Map<Socket, ServerResponse>();
+  private handler: RequestHandler;
+  private readonly sweepScheduled = new WeakSet<ServerResponse>();
+  private draining: Promise<DrainResult> | undefined;
 
+  /** A `server` passed in keeps the handler it was built with: update() and setHandler() reach only servers built here. */
   constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server) {
-    this.config = config;
+    this.currentConfig = config;
+    this.handler = handler;
+    const dispatch: RequestHandler = (req, res) => this.handler(req, res);
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
-      const secure = createSecureServer(config, this.tls.provider, handler);
+      const secure = createSecureServer(config, this.tls.provider, dispatch);
       this.sessions = new Http2Sessions(secure, config);
       // Handshake failures (no client certificate, an unsupported protocol version, a
       // scanner) end the connection: there is no HTTP exchange to answer yet.
@@ -51,13 +59,24 @@ export class ListenerServer {
             requestTimeout: config.requestTimeoutMs,
             keepAliveTimeout: config.keepAliveTimeoutMs,
           },
-          handler,
+          dispatch,
         );
     }
     this.server.maxConnections = config.maxConnections;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+    });
+    // First in line, before the handler writes anything: a request arriving on a kept-alive
+    // connection while the listener drains is still served, but told to close the connection.
+    // (HTTP/1 only: an HTTP/2 session is closed with GOAWAY, and `Connection` is illegal there.)
+    this.server.prependListener('request', (req: http.IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 1) return;
+      // Keyed by req.socket: for TLS that is the TLSSocket, not the TCP socket of 'connection'.
+      const socket = req.socket;
+      if (!this.responses.has(socket)) socket.once('close', () => this.responses.delete(socket));
+      this.responses.set(socket, res);
+      if (this.draining !== undefined) res.setHeader('connection', 'close');
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket));
     this.server.on('error', (error: Error) => logger.error({ err: error, listener: config.name }, 'listener error'));
@@ -74,6 +93,30 @@ export class ListenerServer {
     });
   }
 
+  get config(): ListenerConfig {
+    return this.currentConfig;
+  }
+
+  /**
+   * A reload changed settings a bound server can take (see LISTENER_FIELDS_APPLIED_IN_PLACE):
+   * later requests use the new handler, Node reads the new limits on their next use.
+   */
+  update(config: ListenerConfig, handler: RequestHandler): void {
+    this.currentConfig = config;
+    this.handler = handler;
+    this.server.maxConnections = config.maxConnections;
+    if (this.server instanceof http.Server) {
+      this.server.headersTimeout = config.headersTimeoutMs;
+      this.server.requestTimeout = config.requestTimeoutMs;
+      this.server.keepAliveTimeout = config.keepAliveTimeoutMs;
+    }
+  }
+
+  /** Answers the requests that still arrive on open connections, e.g. with 503 DRAINING once the listener is removed. */
+  setHandler(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
   /** The bound port (useful when the config says port 0). */
   get port(): number {
     const address = this.server.address();
@@ -84,18 +127,81 @@ export class ListenerServer {
     return this.sockets.size;
   }
 
+  /** Stops accepting, closes idle keep-alive connections and waits for requests in flight. */
+  async close(): Promise<void> {
+    await this.drain(Number.POSITIVE_INFINITY);
+  }
+
   /**
-   * Stops accepting, closes idle keep-alive connections (HTTP/2: GOAWAY) and waits for
-   * requests in flight.
+   * Graceful stop: no new connections (they are refused at TCP level from here on); responses
+   * not yet started carry `Connection: close`; connections close as soon as they are idle;
+   * at `deadline` (epoch ms) the connections still busy are cut. Idempotent.
    */
-  close(): Promise<void> {
+  drain(deadline: number): Promise<DrainResult> {
+    this.draining ??= this.runDrain(deadline);
+    return this.draining;
+  }
+
+  private async runDrain(deadline: number): Promise<DrainResult> {
     this.tls?.close();
-    return new Promise((resolve) => {
-      // An Http2SecureServer's close() closes its idle HTTP/1.1 connections itself.
-      this.server.close(() => resolve());
-      if (this.server instanceof http.Server) this.server.closeIdleConnections();
-      this.sessions?.close();
-    });
+    const server = this.server;
+    // Node's close() also closes the idle connections once; ours spares responses still flushing.
+    if (server instanceof http.Server) server.closeIdleConnections = () => this.closeIdleConnections();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // HTTP/2 sessions get GOAWAY: streams in flight finish, no new ones start.
+    this.sessions?.close();
+    for (const res of this.responses.values()) {
+      if (res.writableFinished) continue;
+      if (!res.headersSent) res.setHeader('connection', 'close');
+      // Its headers already went out without `Connection: close`: close the connection as
+      // soon as this response is complete, unless the client already sent its next request
+      // (that one is answered with `Connection: close`).
+      else this.sweepAfter(res);
+    }
+    const connectionsAtStart = this.sockets.size;
+    if (!Number.isFinite(deadline)) {
+      await closed;
+      return { connectionsAtStart, cut: 0 };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadlinePassed = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))));
+    const timedOut = await Promise.race([closed.then(() => false), deadlinePassed]);
+    clearTimeout(timer);
+    let cut = 0;
+    if (timedOut) {
+      cut = this.sockets.size;
+      for (const socket of this.sockets) socket.destroy();
+      await closed;
+    }
+    return { connectionsAtStart, cut };
+  }
+
+  /**
+   * Node's closeIdleConnections, minus one case: it treats a connection whose response has
+   * ended as idle even while the response's last bytes still wait in the socket's buffer,
+   * and destroying the socket then truncates that response. Those sockets are left alone
+   * here; their 'finish' (all bytes handed to the kernel) comes shortly, and a later sweep
+   * (or `Connection: close`) ends them.
+   */
+  private closeIdleConnections(): void {
+    const flushing: Socket[] = [];
+    for (const [socket, res] of this.responses) if (res.writableEnded && !res.writableFinished) flushing.push(socket);
+    const destroy = flushing.map((socket) => socket.destroy);
+    // The sweep is synchronous: the sockets are only shielded for its duration.
+    for (const socket of flushing) socket.destroy = () => socket;
+    try {
+      if (this.server instanceof http.Server) http.Server.prototype.closeIdleConnections.call(this.server);
+    } finally {
+      flushing.forEach((socket, i) => (socket.destroy = destroy[i]));
+    }
+    for (const socket of flushing) this.sweepAfter(this.responses.get(socket) as ServerResponse);
+  }
+
+  /** Sweeps idle connections again once `res` is complete (once per response, however often asked). */
+  private sweepAfter(res: ServerResponse): void {
+    if (this.sweepScheduled.has(res)) return;
+    this.sweepScheduled.add(res);
+    res.once('finish', () => setImmediate(() => this.closeIdleConnections()));
   }
 
   /** Cuts every connection at once. */
@@ -105,6 +211,13 @@ export class ListenerServer {
     this.sessions?.destroy();
     for (const socket of this.sockets) socket.destroy();
   }
+}
+
+export interface DrainResult {
+  /** Connections open when the drain began (after idle ones were closed). */
+  readonly connectionsAtStart: number;
+  /** Connections still busy at the deadline, cut. */
+  readonly cut: number;
 }
 
 const CLIENT_ERRORS: Readonly<Record<string, { reason: string; code: ErrorCode }>> = {

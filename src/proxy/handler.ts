@@ -104,7 +104,7 @@ export function createRequestHandler(
   };
 }
 
-function recordLocalAnswer(
+export function recordLocalAnswer(
   services: ProxyServices,
   listener: ListenerIdentity,
   res: ServerResponse,
