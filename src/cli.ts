@@ -7,8 +7,15 @@ import { configJsonSchema } from './config/json-schema';
 import { DEFAULT_ADMIN_ADDRESS } from './config/defaults';
 import { formatDurationMs, parseDurationMs } from './config/units';
 import { DEFAULT_WAIT_READY_TIMEOUT_MS, waitReady } from './lifecycle/wait-ready';
-import { runSidecar } from './main';
-import { generateCertificates } from './tls/certificates';
+
+// `run` and `certs` load the proxy, TLS and telemetry modules only when they are used, so
+// that `validate`, `schema` and the probes start in a fraction of the time.
+function loadMain(): typeof import('./main') {
+  return require('./main') as typeof import('./main');
+}
+function loadCertificates(): typeof import('./tls/certificates') {
+  return require('./tls/certificates') as typeof import('./tls/certificates');
+}
 
 const DEFAULT_CONFIG_PATH = process.env.SIDECAR_CONFIG ?? 'sidecar.yaml';
 
@@ -44,7 +51,7 @@ export function buildCli(): Command {
     .description('run the sidecar with a configuration file (reloaded when it changes)')
     .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
-      await runSidecar(options.config);
+      await loadMain().runSidecar(options.config);
     });
 
   program
@@ -101,7 +108,7 @@ export function buildCli(): Command {
     .action(async (options: { out: string; host: string[]; ip: string[]; days: number; client?: string; keyType: string }) => {
       if (options.host.length === 0 && options.ip.length === 0) throw new InvalidArgumentError('give at least one --host or --ip');
       if (options.keyType !== 'rsa' && options.keyType !== 'ec') throw new InvalidArgumentError('--key-type is rsa or ec');
-      const files = await generateCertificates({
+      const files = await loadCertificates().generateCertificates({
         outDir: options.out,
         hosts: options.host,
         ips: options.ip,

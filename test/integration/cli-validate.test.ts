@@ -1,5 +1,5 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
@@ -13,12 +13,29 @@ function sidecar(...args: string[]): { status: number | null; stdout: string; st
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** The same as `sidecar`, without blocking: several CLI processes run side by side. */
+function sidecarAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' }, (error, stdout, stderr) => {
+      const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 t.test('sidecar validate exits 1 on every invalid file, naming the path and line of each error', async (t) => {
   const files = readdirSync(INVALID_DIR).filter((f) => f.endsWith('.yaml'));
   t.ok(files.length >= 10, `${files.length} invalid files`);
+  const relativeOf = (file: string): string => path.join('test', 'fixtures', 'config', 'invalid', file);
+  const results = new Map<string, Awaited<ReturnType<typeof sidecarAsync>>>();
+  const queue = [...files];
+  const worker = async (): Promise<void> => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) results.set(file, await sidecarAsync('validate', relativeOf(file)));
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
   for (const file of files) {
-    const relative = path.join('test', 'fixtures', 'config', 'invalid', file);
-    const result = sidecar('validate', relative);
+    const relative = relativeOf(file);
+    const result = results.get(file) as Awaited<ReturnType<typeof sidecarAsync>>;
     t.equal(result.status, 1, `${file}: exit 1`);
     const lines = result.stderr.trim().split('\n');
     t.ok(lines.length >= 1, `${file}: at least one error`);
