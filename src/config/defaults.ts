@@ -60,6 +60,11 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_000;
 /** Per endpoint. */
 export const DEFAULT_MAX_CONNECTIONS = 128;
+/**
+ * Largest response header block accepted from the app: the listener's request limit, so the
+ * sidecar refuses the same header size in both directions (larger → 502 UPSTREAM_PROTOCOL_ERROR).
+ */
+export const DEFAULT_MAX_RESPONSE_HEADER_BYTES = DEFAULT_LISTENER_MAX_HEADER_BYTES;
 
 // circuit breaker (one per cluster)
 export const DEFAULT_CB_ERROR_THRESHOLD_PERCENT = 50;

@@ -743,6 +743,7 @@ function compileCluster(c: ClusterDocument): ClusterConfig {
     connectTimeoutMs: durationMs(c.connectTimeout, D.DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(c.idleTimeout, D.DEFAULT_IDLE_TIMEOUT_MS),
     maxConnections: c.maxConnections ?? D.DEFAULT_MAX_CONNECTIONS,
+    maxResponseHeaderBytes: sizeBytes(c.maxResponseHeaderBytes, D.DEFAULT_MAX_RESPONSE_HEADER_BYTES),
     circuitBreaker: {
       errorThresholdPercentage: cb?.errorThresholdPercentage ?? D.DEFAULT_CB_ERROR_THRESHOLD_PERCENT,
       volumeThreshold: cb?.volumeThreshold ?? D.DEFAULT_CB_VOLUME_THRESHOLD_REQUESTS,

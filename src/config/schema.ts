@@ -708,6 +708,11 @@ const clusterSchema = z
       .min(1)
       .optional()
       .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    maxResponseHeaderBytes: size()
+      .optional()
+      .describe(
+        `Largest response header block accepted from an endpoint; larger is answered 502 UPSTREAM_PROTOCOL_ERROR. Default ${formatBytes(D.DEFAULT_MAX_RESPONSE_HEADER_BYTES)}, the listener's maxHeaderBytes default.`,
+      ),
     circuitBreaker: circuitBreakerSchema.optional(),
     healthCheck: healthCheckSchema.optional(),
     outlierDetection: outlierDetectionSchema.optional(),

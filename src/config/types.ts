@@ -167,6 +167,8 @@ export interface ClusterConfig {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** Largest response header block accepted from an endpoint. */
+  readonly maxResponseHeaderBytes: number;
   readonly circuitBreaker: CircuitBreakerConfig;
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;

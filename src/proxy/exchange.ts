@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClusterRoute } from '../config/types';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { limitRequestBody } from './body-limit';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { sendError } from './respond';
 import type { ListenerIdentity, ProxyServices } from './state';
@@ -30,6 +32,7 @@ export class ProxyExchange {
   private bytesOut = 0;
   private attemptStartedAt = 0;
   private upstreamMs: number | undefined;
+  private requestBody: Readable | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -68,7 +71,7 @@ export class ProxyExchange {
       path: this.path,
       method: this.req.method as Dispatcher.HttpMethod,
       headers: this.upstreamHeaders,
-      body: this.hasBody ? this.req : null,
+      body: this.hasBody ? (this.requestBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes)) : null,
       // Once the response streams, the route timeout bounds the silence between two chunks.
       bodyTimeout: this.route.timeoutMs,
       headersTimeout: 0,
@@ -136,7 +139,8 @@ export class ProxyExchange {
 
   private onAttemptFailed(failure: AttemptFailure): void {
     const endpoint = this.endpoint;
-    if (endpoint !== undefined) endpoint.failures++;
+    // A body over the route's limit is the client's doing, not the endpoint's.
+    if (endpoint !== undefined && failure.kind !== 'request-body') endpoint.failures++;
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
     this.respondWithError(failure.code);
   }
