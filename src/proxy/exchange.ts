@@ -108,8 +108,17 @@ export class ProxyExchange {
       this.abortAttempt?.(new SidecarError('UPSTREAM_PROTOCOL_ERROR', 'the upstream sent a header the sidecar cannot relay', { cause: error }));
       return false;
     }
+    // Body bytes that came in the same read as the headers are written before this runs and
+    // carry the headers with them; otherwise (an event stream waiting for its first event)
+    // the client gets the headers now instead of with the first chunk.
+    queueMicrotask(this.flushHeadersIfIdle);
     return true;
   }
+
+  private readonly flushHeadersIfIdle = (): void => {
+    // (headersSent turns true at writeHead, before anything is on the wire.)
+    if (this.bytesOut === 0 && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
+  };
 
   onAttemptData(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
