@@ -3,10 +3,12 @@ import { AdminServer, json, text, type AdminHandler } from './admin/server';
 import { Metrics } from './admin/metrics';
 import { ListenerServer } from './listener/server';
 import { createRequestHandler } from './proxy/handler';
+import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildRouteTables, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { ClusterRuntime } from './upstream/cluster';
+import { WebSocketProxy } from './upstream/websocket';
 
 export interface SidecarOptions {
   readonly logger?: Logger;
@@ -26,6 +28,7 @@ export class Sidecar implements StateHolder {
   readonly logger: Logger;
   readonly listeners: ListenerServer[] = [];
   readonly admin: AdminServer;
+  readonly websockets: WebSocketProxy;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly startedAt = Date.now();
@@ -38,6 +41,7 @@ export class Sidecar implements StateHolder {
     this.accessLog = options.accessLog ?? createAccessLog(config.accessLog);
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
     this.current = buildState(config, new Map());
+    this.websockets = new WebSocketProxy(this.services);
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
   }
 
@@ -48,7 +52,9 @@ export class Sidecar implements StateHolder {
       await sidecar.admin.listen();
       for (const listenerConfig of config.listeners) {
         const identity = { name: listenerConfig.name, proto: listenerConfig.tls ? 'https' : 'http', config: listenerConfig } as const;
-        const listener = new ListenerServer(listenerConfig, createRequestHandler(identity, sidecar, sidecar.services), sidecar.logger);
+        const handleRequest = createRequestHandler(identity, sidecar, sidecar.services);
+        const listener = new ListenerServer(listenerConfig, handleRequest, sidecar.logger);
+        listener.server.on('upgrade', createUpgradeHandler(identity, sidecar, sidecar.services, sidecar.websockets, handleRequest));
         sidecar.listeners.push(listener);
         await listener.listen();
       }
@@ -112,6 +118,8 @@ export class Sidecar implements StateHolder {
 
   async stop(options: { graceful: boolean } = { graceful: true }): Promise<void> {
     this.ready = false;
+    // Tunnels have no request boundary to wait for, and would hold server.close() open.
+    this.websockets.closeAll();
     if (options.graceful) await Promise.all(this.listeners.map((l) => l.close()));
     else for (const l of this.listeners) l.destroy();
     await Promise.all([...this.current.clusters.values()].map((c) => (options.graceful ? c.close() : c.destroy())));

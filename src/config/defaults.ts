@@ -28,6 +28,11 @@ export const DEFAULT_TRUSTED_PROXIES: readonly string[] = [];
 // routes
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * MiB;
+/**
+ * Silence allowed on a WebSocket tunnel (not a byte either way) before both sides are closed;
+ * Envoy's stream idle timeout. Clients that ping every 30-60s stay well inside it.
+ */
+export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_DIRECT_RESPONSE_BODY = '';
 export const DEFAULT_DIRECT_RESPONSE_CONTENT_TYPE = 'text/plain';
 

@@ -726,6 +726,7 @@ function compileRoute(r: RouteDocument): RouteConfig {
     rewritePrefix: r.rewritePrefix,
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
+    websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
   };
 }
 

@@ -10,7 +10,7 @@ import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Per-connection facts computed once, on the connection's first request. */
-interface PeerFacts {
+export interface PeerFacts {
   readonly address: string;
   readonly trusted: boolean;
 }
@@ -20,7 +20,7 @@ const peerFacts = new WeakMap<Socket, PeerFacts>();
 export type ClientCertLookup = (socket: Socket) => string | undefined;
 
 /** The router's view of a request; `headers` is read only by routes that match on headers. */
-class RequestView implements RoutableRequest {
+export class RequestView implements RoutableRequest {
   constructor(
     readonly method: string,
     readonly path: string,
@@ -83,12 +83,7 @@ export function createRequestHandler(
     }
 
     const socket = req.socket;
-    let peer = peerFacts.get(socket);
-    if (peer === undefined) {
-      const address = normalizePeerAddress(socket.remoteAddress);
-      peer = { address, trusted: ipInCidrs(address, listener.config.trustedProxies) };
-      peerFacts.set(socket, peer);
-    }
+    const peer = peerFactsOf(socket, listener);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
@@ -103,8 +98,19 @@ export function createRequestHandler(
   };
 }
 
+/** The peer's address and whether it is a trusted proxy, computed once per connection. */
+export function peerFactsOf(socket: Socket, listener: ListenerIdentity): PeerFacts {
+  let peer = peerFacts.get(socket);
+  if (peer === undefined) {
+    const address = normalizePeerAddress(socket.remoteAddress);
+    peer = { address, trusted: ipInCidrs(address, listener.config.trustedProxies) };
+    peerFacts.set(socket, peer);
+  }
+  return peer;
+}
+
 /** HTTP/1.1 framing: a request has a body only when it declares one (RFC 9112 §6.3). */
-function requestHasBody(req: IncomingMessage): boolean {
+export function requestHasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   if (length !== undefined) return length !== '0';
   return req.headers['transfer-encoding'] !== undefined;
