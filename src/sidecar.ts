@@ -10,9 +10,11 @@ import { ListenerServer } from './listener/server';
 import { clientCertFromConnection } from './listener/tls';
 import { createRequestHandler, type RequestHandler } from './proxy/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
+import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { ClusterRuntime } from './upstream/cluster';
+import { WebSocketProxy } from './upstream/websocket';
 
 export interface SidecarOptions {
   readonly logger?: Logger;
@@ -64,6 +66,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
   readonly reloader: ConfigReloader;
   /** See DrainedHook: e.g. `sidecar.onDrained.push(() => tracerProvider.shutdown())`. */
   readonly onDrained: DrainedHook[] = [];
+  readonly websockets: WebSocketProxy;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly startedAt = Date.now();
@@ -86,6 +89,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.accessLog = options.accessLog ?? createAccessLog(config.accessLog);
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
     this.current = buildState(config, new Map());
+    this.websockets = new WebSocketProxy(this.services);
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloader.on('reload', (outcome) => {
@@ -300,6 +304,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     await this.applying;
     const deadline = Date.now() + timeoutMs;
     this.logger.info({ listeners: this.listeners.length }, 'draining: listeners stopped accepting; waiting for requests in flight');
+    // Tunnels have no request boundary to wait for, and would hold the listeners open.
+    this.websockets.closeAll();
     const results = await Promise.all([...this.listeners, ...this.retiringListeners].map((l) => l.drain(deadline)));
     const cutConnections = results.reduce((n, r) => n + r.cut, 0);
     if (cutConnections > 0) this.logger.warn({ cutConnections }, 'drain.timeout reached: busy connections were cut');
@@ -332,6 +338,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.phase = 'stopped';
     this.reloader.close();
     this.cancelDrainDelay?.();
+    this.websockets.closeAll();
     for (const l of [...this.listeners, ...this.retiringListeners]) l.destroy();
     await Promise.all([...this.current.clusters.values(), ...this.retiringClusters].map((c) => c.destroy()));
     await this.admin.close();
@@ -340,7 +347,11 @@ export class Sidecar implements StateHolder, ReloadTarget {
 
   /** A listener and its request handler; TLS listeners read their certificates here. */
   private createListener(config: ListenerConfig): ListenerServer {
-    return new ListenerServer(config, this.handlerFor(config), this.logger);
+    const handleRequest = this.handlerFor(config);
+    const listener = new ListenerServer(config, handleRequest, this.logger);
+    const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
+    listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
+    return listener;
   }
 
   private handlerFor(config: ListenerConfig): RequestHandler {

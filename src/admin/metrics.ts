@@ -62,6 +62,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly websocketUpgrades = new Counter({
+    name: 'sidecar_websocket_upgrades_total',
+    help: 'WebSocket upgrade requests, by listener, route, cluster and the status answered (101: a tunnel opened).',
+    labelNames: ['listener', 'route', 'cluster', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly websocketTunnelsActive = new Gauge({
+    name: 'sidecar_websocket_tunnels_active',
+    help: 'WebSocket tunnels open right now, by listener and cluster.',
+    labelNames: ['listener', 'cluster'] as const,
+    registers: [this.registry],
+  });
+
+  readonly websocketTunnelBytes = new Counter({
+    name: 'sidecar_websocket_tunnel_bytes_total',
+    help: 'Bytes relayed through closed WebSocket tunnels, by cluster and direction (upstream: client to app; downstream: app to client).',
+    labelNames: ['cluster', 'direction'] as const,
+    registers: [this.registry],
+  });
+
   readonly circuitState = new Gauge({
     name: 'sidecar_circuit_state',
     help: 'Circuit breaker state by cluster: 0 closed, 1 half-open, 2 open.',

@@ -28,6 +28,11 @@ export const DEFAULT_TRUSTED_PROXIES: readonly string[] = [];
 // routes
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * MiB;
+/**
+ * Silence allowed on a WebSocket tunnel (not a byte either way) before both sides are closed;
+ * Envoy's stream idle timeout. Clients that ping every 30-60s stay well inside it.
+ */
+export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_DIRECT_RESPONSE_BODY = '';
 export const DEFAULT_DIRECT_RESPONSE_CONTENT_TYPE = 'text/plain';
 
@@ -60,6 +65,11 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 3_000;
 /** Per endpoint. */
 export const DEFAULT_MAX_CONNECTIONS = 128;
+/**
+ * Largest response header block accepted from the app: the listener's request limit, so the
+ * sidecar refuses the same header size in both directions (larger → 502 UPSTREAM_PROTOCOL_ERROR).
+ */
+export const DEFAULT_MAX_RESPONSE_HEADER_BYTES = DEFAULT_LISTENER_MAX_HEADER_BYTES;
 
 // circuit breaker (one per cluster)
 export const DEFAULT_CB_ERROR_THRESHOLD_PERCENT = 50;

@@ -726,6 +726,7 @@ function compileRoute(r: RouteDocument): RouteConfig {
     rewritePrefix: r.rewritePrefix,
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
+    websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
   };
 }
 
@@ -743,6 +744,7 @@ function compileCluster(c: ClusterDocument): ClusterConfig {
     connectTimeoutMs: durationMs(c.connectTimeout, D.DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(c.idleTimeout, D.DEFAULT_IDLE_TIMEOUT_MS),
     maxConnections: c.maxConnections ?? D.DEFAULT_MAX_CONNECTIONS,
+    maxResponseHeaderBytes: sizeBytes(c.maxResponseHeaderBytes, D.DEFAULT_MAX_RESPONSE_HEADER_BYTES),
     circuitBreaker: {
       errorThresholdPercentage: cb?.errorThresholdPercentage ?? D.DEFAULT_CB_ERROR_THRESHOLD_PERCENT,
       volumeThreshold: cb?.volumeThreshold ?? D.DEFAULT_CB_VOLUME_THRESHOLD_REQUESTS,

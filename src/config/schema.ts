@@ -463,7 +463,19 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'timeout', 'retry'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'timeout', 'retry', 'websocket'] as const;
+
+const websocketSchema = z
+  .strictObject({
+    idleTimeout: duration()
+      .optional()
+      .describe(
+        `A tunnel with no byte in either direction for this long is closed (both sockets). Default ${ms(D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS)}.`,
+      ),
+  })
+  .describe(
+    'WebSocket tunnels opened through this route (requests with Upgrade: websocket are routed like any request). Default: idleTimeout only.',
+  );
 
 const routeSchema = z
   .strictObject({
@@ -487,6 +499,7 @@ const routeSchema = z
       ),
     requestHeaders: headerMutationSchema('request to the upstream').optional(),
     responseHeaders: headerMutationSchema('response to the client').optional(),
+    websocket: websocketSchema.optional(),
   })
   .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
   .superRefine((value, ctx) => {
@@ -708,6 +721,11 @@ const clusterSchema = z
       .min(1)
       .optional()
       .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    maxResponseHeaderBytes: size()
+      .optional()
+      .describe(
+        `Largest response header block accepted from an endpoint; larger is answered 502 UPSTREAM_PROTOCOL_ERROR. Default ${formatBytes(D.DEFAULT_MAX_RESPONSE_HEADER_BYTES)}, the listener's maxHeaderBytes default.`,
+      ),
     circuitBreaker: circuitBreakerSchema.optional(),
     healthCheck: healthCheckSchema.optional(),
     outlierDetection: outlierDetectionSchema.optional(),

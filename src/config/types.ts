@@ -111,6 +111,11 @@ interface RouteBase {
   readonly maxRequestBodyBytes: number;
 }
 
+export interface WebSocketPolicy {
+  /** A tunnel with no byte in either direction for this long is closed. */
+  readonly idleTimeoutMs: number;
+}
+
 export interface ClusterRoute extends RouteBase {
   readonly action: 'cluster';
   readonly cluster: string;
@@ -119,6 +124,7 @@ export interface ClusterRoute extends RouteBase {
   /** Deadline over all attempts and backoffs. */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
+  readonly websocket: WebSocketPolicy;
 }
 
 export interface DirectRoute extends RouteBase {
@@ -167,6 +173,8 @@ export interface ClusterConfig {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** Largest response header block accepted from an endpoint. */
+  readonly maxResponseHeaderBytes: number;
   readonly circuitBreaker: CircuitBreakerConfig;
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;

@@ -58,6 +58,8 @@ export class ListenerServer {
             headersTimeout: config.headersTimeoutMs,
             requestTimeout: config.requestTimeoutMs,
             keepAliveTimeout: config.keepAliveTimeoutMs,
+            // Each chunk of a stream leaves as soon as it is written (no Nagle delay).
+            noDelay: true,
           },
           dispatch,
         );

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClusterRoute } from '../config/types';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { limitRequestBody } from './body-limit';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
@@ -31,6 +33,7 @@ export class ProxyExchange {
   private bytesOut = 0;
   private attemptStartedAt = 0;
   private upstreamMs: number | undefined;
+  private requestBody: Readable | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -69,7 +72,7 @@ export class ProxyExchange {
       path: this.path,
       method: this.req.method as Dispatcher.HttpMethod,
       headers: this.upstreamHeaders,
-      body: this.hasBody ? this.req : null,
+      body: this.hasBody ? (this.requestBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes)) : null,
       // Once the response streams, the route timeout bounds the silence between two chunks.
       bodyTimeout: this.route.timeoutMs,
       headersTimeout: 0,
@@ -107,8 +110,17 @@ export class ProxyExchange {
       this.abortAttempt?.(new SidecarError('UPSTREAM_PROTOCOL_ERROR', 'the upstream sent a header the sidecar cannot relay', { cause: error }));
       return false;
     }
+    // Body bytes that came in the same read as the headers are written before this runs and
+    // carry the headers with them; otherwise (an event stream waiting for its first event)
+    // the client gets the headers now instead of with the first chunk.
+    queueMicrotask(this.flushHeadersIfIdle);
     return true;
   }
+
+  private readonly flushHeadersIfIdle = (): void => {
+    // (headersSent turns true at writeHead, before anything is on the wire.)
+    if (this.bytesOut === 0 && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
+  };
 
   onAttemptData(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
@@ -138,7 +150,8 @@ export class ProxyExchange {
 
   private onAttemptFailed(failure: AttemptFailure): void {
     const endpoint = this.endpoint;
-    if (endpoint !== undefined) endpoint.failures++;
+    // A body over the route's limit is the client's doing, not the endpoint's.
+    if (endpoint !== undefined && failure.kind !== 'request-body') endpoint.failures++;
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
     this.respondWithError(failure.code);
   }

@@ -11,7 +11,7 @@ import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Per-connection facts computed once, on the connection's first request. */
-interface PeerFacts {
+export interface PeerFacts {
   readonly address: string;
   readonly trusted: boolean;
 }
@@ -21,7 +21,7 @@ const peerFacts = new WeakMap<Socket, PeerFacts>();
 export type ClientCertLookup = (socket: Socket) => string | undefined;
 
 /** The router's view of a request; `headers` is read only by routes that match on headers. */
-class RequestView implements RoutableRequest {
+export class RequestView implements RoutableRequest {
   constructor(
     readonly method: string,
     readonly path: string,
@@ -84,12 +84,7 @@ export function createRequestHandler(
     }
 
     const socket = connectionOf(req);
-    let peer = peerFacts.get(socket);
-    if (peer === undefined) {
-      const address = normalizePeerAddress(socket.remoteAddress);
-      peer = { address, trusted: ipInCidrs(address, listener.config.trustedProxies) };
-      peerFacts.set(socket, peer);
-    }
+    const peer = peerFactsOf(socket, listener);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
@@ -102,6 +97,17 @@ export function createRequestHandler(
 
     new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt).start();
   };
+}
+
+/** The peer's address and whether it is a trusted proxy, computed once per connection. */
+export function peerFactsOf(socket: Socket, listener: ListenerIdentity): PeerFacts {
+  let peer = peerFacts.get(socket);
+  if (peer === undefined) {
+    const address = normalizePeerAddress(socket.remoteAddress);
+    peer = { address, trusted: ipInCidrs(address, listener.config.trustedProxies) };
+    peerFacts.set(socket, peer);
+  }
+  return peer;
 }
 
 export function recordLocalAnswer(

@@ -19,6 +19,8 @@ export interface AccessLogEntry {
   /** Envoy-style response flags (see README): UF, UO, UT, NR, DC, ... */
   flags: string | undefined;
   upstream: string | undefined;
+  /** `websocket` on the line of a tunnel (written when it closes; bytes are the tunnel's). */
+  upgrade?: string;
 }
 
 export interface AccessLog {

@@ -24,6 +24,9 @@ export class EndpointRuntime {
       keepAliveTimeout: cluster.idleTimeoutMs,
       keepAliveMaxTimeout: cluster.idleTimeoutMs,
       pipelining: 1,
+      // Bounds what one response can pin in memory; an oversized block fails the attempt
+      // with UND_ERR_HEADERS_OVERFLOW (→ 502 UPSTREAM_PROTOCOL_ERROR).
+      maxHeaderSize: cluster.maxResponseHeaderBytes,
       // Per-request timeouts are set on each dispatch from the route.
       headersTimeout: 0,
       bodyTimeout: 0,

@@ -1,0 +1,138 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ErrorCode } from '../errors';
+import { findRoute, hostWithoutPort, rewritePath } from '../router/route-table';
+import type { WebSocketProxy } from '../upstream/websocket';
+import { peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
+import { requestHasBody } from './http2-request';
+import { requestIdFrom, upstreamRequestHeaders } from './headers';
+import { sendDirectResponse, sendError } from './respond';
+import { responseOnSocket } from './socket-response';
+import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
+
+/** The signature of an http/https server's 'upgrade' event. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/**
+ * The listener's entry point for requests carrying `Upgrade` (any server that emits
+ * 'upgrade' the way node:http does: http, https, http2 with allowHTTP1).
+ *
+ * `Upgrade: websocket` on a GET is routed like any request (the same route table, the same
+ * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster. Any other
+ * upgrade (h2c, ...) is not switched: the request is served as an ordinary one by the
+ * listener's request handler, as Node would have done without an 'upgrade' listener.
+ */
+export function createUpgradeHandler(
+  listener: ListenerIdentity,
+  holder: StateHolder,
+  services: ProxyServices,
+  websockets: WebSocketProxy,
+  handleRequest: RequestHandler,
+  clientCert?: ClientCertLookup,
+): UpgradeHandler {
+  return function handleUpgrade(req, duplex, head) {
+    const startedAt = performance.now();
+    // node:http and node:https hand over the connection's net.Socket / tls.TLSSocket.
+    const socket = duplex as Socket;
+    if (!isWebSocketUpgrade(req)) {
+      serveWithoutUpgrade(req, socket, handleRequest);
+      return;
+    }
+    const state = holder.current;
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const routes = state.routes.get(listener.name) ?? [];
+    const route = findRoute(routes, new RequestView('GET', path, hostWithoutPort(req.headers.host), req));
+
+    if (route === undefined) {
+      const res = responseOnSocket(req, socket);
+      sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches GET ${path} (websocket upgrade)`);
+      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, 'NO_ROUTE', 'NR');
+      return;
+    }
+    if (route.action === 'directResponse') {
+      const res = responseOnSocket(req, socket);
+      sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, false);
+      recordRefusal(services, listener, req, requestId, startedAt, route.name, '', res.statusCode, undefined, undefined);
+      return;
+    }
+    const cluster = state.clusters.get(route.cluster);
+    if (cluster === undefined) {
+      // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
+      sendError(responseOnSocket(req, socket), 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${route.cluster} is not loaded`);
+      return;
+    }
+
+    const peer = peerFactsOf(socket, listener);
+    const upstreamHeaders = upstreamRequestHeaders(
+      req.rawHeaders,
+      { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
+      route.requestHeaders,
+    );
+    const upstreamPath =
+      route.rewritePrefix !== undefined && route.match.kind === 'prefix'
+        ? rewritePath(route.match.value, route.rewritePrefix, path) + (queryAt === -1 ? '' : url.slice(queryAt))
+        : url;
+    websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+  };
+}
+
+/** RFC 6455 §4.1: a GET whose Upgrade header lists `websocket`. */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  if (req.method !== 'GET') return false;
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined) return false;
+  return upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * A non-WebSocket upgrade is answered as a plain HTTP/1.1 request on its own connection. A
+ * body cannot be read any more (the server stopped parsing at the head), so such a request
+ * is refused rather than forwarded without its body.
+ */
+function serveWithoutUpgrade(req: IncomingMessage, socket: Socket, handleRequest: RequestHandler): void {
+  const res = responseOnSocket(req, socket);
+  if (requestHasBody(req)) {
+    sendError(res, 'BAD_REQUEST', requestIdFrom(req.headers['x-request-id']),
+      `Upgrade: ${req.headers.upgrade ?? ''} with a request body is not supported; only websocket upgrades are switched`,
+      { close: true });
+    return;
+  }
+  handleRequest(req, res);
+}
+
+function recordRefusal(
+  services: ProxyServices,
+  listener: ListenerIdentity,
+  req: IncomingMessage,
+  requestId: string,
+  startedAt: number,
+  route: string,
+  cluster: string,
+  status: number,
+  error: ErrorCode | undefined,
+  flags: string | undefined,
+): void {
+  services.metrics.websocketUpgrades.labels(listener.name, route, cluster, String(status)).inc();
+  services.accessLog.write({
+    method: req.method ?? 'GET',
+    path: req.url ?? '',
+    listener: listener.name,
+    route: route || undefined,
+    cluster: cluster || undefined,
+    status,
+    duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+    upstream_ms: undefined,
+    bytes_in: 0,
+    bytes_out: 0,
+    request_id: requestId,
+    attempts: 0,
+    error,
+    flags,
+    upstream: undefined,
+    upgrade: 'websocket',
+  });
+}
