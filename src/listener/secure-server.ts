@@ -57,7 +57,8 @@ export class Http2Sessions {
   private readonly openStreams = new WeakMap<http2.Http2Session, number>();
   private closing = false;
 
-  constructor(server: http2.Http2SecureServer, config: ListenerConfig) {
+  /** `settings` is read for every new session and stream, so in-place config updates reach them. */
+  constructor(server: http2.Http2SecureServer, settings: () => Pick<ListenerConfig, 'keepAliveTimeoutMs' | 'requestTimeoutMs'>) {
     server.on('session', (session: http2.ServerHttp2Session) => {
       if (this.closing) {
         session.close();
@@ -67,7 +68,7 @@ export class Http2Sessions {
       this.openStreams.set(session, 0);
       session.once('close', () => this.sessions.delete(session));
       // The session emits 'timeout' after this much silence; it re-arms on traffic.
-      session.setTimeout(config.keepAliveTimeoutMs);
+      session.setTimeout(settings().keepAliveTimeoutMs);
       session.on('timeout', () => {
         if ((this.openStreams.get(session) ?? 0) === 0) session.close();
       });
@@ -76,8 +77,9 @@ export class Http2Sessions {
       const session = stream.session;
       if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
       let receiving: NodeJS.Timeout | undefined;
-      if (config.requestTimeoutMs > 0 && !stream.endAfterHeaders) {
-        receiving = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), config.requestTimeoutMs);
+      const { requestTimeoutMs } = settings();
+      if (requestTimeoutMs > 0 && !stream.endAfterHeaders) {
+        receiving = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), requestTimeoutMs);
         stream.once('end', () => clearTimeout(receiving));
       }
       stream.once('close', () => {
@@ -85,10 +87,6 @@ export class Http2Sessions {
         if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1);
       });
     });
-  }
-
-  get size(): number {
-    return this.sessions.size;
   }
 
   /** GOAWAY to every client: streams in flight finish, no new ones start. */

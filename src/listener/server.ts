@@ -40,7 +40,7 @@ export class ListenerServer {
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
       const secure = createSecureServer(config, this.tls.provider, dispatch);
-      this.sessions = new Http2Sessions(secure, config);
+      this.sessions = new Http2Sessions(secure, () => this.config);
       // Handshake failures (no client certificate, an unsupported protocol version, a
       // scanner) end the connection: there is no HTTP exchange to answer yet.
       secure.removeAllListeners('tlsClientError');

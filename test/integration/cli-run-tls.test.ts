@@ -49,25 +49,30 @@ t.test('a certificate or key that cannot be used: exit 1 naming the file, nothin
   await once(blocker, 'listening');
   t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
   const takenPort = (blocker.address() as AddressInfo).port;
-  await fsp.mkdir(path.join(dir, 'empty-dir'));
 
+  // More kinds of broken files are covered by test/unit/tls-context.test.ts; these prove the
+  // command's behaviour. They run at once: each is a process start.
   const cases: Array<[string, string, string, string, RegExp]> = [
     ['missing certificate', 'certs/nope.crt', 'certs/server.key', path.join(dir, 'certs', 'nope.crt'), /tls\.cert: .* file not found/],
     ['missing key', 'certs/server.crt', 'certs/nope.key', path.join(dir, 'certs', 'nope.key'), /tls\.key: .* file not found/],
     ['key of another certificate', 'certs/server.crt', 'other/server.key', path.join(dir, 'other', 'server.key'), /does not match the certificate/],
-    ['certificate path is a folder', 'empty-dir', 'certs/server.key', path.join(dir, 'empty-dir'), /directory/],
     ['certificate and key swapped', 'certs/server.key', 'certs/server.crt', path.join(dir, 'certs', 'server.key'), /swapped/],
   ];
-  for (const [label, cert, key, file, problem] of cases) {
-    const configPath = path.join(dir, `${label.replace(/\W+/g, '-')}.yaml`);
-    await fsp.writeFile(configPath, config(takenPort, cert, key));
-    const result = await run(configPath);
-    t.equal(result.code, 1, `${label}: exit 1`);
-    t.ok(result.stderr.includes(file), `${label}: names ${file}: ${result.stderr.trim()}`);
-    t.match(result.stderr, problem, `${label}: says what is wrong`);
-    t.match(result.stderr, /listener secure/, `${label}: names the listener`);
-    t.notMatch(result.stderr, /cannot bind|EADDRINUSE/, `${label}: failed before binding`);
-  }
+  const results = await Promise.all(
+    cases.map(async ([label, cert, key]) => {
+      const configPath = path.join(dir, `${label.replace(/\W+/g, '-')}.yaml`);
+      await fsp.writeFile(configPath, config(takenPort, cert, key));
+      return run(configPath);
+    }),
+  );
+  cases.forEach(([label, , , file, problem], i) => {
+    const result = results[i];
+    t.equal(result?.code, 1, `${label}: exit 1`);
+    t.ok(result?.stderr.includes(file), `${label}: names ${file}: ${result?.stderr.trim()}`);
+    t.match(result?.stderr, problem, `${label}: says what is wrong`);
+    t.match(result?.stderr, /listener secure/, `${label}: names the listener`);
+    t.notMatch(result?.stderr, /cannot bind|EADDRINUSE/, `${label}: failed before binding`);
+  });
 });
 
 t.test('good certificates: the sidecar answers HTTPS and /ready is 200', async (t) => {

@@ -207,3 +207,32 @@ t.test('an upstream that fails mid-body resets the stream with an error, not a c
   t.equal(stream.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'RST_STREAM(INTERNAL_ERROR)');
   t.notOk(ended, 'the client does not see a complete body');
 });
+
+t.test('a graceful stop lets HTTP/2 streams in flight finish and tells clients to go away', async (t) => {
+  let appReceived: () => void = () => undefined;
+  const received = new Promise<void>((resolve) => (appReceived = resolve));
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const { proxy, session } = await setup(t, (_req, res) => {
+    appReceived();
+    void released.then(() => res.end('finished'));
+  });
+  let goaway = false;
+  session.on('goaway', () => (goaway = true));
+  const inFlight = h2Request(session, { ':path': '/slow' });
+  await withTimeout(received, EVENT_TIMEOUT_MS, 'the request to reach the app');
+  const stopped = proxy.sidecar.stop({ graceful: true });
+  await withTimeout(
+    (async () => {
+      while (!goaway) await new Promise((resolve) => setTimeout(resolve, 10));
+    })(),
+    EVENT_TIMEOUT_MS,
+    'GOAWAY',
+  );
+  release();
+  const reply = await withTimeout(inFlight, EVENT_TIMEOUT_MS, 'the request in flight');
+  t.equal(reply.status, 200);
+  t.equal(reply.body, 'finished', 'the stream in flight completed');
+  await withTimeout(stopped, EVENT_TIMEOUT_MS, 'the sidecar to stop');
+  t.pass('the stop completed once the session closed');
+});
