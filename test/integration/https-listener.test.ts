@@ -156,7 +156,10 @@ t.test('node:https and node:http2 clients', async (t) => {
     const appSaw = seen.at(-1);
     t.equal(appSaw?.url, '/echo?q=1');
     t.equal(appSaw?.body, 'streamed body', 'DATA frames without content-length are forwarded');
-    t.equal(appSaw?.headers['transfer-encoding'], 'chunked', 'the HTTP/1.1 app gets them chunked');
+    // The sidecar frames the HTTP/1.1 body itself: chunked, or a content-length when the
+    // whole body had already arrived when the request was written.
+    const framing = appSaw?.headers['transfer-encoding'] ?? `content-length: ${appSaw?.headers['content-length']}`;
+    t.ok(framing === 'chunked' || framing === `content-length: ${Buffer.byteLength('streamed body')}`, `the HTTP/1.1 app gets a framed body (${framing})`);
     t.equal(appSaw?.headers.cookie, 'a=1; b=2', 'cookie fields are joined');
     t.equal(appSaw?.rawHeaders.filter((name) => name.toLowerCase() === 'cookie').length, 1, 'into one Cookie header');
     t.equal(appSaw?.headers['x-forwarded-proto'], 'https', 'a client value is replaced');
