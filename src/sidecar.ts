@@ -4,9 +4,21 @@ import { Metrics } from './admin/metrics';
 import { ListenerServer } from './listener/server';
 import { createRequestHandler } from './proxy/handler';
 import { buildRouteTables, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
+import { buildStats } from './admin/stats';
+import { readTraffic, TrafficWindow } from './admin/traffic-window';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
+import { startTracing } from './telemetry/otel';
+import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
+import { spanExportReporter } from './telemetry/span-export-reporter';
+import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime } from './upstream/cluster';
+
+/**
+ * Time Sidecar.stop gives the last spans to reach the collector. A local collector takes
+ * milliseconds; the bound is for one that is slow or gone, which must not hold the process.
+ */
+export const TRACING_FLUSH_TIMEOUT_MS = 5_000;
 
 export interface SidecarOptions {
   readonly logger?: Logger;
@@ -14,6 +26,11 @@ export interface SidecarOptions {
   readonly accessLog?: AccessLog;
   /** Default process metrics (event loop lag, memory...) in /metrics; on unless false. */
   readonly processMetrics?: boolean;
+  /**
+   * Tracing already started (`sidecar run` starts it before loading the proxy modules). Without
+   * it the sidecar starts its own from the config's `tracing` section, private to it.
+   */
+  readonly tracing?: Tracing;
 }
 
 /**
@@ -26,18 +43,26 @@ export class Sidecar implements StateHolder {
   readonly logger: Logger;
   readonly listeners: ListenerServer[] = [];
   readonly admin: AdminServer;
+  readonly tracing: Tracing;
+  readonly recentErrors = new RecentErrors();
+  private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly startedAt = Date.now();
   private ready = false;
   private lastReloadError: string | undefined;
+  private lastReloadAt: Date | undefined;
 
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = options.accessLog ?? createAccessLog(config.accessLog);
-    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
+    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog), this.recentErrors);
+    this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
+    this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
+    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
     this.current = buildState(config, new Map());
+    this.metrics.observeClusters(() => this.current.clusters.values());
+    this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
   }
 
@@ -59,6 +84,7 @@ export class Sidecar implements StateHolder {
     sidecar.metrics.configReloads.labels('success').inc();
     sidecar.metrics.configLastReloadSuccess.set(1);
     sidecar.ready = true;
+    sidecar.traffic.start();
     sidecar.logger.info(
       { listeners: sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`), admin: `${config.admin.host}:${sidecar.admin.port}` },
       'sidecar ready',
@@ -94,6 +120,9 @@ export class Sidecar implements StateHolder {
       return { ok: false, error };
     }
     const previous = this.current;
+    if (JSON.stringify(tracingSection(previous.config)) !== JSON.stringify(tracingSection(config))) {
+      this.logger.warn('the tracing section changed: tracing keeps its settings until the sidecar restarts');
+    }
     this.current = buildState(config, previous.clusters);
     for (const [name, cluster] of previous.clusters) {
       if (this.current.clusters.get(name) !== cluster) cluster.retire();
@@ -106,6 +135,8 @@ export class Sidecar implements StateHolder {
     this.metrics.configReloads.labels(ok ? 'success' : 'failure').inc();
     this.metrics.configLastReloadSuccess.set(ok ? 1 : 0);
     this.lastReloadError = error;
+    this.lastReloadAt = new Date();
+    if (!ok) this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
     if (ok) this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
     else this.logger.error({ error }, 'config rejected; the last good config stays');
   }
@@ -114,7 +145,12 @@ export class Sidecar implements StateHolder {
     this.ready = false;
     if (options.graceful) await Promise.all(this.listeners.map((l) => l.close()));
     else for (const l of this.listeners) l.destroy();
-    await Promise.all([...this.current.clusters.values()].map((c) => (options.graceful ? c.close() : c.destroy())));
+    this.traffic.stop();
+    // Every request has ended (and its spans with it): what is left is flushed, within a bound.
+    await Promise.all([
+      ...[...this.current.clusters.values()].map((c) => (options.graceful ? c.close() : c.destroy())),
+      this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS),
+    ]);
     await this.admin.close();
     await this.accessLog.flush();
   }
@@ -125,7 +161,31 @@ export class Sidecar implements StateHolder {
       ['GET /ready', () => (this.ready ? text(200, 'ready\n') : text(503, 'not ready\n'))],
       ['GET /config', () => json(200, this.configView())],
       ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
+      ['GET /stats', async () => json(200, await this.stats())],
     ]);
+  }
+
+  private stats(): ReturnType<typeof buildStats> {
+    return buildStats({
+      ready: this.ready,
+      startedAtMs: this.startedAt,
+      config: this.current.config,
+      lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt, error: this.lastReloadError },
+      listeners: this.listeners.map((l) => ({
+        name: l.config.name,
+        host: l.config.host,
+        port: l.port,
+        tls: l.config.tls !== undefined,
+        mtls: l.config.tls?.clientCaPath !== undefined,
+        routes: l.config.routes.length,
+        connections: l.connections,
+      })),
+      clusters: this.current.clusters.values(),
+      metrics: this.metrics,
+      traffic: this.traffic,
+      tracing: this.tracing,
+      recentErrors: this.recentErrors,
+    });
   }
 
   private configView(): object {
@@ -139,6 +199,11 @@ export class Sidecar implements StateHolder {
       config: redactSecrets(config.document),
     };
   }
+}
+
+function tracingSection(config: SidecarConfig): unknown {
+  const document = config.document;
+  return typeof document === 'object' && document !== null && 'tracing' in document ? document.tracing : undefined;
 }
 
 function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>): RuntimeState {

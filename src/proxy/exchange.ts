@@ -4,6 +4,8 @@ import type { ClusterRoute } from '../config/types';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { responseFlags } from '../telemetry/response-flags';
+import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { sendError } from './respond';
 import type { ListenerIdentity, ProxyServices } from './state';
@@ -43,6 +45,7 @@ export class ProxyExchange {
     private readonly upstreamHeaders: string[],
     private readonly hasBody: boolean,
     private readonly startedAt: number,
+    private readonly trace: RequestTrace = noopRequestTrace(),
   ) {}
 
   start(): void {
@@ -63,6 +66,7 @@ export class ProxyExchange {
     this.attempt++;
     this.abortAttempt = undefined;
     setAttempt(this.upstreamHeaders, this.attempt);
+    this.trace.attemptStarted(this.attempt, endpoint.config.url, this.path, this.upstreamHeaders);
     this.attemptStartedAt = performance.now();
     const options: Dispatcher.DispatchOptions = {
       path: this.path,
@@ -89,6 +93,7 @@ export class ProxyExchange {
 
   onAttemptHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: undici consumes informational responses.
+    this.trace.attemptResponded(statusCode);
     this.upstreamMs = performance.now() - this.attemptStartedAt;
     this.clearDeadline();
     this.responseStarted = true;
@@ -119,19 +124,22 @@ export class ProxyExchange {
 
   onAttemptComplete(): void {
     this.abortAttempt = undefined;
+    this.trace.attemptEnded();
     this.res.end();
   }
 
   onAttemptError(error: Error): void {
     this.abortAttempt = undefined;
+    const failure = classifyUpstreamError(error);
+    this.trace.attemptEnded(failure);
     if (this.responseStarted) {
       // Part of the response is already with the client: cutting the connection is the
       // only way to tell it the body is incomplete.
-      this.errorCode = classifyUpstreamError(error).code;
+      this.errorCode = failure.code;
       this.res.destroy();
       return;
     }
-    this.onAttemptFailed(classifyUpstreamError(error));
+    this.onAttemptFailed(failure);
   }
 
   private onAttemptFailed(failure: AttemptFailure): void {
@@ -201,6 +209,8 @@ export class ProxyExchange {
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
     const { metrics, accessLog } = this.services;
     const clusterName = this.cluster.config.name;
+    const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone });
+    this.trace.end({ status, route: this.route.name, cluster: clusterName, errorCode: this.errorCode, flags });
     metrics.requestsTotal.labels(this.listener.name, this.route.name, clusterName, String(status)).inc();
     metrics.requestDuration.labels(this.listener.name, this.route.name, clusterName).observe(durationMs / 1000);
     if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);
@@ -218,8 +228,10 @@ export class ProxyExchange {
       request_id: this.requestId,
       attempts: this.attempt,
       error: this.errorCode,
-      flags: this.clientGone ? 'DC' : undefined,
+      flags,
       upstream: this.endpoint?.config.url,
+      trace_id: this.trace.traceId,
+      span_id: this.trace.spanId,
     });
   }
 }

@@ -16,9 +16,13 @@ export interface AccessLogEntry {
   request_id: string;
   attempts: number;
   error: string | undefined;
-  /** Envoy-style response flags (see README): UF, UO, UT, NR, DC, ... */
+  /** Envoy-style response flags (see README and response-flags.ts): UF, UO, UT, NR, DC, ... */
   flags: string | undefined;
   upstream: string | undefined;
+  /** The request's trace id (also when the trace is not sampled: the app saw the same one). */
+  trace_id?: string;
+  /** The id of the sidecar's SERVER span of the request. */
+  span_id?: string;
 }
 
 export interface AccessLog {
