@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../admin/stats';
 
 /**
@@ -36,32 +38,63 @@ export interface CollectOptions {
 
 export async function collectStatus(adminUrl: string, options: CollectOptions = {}): Promise<StatusReport> {
   const base = adminUrl.replace(/\/+$/, '');
-  const get = (path: string): Promise<Response> =>
-    fetch(base + path, {
-      headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
-      signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_STATUS_TIMEOUT_MS),
-    }).catch((error: unknown) => {
-      throw new StatusError(`cannot reach the admin listener at ${base}: ${describeFetchError(error)}`);
+  const get = (path: string): Promise<AdminAnswer> =>
+    getText(base + path, options.token, options.timeoutMs ?? DEFAULT_STATUS_TIMEOUT_MS).catch((error: unknown) => {
+      throw new StatusError(`cannot reach the admin listener at ${base}: ${describeError(error)}`);
     });
 
-  const [live, ready, statsResponse, clustersResponse] = await Promise.all([get('/live'), get('/ready'), get('/stats'), get('/clusters')]);
-  await Promise.all([live.body?.cancel(), ready.body?.cancel()]);
-  if (statsResponse.status === 401) throw new StatusError(`the admin listener at ${base} requires a token: pass --token or set SIDECAR_ADMIN_TOKEN`);
-  if (!statsResponse.ok) throw new StatusError(`${base}/stats answered ${statsResponse.status}: is this a sidecar admin listener?`);
-  const stats = (await statsResponse.json()) as SidecarStats;
-  let details: unknown;
-  if (clustersResponse.ok) details = await clustersResponse.json().catch(() => undefined);
-  else await clustersResponse.body?.cancel();
+  const [live, ready, statsAnswer, clustersAnswer] = await Promise.all([get('/live'), get('/ready'), get('/stats'), get('/clusters')]);
+  if (statsAnswer.status === 401) throw new StatusError(`the admin listener at ${base} requires a token: pass --token or set SIDECAR_ADMIN_TOKEN`);
+  const stats = statsAnswer.status === 200 ? parseJson(statsAnswer.body) : undefined;
+  if (!isRecord(stats) || !Array.isArray(stats.clusters)) {
+    throw new StatusError(`${base}/stats answered ${statsAnswer.status}${statsAnswer.status === 200 ? ' with an unexpected body' : ''}: is this a sidecar admin listener?`);
+  }
+  const details = clustersAnswer.status === 200 ? parseJson(clustersAnswer.body) : undefined;
 
-  const { clusters, ...rest } = stats;
+  const { clusters, ...rest } = stats as unknown as SidecarStats;
   return {
     admin: base,
-    live: live.ok,
-    ready: ready.ok,
+    live: live.status === 200,
+    ready: ready.status === 200,
     stats: rest,
     clusters: mergeClusterDetails(clusters, details),
     clusterDetails: details !== undefined,
   };
+}
+
+interface AdminAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Admin answers are small JSON or text documents; anything beyond this is not one. */
+const MAX_ADMIN_ANSWER_BYTES = 8 * 1024 * 1024;
+
+function getText(url: string, token: string | undefined, timeoutMs: number): Promise<AdminAnswer> {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ADMIN_ANSWER_BYTES) req.destroy(new Error('the answer is too large'));
+        else chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -111,12 +144,10 @@ function breakerOf(detail: Record<string, unknown> | undefined): string | undefi
   return typeof detail.circuitState === 'string' ? detail.circuitState : undefined;
 }
 
-function describeFetchError(error: unknown): string {
+function describeError(error: unknown): string {
   if (error instanceof Error) {
-    if (error.name === 'TimeoutError') return 'no answer in time';
-    const cause = error.cause;
-    if (isRecord(cause) && typeof cause.code === 'string') return cause.code;
-    return error.message;
+    const code = (error as NodeJS.ErrnoException).code;
+    return typeof code === 'string' ? code : error.message;
   }
   return String(error);
 }

@@ -1,6 +1,8 @@
 import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ClusterStats } from '../../src/admin/stats';
-import { mergeClusterDetails, type StatusReport } from '../../src/status/collect';
+import { collectStatus, mergeClusterDetails, StatusError, type StatusReport } from '../../src/status/collect';
 import { fit, formatMs, formatPercent, formatUptime, renderStatus } from '../../src/status/render';
 
 const LONG = 'a-cluster-name-that-someone-thought-was-a-good-idea-to-make-very-long';
@@ -117,4 +119,25 @@ t.test('number formats', async (t) => {
   t.equal(formatMs(42.4), '42ms');
   t.equal(formatMs(1234), '1.23s');
   t.equal(fit('abcdef', 4), 'abc…');
+});
+
+t.test('collectStatus says what is wrong with an admin address that is not a sidecar', async (t) => {
+  const hanging = new Set<http.ServerResponse>();
+  const server = http.createServer((req, res) => {
+    if (req.url === '/stats') res.end('<html>a web page</html>');
+    else if (req.url === '/live' && req.headers['x-hang'] === undefined) res.end('live');
+    else hanging.add(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const error: unknown = await collectStatus(url, { timeoutMs: 300 }).catch((e: unknown) => e);
+  t.ok(error instanceof StatusError, 'a StatusError');
+  t.match(String(error), /no answer within 300 ms/, 'a listener that never answers');
+  server.removeAllListeners('request');
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => res.end(req.url === '/stats' ? '<html>a web page</html>' : 'ok'));
+  await t.rejects(collectStatus(url, { timeoutMs: 1_000 }), /\/stats answered 200 with an unexpected body: is this a sidecar admin listener\?/);
 });
