@@ -57,8 +57,9 @@ export function parsePrometheusText(text: string): Exposition {
       labels[label[1]] = label[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
       rest = rest.slice(label[0].length);
     }
-    const value = rawValue === '+Inf' ? Infinity : rawValue === '-Inf' ? -Infinity : Number(rawValue);
-    if (Number.isNaN(value) && rawValue !== 'NaN') throw new Error(`${where}: bad value ${rawValue}`);
+    // Prometheus parses values with Go's ParseFloat: NaN and Inf in any letter case.
+    const value = /^[+-]?inf$/i.test(rawValue) ? (rawValue.startsWith('-') ? -Infinity : Infinity) : /^nan$/i.test(rawValue) ? NaN : Number(rawValue);
+    if (Number.isNaN(value) && !/^nan$/i.test(rawValue)) throw new Error(`${where}: bad value ${rawValue}`);
     samples.push({ name, labels, value });
   });
 
