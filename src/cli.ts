@@ -18,6 +18,10 @@ function loadCertificates(): typeof import('./tls/certificates') {
 }
 
 const DEFAULT_CONFIG_PATH = process.env.SIDECAR_CONFIG ?? 'sidecar.yaml';
+const DEFAULT_ADMIN_URL = process.env.SIDECAR_ADMIN_URL ?? `http://${DEFAULT_ADMIN_ADDRESS}`;
+/** `sidecar status` exit codes: 0 ready, 1 the admin listener could not be read, 2 reachable but not ready. */
+const STATUS_EXIT_UNREACHABLE = 1;
+const STATUS_EXIT_NOT_READY = 2;
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
@@ -51,7 +55,31 @@ export function buildCli(): Command {
     .description('run the sidecar with a configuration file (reloaded when it changes)')
     .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
+      // Loaded on use: `run` starts tracing before the proxy modules are loaded (see main.ts).
       await loadMain().runSidecar(options.config);
+    });
+
+  program
+    .command('status')
+    .description('print a report of a running sidecar, read from its admin listener')
+    .option('--admin <url>', 'the admin listener (env SIDECAR_ADMIN_URL)', DEFAULT_ADMIN_URL)
+    .option('--token <token>', 'the admin bearer token, when admin.token is set (env SIDECAR_ADMIN_TOKEN)')
+    .option('--json', 'print the report as JSON, for scripts')
+    .action(async (options: { admin: string; token?: string; json?: boolean }) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { collectStatus, StatusError } = require('./status/collect') as typeof import('./status/collect');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { renderStatus } = require('./status/render') as typeof import('./status/render');
+      const admin = /^https?:\/\//.test(options.admin) ? options.admin : `http://${options.admin}`;
+      try {
+        const report = await collectStatus(admin, { token: options.token ?? process.env.SIDECAR_ADMIN_TOKEN });
+        process.stdout.write(options.json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report));
+        if (!report.ready) process.exitCode = STATUS_EXIT_NOT_READY;
+      } catch (error) {
+        if (!(error instanceof StatusError)) throw error;
+        process.stderr.write(`sidecar status: ${error.message}\n`);
+        process.exitCode = STATUS_EXIT_UNREACHABLE;
+      }
     });
 
   program

@@ -1,6 +1,8 @@
 import { loadConfigFile, formatConfigErrors } from './config/load';
-import { Sidecar } from './sidecar';
+import type { Sidecar } from './sidecar';
 import { createProcessLogger, type Logger } from './telemetry/logger';
+import { startTracing } from './telemetry/otel';
+import type { Tracing } from './telemetry/tracing';
 
 /** Error codes that only mean a peer went away; a bug elsewhere must still stop the process. */
 const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
@@ -27,8 +29,19 @@ export async function runSidecar(configPath: string): Promise<Sidecar> {
     process.exit(1);
   }
   let sidecar: Sidecar;
+  let tracing: Tracing;
   try {
-    sidecar = await Sidecar.start(loaded.config, { logger, watchConfig: true });
+    // OpenTelemetry starts before the modules that load node:http and undici (listeners,
+    // upstream pools): loading the config needs only yaml and zod.
+    tracing = startTracing(loaded.config, { global: true, logger });
+  } catch (error) {
+    process.stderr.write(`sidecar: tracing: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const proxy = require('./sidecar') as typeof import('./sidecar');
+    sidecar = await proxy.Sidecar.start(loaded.config, { logger, tracing, watchConfig: true });
   } catch (error) {
     process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);

@@ -11,10 +11,22 @@ import { clientCertFromConnection } from './listener/tls';
 import { createRequestHandler, type RequestHandler } from './proxy/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createUpgradeHandler } from './proxy/upgrade-handler';
+import { buildStats } from './admin/stats';
+import { readTraffic, TrafficWindow } from './admin/traffic-window';
 import { createAccessLog, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
+import { startTracing } from './telemetry/otel';
+import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
+import { spanExportReporter } from './telemetry/span-export-reporter';
+import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime } from './upstream/cluster';
 import { WebSocketProxy } from './upstream/websocket';
+
+/**
+ * Time Sidecar.stop gives the last spans to reach the collector. A local collector takes
+ * milliseconds; the bound is for one that is slow or gone, which must not hold the process.
+ */
+export const TRACING_FLUSH_TIMEOUT_MS = 5_000;
 
 export interface SidecarOptions {
   readonly logger?: Logger;
@@ -27,6 +39,11 @@ export interface SidecarOptions {
    * given; SIGHUP handling is the process's business (main.ts), `POST /reload` always works.
    */
   readonly watchConfig?: boolean | WatchConfigFileOptions;
+  /**
+   * Tracing already started (`sidecar run` starts it before loading the proxy modules). Without
+   * it the sidecar starts its own from the config's `tracing` section, private to it.
+   */
+  readonly tracing?: Tracing;
 }
 
 /**
@@ -67,6 +84,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
   /** See DrainedHook: e.g. `sidecar.onDrained.push(() => tracerProvider.shutdown())`. */
   readonly onDrained: DrainedHook[] = [];
   readonly websockets: WebSocketProxy;
+  readonly tracing: Tracing;
+  readonly recentErrors = new RecentErrors();
+  private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly startedAt = Date.now();
@@ -82,19 +102,27 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private draining: Promise<DrainReport> | undefined;
   /** Ends the drain delay early (a non-graceful stop during the drain). */
   private cancelDrainDelay: (() => void) | undefined;
+  private lastReloadAt: Date | undefined;
 
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = options.accessLog ?? createAccessLog(config.accessLog);
-    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
+    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog), this.recentErrors);
+    this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
+    this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
+    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
     this.current = buildState(config, new Map());
     this.websockets = new WebSocketProxy(this.services);
+    this.metrics.observeClusters(() => this.current.clusters.values());
+    this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloader.on('reload', (outcome) => {
       this.lastReload = { ...outcome, at: new Date().toISOString() };
     });
+    // Every request has ended (and its spans with it) when the hooks run: what is left is
+    // flushed, within a bound.
+    this.onDrained.push(() => this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS));
   }
 
   /**
@@ -117,6 +145,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     if (options.watchConfig !== undefined && options.watchConfig !== false) {
       sidecar.reloader.watch(options.watchConfig === true ? {} : options.watchConfig);
     }
+    sidecar.traffic.start();
     sidecar.logger.info(
       { listeners: sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`), admin: `${config.admin.host}:${sidecar.admin.port}` },
       'sidecar ready',
@@ -252,6 +281,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
       if (JSON.stringify(config[field]) !== JSON.stringify(previous.config[field])) changes.push(`${field}: changed; takes effect at the next start`);
     }
 
+    if (JSON.stringify(tracingSection(previous.config)) !== JSON.stringify(tracingSection(config))) {
+      changes.push('tracing: changed; takes effect at the next start');
+    }
     this.recordReload('success', undefined);
     if (changes.length > 0) this.logger.info({ changes }, 'config changes');
     return { ok: true, changes };
@@ -268,6 +300,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.metrics.configReloads.labels(result).inc();
     this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
     this.lastReloadError = result === 'failure' ? error : undefined;
+    this.lastReloadAt = new Date();
+    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
     if (result === 'success') this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
     else if (result === 'unchanged') this.logger.debug({ sha256: this.current.config.sha256 }, 'config file unchanged');
     else this.logger.error({ error }, 'config rejected; the last good config stays');
@@ -290,6 +324,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     const startedAt = Date.now();
     this.phase = 'draining';
     this.reloader.close();
+    this.traffic.stop();
     this.logger.info({ delayMs, timeoutMs }, 'draining: /ready answers 503; still serving during drain.delay');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, delayMs);
@@ -339,8 +374,12 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.reloader.close();
     this.cancelDrainDelay?.();
     this.websockets.closeAll();
+    this.traffic.stop();
     for (const l of [...this.listeners, ...this.retiringListeners]) l.destroy();
-    await Promise.all([...this.current.clusters.values(), ...this.retiringClusters].map((c) => c.destroy()));
+    await Promise.all([
+      ...[...this.current.clusters.values(), ...this.retiringClusters].map((c) => c.destroy()),
+      this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS),
+    ]);
     await this.admin.close();
     await this.accessLog.flush();
   }
@@ -369,7 +408,31 @@ export class Sidecar implements StateHolder, ReloadTarget {
         const outcome = await this.reloader.reload('admin');
         return json(outcome.result === 'rejected' ? 422 : 200, outcome);
       }],
+      ['GET /stats', async () => json(200, await this.stats())],
     ]);
+  }
+
+  private stats(): ReturnType<typeof buildStats> {
+    return buildStats({
+      ready: this.phase === 'ready',
+      startedAtMs: this.startedAt,
+      config: this.current.config,
+      lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt, error: this.lastReloadError },
+      listeners: this.listeners.map((l) => ({
+        name: l.config.name,
+        host: l.config.host,
+        port: l.port,
+        tls: l.config.tls !== undefined,
+        mtls: l.config.tls?.clientCaPath !== undefined,
+        routes: l.config.routes.length,
+        connections: l.connections,
+      })),
+      clusters: this.current.clusters.values(),
+      metrics: this.metrics,
+      traffic: this.traffic,
+      tracing: this.tracing,
+      recentErrors: this.recentErrors,
+    });
   }
 
   private configView(): object {
@@ -425,6 +488,11 @@ async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+function tracingSection(config: SidecarConfig): unknown {
+  const document = config.document;
+  return typeof document === 'object' && document !== null && 'tracing' in document ? document.tracing : undefined;
 }
 
 function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>): RuntimeState {

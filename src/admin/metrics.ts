@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
+import type { ClusterRuntime } from '../upstream/cluster';
 
 /**
  * Every metric the sidecar exports, declared in one place. Labels are bounded: listener,
@@ -11,8 +12,12 @@ export const LATENCY_BUCKETS_SECONDS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
+/** The clusters the collect-time gauges read (those of the current config). */
+export type ClusterSource = () => Iterable<ClusterRuntime>;
+
 export class Metrics {
   readonly registry = new Registry();
+  private clusterSource: ClusterSource = () => [];
 
   // Updated on every request: the fast families (see request-metrics.ts).
   readonly requestsTotal = new FastCounter(
@@ -41,11 +46,53 @@ export class Metrics {
     LATENCY_BUCKETS_SECONDS,
   ).registerIn(this.registry);
 
-  readonly requestsInFlight = new Gauge({
+  // The gauges below are read from the clusters when /metrics is scraped: nothing is counted
+  // on the request path for them.
+  readonly requestsInFlight: Gauge<'cluster'> = new Gauge({
     name: 'sidecar_requests_in_flight',
     help: 'Requests being proxied right now, by cluster.',
     labelNames: ['cluster'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.requestsInFlight.reset();
+      for (const cluster of this.clusterSource()) this.requestsInFlight.labels(cluster.config.name).set(cluster.inFlight);
+    },
+  });
+
+  readonly upstreamConnections: Gauge<'cluster' | 'state'> = new Gauge({
+    name: 'sidecar_upstream_connections',
+    help: 'Open connections to the endpoints of a cluster, by state: busy (carrying a request) or idle (kept alive for the next).',
+    labelNames: ['cluster', 'state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.upstreamConnections.reset();
+      for (const cluster of this.clusterSource()) {
+        let connected = 0;
+        let idle = 0;
+        for (const endpoint of cluster.endpoints) {
+          const stats = endpoint.pool.stats;
+          connected += stats.connected;
+          idle += stats.free;
+        }
+        this.upstreamConnections.labels(cluster.config.name, 'busy').set(connected - idle);
+        this.upstreamConnections.labels(cluster.config.name, 'idle').set(idle);
+      }
+    },
+  });
+
+  readonly upstreamPendingRequests: Gauge<'cluster'> = new Gauge({
+    name: 'sidecar_upstream_pending_requests',
+    help: 'Requests waiting to be sent to an endpoint of a cluster (for a connection, or behind maxConnections).',
+    labelNames: ['cluster'] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.upstreamPendingRequests.reset();
+      for (const cluster of this.clusterSource()) {
+        let pending = 0;
+        for (const endpoint of cluster.endpoints) pending += endpoint.pool.stats.pending;
+        this.upstreamPendingRequests.labels(cluster.config.name).set(pending);
+      }
+    },
   });
 
   readonly retriesTotal = new Counter({
@@ -119,8 +166,29 @@ export class Metrics {
     return instruments;
   }
 
+  readonly tracingSpansExported = new Counter({
+    name: 'sidecar_tracing_spans_exported_total',
+    help: 'Spans the collector accepted.',
+    registers: [this.registry],
+  });
+
+  readonly tracingSpansDropped = new Counter({
+    name: 'sidecar_tracing_spans_dropped_total',
+    help: 'Spans lost, by reason: queue_full (the export queue was full: the collector is slow or down) or export_failed.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
+    // Present from the start at 0, so that alerts on them have a series to watch.
+    this.tracingSpansDropped.labels('queue_full').inc(0);
+    this.tracingSpansDropped.labels('export_failed').inc(0);
+  }
+
+  /** Where the in-flight and connection gauges read their clusters from. */
+  observeClusters(source: ClusterSource): void {
+    this.clusterSource = source;
   }
 }
 

@@ -2,6 +2,7 @@ import { recordLocalAnswer, type RequestHandler } from '../proxy/handler';
 import { requestIdFrom } from '../proxy/headers';
 import { sendError } from '../proxy/respond';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import { noopRequestTrace } from '../telemetry/tracing';
 
 /**
  * The handler of a listener a reload removed, for the requests that still arrive on its
@@ -14,6 +15,6 @@ export function createDrainingHandler(listener: ListenerIdentity, services: Prox
     const startedAt = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
     sendError(res, 'DRAINING', requestId, `listener ${listener.name} was removed by a configuration reload and is closing; connect again`, { close: true });
-    recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'DRAINING', undefined);
+    recordLocalAnswer(services, listener, res, req, requestId, noopRequestTrace(), startedAt, 'DRAINING', undefined);
   };
 }

@@ -6,6 +6,8 @@ import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { limitRequestBody } from './body-limit';
+import { responseFlags } from '../telemetry/response-flags';
+import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
@@ -47,6 +49,7 @@ export class ProxyExchange {
     private readonly upstreamHeaders: string[],
     private readonly hasBody: boolean,
     private readonly startedAt: number,
+    private readonly trace: RequestTrace = noopRequestTrace(),
   ) {}
 
   start(): void {
@@ -67,6 +70,7 @@ export class ProxyExchange {
     this.attempt++;
     this.abortAttempt = undefined;
     setAttempt(this.upstreamHeaders, this.attempt);
+    this.trace.attemptStarted(this.attempt, endpoint.config.url, this.path, this.upstreamHeaders);
     this.attemptStartedAt = performance.now();
     const options: Dispatcher.DispatchOptions = {
       path: this.path,
@@ -93,6 +97,7 @@ export class ProxyExchange {
 
   onAttemptHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: undici consumes informational responses.
+    this.trace.attemptResponded(statusCode);
     this.upstreamMs = performance.now() - this.attemptStartedAt;
     this.clearDeadline();
     this.responseStarted = true;
@@ -133,19 +138,22 @@ export class ProxyExchange {
 
   onAttemptComplete(): void {
     this.abortAttempt = undefined;
+    this.trace.attemptEnded();
     this.res.end();
   }
 
   onAttemptError(error: Error): void {
     this.abortAttempt = undefined;
+    const failure = classifyUpstreamError(error);
+    this.trace.attemptEnded(failure);
     if (this.responseStarted) {
       // Part of the response is already with the client: cutting the connection is the
       // only way to tell it the body is incomplete.
-      this.errorCode = classifyUpstreamError(error).code;
+      this.errorCode = failure.code;
       abortResponse(this.res);
       return;
     }
-    this.onAttemptFailed(classifyUpstreamError(error));
+    this.onAttemptFailed(failure);
   }
 
   private onAttemptFailed(failure: AttemptFailure): void {
@@ -216,6 +224,8 @@ export class ProxyExchange {
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
     const { metrics, accessLog } = this.services;
     const clusterName = this.cluster.config.name;
+    const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone });
+    this.trace.end({ status, route: this.route.name, cluster: clusterName, errorCode: this.errorCode, flags });
     metrics.forRoute(this.listener.name, this.route.name, clusterName).answered(status, durationMs / 1000);
     if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);
     accessLog.write({
@@ -232,8 +242,10 @@ export class ProxyExchange {
       request_id: this.requestId,
       attempts: this.attempt,
       error: this.errorCode,
-      flags: this.clientGone ? 'DC' : undefined,
+      flags,
       upstream: this.endpoint?.config.url,
+      trace_id: this.trace.traceId,
+      span_id: this.trace.spanId,
     });
   }
 }

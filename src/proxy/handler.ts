@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors';
 import { ipInCidrs } from '../config/cidr';
 import { findRoute, hostWithoutPort, rewritePath, type RoutableRequest } from '../router/route-table';
 import { ProxyExchange } from './exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { connectionOf, requestAuthority, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
+import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -48,6 +50,7 @@ export function createRequestHandler(
     const startedAt = performance.now();
     const state = holder.current;
     const requestId = requestIdFrom(req.headers['x-request-id']);
+    const trace = services.tracing.startRequest(req, res, listener.name, listener.proto, requestId);
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
@@ -57,12 +60,12 @@ export function createRequestHandler(
 
     if (route === undefined) {
       sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches ${method} ${path}`);
-      recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'NO_ROUTE', 'NR');
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_ROUTE', 'NR');
       return;
     }
     if (route.action === 'directResponse') {
       sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, method === 'HEAD');
-      recordLocalAnswer(services, listener, res, req, requestId, startedAt, undefined, undefined, route.name);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
       return;
     }
 
@@ -72,7 +75,7 @@ export function createRequestHandler(
       sendError(res, 'REQUEST_TOO_LARGE', requestId,
         `the request body (${declaredLength} bytes) is larger than route ${route.name} allows (${route.maxRequestBodyBytes} bytes)`,
         { close: true });
-      recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'REQUEST_TOO_LARGE', undefined, route.name, route.cluster);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'REQUEST_TOO_LARGE', 'DPE', route.name, route.cluster);
       return;
     }
 
@@ -80,6 +83,7 @@ export function createRequestHandler(
     if (cluster === undefined) {
       // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
       sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${route.cluster} is not loaded`);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_HEALTHY_UPSTREAM', 'UH', route.name, route.cluster);
       return;
     }
 
@@ -87,7 +91,14 @@ export function createRequestHandler(
     const peer = peerFactsOf(socket, listener);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
-      { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
+      {
+        peerAddress: peer.address,
+        peerTrusted: peer.trusted,
+        proto: listener.proto,
+        requestId,
+        clientCert: clientCert?.(socket),
+        traceHeaders: services.tracing.ownedRequestHeaders,
+      },
       route.requestHeaders,
     );
     const upstreamPath =
@@ -95,7 +106,7 @@ export function createRequestHandler(
         ? rewritePath(route.match.value, route.rewritePrefix, path) + (queryAt === -1 ? '' : url.slice(queryAt))
         : url;
 
-    new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt).start();
+    new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt, trace).start();
   };
 }
 
@@ -116,13 +127,15 @@ export function recordLocalAnswer(
   res: ServerResponse,
   req: IncomingMessage,
   requestId: string,
+  trace: RequestTrace,
   startedAt: number,
-  error: string | undefined,
+  error: ErrorCode | undefined,
   flags: string | undefined,
   route = '',
   cluster = '',
 ): void {
   const durationMs = performance.now() - startedAt;
+  trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
   services.accessLog.write({
     method: req.method ?? '',
@@ -140,5 +153,7 @@ export function recordLocalAnswer(
     error,
     flags,
     upstream: undefined,
+    trace_id: trace.traceId,
+    span_id: trace.spanId,
   });
 }

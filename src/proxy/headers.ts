@@ -74,6 +74,11 @@ export interface ForwardingFacts {
   readonly requestId: string;
   /** Envoy-style client certificate description for mTLS connections. */
   readonly clientCert: string | undefined;
+  /**
+   * Trace context headers the sidecar writes per attempt while tracing is on (see
+   * `replaceBeforeAttempt`); the client's copies are dropped. Undefined: passed through.
+   */
+  readonly traceHeaders?: ReadonlySet<string>;
 }
 
 /**
@@ -120,6 +125,7 @@ export function upstreamRequestHeaders(
       continue;
     }
     if (named !== undefined && named.has(name)) continue;
+    if (facts.traceHeaders !== undefined && facts.traceHeaders.has(name)) continue;
     if (name === 'host') host = value;
     if (drops !== undefined && drops.has(name)) continue;
     if (name === 'cookie') {
@@ -146,6 +152,16 @@ export function upstreamRequestHeaders(
 /** Rewrites the attempt number in a list built by `upstreamRequestHeaders`. */
 export function setAttempt(headers: string[], attempt: number): void {
   headers[headers.length - 1] = String(attempt);
+}
+
+/**
+ * Replaces the `previousEntries` entries (names and values) just before the attempt slot of a
+ * list built by `upstreamRequestHeaders` with `entries`; returns how many entries are there
+ * now. Each attempt writes its own trace context this way, and the attempt slot stays last.
+ */
+export function replaceBeforeAttempt(headers: string[], previousEntries: number, entries: readonly string[]): number {
+  headers.splice(headers.length - 2 - previousEntries, previousEntries, ...entries);
+  return entries.length;
 }
 
 /**

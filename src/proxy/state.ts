@@ -2,6 +2,7 @@ import type { ListenerConfig, RouteConfig, SidecarConfig } from '../config/types
 import type { Metrics } from '../admin/metrics';
 import type { AccessLog } from '../telemetry/access-log';
 import type { Logger } from '../telemetry/logger';
+import type { Tracing } from '../telemetry/tracing';
 import type { ClusterRuntime } from '../upstream/cluster';
 
 /**
@@ -25,6 +26,7 @@ export interface ProxyServices {
   readonly metrics: Metrics;
   readonly accessLog: AccessLog;
   readonly logger: Logger;
+  readonly tracing: Tracing;
 }
 
 /** What a request needs to know of the listener it arrived on. */

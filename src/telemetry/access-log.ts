@@ -16,11 +16,15 @@ export interface AccessLogEntry {
   request_id: string;
   attempts: number;
   error: string | undefined;
-  /** Envoy-style response flags (see README): UF, UO, UT, NR, DC, ... */
+  /** Envoy-style response flags (see README and response-flags.ts): UF, UO, UT, NR, DC, ... */
   flags: string | undefined;
   upstream: string | undefined;
   /** `websocket` on the line of a tunnel (written when it closes; bytes are the tunnel's). */
   upgrade?: string;
+  /** The request's trace id (also when the trace is not sampled: the app saw the same one). */
+  trace_id?: string;
+  /** The id of the sidecar's SERVER span of the request. */
+  span_id?: string;
 }
 
 export interface AccessLog {

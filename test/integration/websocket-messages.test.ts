@@ -19,6 +19,7 @@ import { createRequestHandler } from '../../src/proxy/handler';
 import { createUpgradeHandler } from '../../src/proxy/upgrade-handler';
 import type { ProxyServices } from '../../src/proxy/state';
 import type { AccessLogEntry } from '../../src/telemetry/access-log';
+import { disabledTracing } from '../../src/telemetry/tracing';
 import { silentLogger } from '../../src/telemetry/logger';
 import { WebSocketProxy } from '../../src/upstream/websocket';
 import { makeTestPki } from '../helpers/certs';
@@ -152,6 +153,7 @@ t.test('wss: a TLS listener terminates TLS and tunnels to the plain app', async 
     metrics: new Metrics({ processMetrics: false }),
     accessLog: { write: (entry) => void lines.push(entry), flush: async () => {} },
     logger: silentLogger(),
+    tracing: disabledTracing(),
   };
   const listenerConfig = proxy.sidecar.config.listeners[0];
   const identity = { name: listenerConfig.name, proto: 'https', config: listenerConfig } as const;

@@ -1,0 +1,157 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../admin/stats';
+
+/**
+ * `sidecar status`: what it reads from the admin listener. /stats is required; /clusters
+ * (endpoint health and breaker details) enriches the report when the sidecar has it.
+ */
+
+export const DEFAULT_STATUS_TIMEOUT_MS = 5_000;
+
+export interface EndpointStatus extends EndpointStats {
+  /** Extra facts from /clusters, e.g. `ejected`. */
+  readonly notes: readonly string[];
+}
+
+export interface ClusterStatus extends Omit<ClusterStats, 'endpoints' | 'breaker'> {
+  readonly breaker: BreakerState | string | null;
+  readonly endpoints: readonly EndpointStatus[];
+}
+
+export interface StatusReport {
+  readonly admin: string;
+  readonly live: boolean;
+  readonly ready: boolean;
+  readonly stats: Omit<SidecarStats, 'clusters'>;
+  readonly clusters: readonly ClusterStatus[];
+  /** Whether /clusters answered (it adds breaker and ejection details). */
+  readonly clusterDetails: boolean;
+}
+
+export class StatusError extends Error {}
+
+export interface CollectOptions {
+  readonly token?: string;
+  readonly timeoutMs?: number;
+}
+
+export async function collectStatus(adminUrl: string, options: CollectOptions = {}): Promise<StatusReport> {
+  const base = adminUrl.replace(/\/+$/, '');
+  const get = (path: string): Promise<AdminAnswer> =>
+    getText(base + path, options.token, options.timeoutMs ?? DEFAULT_STATUS_TIMEOUT_MS).catch((error: unknown) => {
+      throw new StatusError(`cannot reach the admin listener at ${base}: ${describeError(error)}`);
+    });
+
+  const [live, ready, statsAnswer, clustersAnswer] = await Promise.all([get('/live'), get('/ready'), get('/stats'), get('/clusters')]);
+  if (statsAnswer.status === 401) throw new StatusError(`the admin listener at ${base} requires a token: pass --token or set SIDECAR_ADMIN_TOKEN`);
+  const stats = statsAnswer.status === 200 ? parseJson(statsAnswer.body) : undefined;
+  if (!isRecord(stats) || !Array.isArray(stats.clusters)) {
+    throw new StatusError(`${base}/stats answered ${statsAnswer.status}${statsAnswer.status === 200 ? ' with an unexpected body' : ''}: is this a sidecar admin listener?`);
+  }
+  const details = clustersAnswer.status === 200 ? parseJson(clustersAnswer.body) : undefined;
+
+  const { clusters, ...rest } = stats as unknown as SidecarStats;
+  return {
+    admin: base,
+    live: live.status === 200,
+    ready: ready.status === 200,
+    stats: rest,
+    clusters: mergeClusterDetails(clusters, details),
+    clusterDetails: details !== undefined,
+  };
+}
+
+interface AdminAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Admin answers are small JSON or text documents; anything beyond this is not one. */
+const MAX_ADMIN_ANSWER_BYTES = 8 * 1024 * 1024;
+
+function getText(url: string, token: string | undefined, timeoutMs: number): Promise<AdminAnswer> {
+  return new Promise((resolve, reject) => {
+    const client = url.startsWith('https:') ? https : http;
+    const req = client.get(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ADMIN_ANSWER_BYTES) req.destroy(new Error('the answer is too large'));
+        else chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Folds what /clusters says into the clusters of /stats. /clusters belongs to the resilience
+ * features and its shape may grow, so only recognisable fields are read: a cluster's breaker
+ * state, and per endpoint `healthy`/`health` and `ejected`.
+ */
+export function mergeClusterDetails(clusters: readonly ClusterStats[], details: unknown): ClusterStatus[] {
+  const byName = new Map<string, Record<string, unknown>>();
+  const list = isRecord(details) && 'clusters' in details ? details.clusters : details;
+  if (Array.isArray(list)) {
+    for (const entry of list) if (isRecord(entry) && typeof entry.name === 'string') byName.set(entry.name, entry);
+  } else if (isRecord(list)) {
+    for (const [name, entry] of Object.entries(list)) if (isRecord(entry)) byName.set(name, entry);
+  }
+  return clusters.map((cluster) => {
+    const detail = byName.get(cluster.name);
+    const endpointDetails = new Map<string, Record<string, unknown>>();
+    if (detail !== undefined && Array.isArray(detail.endpoints)) {
+      for (const endpoint of detail.endpoints) if (isRecord(endpoint) && typeof endpoint.url === 'string') endpointDetails.set(endpoint.url, endpoint);
+    }
+    return {
+      ...cluster,
+      breaker: breakerOf(detail) ?? cluster.breaker,
+      endpoints: cluster.endpoints.map((endpoint) => {
+        const extra = endpointDetails.get(endpoint.url);
+        const notes: string[] = [];
+        let healthy = endpoint.healthy;
+        if (extra !== undefined) {
+          if (typeof extra.healthy === 'boolean') healthy = extra.healthy;
+          else if (typeof extra.health === 'string') healthy = extra.health === 'healthy';
+          if (extra.ejected === true) notes.push('ejected');
+        }
+        return { ...endpoint, healthy, notes };
+      }),
+    };
+  });
+}
+
+function breakerOf(detail: Record<string, unknown> | undefined): string | undefined {
+  if (detail === undefined) return undefined;
+  for (const key of ['breaker', 'circuit', 'circuitBreaker']) {
+    const value = detail[key];
+    if (typeof value === 'string') return value;
+    if (isRecord(value) && typeof value.state === 'string') return value.state;
+  }
+  return typeof detail.circuitState === 'string' ? detail.circuitState : undefined;
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return typeof code === 'string' ? code : error.message;
+  }
+  return String(error);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,177 @@
+import type { RouteTraffic } from '../admin/traffic-window';
+import type { RecentError } from '../telemetry/recent-errors';
+import type { ClusterStatus, StatusReport } from './collect';
+
+/** The `sidecar status` report as text for a terminal: every line fits `width` columns. */
+
+export const STATUS_WIDTH_COLUMNS = 80;
+export const BUSIEST_ROUTES_SHOWN = 8;
+export const LAST_ERRORS_SHOWN = 5;
+const MAX_RELOAD_ERROR_LINES = 3;
+
+export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_COLUMNS): string {
+  const s = report.stats;
+  const out: string[] = [];
+  const health = `${report.live ? 'live' : 'NOT LIVE'}, ${report.ready ? 'ready' : 'NOT READY'}`;
+  out.push(`sidecar ${report.admin}  ${health}  pid ${s.pid}, up ${formatUptime(s.uptimeSeconds)}`);
+
+  const config = s.config;
+  out.push(field('config', config.source));
+  out.push(field('', `sha256 ${config.sha256.slice(0, 12)}  loaded ${formatTime(config.loadedAt)}`));
+  const reloads = `${config.reloads.success} ok, ${config.reloads.failure} rejected`;
+  if (config.lastReload.error !== null) {
+    out.push(field('reloads', `${reloads}; the last one was REJECTED${config.lastReload.at ? ` at ${formatTime(config.lastReload.at)}` : ''}:`));
+    for (const line of config.lastReload.error.split('\n').slice(0, MAX_RELOAD_ERROR_LINES)) out.push(field('', line));
+  } else {
+    out.push(field('reloads', `${reloads}; the last one was applied${config.lastReload.at ? ` at ${formatTime(config.lastReload.at)}` : ''}`));
+  }
+
+  const tracing = s.tracing;
+  if (tracing.exporter === 'none') {
+    out.push(field('tracing', 'off'));
+  } else {
+    out.push(field('tracing', `${tracing.exporter}${tracing.endpoint ? ` → ${tracing.endpoint}` : ''}  service ${tracing.serviceName ?? '-'}`));
+    const dropped = tracing.spans.droppedQueueFull + tracing.spans.droppedExportFailed;
+    out.push(field('', `sampler ${tracing.sampler ?? '-'}; spans: ${tracing.spans.exported} exported, ${dropped} dropped`));
+  }
+
+  out.push('', 'LISTENERS');
+  out.push(
+    ...table(
+      ['NAME', 'ADDRESS', 'PROTO', 'ROUTES', 'CONNECTIONS'],
+      s.listeners.map((l) => [l.name, l.address, l.mtls ? 'mtls' : l.proto, String(l.routes), String(l.connections)]),
+      { width, align: 'lllrr', shrink: 0 },
+    ),
+  );
+
+  out.push('', 'CLUSTERS');
+  if (report.clusters.length === 0) out.push('  (none)');
+  else out.push(...renderClusters(report.clusters, width));
+
+  out.push('', `BUSIEST ROUTES (last ${Math.max(s.trafficWindowSeconds, 1)}s)`);
+  const routes = s.routes.slice(0, BUSIEST_ROUTES_SHOWN);
+  if (routes.length === 0) out.push('  (no requests)');
+  else out.push(...table(['ROUTE', 'CLUSTER', 'REQ/S', 'ERRORS', 'P99'], routes.map(routeRow), { width, align: 'llrrr', shrink: 0 }));
+
+  const shown = s.recentErrors.slice(0, LAST_ERRORS_SHOWN);
+  out.push('', `LAST ERRORS (${shown.length} shown, ${s.errorsTotal} since start)`);
+  if (shown.length === 0) out.push('  (none)');
+  for (const error of shown) out.push(...renderError(error, width));
+
+  return out.flatMap((line) => line.split('\n')).map((line) => fit(line, width)).join('\n') + '\n';
+}
+
+/** One table row per cluster, each followed by its endpoints (priority pN when not 0). */
+function renderClusters(clusters: readonly ClusterStatus[], width: number): string[] {
+  const rows = clusters.map((cluster) => [
+    cluster.name,
+    cluster.breaker ?? '-',
+    String(cluster.inFlight),
+    formatRate(cluster.attemptsPerSecond),
+    formatPercent(cluster.errorRate),
+    `${cluster.endpoints.filter((e) => e.healthy).length}/${cluster.endpoints.length}`,
+  ]);
+  const lines = table(['NAME', 'BREAKER', 'IN FLIGHT', 'ATTEMPTS/S', 'ERRORS', 'HEALTHY'], rows, { width, align: 'llrrrr', shrink: 0 });
+  const out = [lines[0]];
+  clusters.forEach((cluster, i) => {
+    out.push(lines[i + 1]);
+    for (const endpoint of cluster.endpoints) {
+      const state = [endpoint.healthy ? 'healthy' : 'UNHEALTHY', ...endpoint.notes].join(', ');
+      const priority = endpoint.priority > 0 ? ` p${endpoint.priority}` : '';
+      const facts =
+        `${state}  in flight ${endpoint.inFlight}  conns ${endpoint.connections.busy} busy/${endpoint.connections.idle} idle` +
+        `${endpoint.pending > 0 ? `  pending ${endpoint.pending}` : ''}  failures ${endpoint.failures}/${endpoint.requests}`;
+      out.push(`    ${endpoint.url}${priority}`, `      ${facts}`);
+    }
+  });
+  return out;
+}
+
+function routeRow(route: RouteTraffic): string[] {
+  const name = route.route === '' ? `${route.listener}/(no route)` : `${route.listener}/${route.route}`;
+  return [name, route.cluster || '-', formatRate(route.requestsPerSecond), formatPercent(route.errorRate), route.p99Ms === null ? '-' : formatMs(route.p99Ms)];
+}
+
+/**
+ *   11-22 00:20:58Z  UPSTREAM_CONNECT_FAILURE 503  ingress/orders → dead
+ *       GET /orders/42
+ *       request d9970e76-ec6b-4421-9fec-d8823388e5dc
+ *       trace a8341ad9a0e096b335a04d3b5c0e1f2a
+ */
+function renderError(error: RecentError, width: number): string[] {
+  const route = error.listener === undefined ? '' : `${error.listener}/${error.route ?? '(no route)'}${error.cluster ? ` → ${error.cluster}` : ''}`;
+  const lines = [`  ${formatTime(error.time).slice(5)}  ${error.code}${error.status ? ` ${error.status}` : ''}  ${route}`];
+  if (error.method !== undefined && error.path !== undefined) lines.push(`      ${error.method} ${error.path}`);
+  const ids = [error.requestId ? `request ${error.requestId}` : '', error.traceId ? `trace ${error.traceId}` : ''].filter(Boolean);
+  if (ids.join('  ').length + 6 <= width) {
+    if (ids.length > 0) lines.push(`      ${ids.join('  ')}`);
+  } else {
+    for (const id of ids) lines.push(`      ${id}`);
+  }
+  if (error.message) lines.push(`      ${error.message}`);
+  return lines;
+}
+
+interface TableOptions {
+  readonly width: number;
+  /** One letter per column: l (left) or r (right). */
+  readonly align: string;
+  /** The column that is cut when the table is wider than `width`. */
+  readonly shrink: number;
+}
+
+/** A table indented by two spaces, columns two spaces apart, cut to fit the width. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[], options: TableOptions): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const total = 2 + widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+  if (total > options.width) widths[options.shrink] = Math.max(headers[options.shrink].length, widths[options.shrink] - (total - options.width));
+  const line = (cells: readonly string[]): string =>
+    '  ' +
+    cells
+      .map((cell, i) => {
+        const text = fit(cell, widths[i]);
+        return options.align[i] === 'r' ? text.padStart(widths[i]) : text.padEnd(widths[i]);
+      })
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+function field(name: string, value: string): string {
+  return `${name.padEnd(8)} ${value}`;
+}
+
+/** Cuts a line to `width` characters, marking the cut with an ellipsis. */
+export function fit(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(width - 1, 0))}…`;
+}
+
+export function formatUptime(seconds: number): string {
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3_600);
+  const m = Math.floor((seconds % 3_600) / 60);
+  const s = Math.floor(seconds % 60);
+  if (d > 0) return `${d}d ${String(h).padStart(2, '0')}h`;
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m ${String(s).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
+/** `2026-05-01 12:03:04Z` */
+function formatTime(iso: string): string {
+  return iso.length >= 19 ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z` : iso;
+}
+
+function formatRate(perSecond: number): string {
+  return perSecond >= 100 ? perSecond.toFixed(0) : perSecond.toFixed(2);
+}
+
+export function formatPercent(rate: number | null): string {
+  return rate === null ? '-' : `${(rate * 100).toFixed(1)}%`;
+}
+
+export function formatMs(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)}s`;
+  if (ms >= 10) return `${ms.toFixed(0)}ms`;
+  return `${ms.toFixed(2)}ms`;
+}

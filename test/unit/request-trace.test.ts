@@ -1,0 +1,134 @@
+import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { parseConfigText } from '../../src/config/load';
+import { upstreamRequestHeaders } from '../../src/proxy/headers';
+import { startTracing } from '../../src/telemetry/otel';
+import { splitHostHeader } from '../../src/telemetry/request-trace';
+import type { RequestTrace, Tracing } from '../../src/telemetry/tracing';
+import { SPAN_KIND, startOtlpReceiver } from '../helpers/otlp-receiver';
+
+const NO_MUTATION = { add: [], remove: [] };
+
+function tracingFor(receiverUrl: string, extra = ''): Tracing {
+  const loaded = parseConfigText(
+    `
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes: [{ name: ping, match: { path: /ping }, directResponse: { status: 200 } }]
+tracing: { endpoint: "${receiverUrl}", propagators: [tracecontext, baggage, b3] ${extra} }
+`,
+    '/tmp/trace.yaml',
+  );
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  return startTracing(loaded.config, { env: {} });
+}
+
+/** Runs `handle` inside a real request to a real server, with the request's trace. */
+async function withRequest(tracing: Tracing, headers: Record<string, string>, handle: (trace: RequestTrace, req: http.IncomingMessage) => void): Promise<void> {
+  const server = http.createServer((req, res) => {
+    const trace = tracing.startRequest(req, res, 'main', 'http', 'req-1');
+    handle(trace, req);
+    res.end('done');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    await (await request(`http://127.0.0.1:${port}/x`, { headers })).body.text();
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+t.test('each attempt gets its own CLIENT span and rewrites the trace headers in place; the attempt slot stays last', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const tracing = tracingFor(receiver.url);
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  let list: string[] = [];
+  await withRequest(tracing, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'x-b3-traceid': 'aa' }, (trace, req) => {
+    list = upstreamRequestHeaders(req.rawHeaders, { peerAddress: '127.0.0.1', peerTrusted: false, proto: 'http', requestId: 'req-1', clientCert: undefined, traceHeaders: tracing.ownedRequestHeaders }, NO_MUTATION);
+    t.notOk(list.includes('traceparent'), 'the client\'s traceparent is dropped from the list');
+    t.notOk(list.includes('x-b3-traceid'), 'and its B3 headers');
+    trace.attemptStarted(1, 'http://127.0.0.1:3000', '/x?q=1', list);
+    trace.attemptResponded(503);
+    trace.attemptEnded();
+    trace.attemptStarted(2, 'http://127.0.0.1:3001', '/x?q=1', list, { reason: '5xx', backoffMs: 25 });
+    trace.event('sidecar.endpoint.ejected', { 'sidecar.endpoint': 'http://127.0.0.1:3000' });
+    trace.attemptResponded(200);
+    trace.attemptEnded();
+    trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
+  });
+  await tracing.forceFlush();
+  const spans = await receiver.waitFor((s) => s.length >= 3);
+  const server = spans.find((s) => s.kind === SPAN_KIND.SERVER);
+  const attempts = spans.filter((s) => s.kind === SPAN_KIND.CLIENT).sort((a, b) => Number(a.attributes['sidecar.attempt']) - Number(b.attributes['sidecar.attempt']));
+  t.equal(attempts.length, 2, 'two attempt spans');
+  t.ok(attempts.every((a) => a.parentSpanId === server?.spanId), 'both children of the SERVER span');
+  t.match(attempts[0].attributes, { 'sidecar.attempt': 1, 'http.response.status_code': 503, 'sidecar.attempt.outcome': 'response', 'error.type': '503' });
+  t.match(attempts[1].attributes, { 'sidecar.attempt': 2, 'http.request.resend_count': 1, 'sidecar.retry.reason': '5xx', 'sidecar.retry.backoff_ms': 25, 'server.port': 3001 });
+  t.same(attempts[1].events.map((e) => e.name), ['sidecar.endpoint.ejected']);
+  t.equal(attempts[0].name, 'GET 127.0.0.1:3000');
+  t.equal(server?.attributes['sidecar.attempts'], 2);
+
+  t.equal(list.filter((entry) => entry === 'traceparent').length, 1, 'one traceparent after two attempts');
+  t.match(list[list.indexOf('traceparent') + 1], new RegExp(`-${attempts[1].spanId}-01$`), 'it names the second attempt as parent');
+  t.same(list.slice(-2), ['x-sidecar-attempt', '1'], 'the attempt slot is still last (setAttempt writes it)');
+  t.equal(list[list.indexOf('x-b3-spanid') + 1], attempts[1].spanId);
+});
+
+t.test('without an explicit reason the next attempt names what ended the previous one, and the wait before it', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const tracing = tracingFor(receiver.url);
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  await withRequest(tracing, {}, (trace) => {
+    const list = ['x-sidecar-attempt', '1'];
+    trace.attemptStarted(1, 'http://127.0.0.1:3000', '/', list);
+    trace.attemptEnded({ kind: 'connect-failure', code: 'UPSTREAM_CONNECT_FAILURE', cause: new Error('ECONNREFUSED') });
+    trace.attemptStarted(2, 'http://127.0.0.1:3000', '/', list);
+    trace.attemptResponded(200);
+    trace.attemptEnded();
+    trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
+  });
+  await tracing.forceFlush();
+  const spans = await receiver.waitFor((s) => s.length >= 3);
+  const second = spans.find((s) => s.attributes['sidecar.attempt'] === 2);
+  t.equal(second?.attributes['sidecar.retry.reason'], 'connect-failure');
+  t.type(second?.attributes['sidecar.retry.backoff_ms'], 'number');
+});
+
+t.test('an unsampled request records nothing and still propagates its context', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const tracing = tracingFor(receiver.url, ', sampleRatio: 0');
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  const list = ['x-sidecar-attempt', '1'];
+  await withRequest(tracing, {}, (trace) => {
+    trace.attemptStarted(1, 'http://127.0.0.1:3000', '/', list);
+    trace.attemptEnded();
+    trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
+    t.match(trace.traceId, /^[0-9a-f]{32}$/);
+  });
+  await tracing.forceFlush();
+  t.equal(receiver.requests, 0, 'nothing was exported');
+  t.match(list[list.indexOf('traceparent') + 1], /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  t.equal(tracing.describe().spans.exported, 0);
+});
+
+t.test('splitHostHeader handles names, ports and IPv6 literals', async (t) => {
+  t.same(splitHostHeader('api.example.com:8443'), ['api.example.com', 8443]);
+  t.same(splitHostHeader('api.example.com'), ['api.example.com', undefined]);
+  t.same(splitHostHeader('[::1]:8080'), ['::1', 8080]);
+  t.same(splitHostHeader('[::1]'), ['::1', undefined]);
+  t.same(splitHostHeader(undefined), [undefined, undefined]);
+});

@@ -1,0 +1,143 @@
+import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ClusterStats } from '../../src/admin/stats';
+import { collectStatus, mergeClusterDetails, StatusError, type StatusReport } from '../../src/status/collect';
+import { fit, formatMs, formatPercent, formatUptime, renderStatus } from '../../src/status/render';
+
+const LONG = 'a-cluster-name-that-someone-thought-was-a-good-idea-to-make-very-long';
+
+const cluster: ClusterStats = {
+  name: LONG,
+  breaker: 'open',
+  inFlight: 1234,
+  attemptsPerSecond: 12345.678,
+  errorRate: 0.5,
+  endpoints: [
+    {
+      url: `http://${'x'.repeat(90)}.example.com:8080`,
+      priority: 2,
+      healthy: false,
+      inFlight: 3,
+      requests: 1_000_000,
+      failures: 999_999,
+      connections: { busy: 128, idle: 0 },
+      pending: 4096,
+    },
+  ],
+};
+
+function report(): StatusReport {
+  return {
+    admin: 'http://127.0.0.1:9901',
+    live: true,
+    ready: false,
+    clusterDetails: false,
+    clusters: mergeClusterDetails([cluster], undefined),
+    stats: {
+      ready: false,
+      pid: 4242,
+      startedAt: '2026-05-01T10:00:00.000Z',
+      uptimeSeconds: 93_784,
+      config: {
+        source: `/etc/${'deep/'.repeat(30)}sidecar.yaml`,
+        sha256: 'f'.repeat(64),
+        loadedAt: '2026-05-01T10:00:00.000Z',
+        lastReload: { ok: false, at: '2026-05-02T12:03:04.000Z', error: `listeners[0].routes[3].timeout: ${'very long reason '.repeat(10)}\nsecond line\nthird\nfourth` },
+        reloads: { success: 3, failure: 1 },
+      },
+      listeners: [{ name: `listener-${'n'.repeat(80)}`, address: '[2001:db8::1]:8443', proto: 'https', mtls: true, routes: 300, connections: 10_000 }],
+      trafficWindowSeconds: 60,
+      routes: [{ listener: 'ingress', route: `route-${'r'.repeat(80)}`, cluster: LONG, requests: 1e6, requestsPerSecond: 16666.67, errorRate: 1, p99Ms: 12_345.6 }],
+      tracing: {
+        exporter: 'otlp-grpc',
+        endpoint: `http://${'c'.repeat(80)}:4317`,
+        serviceName: 'orders',
+        sampler: 'parentbased_traceidratio 0.01',
+        propagators: ['tracecontext'],
+        responseHeader: false,
+        spans: { exported: 1, droppedQueueFull: 2, droppedExportFailed: 3 },
+        sources: {},
+      },
+      recentErrors: [
+        {
+          time: '2026-05-02T12:03:04.000Z',
+          code: 'UPSTREAM_PROTOCOL_ERROR',
+          status: 502,
+          method: 'PROPFIND',
+          path: `/${'p'.repeat(200)}`,
+          listener: 'ingress',
+          route: `route-${'r'.repeat(80)}`,
+          cluster: LONG,
+          requestId: 'x'.repeat(128),
+          traceId: '0af7651916cd43dd8448eb211c80319c',
+        },
+        { time: '2026-05-02T12:03:05.000Z', code: 'CONFIG_REJECTED', message: 'm'.repeat(300) },
+      ],
+      errorsTotal: 2,
+    },
+  };
+}
+
+t.test('every line fits 80 columns whatever the names, paths and numbers', async (t) => {
+  const text = renderStatus(report());
+  const lines = text.trimEnd().split('\n');
+  t.same(lines.filter((line) => line.length > 80), []);
+  t.match(text, /live, NOT READY/);
+  t.match(text, /up 1d 02h/);
+  t.match(text, /the last one was REJECTED at 2026-05-02 12:03:04Z:/);
+  t.notMatch(text, /fourth/, 'a long reload error is cut to its first lines');
+  t.match(text, /UNHEALTHY/);
+  t.match(text, /spans: 1 exported, 5 dropped/);
+  t.match(text, /mtls/);
+  t.match(text, /CONFIG_REJECTED/);
+  t.equal(renderStatus(report(), 60).trimEnd().split('\n').filter((line) => line.length > 60).length, 0, 'and any other width');
+});
+
+t.test('/clusters details are folded in when recognisable, ignored otherwise', async (t) => {
+  const base: ClusterStats = { ...cluster, name: 'app', breaker: null, endpoints: [{ ...cluster.endpoints[0], url: 'http://a:1', healthy: true }] };
+  const fromArray = mergeClusterDetails([base], { clusters: [{ name: 'app', circuit: { state: 'half-open' }, endpoints: [{ url: 'http://a:1', healthy: false, ejected: true }] }] });
+  t.equal(fromArray[0].breaker, 'half-open');
+  t.equal(fromArray[0].endpoints[0].healthy, false);
+  t.same(fromArray[0].endpoints[0].notes, ['ejected']);
+  const fromMap = mergeClusterDetails([base], { app: { breaker: 'open', endpoints: [{ url: 'http://a:1', health: 'healthy' }] } });
+  t.equal(fromMap[0].breaker, 'open');
+  t.equal(fromMap[0].endpoints[0].healthy, true);
+  const unknown = mergeClusterDetails([base], { whatever: 42 });
+  t.equal(unknown[0].breaker, null);
+  t.same(unknown[0].endpoints[0].notes, []);
+  t.same(mergeClusterDetails([base], 'not json we know')[0].endpoints[0].healthy, true);
+});
+
+t.test('number formats', async (t) => {
+  t.equal(formatUptime(42), '42s');
+  t.equal(formatUptime(3 * 60 + 5), '3m 05s');
+  t.equal(formatUptime(2 * 3600 + 3 * 60), '2h 03m');
+  t.equal(formatPercent(null), '-');
+  t.equal(formatPercent(0.0123), '1.2%');
+  t.equal(formatMs(0.42), '0.42ms');
+  t.equal(formatMs(42.4), '42ms');
+  t.equal(formatMs(1234), '1.23s');
+  t.equal(fit('abcdef', 4), 'abc…');
+});
+
+t.test('collectStatus says what is wrong with an admin address that is not a sidecar', async (t) => {
+  const hanging = new Set<http.ServerResponse>();
+  const server = http.createServer((req, res) => {
+    if (req.url === '/stats') res.end('<html>a web page</html>');
+    else if (req.url === '/live' && req.headers['x-hang'] === undefined) res.end('live');
+    else hanging.add(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const error: unknown = await collectStatus(url, { timeoutMs: 300 }).catch((e: unknown) => e);
+  t.ok(error instanceof StatusError, 'a StatusError');
+  t.match(String(error), /no answer within 300 ms/, 'a listener that never answers');
+  server.removeAllListeners('request');
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => res.end(req.url === '/stats' ? '<html>a web page</html>' : 'ok'));
+  await t.rejects(collectStatus(url, { timeoutMs: 1_000 }), /\/stats answered 200 with an unexpected body: is this a sidecar admin listener\?/);
+});
