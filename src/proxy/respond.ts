@@ -3,6 +3,7 @@ import type { DirectResponse, HeaderMutation } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
 import { abortResponse, isHttp1 } from './http2-request';
+import { TRACE_ID_RESPONSE_HEADER } from '../telemetry/tracing';
 
 /**
  * Answers with one of the sidecar's own errors: `x-sidecar-error: CODE` and a JSON body. When
@@ -30,8 +31,9 @@ export function sendError(
   // HTTP/2 has no Connection header: ending the stream is enough there.
   if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
   // A writeHead that threw (a header value Node refuses) may have left its headers behind
-  // on an HTTP/2 response; they must not leak into the error.
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  // on an HTTP/2 response; they must not leak into the error. The trace id stays: it was set
+  // for whatever response this request gets.
+  for (const name of res.getHeaderNames()) if (name !== TRACE_ID_RESPONSE_HEADER) res.removeHeader(name);
   res.writeHead(ERROR_STATUS[code], headers);
   res.end(body);
 }
