@@ -37,7 +37,8 @@ export class Sidecar implements StateHolder {
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
     this.accessLog = options.accessLog ?? createAccessLog(config.accessLog);
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger };
-    this.current = buildState(config, new Map());
+    this.current = buildState(config, new Map(), this.services);
+    for (const cluster of this.current.clusters.values()) cluster.start();
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
   }
 
@@ -94,10 +95,13 @@ export class Sidecar implements StateHolder {
       return { ok: false, error };
     }
     const previous = this.current;
-    this.current = buildState(config, previous.clusters);
+    this.current = buildState(config, previous.clusters, this.services);
+    const kept = new Set(previous.clusters.values());
     for (const [name, cluster] of previous.clusters) {
       if (this.current.clusters.get(name) !== cluster) cluster.retire();
     }
+    // After the retirements, which withdraw the metrics of the runtimes they replace.
+    for (const cluster of this.current.clusters.values()) if (!kept.has(cluster)) cluster.start();
     this.recordReload(true, undefined);
     return { ok: true };
   }
@@ -125,6 +129,7 @@ export class Sidecar implements StateHolder {
       ['GET /ready', () => (this.ready ? text(200, 'ready\n') : text(503, 'not ready\n'))],
       ['GET /config', () => json(200, this.configView())],
       ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
+      ['GET /clusters', () => json(200, { clusters: [...this.current.clusters.values()].map((c) => c.view()) })],
     ]);
   }
 
@@ -141,11 +146,14 @@ export class Sidecar implements StateHolder {
   }
 }
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>): RuntimeState {
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
-    clusters.set(name, existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig));
+    clusters.set(
+      name,
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services),
+    );
   }
   return { config, clusters, routes: buildRouteTables(config) };
 }
