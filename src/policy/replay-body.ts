@@ -53,7 +53,10 @@ export class ReplayableBody {
     return view;
   }
 
-  /** Stops reading for good; the client's stream is left to the exchange. */
+  /**
+   * The exchange is over: stops keeping chunks, and lets whatever the client still sends
+   * drain (as Node does for a body nobody read) so its keep-alive connection stays usable.
+   */
   dispose(): void {
     this.detach();
     this.source.off('readable', this.onReadable);
@@ -61,6 +64,7 @@ export class ReplayableBody {
     this.source.off('error', this.onError);
     this.chunks = [];
     this.whole = undefined;
+    if (!this.source.readableEnded && !this.source.destroyed) this.source.resume();
   }
 
   /** Feeds `view` while it wants more; called from its `_read` and when the client sends data. */
