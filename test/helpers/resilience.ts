@@ -31,14 +31,16 @@ export interface ScriptedUpstream extends Upstream {
  */
 export async function startScriptedUpstream(
   script: (n: number, req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void,
-  options: { healthPath?: string; health?: () => number } = {},
+  options: { healthPath?: string; health?: () => number | 'no answer' } = {},
 ): Promise<ScriptedUpstream> {
   const seen: SeenRequest[] = [];
   const state = { healthChecks: 0 };
   const upstream = await startUpstream((req, res) => {
     if (options.healthPath !== undefined && req.url === options.healthPath) {
       state.healthChecks++;
-      res.statusCode = options.health?.() ?? 200;
+      const status = options.health?.() ?? 200;
+      if (status === 'no answer') return; // left hanging until the upstream closes
+      res.statusCode = status;
       res.end();
       return;
     }

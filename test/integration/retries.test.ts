@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { closedPort } from '../helpers/upstream';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
-import { metric, startScriptedUpstream } from '../helpers/resilience';
+import { cluster, metric, startScriptedUpstream, waitUntil } from '../helpers/resilience';
 
 /** Fails the first `failures` requests with `status`, then answers 200 "ok". */
 function failFirst(failures: number, status = 503) {
@@ -271,6 +271,31 @@ t.test('nothing is retried once a response byte went to the client', async (t) =
   t.equal(res.statusCode, 200);
   await t.rejects(res.body.text(), 'the client sees the body cut off');
   t.equal(app.seen.length, 1, 'one attempt only');
+});
+
+t.test('a client that leaves during the backoff gets no further attempt', async (t) => {
+  // Retry-After makes the backoff a known 2 s, so the client surely leaves during it.
+  const app = await startScriptedUpstream((_n, _req, res) => {
+    res.writeHead(503, { 'retry-after': '2' });
+    res.end();
+  });
+  const proxy = await startSidecar(simpleConfig(app.url, 'timeout: 20s\nretry: { attempts: 3, backoff: { base: 1ms, max: 5s } }'));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const controller = new AbortController();
+  const pending = request(`${proxy.url()}/`, { signal: controller.signal });
+  await waitUntil(() => app.seen.length === 1, 'the first attempt');
+  controller.abort();
+  await t.rejects(pending);
+  await waitUntil(() => proxy.accessLog.length === 1, 'the access log line of the abandoned request');
+  t.equal(proxy.accessLog[0].flags, 'DC');
+  t.equal(proxy.accessLog[0].status, 499);
+  // The absence of an attempt cannot be awaited: wait until the backoff would have ended.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  t.equal(app.seen.length, 1, 'the backoff timer was cancelled with the exchange');
+  t.equal((await cluster(proxy.adminUrl)).inFlight, 0);
 });
 
 t.test('routes without retries still try once, and the access log says why a request failed', async (t) => {
