@@ -9,10 +9,11 @@ export type BreakerState = 'closed' | 'half-open' | 'open';
 export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, 'half-open': 1, open: 2 };
 
 /**
- * How one upstream attempt counts for the breaker. `failure`: a connect failure, a timeout, a
- * reset or a 5xx. `success`: any other response (a 4xx is the client's problem, never the
- * app's). `neutral`: the attempt ended without telling anything about the app (the client
- * went away, its own body failed).
+ * How one request counts for the breaker, by its final outcome (retries included: a request
+ * a retry saved is a success). `failure`: a connect failure, a timeout, a reset or a 5xx.
+ * `success`: any other response (a 4xx is the client's problem, never the app's). `neutral`:
+ * the request ended without telling anything about the app (the client went away, its own
+ * body failed, it was refused before any attempt).
  */
 export type BreakerOutcome = 'success' | 'failure' | 'neutral';
 
@@ -29,7 +30,7 @@ export interface BreakerView {
   readonly rejected: number;
 }
 
-/** One admitted attempt's place in the breaker; settled exactly once. */
+/** One admitted request's place in the breaker; settled exactly once. */
 export class BreakerTicket {
   /** Set by the breaker's action when opossum let the call through. */
   admitted = false;
@@ -38,7 +39,7 @@ export class BreakerTicket {
 
   constructor(private readonly breaker: ClusterBreaker) {}
 
-  /** opossum's action: runs when the call is admitted, settles when the attempt's outcome is known. */
+  /** opossum's action: runs when the call is admitted, settles when the request's outcome is known. */
   start(): Promise<void> {
     this.admitted = true;
     return new Promise<void>((resolve, reject) => {
@@ -55,13 +56,13 @@ export class BreakerTicket {
     this.reject = undefined;
     // A half-open breaker waits on its probe: a probe that told nothing reopens it, so that
     // another probe is sent after resetTimeout rather than closing on no evidence.
-    if (outcome === 'failure' || (outcome === 'neutral' && this.breaker.state === 'half-open')) reject(ATTEMPT_FAILED);
+    if (outcome === 'failure' || (outcome === 'neutral' && this.breaker.state === 'half-open')) reject(REQUEST_FAILED);
     else resolve();
   }
 }
 
-/** Shared: a failed attempt needs no stack trace of its own, and this one is never thrown. */
-const ATTEMPT_FAILED = new Error('the upstream attempt failed');
+/** Shared: a failure needs no stack trace of its own, and this one is never thrown. */
+const REQUEST_FAILED = new Error('the request failed at the upstream');
 
 function runTicket(this: BreakerTicket): Promise<void> {
   return this.start();
@@ -74,7 +75,7 @@ function ignore(): void {}
  * the state machine (closed → open when the failure percentage of the rolling window passes
  * the threshold with at least `volumeThreshold` calls; open → half-open after `resetTimeout`;
  * half-open lets one probe through and closes or reopens on its result). This class adapts
- * it to attempts that settle through callbacks instead of promises.
+ * it to requests that settle through callbacks instead of promises.
  *
  * Timers: the rolling window is rotated by this class's own interval through opossum's
  * `rotateBucketController` (opossum's snapshot interval is off), so `shutdown` knows every
@@ -117,7 +118,7 @@ export class ClusterBreaker {
   }
 
   /**
-   * A ticket for one attempt, or undefined when the circuit does not let it through (open,
+   * A ticket for one request, or undefined when the circuit does not let it through (open,
    * or half-open with its probe already in flight). The caller settles the ticket.
    */
   admit(): BreakerTicket | undefined {

@@ -22,8 +22,10 @@ const REFUSAL_FLAGS: Partial<Record<ErrorCode, string>> = { CIRCUIT_OPEN: 'UO', 
  * The per-request state of one proxied exchange: short-lived, created when a request matches
  * a cluster route and dropped when the client's response closes.
  *
- * The retry loop: `dispatchAttempt` sends an attempt through the cluster's breaker to the
- * endpoint it picks; the attempt's outcome arrives in `onAttemptHeaders` (a response) or
+ * The data path is breaker → concurrency limit → retry loop. `start` takes one breaker ticket
+ * for the whole request (settled with its final outcome, so a request a retry saved counts
+ * as a success) and a slot of the cluster's limit. `dispatchAttempt` sends an attempt to the
+ * endpoint the cluster picks; its outcome arrives in `onAttemptHeaders` (a response) or
  * `onAttemptFailed` (no response). Either asks the retry policy (policy/retry.ts) whether to
  * try again; a retry waits its backoff and dispatches again, preferring another endpoint.
  * A retriable response is recognised before anything is written to the client, and nothing
@@ -96,6 +98,12 @@ export class ProxyExchange implements AdmissionWaiter {
     this.deadlineAt = performance.now() + this.route.timeoutMs;
     this.deadlineTimer = setTimeout(this.onDeadline, this.route.timeoutMs);
     this.cluster.retryBudget.recordRequest();
+    const ticket = this.cluster.breaker.admit();
+    if (ticket === undefined) {
+      this.refuse('CIRCUIT_OPEN', `the circuit breaker of cluster ${this.cluster.config.name} is ${this.cluster.breaker.state}`);
+      return;
+    }
+    this.breakerTicket = ticket;
     if (this.hasBody && this.route.retry.attempts > 0) this.keepBodyForReplay();
     const admission = this.cluster.limit.enter(this);
     if (admission === 'admitted') {
@@ -120,12 +128,6 @@ export class ProxyExchange implements AdmissionWaiter {
       this.refuse('NO_HEALTHY_UPSTREAM', `no endpoint of cluster ${this.cluster.config.name} is healthy`);
       return;
     }
-    const ticket = this.cluster.breaker.admit();
-    if (ticket === undefined) {
-      this.refuse('CIRCUIT_OPEN', `the circuit breaker of cluster ${this.cluster.config.name} is ${this.cluster.breaker.state}`);
-      return;
-    }
-    this.breakerTicket = ticket;
     this.endpoint = endpoint;
     this.attempt++;
     setAttempt(this.upstreamHeaders, this.attempt);
@@ -185,7 +187,6 @@ export class ProxyExchange implements AdmissionWaiter {
     const endpoint = handler.endpoint;
     const failed = statusCode >= 500;
     if (failed) endpoint.responses5xx++;
-    this.settleBreaker(failed ? 'failure' : 'success');
     this.cluster.recordAttempt(endpoint, failed);
     this.clearAttemptTimer();
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
@@ -195,6 +196,7 @@ export class ProxyExchange implements AdmissionWaiter {
       handler.discard();
       return true;
     }
+    this.settleBreaker(failed ? 'failure' : 'success');
     this.upstreamMs = performance.now() - this.attemptStartedAt;
     this.clearDeadline();
     this.responseStarted = true;
@@ -242,12 +244,12 @@ export class ProxyExchange implements AdmissionWaiter {
     // The client's own body failing says nothing about the app.
     const appFailed = failure.kind !== 'request-body';
     if (appFailed) handler.endpoint.failures++;
-    this.settleBreaker(appFailed ? 'failure' : 'neutral');
     if (appFailed) this.cluster.recordAttempt(handler.endpoint, true);
     this.clearAttemptTimer();
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
     // The route timeout ends the exchange: there is no time left for another attempt.
     if (!this.deadlineExpired && this.route.retry.attempts > 0 && this.retry({ failure: failure.kind }, undefined)) return;
+    this.settleBreaker(appFailed ? 'failure' : 'neutral');
     this.respondWithError(failure.code);
   }
 
@@ -380,8 +382,11 @@ export class ProxyExchange implements AdmissionWaiter {
     }
   }
 
-  /** Answers without reaching the app: the cluster refused the request. */
+  /** Answers without reaching the app (any more): the cluster refused the request. */
   private refuse(code: ErrorCode, message: string): void {
+    // Refused before any attempt, the request says nothing about the app; refused for a
+    // retry, it ends a request the app failed.
+    this.settleBreaker(this.attempt > 0 ? 'failure' : 'neutral');
     this.flags = REFUSAL_FLAGS[code];
     this.services.metrics.circuitRejections.labels(this.cluster.config.name, code.toLowerCase()).inc();
     this.respondWithError(code, message);

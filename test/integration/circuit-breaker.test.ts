@@ -79,6 +79,28 @@ t.test('a stream of 404s never opens the breaker', async (t) => {
   t.equal(app.seen.length, 40, 'every request reached the app');
 });
 
+t.test('the breaker counts requests by their final outcome: a request a retry saved is a success', async (t) => {
+  // Every first try fails, every retry succeeds.
+  const app = await startScriptedUpstream((n, _req, res) => {
+    res.statusCode = n % 2 === 1 ? 503 : 200;
+    res.end();
+  });
+  const proxy = await startSidecar(
+    simpleConfig(app.url, 'retry: { attempts: 1, backoff: { base: 1ms, max: 2ms } }', 'circuitBreaker: { volumeThreshold: 4, errorThresholdPercentage: 10, window: 30s }'),
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  for (let i = 0; i < 10; i++) {
+    const res = await request(`${proxy.url()}/`);
+    t.equal(res.statusCode, 200);
+    await res.body.dump();
+  }
+  t.equal(app.seen.length, 20, 'every request took two tries');
+  t.match((await cluster(proxy.adminUrl)).circuitBreaker, { state: 'closed', window: { calls: 10, successes: 10, failures: 0 } });
+});
+
 t.test('connect failures count: a dead app opens the breaker', async (t) => {
   const proxy = await startSidecar(simpleConfig('http://127.0.0.1:1', '', 'circuitBreaker: { volumeThreshold: 3, window: 30s, resetTimeout: 30s }'));
   t.teardown(() => proxy.close());
