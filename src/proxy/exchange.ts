@@ -39,10 +39,16 @@ export class ProxyExchange implements AdmissionWaiter {
   private endpoint: EndpointRuntime | undefined;
   private breakerTicket: BreakerTicket | undefined;
   private resumeUpstream: (() => void) | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  /**
+   * The request's one clock: it ends the current try at its per-try timeout when that comes
+   * first, else the exchange at the route deadline. One timer serves both, so a route with
+   * retries configured costs no timer more than one without while no retry happens.
+   */
+  private clock: NodeJS.Timeout | undefined;
+  private clockIsPerTry = false;
   private deadlineAt = 0;
-  /** The per-try timeout of the attempt in flight, or the backoff before the next one. */
-  private attemptTimer: NodeJS.Timeout | undefined;
+  /** The wait before the next attempt; the clock is stopped meanwhile (the wait ends before the deadline). */
+  private backoffTimer: NodeJS.Timeout | undefined;
   /** Present when the request body may have to be sent again. */
   private body: ReplayableBody | undefined;
   private admitted = false;
@@ -96,7 +102,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.res.on('close', this.onClientClose);
     this.res.on('drain', this.onClientDrain);
     this.deadlineAt = performance.now() + this.route.timeoutMs;
-    this.deadlineTimer = setTimeout(this.onDeadline, this.route.timeoutMs);
+    this.startClock();
     this.cluster.retryBudget.recordRequest();
     const ticket = this.cluster.breaker.admit();
     if (ticket === undefined) {
@@ -119,6 +125,8 @@ export class ProxyExchange implements AdmissionWaiter {
   admit(): void {
     this.admitted = true;
     if (this.abandoned || this.finished) return;
+    // The first try's per-try timeout counts from its dispatch, not from the wait for a slot.
+    if (this.route.retry.perTryTimeoutMs !== undefined) this.restartClock();
     this.dispatchAttempt();
   }
 
@@ -132,8 +140,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.attempt++;
     setAttempt(this.upstreamHeaders, this.attempt);
     this.attemptStartedAt = performance.now();
-    const perTryTimeoutMs = this.route.retry.perTryTimeoutMs;
-    if (perTryTimeoutMs !== undefined) this.attemptTimer = setTimeout(expirePerTry, perTryTimeoutMs, this);
+    if (this.clock === undefined) this.startClock(); // a retry: the clock stopped for the backoff
     const handler = new AttemptHandler(this, endpoint);
     this.handler = handler;
     const options: Dispatcher.DispatchOptions = {
@@ -188,7 +195,8 @@ export class ProxyExchange implements AdmissionWaiter {
     const failed = statusCode >= 500;
     if (failed) endpoint.responses5xx++;
     this.cluster.recordAttempt(endpoint, failed);
-    this.clearAttemptTimer();
+    // Headers arrived: neither the per-try timeout nor the deadline applies to this try any more.
+    this.stopClock();
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
     const policy = this.route.retry;
     if (policy.attempts > 0 && statusMayRetry(policy, statusCode) && this.retry({ status: statusCode }, rawHeaders)) {
@@ -198,7 +206,6 @@ export class ProxyExchange implements AdmissionWaiter {
     }
     this.settleBreaker(failed ? 'failure' : 'success');
     this.upstreamMs = performance.now() - this.attemptStartedAt;
-    this.clearDeadline();
     this.responseStarted = true;
     this.status = statusCode;
     this.resumeUpstream = resume;
@@ -245,7 +252,7 @@ export class ProxyExchange implements AdmissionWaiter {
     const appFailed = failure.kind !== 'request-body';
     if (appFailed) handler.endpoint.failures++;
     if (appFailed) this.cluster.recordAttempt(handler.endpoint, true);
-    this.clearAttemptTimer();
+    this.stopClock();
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
     // The route timeout ends the exchange: there is no time left for another attempt.
     if (!this.deadlineExpired && this.route.retry.attempts > 0 && this.retry({ failure: failure.kind }, undefined)) return;
@@ -254,12 +261,15 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 
   /** The per-try timeout of the current attempt expired before its response headers. */
-  onPerTryTimeout(): void {
-    this.attemptTimer = undefined;
+  private onPerTryTimeout(): void {
     const handler = this.handler;
-    if (handler === undefined || this.responseStarted || this.finished) return;
+    if (handler === undefined || handler.done) {
+      // No try in flight (still waiting for a slot): the clock goes on towards the deadline.
+      this.startClock(false);
+      return;
+    }
     const timeout = new SidecarError('UPSTREAM_TIMEOUT', `no response headers within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
-    if (handler.abort !== undefined && !handler.done) {
+    if (handler.abort !== undefined) {
       handler.abort(timeout); // its error callback goes through onAttemptFailed
       return;
     }
@@ -270,7 +280,7 @@ export class ProxyExchange implements AdmissionWaiter {
 
   /** The backoff before the next attempt is over. */
   onBackoffElapsed(): void {
-    this.attemptTimer = undefined;
+    this.backoffTimer = undefined;
     if (this.abandoned || this.finished) return;
     this.dispatchAttempt();
   }
@@ -311,7 +321,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.handler = undefined;
     this.retryReasonOfAttempt = decision.reason;
     this.backoffBeforeAttemptMs = delayMs;
-    this.attemptTimer = setTimeout(resumeAfterBackoff, delayMs, this);
+    this.backoffTimer = setTimeout(resumeAfterBackoff, delayMs, this);
     return true;
   }
 
@@ -330,9 +340,13 @@ export class ProxyExchange implements AdmissionWaiter {
     this.finish();
   };
 
-  private readonly onDeadline = (): void => {
-    this.deadlineTimer = undefined;
+  private readonly onClock = (): void => {
+    this.clock = undefined;
     if (this.responseStarted || this.finished) return;
+    if (this.clockIsPerTry) {
+      this.onPerTryTimeout();
+      return;
+    }
     this.deadlineExpired = true;
     if (!this.admitted) {
       this.refuse('OVERLOADED', `no slot of cluster ${this.cluster.config.name} freed up within the route timeout (${this.route.timeoutMs}ms)`);
@@ -354,7 +368,7 @@ export class ProxyExchange implements AdmissionWaiter {
   /** Stops caring about the current attempt; it is aborted now or as soon as it connects. */
   private abandon(reason: Error, outcome: BreakerOutcome): void {
     this.abandoned = true;
-    this.clearAttemptTimer();
+    this.clearBackoff();
     this.settleBreaker(outcome);
     const handler = this.handler;
     if (handler !== undefined && handler.abort !== undefined && !handler.done) handler.abort(reason);
@@ -368,17 +382,30 @@ export class ProxyExchange implements AdmissionWaiter {
     }
   }
 
-  private clearDeadline(): void {
-    if (this.deadlineTimer !== undefined) {
-      clearTimeout(this.deadlineTimer);
-      this.deadlineTimer = undefined;
+  /** Arms the clock for what comes first: the per-try timeout of the next try, or the deadline. */
+  private startClock(forTry = true): void {
+    const remainingMs = Math.max(0, this.deadlineAt - performance.now());
+    const perTryTimeoutMs = this.route.retry.perTryTimeoutMs;
+    this.clockIsPerTry = forTry && perTryTimeoutMs !== undefined && perTryTimeoutMs < remainingMs;
+    this.clock = setTimeout(this.onClock, this.clockIsPerTry ? perTryTimeoutMs : remainingMs);
+  }
+
+  private restartClock(): void {
+    this.stopClock();
+    this.startClock();
+  }
+
+  private stopClock(): void {
+    if (this.clock !== undefined) {
+      clearTimeout(this.clock);
+      this.clock = undefined;
     }
   }
 
-  private clearAttemptTimer(): void {
-    if (this.attemptTimer !== undefined) {
-      clearTimeout(this.attemptTimer);
-      this.attemptTimer = undefined;
+  private clearBackoff(): void {
+    if (this.backoffTimer !== undefined) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = undefined;
     }
   }
 
@@ -393,8 +420,8 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 
   private respondWithError(code: ErrorCode, message?: string): void {
-    this.clearDeadline();
-    this.clearAttemptTimer();
+    this.stopClock();
+    this.clearBackoff();
     this.settleBreaker('neutral');
     this.errorCode = code;
     this.status = this.res.headersSent ? this.status : ERROR_STATUS[code];
@@ -404,8 +431,8 @@ export class ProxyExchange implements AdmissionWaiter {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.clearDeadline();
-    this.clearAttemptTimer();
+    this.stopClock();
+    this.clearBackoff();
     this.settleBreaker('neutral');
     if (this.admitted) this.cluster.limit.leave();
     else this.cluster.limit.cancel(this);
@@ -438,11 +465,7 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 }
 
-/** Timer callbacks take the exchange as an argument: no closure is allocated per request. */
-function expirePerTry(exchange: ProxyExchange): void {
-  exchange.onPerTryTimeout();
-}
-
+/** The backoff timer takes the exchange as an argument: no closure is allocated for it. */
 function resumeAfterBackoff(exchange: ProxyExchange): void {
   exchange.onBackoffElapsed();
 }
