@@ -349,6 +349,8 @@ export class ProxyExchange implements AdmissionWaiter {
     }
     this.deadlineExpired = true;
     if (!this.admitted) {
+      this.cluster.limit.cancel(this);
+      this.abandoned = true;
       this.refuse('OVERLOADED', `no slot of cluster ${this.cluster.config.name} freed up within the route timeout (${this.route.timeoutMs}ms)`);
       return;
     }

@@ -140,3 +140,31 @@ t.test('concurrency limits: beyond maxConcurrentRequests requests wait, beyond m
   t.equal(await (await second).body.text(), 'answer 2');
   t.equal(await metric(proxy.adminUrl, 'sidecar_circuit_rejections_total', { cluster: 'app', reason: 'overloaded' }), 1);
 });
+
+t.test('a request still waiting for a slot at its route timeout gets 503 OVERLOADED and never reaches the app', async (t) => {
+  // The first request holds the only slot with a response that has started (so its own
+  // timeout no longer applies) and does not end.
+  const held: Array<() => void> = [];
+  const app = await startScriptedUpstream((n, _req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('streaming ');
+    held.push(() => res.end(`answer ${n}`));
+  });
+  const proxy = await startSidecar(simpleConfig(app.url, 'timeout: 300ms', 'circuitBreaker: { maxConcurrentRequests: 1, maxPendingRequests: 1 }'));
+  t.teardown(async () => {
+    for (const release of held) release();
+    await proxy.close();
+    await app.close();
+  });
+  const first = await request(`${proxy.url()}/1`);
+  t.equal(first.statusCode, 200);
+  const second = await request(`${proxy.url()}/2`);
+  t.equal(second.statusCode, 503);
+  t.equal(second.headers['x-sidecar-error'], 'OVERLOADED', 'it waited its whole timeout for a slot');
+  await second.body.dump();
+  held[0]();
+  t.equal(await first.body.text(), 'streaming answer 1');
+  await waitUntil(async () => (await cluster(proxy.adminUrl)).inFlight === 0, 'the slot to be free');
+  t.equal(app.seen.length, 1, 'the request that gave up was not sent when the slot freed up');
+  t.equal((await cluster(proxy.adminUrl)).pending, 0);
+});
