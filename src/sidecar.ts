@@ -111,7 +111,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
-    this.current = buildState(config, new Map());
+    this.current = buildState(config, new Map(), this.services);
+    for (const cluster of this.current.clusters.values()) cluster.start();
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
@@ -222,7 +223,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     }
 
     const previous = this.current;
-    this.current = buildState(config, previous.clusters);
+    this.current = buildState(config, previous.clusters, this.services);
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -265,6 +266,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
       this.retiringClusters.add(cluster);
     }
     for (const cluster of this.retiringClusters) if (cluster.inFlight === 0) this.retiringClusters.delete(cluster);
+    // After the retirements, which withdraw the metrics of the runtimes they replace.
+    for (const [name, cluster] of this.current.clusters) if (previous.clusters.get(name) !== cluster) cluster.start();
     for (const name of this.current.clusters.keys()) if (!previous.clusters.has(name)) changes.push(`cluster ${name}: added`);
 
     if (newAdmin !== undefined) {
@@ -409,6 +412,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
         return json(outcome.result === 'rejected' ? 422 : 200, outcome);
       }],
       ['GET /stats', async () => json(200, await this.stats())],
+      ['GET /clusters', () => json(200, { clusters: [...this.current.clusters.values()].map((c) => c.view()) })],
     ]);
   }
 
@@ -495,11 +499,15 @@ function tracingSection(config: SidecarConfig): unknown {
   return typeof document === 'object' && document !== null && 'tracing' in document ? document.tracing : undefined;
 }
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>): RuntimeState {
+
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
-    clusters.set(name, existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig));
+    clusters.set(
+      name,
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services),
+    );
   }
   return { config, clusters, routes: buildRouteTables(config) };
 }

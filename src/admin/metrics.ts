@@ -137,6 +137,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly circuitRejections = new Counter({
+    name: 'sidecar_circuit_rejections_total',
+    help: 'Requests refused before reaching the app, by cluster and reason (circuit_open, overloaded, no_healthy_upstream).',
+    labelNames: ['cluster', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly endpointHealthy = new Gauge({
+    name: 'sidecar_endpoint_healthy',
+    help: 'Whether an endpoint takes traffic: 1, or 0 while its health checks fail or it is ejected.',
+    labelNames: ['cluster', 'endpoint'] as const,
+    registers: [this.registry],
+  });
+
+  readonly healthChecks = new Counter({
+    name: 'sidecar_health_checks_total',
+    help: 'Active health checks, by cluster, endpoint and result (pass, fail).',
+    labelNames: ['cluster', 'endpoint', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly outlierEjections = new Counter({
+    name: 'sidecar_outlier_ejections_total',
+    help: 'Endpoints ejected by outlier detection (consecutive failures), by cluster and endpoint.',
+    labelNames: ['cluster', 'endpoint'] as const,
+    registers: [this.registry],
+  });
+
   readonly configReloads = new Counter({
     name: 'sidecar_config_reloads_total',
     help: 'Configuration loads, by result (success, failure, unchanged).',

@@ -57,6 +57,11 @@ export const DEFAULT_RETRY_STATUS_CODES: readonly number[] = [];
 export const DEFAULT_RETRY_IDEMPOTENCY_KEY = false;
 /** Bodies up to this size are kept for replay; larger requests are sent once, never retried. */
 export const DEFAULT_RETRY_MAX_BODY_BYTES = 64 * KiB;
+/**
+ * A response a retry replaces is read to its end (so its connection can be reused) while it
+ * is at most this long; a longer one is cut off with its connection.
+ */
+export const RETRY_DISCARDED_BODY_MAX_BYTES = 64 * KiB;
 
 // clusters
 export const DEFAULT_ENDPOINT_PRIORITY = 0;
@@ -78,6 +83,8 @@ export const DEFAULT_CB_WINDOW_MS = 10_000;
 export const DEFAULT_CB_RESET_TIMEOUT_MS = 5_000;
 export const DEFAULT_CB_MAX_CONCURRENT_REQUESTS = 1024;
 export const DEFAULT_CB_MAX_PENDING_REQUESTS = 1024;
+/** The rolling window is kept in this many slices; one slice of history is dropped at a time. */
+export const CB_WINDOW_BUCKETS = 10;
 
 // active health checks (only when a `healthCheck` section is present)
 export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 5_000;
@@ -88,10 +95,16 @@ export const DEFAULT_HEALTH_CHECK_HEALTHY_THRESHOLD_COUNT = 2;
 // outlier detection (only when an `outlierDetection` section is present)
 export const DEFAULT_OUTLIER_CONSECUTIVE_5XX_COUNT = 5;
 export const DEFAULT_OUTLIER_BASE_EJECTION_TIME_MS = 30_000;
+/** Upper bound of one ejection however often the endpoint was ejected (Envoy's default). */
+export const OUTLIER_MAX_EJECTION_TIME_MS = 300_000;
 
 // retry budget (always on: retries may add at most this share of load)
 export const DEFAULT_RETRY_BUDGET_RATIO = 0.2;
 export const DEFAULT_RETRY_BUDGET_MIN_PER_SECOND = 10;
+/** The sliding window the ratio is measured over (Linkerd's budget TTL). */
+export const RETRY_BUDGET_WINDOW_MS = 10_000;
+/** Slices of that window: the budget forgets old requests one slice at a time. */
+export const RETRY_BUDGET_WINDOW_BUCKETS = 10;
 
 // tracing
 export const DEFAULT_TRACING_SERVICE_NAME = 'sidecar';

@@ -676,7 +676,7 @@ const outlierDetectionSchema = z
       .int()
       .min(1)
       .optional()
-      .describe(`Consecutive 5xx responses or connect failures that eject an endpoint. Default ${D.DEFAULT_OUTLIER_CONSECUTIVE_5XX_COUNT}.`),
+      .describe(`Consecutive failed attempts (5xx response, connect failure, reset or timeout) that eject an endpoint. Default ${D.DEFAULT_OUTLIER_CONSECUTIVE_5XX_COUNT}.`),
     baseEjectionTime: duration()
       .optional()
       .describe(`Ejection time, multiplied by the number of times the endpoint was ejected. Default ${ms(D.DEFAULT_OUTLIER_BASE_EJECTION_TIME_MS)}.`),

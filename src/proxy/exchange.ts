@@ -2,12 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClusterRoute } from '../config/types';
+import { RETRY_DISCARDED_BODY_MAX_BYTES } from '../config/defaults';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
+import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from '../policy/backoff';
+import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
+import type { AdmissionWaiter } from '../policy/concurrency-limit';
+import { ReplayableBody } from '../policy/replay-body';
+import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome, type RetryReason } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
-import { limitRequestBody } from './body-limit';
 import { responseFlags } from '../telemetry/response-flags';
 import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
+import { limitRequestBody } from './body-limit';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
@@ -15,19 +21,43 @@ import type { ListenerIdentity, ProxyServices } from './state';
 
 /**
  * The per-request state of one proxied exchange: short-lived, created when a request matches
- * a cluster route and dropped when the client's response closes. Policies (retries, breaker,
- * tracing) hook in at `dispatchAttempt` and `onAttemptFailed`.
+ * a cluster route and dropped when the client's response closes.
+ *
+ * The data path is breaker → concurrency limit → retry loop. `start` takes one breaker ticket
+ * for the whole request (settled with its final outcome, so a request a retry saved counts
+ * as a success) and a slot of the cluster's limit. `dispatchAttempt` sends an attempt to the
+ * endpoint the cluster picks; its outcome arrives in `onAttemptHeaders` (a response) or
+ * `onAttemptFailed` (no response). Either asks the retry policy (policy/retry.ts) whether to
+ * try again; a retry waits its backoff and dispatches again, preferring another endpoint.
+ * A retriable response is recognised before anything is written to the client, and nothing
+ * is retried once the client got a byte. Policies with nothing configured cost a branch:
+ * no promise, closure or timer is created for them per request.
  */
-export class ProxyExchange {
+export class ProxyExchange implements AdmissionWaiter {
   private attempt = 0;
+  /** The attempt whose events may shape the response; undefined between attempts. */
+  private handler: AttemptHandler | undefined;
   private endpoint: EndpointRuntime | undefined;
-  private abortAttempt: ((reason: Error) => void) | undefined;
+  private breakerTicket: BreakerTicket | undefined;
   private resumeUpstream: (() => void) | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  /**
+   * The request's one clock: it ends the current try at its per-try timeout when that comes
+   * first, else the exchange at the route deadline. One timer serves both, so a route with
+   * retries configured costs no timer more than one without while no retry happens.
+   */
+  private clock: NodeJS.Timeout | undefined;
+  private clockIsPerTry = false;
+  private deadlineAt = 0;
+  /** The wait before the next attempt; the clock is stopped meanwhile (the wait ends before the deadline). */
+  private backoffTimer: NodeJS.Timeout | undefined;
+  /** Present when the request body may have to be sent again. */
+  private body: ReplayableBody | undefined;
+  private admitted = false;
   private responseStarted = false;
   private clientGone = false;
   /** Set once the exchange answered without the current attempt: a late attempt is aborted on connect. */
   private abandoned = false;
+  private deadlineExpired = false;
   private finished = false;
   private status = 0;
   private errorCode: ErrorCode | undefined;
@@ -35,7 +65,10 @@ export class ProxyExchange {
   private bytesOut = 0;
   private attemptStartedAt = 0;
   private upstreamMs: number | undefined;
-  private requestBody: Readable | undefined;
+  private retryReasonOfAttempt: RetryReason | undefined;
+  private backoffBeforeAttemptMs = 0;
+  /** The client's body behind the route's size limit, created on first use. */
+  private limitedBody: Readable | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -52,58 +85,142 @@ export class ProxyExchange {
     private readonly trace: RequestTrace = noopRequestTrace(),
   ) {}
 
+  /** The attempt in flight or last made: 1 for the first try. */
+  get attemptNumber(): number {
+    return this.attempt;
+  }
+
+  /** Why the current attempt is a retry (the failed attempt's kind or status); undefined for the first try. */
+  get retryReason(): RetryReason | undefined {
+    return this.retryReasonOfAttempt;
+  }
+
+  /** The backoff waited before the current attempt, ms; 0 for the first try. */
+  get backoffMs(): number {
+    return this.backoffBeforeAttemptMs;
+  }
+
   start(): void {
     this.cluster.acquire();
     this.res.on('close', this.onClientClose);
     this.res.on('drain', this.onClientDrain);
-    this.deadlineTimer = setTimeout(this.onDeadline, this.route.timeoutMs);
+    this.deadlineAt = performance.now() + this.route.timeoutMs;
+    this.startClock();
+    this.cluster.retryBudget.recordRequest();
+    const ticket = this.cluster.breaker.admit();
+    if (ticket === undefined) {
+      this.refuse('CIRCUIT_OPEN', `the circuit breaker of cluster ${this.cluster.config.name} is ${this.cluster.breaker.state}`);
+      return;
+    }
+    this.breakerTicket = ticket;
+    if (this.hasBody && this.route.retry.attempts > 0) this.keepBodyForReplay();
+    const admission = this.cluster.limit.enter(this);
+    if (admission === 'admitted') {
+      this.admitted = true;
+      this.dispatchAttempt();
+    } else if (admission === 'rejected') {
+      this.refuse('OVERLOADED', `cluster ${this.cluster.config.name} has ${this.cluster.limit.active} requests in flight and ${this.cluster.limit.pending} waiting, its limits`);
+    }
+    // 'queued': admit() dispatches once a slot frees up.
+  }
+
+  /** A slot of the cluster's concurrency limit freed up for this queued request. */
+  admit(): void {
+    this.admitted = true;
+    if (this.abandoned || this.finished) return;
+    // The first try's per-try timeout counts from its dispatch, not from the wait for a slot.
+    if (this.route.retry.perTryTimeoutMs !== undefined) this.restartClock();
     this.dispatchAttempt();
   }
 
   private dispatchAttempt(): void {
     const endpoint = this.cluster.pick(this.endpoint);
     if (endpoint === undefined) {
-      this.respondWithError('NO_HEALTHY_UPSTREAM');
+      this.refuse('NO_HEALTHY_UPSTREAM', `no endpoint of cluster ${this.cluster.config.name} is healthy`);
       return;
     }
     this.endpoint = endpoint;
     this.attempt++;
-    this.abortAttempt = undefined;
     setAttempt(this.upstreamHeaders, this.attempt);
-    this.trace.attemptStarted(this.attempt, endpoint.config.url, this.path, this.upstreamHeaders);
+    this.trace.attemptStarted(
+      this.attempt,
+      endpoint.config.url,
+      this.path,
+      this.upstreamHeaders,
+      this.attempt > 1 ? { reason: this.retryReasonOfAttempt, backoffMs: this.backoffBeforeAttemptMs } : undefined,
+    );
     this.attemptStartedAt = performance.now();
+    if (this.clock === undefined) this.startClock(); // a retry: the clock stopped for the backoff
+    const handler = new AttemptHandler(this, endpoint);
+    this.handler = handler;
     const options: Dispatcher.DispatchOptions = {
       path: this.path,
       method: this.req.method as Dispatcher.HttpMethod,
       headers: this.upstreamHeaders,
-      body: this.hasBody ? (this.requestBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes)) : null,
+      body: this.attemptBody(),
       // Once the response streams, the route timeout bounds the silence between two chunks.
       bodyTimeout: this.route.timeoutMs,
       headersTimeout: 0,
     };
-    endpoint.pool.dispatch(options, new AttemptHandler(this, this.attempt, endpoint));
+    endpoint.pool.dispatch(options, handler);
+  }
+
+  // --- the request body ---
+
+  /** The client's body as the exchange reads it: behind the route's `maxRequestBodyBytes`. */
+  private requestBodySource(): Readable {
+    return (this.limitedBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes));
+  }
+
+  /**
+   * Keeps the body for replay unless it announces more than `retry.maxBodyBytes`: such a
+   * body streams through once and its request is not retried (counted as body_too_large).
+   */
+  private keepBodyForReplay(): void {
+    const declared = this.req.headers['content-length'];
+    const maxBodyBytes = this.route.retry.maxBodyBytes;
+    if (declared !== undefined && Number(declared) > maxBodyBytes) return;
+    this.body = new ReplayableBody(this.requestBodySource(), maxBodyBytes);
+  }
+
+  private attemptBody(): Readable | Buffer | null {
+    if (!this.hasBody) return null;
+    return this.body !== undefined ? this.body.forAttempt() : this.requestBodySource();
+  }
+
+  private bodyReplayable(): boolean {
+    return !this.hasBody || (this.body !== undefined && this.body.replayable);
   }
 
   /** Whether events of this attempt may still shape the client's response. */
-  isCurrent(attempt: number): boolean {
-    return attempt === this.attempt && !this.abandoned;
+  isCurrent(handler: AttemptHandler): boolean {
+    return handler === this.handler && !this.abandoned;
   }
 
   // --- upstream events (from AttemptHandler, only for the current attempt) ---
 
-  onAttemptConnect(abort: (reason: Error) => void): void {
-    this.abortAttempt = abort;
-  }
-
-  onAttemptHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onAttemptHeaders(handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: undici consumes informational responses.
     this.trace.attemptResponded(statusCode);
+    const endpoint = handler.endpoint;
+    const failed = statusCode >= 500;
+    if (failed) endpoint.responses5xx++;
+    this.cluster.recordAttempt(endpoint, failed);
+    // Headers arrived: neither the per-try timeout nor the deadline applies to this try any more.
+    this.stopClock();
+    this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
+    const policy = this.route.retry;
+    if (policy.attempts > 0 && statusMayRetry(policy, statusCode) && this.retry({ status: statusCode }, rawHeaders)) {
+      // Nothing of this response reaches the client; its body is read and dropped.
+      handler.discard();
+      this.trace.attemptEnded();
+      return true;
+    }
+    this.settleBreaker(failed ? 'failure' : 'success');
     this.upstreamMs = performance.now() - this.attemptStartedAt;
-    this.clearDeadline();
     this.responseStarted = true;
     this.status = statusCode;
     this.resumeUpstream = resume;
-    this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
     const headers = downstreamResponseHeaders(rawHeaders, this.route.responseHeaders, this.requestId);
     try {
       // HTTP/2 has no reason phrase (node:http2 warns when one is given).
@@ -112,7 +229,7 @@ export class ProxyExchange {
     } catch (error) {
       // A header value Node refuses to send (it would be a response-splitting vector).
       this.responseStarted = false;
-      this.abortAttempt?.(new SidecarError('UPSTREAM_PROTOCOL_ERROR', 'the upstream sent a header the sidecar cannot relay', { cause: error }));
+      handler.abort?.(new SidecarError('UPSTREAM_PROTOCOL_ERROR', 'the upstream sent a header the sidecar cannot relay', { cause: error }));
       return false;
     }
     // Body bytes that came in the same read as the headers are written before this runs and
@@ -132,18 +249,17 @@ export class ProxyExchange {
     return this.res.write(chunk);
   }
 
-  onAttemptBodySent(size: number): void {
-    this.bytesIn += size;
+  onAttemptBodySent(handler: AttemptHandler): void {
+    // A retry sends the same body again: the access log counts the client's bytes once.
+    if (handler.bodyBytesSent > this.bytesIn) this.bytesIn = handler.bodyBytesSent;
   }
 
   onAttemptComplete(): void {
-    this.abortAttempt = undefined;
     this.trace.attemptEnded();
     this.res.end();
   }
 
-  onAttemptError(error: Error): void {
-    this.abortAttempt = undefined;
+  onAttemptError(handler: AttemptHandler, error: Error): void {
     const failure = classifyUpstreamError(error);
     this.trace.attemptEnded(failure);
     if (this.responseStarted) {
@@ -153,15 +269,86 @@ export class ProxyExchange {
       abortResponse(this.res);
       return;
     }
-    this.onAttemptFailed(failure);
+    this.onAttemptFailed(handler, failure);
   }
 
-  private onAttemptFailed(failure: AttemptFailure): void {
-    const endpoint = this.endpoint;
-    // A body over the route's limit is the client's doing, not the endpoint's.
-    if (endpoint !== undefined && failure.kind !== 'request-body') endpoint.failures++;
+  private onAttemptFailed(handler: AttemptHandler, failure: AttemptFailure): void {
+    // The client's own body failing says nothing about the app.
+    const appFailed = failure.kind !== 'request-body';
+    if (appFailed) handler.endpoint.failures++;
+    if (appFailed) this.cluster.recordAttempt(handler.endpoint, true);
+    this.stopClock();
     this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
+    // The route timeout ends the exchange: there is no time left for another attempt.
+    if (!this.deadlineExpired && this.route.retry.attempts > 0 && this.retry({ failure: failure.kind }, undefined)) return;
+    this.settleBreaker(appFailed ? 'failure' : 'neutral');
     this.respondWithError(failure.code);
+  }
+
+  /** The per-try timeout of the current attempt expired before its response headers. */
+  private onPerTryTimeout(): void {
+    const handler = this.handler;
+    if (handler === undefined || handler.done) {
+      // No try in flight (still waiting for a slot): the clock goes on towards the deadline.
+      this.startClock(false);
+      return;
+    }
+    const timeout = new SidecarError('UPSTREAM_TIMEOUT', `no response headers within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
+    if (handler.abort !== undefined) {
+      handler.abort(timeout); // its error callback goes through onAttemptFailed
+      return;
+    }
+    // Still waiting for a connection: leave it behind (it is aborted when it connects).
+    this.handler = undefined;
+    const failure = classifyUpstreamError(timeout);
+    this.trace.attemptEnded(failure);
+    this.onAttemptFailed(handler, failure);
+  }
+
+  /** The backoff before the next attempt is over. */
+  onBackoffElapsed(): void {
+    this.backoffTimer = undefined;
+    if (this.abandoned || this.finished) return;
+    this.dispatchAttempt();
+  }
+
+  /**
+   * Asks the retry policy about this outcome of the current attempt and, if it says yes,
+   * spends the budget, counts the retry and starts the backoff. False: the caller answers
+   * with this outcome (skipped retries are counted here).
+   */
+  private retry(outcome: AttemptOutcome, rawHeaders: Buffer[] | undefined): boolean {
+    const policy = this.route.retry;
+    const retryAfterMs =
+      rawHeaders !== undefined && outcome.status !== undefined && statusCarriesRetryAfter(outcome.status)
+        ? retryAfterFromRawHeaders(rawHeaders, Date.now())
+        : undefined;
+    const delayMs = retryDelayMs(this.attempt, policy.backoff, retryAfterMs);
+    const decision = decideRetry({
+      policy,
+      attempt: this.attempt,
+      outcome,
+      method: this.req.method ?? 'GET',
+      hasIdempotencyKey: this.req.headers['idempotency-key'] !== undefined,
+      bodyReplayable: this.bodyReplayable(),
+      responseStarted: this.responseStarted,
+      remainingMs: this.deadlineAt - performance.now(),
+      delayMs,
+      budgetAvailable: this.cluster.retryBudget.canRetry(),
+    });
+    const metrics = this.services.metrics;
+    const clusterName = this.cluster.config.name;
+    if (decision.kind === 'no') {
+      if (SKIPPED_RETRY_REASONS.has(decision.reason)) metrics.retriesSkippedTotal.labels(clusterName, decision.reason).inc();
+      return false;
+    }
+    this.cluster.retryBudget.recordRetry();
+    metrics.retriesTotal.labels(clusterName, decision.reason).inc();
+    this.handler = undefined;
+    this.retryReasonOfAttempt = decision.reason;
+    this.backoffBeforeAttemptMs = delayMs;
+    this.backoffTimer = setTimeout(resumeAfterBackoff, delayMs, this);
+    return true;
   }
 
   // --- client side ---
@@ -174,51 +361,109 @@ export class ProxyExchange {
   private readonly onClientClose = (): void => {
     if (!responseCompleted(this.res)) {
       this.clientGone = true;
-      this.abandon(new SidecarError('UPSTREAM_RESET', 'the client went away'));
+      this.abandon(new SidecarError('UPSTREAM_RESET', 'the client went away'), 'neutral');
     }
     this.finish();
   };
 
-  private readonly onDeadline = (): void => {
-    this.deadlineTimer = undefined;
+  private readonly onClock = (): void => {
+    this.clock = undefined;
     if (this.responseStarted || this.finished) return;
+    if (this.clockIsPerTry) {
+      this.onPerTryTimeout();
+      return;
+    }
+    this.deadlineExpired = true;
+    if (!this.admitted) {
+      this.cluster.limit.cancel(this);
+      this.abandoned = true;
+      this.refuse('OVERLOADED', `no slot of cluster ${this.cluster.config.name} freed up within the route timeout (${this.route.timeoutMs}ms)`);
+      return;
+    }
     const timeout = new SidecarError('UPSTREAM_TIMEOUT');
-    if (this.abortAttempt !== undefined) {
+    const handler = this.handler;
+    if (handler !== undefined && handler.abort !== undefined && !handler.done) {
       // The attempt's error callback answers 504 (and no policy retries past the deadline).
-      this.abortAttempt(timeout);
+      handler.abort(timeout);
     } else {
-      // Still queued for a connection: answer now, and abort the attempt when it connects.
-      this.abandon(timeout);
+      // Queued for a connection, or waiting out a backoff: answer now; a queued attempt is
+      // aborted when it connects.
+      this.abandon(timeout, 'failure');
       this.respondWithError('UPSTREAM_TIMEOUT');
     }
   };
 
   /** Stops caring about the current attempt; it is aborted now or as soon as it connects. */
-  private abandon(reason: Error): void {
+  private abandon(reason: Error, outcome: BreakerOutcome): void {
     this.abandoned = true;
-    const abort = this.abortAttempt;
-    this.abortAttempt = undefined;
-    abort?.(reason);
+    this.clearBackoff();
+    this.settleBreaker(outcome);
+    const handler = this.handler;
+    if (handler !== undefined && handler.abort !== undefined && !handler.done) handler.abort(reason);
   }
 
-  private clearDeadline(): void {
-    if (this.deadlineTimer !== undefined) {
-      clearTimeout(this.deadlineTimer);
-      this.deadlineTimer = undefined;
+  private settleBreaker(outcome: BreakerOutcome): void {
+    const ticket = this.breakerTicket;
+    if (ticket !== undefined) {
+      this.breakerTicket = undefined;
+      ticket.settle(outcome);
     }
   }
 
-  private respondWithError(code: ErrorCode): void {
-    this.clearDeadline();
+  /** Arms the clock for what comes first: the per-try timeout of the next try, or the deadline. */
+  private startClock(forTry = true): void {
+    const remainingMs = Math.max(0, this.deadlineAt - performance.now());
+    const perTryTimeoutMs = this.route.retry.perTryTimeoutMs;
+    this.clockIsPerTry = forTry && perTryTimeoutMs !== undefined && perTryTimeoutMs < remainingMs;
+    this.clock = setTimeout(this.onClock, this.clockIsPerTry ? perTryTimeoutMs : remainingMs);
+  }
+
+  private restartClock(): void {
+    this.stopClock();
+    this.startClock();
+  }
+
+  private stopClock(): void {
+    if (this.clock !== undefined) {
+      clearTimeout(this.clock);
+      this.clock = undefined;
+    }
+  }
+
+  private clearBackoff(): void {
+    if (this.backoffTimer !== undefined) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = undefined;
+    }
+  }
+
+  /** Answers without reaching the app (any more): the cluster refused the request. */
+  private refuse(code: ErrorCode, message: string): void {
+    // Refused before any attempt, the request says nothing about the app; refused for a
+    // retry, it ends a request the app failed.
+    this.settleBreaker(this.attempt > 0 ? 'failure' : 'neutral');
+    this.services.metrics.circuitRejections.labels(this.cluster.config.name, code.toLowerCase()).inc();
+    this.respondWithError(code, message);
+  }
+
+  private respondWithError(code: ErrorCode, message?: string): void {
+    this.stopClock();
+    this.clearBackoff();
+    this.settleBreaker('neutral');
     this.errorCode = code;
     this.status = this.res.headersSent ? this.status : ERROR_STATUS[code];
-    sendError(this.res, code, this.requestId, undefined, { close: this.hasBody && !this.req.readableEnded });
+    sendError(this.res, code, this.requestId, message, { close: this.hasBody && !this.req.readableEnded });
   }
 
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    this.clearDeadline();
+    this.stopClock();
+    this.clearBackoff();
+    this.settleBreaker('neutral');
+    if (this.admitted) this.cluster.limit.leave();
+    else this.cluster.limit.cancel(this);
+    this.body?.dispose();
     this.cluster.release();
     const durationMs = performance.now() - this.startedAt;
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
@@ -250,6 +495,13 @@ export class ProxyExchange {
   }
 }
 
+/** The backoff timer takes the exchange as an argument: no closure is allocated for it. */
+function resumeAfterBackoff(exchange: ProxyExchange): void {
+  exchange.onBackoffElapsed();
+}
+
+const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
+
 /**
  * undici's handler for one attempt. It forwards to the exchange only while its attempt is the
  * current one, so a late event of an abandoned attempt can never touch the client's response.
@@ -259,42 +511,71 @@ export class ProxyExchange {
  * while the newer API would parse every response's headers into an object first.
  */
 class AttemptHandler implements Dispatcher.DispatchHandler {
+  /** undici's abort for this attempt, from the moment it has a connection. */
+  abort: ((reason: Error) => void) | undefined;
+  /** The attempt completed or failed: nothing left to abort. */
+  done = false;
+  bodyBytesSent = 0;
+  /** A retry replaced this attempt after its headers: its body is read to the end and dropped. */
+  private discarding = false;
+  private discardedBytes = 0;
+
   constructor(
     private readonly exchange: ProxyExchange,
-    private readonly attempt: number,
-    private readonly endpoint: EndpointRuntime,
+    readonly endpoint: EndpointRuntime,
   ) {
     endpoint.inFlight++;
     endpoint.requests++;
   }
 
+  /** Drops the rest of this response; a short one is read to its end so its connection is reused. */
+  discard(): void {
+    this.discarding = true;
+  }
+
   onConnect(abort: (err?: Error) => void): void {
-    if (this.exchange.isCurrent(this.attempt)) this.exchange.onAttemptConnect(abort);
-    else abort(new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent'));
+    this.abort = abort;
+    if (!this.exchange.isCurrent(this)) abort(new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (!this.exchange.isCurrent(this.attempt)) return false;
-    return this.exchange.onAttemptHeaders(statusCode, rawHeaders, resume, statusText);
+    if (!this.exchange.isCurrent(this)) return false;
+    return this.exchange.onAttemptHeaders(this, statusCode, rawHeaders, resume, statusText);
   }
 
   onData(chunk: Buffer): boolean {
-    if (!this.exchange.isCurrent(this.attempt)) return false;
+    if (this.discarding) {
+      this.discardedBytes += chunk.length;
+      if (this.discardedBytes > RETRY_DISCARDED_BODY_MAX_BYTES) this.abort?.(DISCARD_LIMIT);
+      return true;
+    }
+    if (!this.exchange.isCurrent(this)) return false;
     return this.exchange.onAttemptData(chunk);
   }
 
-  onBodySent(chunkSize: number): void {
-    this.exchange.onAttemptBodySent(chunkSize);
+  /**
+   * undici 7 passes the chunk itself, although its typings say a size: adding it to a number
+   * would build a string of the whole body.
+   */
+  onBodySent(chunk: number | Buffer | string): void {
+    this.bodyBytesSent += typeof chunk === 'number' ? chunk : Buffer.byteLength(chunk);
+    if (this.exchange.isCurrent(this)) this.exchange.onAttemptBodySent(this);
   }
 
   onComplete(): void {
-    this.endpoint.inFlight--;
-    if (this.exchange.isCurrent(this.attempt)) this.exchange.onAttemptComplete();
+    this.end();
+    if (this.exchange.isCurrent(this)) this.exchange.onAttemptComplete();
   }
 
   onError(error: Error): void {
+    this.end();
+    if (this.exchange.isCurrent(this)) this.exchange.onAttemptError(this, error);
+  }
+
+  private end(): void {
+    if (this.done) return;
+    this.done = true;
     this.endpoint.inFlight--;
-    if (this.exchange.isCurrent(this.attempt)) this.exchange.onAttemptError(error);
   }
 }
 

@@ -1,18 +1,29 @@
 import { Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
+import type { Metrics } from '../admin/metrics';
+import type { Logger } from '../telemetry/logger';
+import { BREAKER_STATE_VALUE, ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
+import { ConcurrencyLimit } from '../policy/concurrency-limit';
+import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
+import { EndpointHealth, HealthChecker, type HealthView } from './health-check';
+import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-detection';
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
- * `healthy` is written by health checks and outlier detection; the pool is created once
- * and kept for as long as the cluster's settings do not change.
+ * `healthy` is derived from active health checks and outlier ejection (see refreshHealthy);
+ * the pool is created once and kept for as long as the cluster's settings do not change.
  */
 export class EndpointRuntime {
   readonly config: EndpointConfig;
   readonly pool: Pool;
+  /** Takes traffic: not failed by health checks and not ejected. The only field pick() reads. */
   healthy = true;
   inFlight = 0;
   requests = 0;
   failures = 0;
+  responses5xx = 0;
+  readonly health = new EndpointHealth();
+  readonly ejection = new EndpointEjection();
 
   constructor(config: EndpointConfig, cluster: ClusterConfig) {
     this.config = config;
@@ -35,28 +46,134 @@ export class EndpointRuntime {
     // unhandled 'error' event from ever reaching the process.
     this.pool.on('connectionError', () => {});
   }
+
+  /** Recomputes `healthy` after a health check or ejection change; true when it changed. */
+  refreshHealthy(): boolean {
+    const healthy = this.health.status !== 'unhealthy' && !this.ejection.ejected;
+    if (healthy === this.healthy) return false;
+    this.healthy = healthy;
+    return true;
+  }
+
+  view(active: boolean): EndpointView {
+    return {
+      url: this.config.url,
+      priority: this.config.priority,
+      healthy: this.healthy,
+      active,
+      inFlight: this.inFlight,
+      requests: this.requests,
+      failures: this.failures,
+      responses5xx: this.responses5xx,
+      healthCheck: this.health.view(),
+      outlier: this.ejection.view(),
+    };
+  }
+}
+
+export interface EndpointView {
+  readonly url: string;
+  readonly priority: number;
+  readonly healthy: boolean;
+  /** In the priority level that takes traffic now. */
+  readonly active: boolean;
+  readonly inFlight: number;
+  /** Attempts sent since the cluster was created. */
+  readonly requests: number;
+  /** Attempts that got no response (connect failure, reset, timeout). */
+  readonly failures: number;
+  readonly responses5xx: number;
+  readonly healthCheck: HealthView;
+  readonly outlier: EjectionView;
+}
+
+export interface ClusterView {
+  readonly name: string;
+  readonly inFlight: number;
+  readonly pending: number;
+  readonly maxConcurrentRequests: number;
+  readonly maxPendingRequests: number;
+  readonly circuitBreaker: BreakerView;
+  readonly retryBudget: RetryBudgetView;
+  readonly healthCheck: { readonly path: string; readonly intervalMs: number } | null;
+  readonly outlierDetection: { readonly consecutive5xx: number; readonly baseEjectionTimeMs: number } | null;
+  readonly endpoints: readonly EndpointView[];
+}
+
+/** Where a cluster reports its state changes. */
+export interface ClusterObserver {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
 }
 
 /**
  * A cluster's live state: endpoints grouped by priority with a round-robin cursor per
- * priority level. Priority 0 takes traffic while any of its endpoints is healthy;
- * priority 1 while none of 0 is, and so on.
+ * priority level, and its resilience state (breaker, concurrency limit, retry budget, health
+ * checks, outlier detection). Priority 0 takes traffic while any of its endpoints is healthy;
+ * priority 1 while none of 0 is, and so on. When no endpoint at all is healthy there is no
+ * panic mode: requests get 503 NO_HEALTHY_UPSTREAM rather than being sent to endpoints known
+ * to be failing.
+ *
+ * A reload keeps the ClusterRuntime (and so all of this state) when the cluster's settings
+ * are unchanged; otherwise it is retired and closed once its last request ends, which stops
+ * every timer it owns.
  */
 export class ClusterRuntime {
   readonly config: ClusterConfig;
   readonly endpoints: readonly EndpointRuntime[];
+  readonly breaker: ClusterBreaker;
+  readonly limit: ConcurrencyLimit;
+  readonly retryBudget: RetryBudget;
+  /** undefined when the cluster has no `outlierDetection`. */
+  readonly outliers: OutlierDetector | undefined;
+  private readonly healthChecks: HealthChecker | undefined;
   private readonly levels: readonly (readonly EndpointRuntime[])[];
   private readonly cursors: number[];
   /** Requests of this cluster in flight; a retired cluster closes when this reaches 0. */
   private inFlightCount = 0;
   private retiring = false;
+  private closed = false;
+  /** Reports go to metrics only while this runtime is the current one for its name. */
+  private reporting = false;
 
-  constructor(config: ClusterConfig) {
+  constructor(
+    config: ClusterConfig,
+    private readonly observer?: ClusterObserver,
+  ) {
     this.config = config;
     this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config));
     const priorities = [...new Set(config.endpoints.map((e) => e.priority))].sort((a, b) => a - b);
     this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
     this.cursors = this.levels.map(() => 0);
+    const cb = config.circuitBreaker;
+    this.breaker = new ClusterBreaker(cb, (state, previous) => this.onBreakerState(state, previous));
+    this.limit = new ConcurrencyLimit(cb.maxConcurrentRequests, cb.maxPendingRequests);
+    this.retryBudget = new RetryBudget(config.retryBudget);
+    this.outliers =
+      config.outlierDetection === undefined
+        ? undefined
+        : new OutlierDetector(config.outlierDetection, this.endpoints, {
+            ejected: (endpoint, durationMs) => this.onEjected(endpoint, durationMs),
+            returned: (endpoint) => this.onEndpointChange(endpoint, 'returned after ejection'),
+          });
+    this.healthChecks =
+      config.healthCheck === undefined
+        ? undefined
+        : new HealthChecker(config.healthCheck, this.endpoints, {
+            checked: (endpoint, passed) => this.onHealthChecked(endpoint, passed),
+            changed: (endpoint, failure) => this.onHealthChanged(endpoint, failure),
+          });
+  }
+
+  /** Makes this runtime the current one of its name: publishes its state and starts health checks. */
+  start(): void {
+    this.reporting = true;
+    const metrics = this.observer?.metrics;
+    if (metrics !== undefined) {
+      metrics.circuitState.labels(this.config.name).set(BREAKER_STATE_VALUE[this.breaker.state]);
+      for (const endpoint of this.endpoints) metrics.endpointHealthy.labels(this.config.name, endpoint.config.url).set(endpoint.healthy ? 1 : 0);
+    }
+    this.healthChecks?.start();
   }
 
   /**
@@ -84,6 +201,11 @@ export class ClusterRuntime {
     return undefined;
   }
 
+  /** One attempt's result, for outlier detection: `failed` for 5xx, connect failure, reset, timeout. */
+  recordAttempt(endpoint: EndpointRuntime, failed: boolean): void {
+    if (this.outliers !== undefined) this.outliers.record(endpoint, failed);
+  }
+
   get inFlight(): number {
     return this.inFlightCount;
   }
@@ -97,18 +219,90 @@ export class ClusterRuntime {
     if (this.retiring && this.inFlightCount === 0) void this.close();
   }
 
-  /** A reload replaced this cluster: close it once the requests still using it have ended. */
+  /**
+   * A reload replaced or removed this cluster: its metrics are withdrawn now (the runtime that
+   * replaces it publishes its own), and it closes once the requests still using it have ended.
+   */
   retire(): void {
     this.retiring = true;
+    if (this.reporting) {
+      this.reporting = false;
+      const metrics = this.observer?.metrics;
+      if (metrics !== undefined) {
+        metrics.circuitState.remove(this.config.name);
+        for (const endpoint of this.endpoints) metrics.endpointHealthy.remove(this.config.name, endpoint.config.url);
+      }
+    }
     if (this.inFlightCount === 0) void this.close();
   }
 
   async close(): Promise<void> {
+    this.stopPolicies();
     await Promise.all(this.endpoints.map((e) => e.pool.close().catch(() => e.pool.destroy())));
   }
 
   /** Closes at once, failing requests still in flight. */
   async destroy(): Promise<void> {
+    this.stopPolicies();
     await Promise.all(this.endpoints.map((e) => e.pool.destroy().catch(() => undefined)));
+  }
+
+  /** The state GET /clusters shows. */
+  view(): ClusterView {
+    const activeLevel = this.levels.find((level) => level.some((e) => e.healthy));
+    const cb = this.config.circuitBreaker;
+    return {
+      name: this.config.name,
+      inFlight: this.limit.active,
+      pending: this.limit.pending,
+      maxConcurrentRequests: cb.maxConcurrentRequests,
+      maxPendingRequests: cb.maxPendingRequests,
+      circuitBreaker: this.breaker.view(),
+      retryBudget: this.retryBudget.view(),
+      healthCheck: this.config.healthCheck === undefined ? null : { path: this.config.healthCheck.path, intervalMs: this.config.healthCheck.intervalMs },
+      outlierDetection: this.config.outlierDetection ?? null,
+      endpoints: this.endpoints.map((e) => e.view(activeLevel?.includes(e) === true)),
+    };
+  }
+
+  /** Every timer of the cluster's policies; idempotent. */
+  private stopPolicies(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reporting = false;
+    this.healthChecks?.stop();
+    this.outliers?.stop();
+    this.breaker.shutdown();
+  }
+
+  private onBreakerState(state: BreakerState, previous: BreakerState): void {
+    if (!this.reporting) return;
+    const { metrics, logger } = this.observer ?? {};
+    metrics?.circuitState.labels(this.config.name).set(BREAKER_STATE_VALUE[state]);
+    const fields = { cluster: this.config.name, state, previous };
+    if (state === 'open') logger?.warn({ ...fields, resetTimeoutMs: this.config.circuitBreaker.resetTimeoutMs }, 'circuit breaker opened: requests get 503 CIRCUIT_OPEN');
+    else logger?.info(fields, state === 'half-open' ? 'circuit breaker half-open: letting a probe through' : 'circuit breaker closed');
+  }
+
+  private onHealthChecked(endpoint: EndpointRuntime, passed: boolean): void {
+    if (this.reporting) this.observer?.metrics.healthChecks.labels(this.config.name, endpoint.config.url, passed ? 'pass' : 'fail').inc();
+  }
+
+  private onHealthChanged(endpoint: EndpointRuntime, failure: string | undefined): void {
+    this.onEndpointChange(endpoint, `health check ${endpoint.health.status}${failure === undefined ? '' : `: ${failure}`}`);
+  }
+
+  private onEjected(endpoint: EndpointRuntime, durationMs: number): void {
+    if (this.reporting) this.observer?.metrics.outlierEjections.labels(this.config.name, endpoint.config.url).inc();
+    this.onEndpointChange(endpoint, `ejected for ${durationMs}ms after ${this.config.outlierDetection?.consecutive5xx ?? 0} consecutive failures`);
+  }
+
+  private onEndpointChange(endpoint: EndpointRuntime, why: string): void {
+    endpoint.refreshHealthy();
+    if (!this.reporting) return;
+    const { metrics, logger } = this.observer ?? {};
+    metrics?.endpointHealthy.labels(this.config.name, endpoint.config.url).set(endpoint.healthy ? 1 : 0);
+    const level = endpoint.healthy ? 'info' : 'warn';
+    logger?.[level]({ cluster: this.config.name, endpoint: endpoint.config.url, healthy: endpoint.healthy }, `endpoint ${why}`);
   }
 }

@@ -37,7 +37,8 @@ export function classifyUpstreamError(error: unknown): AttemptFailure {
     const kind: AttemptFailureKind =
       error.code === 'UPSTREAM_TIMEOUT' ? 'timeout'
       : error.code === 'UPSTREAM_CONNECT_FAILURE' ? 'connect-failure'
-      : error.code === 'REQUEST_TOO_LARGE' ? 'request-body'
+      // A 4xx of the sidecar's own catalogue raised while sending means the client's body failed.
+      : error.status < 500 ? 'request-body'
       : 'reset';
     return { kind, code: error.code, cause: error };
   }

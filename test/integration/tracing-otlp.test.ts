@@ -236,7 +236,7 @@ t.test('with tracing off the client\'s trace headers reach the app untouched', a
   t.equal(proxy.accessLog[0].trace_id, undefined);
 });
 
-t.test('retries through the route policy show as separate attempt spans', { todo: 'the retry loop comes with the resilience work' }, async (t) => {
+t.test('retries through the route policy show as separate attempt spans', async (t) => {
   let calls = 0;
   const app = await startUpstream((_req, res) => {
     res.statusCode = ++calls === 1 ? 503 : 200;

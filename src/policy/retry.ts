@@ -1,0 +1,132 @@
+import type { RetryPolicy } from '../config/types';
+import type { AttemptFailureKind } from '../upstream/error-map';
+
+/**
+ * The retry decision, and only the decision: given what one attempt came back with and the
+ * facts of the request, would another attempt be made? It spends nothing, counts nothing and
+ * sets no timer (the exchange does that with the outcome), so it can be tested on its own and
+ * read as the one statement of the retry rules.
+ */
+
+/** What an attempt came back with: a response status, or a failure before any response. */
+export type AttemptOutcome =
+  | { readonly status: number; readonly failure?: undefined }
+  | { readonly failure: AttemptFailureKind; readonly status?: undefined };
+
+export interface RetryInput {
+  readonly policy: RetryPolicy;
+  /** Tries made so far, the failed one included: 1 after the first try. */
+  readonly attempt: number;
+  readonly outcome: AttemptOutcome;
+  /** Upper-case request method. */
+  readonly method: string;
+  readonly hasIdempotencyKey: boolean;
+  /** The request has no body, or its body was kept whole for replay. */
+  readonly bodyReplayable: boolean;
+  /** Part of the response already went to the client. */
+  readonly responseStarted: boolean;
+  /** Time left before the route timeout, ms. */
+  readonly remainingMs: number;
+  /** The wait before the retry would be sent (backoff or Retry-After), ms. */
+  readonly delayMs: number;
+  /** The cluster's retry budget has room for one more retry. */
+  readonly budgetAvailable: boolean;
+}
+
+/**
+ * Why a retry is made, as the `reason` label of sidecar_retries_total: the failure kind, or
+ * the response status that matched a retry condition (bounded: 5xx, 409 and configured codes).
+ */
+export type RetryReason = AttemptFailureKind | `${number}`;
+
+/**
+ * Why no retry is made. The first four are "a retry the policy asked for but did not get" and
+ * are counted in sidecar_retries_skipped_total; the others are the policy saying no.
+ */
+export type NoRetryReason =
+  | 'method'
+  | 'body_too_large'
+  | 'deadline'
+  | 'budget'
+  | 'not-retriable'
+  | 'attempts-exhausted'
+  | 'response-started';
+
+export type RetryDecision =
+  | { readonly kind: 'retry'; readonly reason: RetryReason }
+  | { readonly kind: 'no'; readonly reason: NoRetryReason };
+
+/** The no-retry reasons counted as skipped retries. */
+export const SKIPPED_RETRY_REASONS: ReadonlySet<NoRetryReason> = new Set(['method', 'body_too_large', 'deadline', 'budget']);
+
+const RETRIABLE_4XX = 409;
+
+/**
+ * The checks run in a fixed order, so the reason names the first rule that said no: is the
+ * outcome one the route retries at all, can it still be retried (response, attempts), may this
+ * request be sent again (method, body), and is there time and budget for it.
+ */
+export function decideRetry(input: RetryInput): RetryDecision {
+  const { policy, outcome } = input;
+  if (!matchesRetryOn(policy, outcome)) return no('not-retriable');
+  if (input.responseStarted) return no('response-started');
+  if (input.attempt > policy.attempts) return no('attempts-exhausted');
+  if (!methodMayRepeat(input)) return no('method');
+  if (!input.bodyReplayable) return no('body_too_large');
+  if (input.delayMs >= input.remainingMs) return no('deadline');
+  if (!input.budgetAvailable) return no('budget');
+  return { kind: 'retry', reason: outcome.failure ?? (String(outcome.status) as `${number}`) };
+}
+
+/**
+ * Whether the route's `on` conditions cover this outcome. Failures follow Envoy: `5xx` and
+ * `gateway-error` cover every failure that would have been answered with a 5xx (connect
+ * failure, reset, per-try timeout, malformed response); `reset` covers a connection that
+ * gave no response (refused, reset or silent); `connect-failure` only the refused connection.
+ * A failure of the client's own request body is never retried.
+ */
+export function matchesRetryOn(policy: RetryPolicy, outcome: AttemptOutcome): boolean {
+  const on = policy.on;
+  if (outcome.failure !== undefined) {
+    switch (outcome.failure) {
+      case 'connect-failure':
+        return on.has('connect-failure') || on.has('reset') || on.has('5xx') || on.has('gateway-error');
+      case 'reset':
+      case 'timeout':
+        return on.has('reset') || on.has('5xx') || on.has('gateway-error');
+      case 'protocol-error':
+        return on.has('5xx') || on.has('gateway-error');
+      case 'request-body':
+        return false;
+    }
+  }
+  return statusMayRetry(policy, outcome.status);
+}
+
+/**
+ * Whether a response with this status is covered by `on`. It is also the cheap test the
+ * exchange runs on every response of a route with retries, before anything else is computed.
+ */
+export function statusMayRetry(policy: RetryPolicy, status: number): boolean {
+  const on = policy.on;
+  if (status >= 500 && status <= 599 && on.has('5xx')) return true;
+  if ((status === 502 || status === 503 || status === 504) && on.has('gateway-error')) return true;
+  if (status === RETRIABLE_4XX && on.has('retriable-4xx')) return true;
+  return on.has('retriable-status-codes') && policy.statusCodes.has(status);
+}
+
+/**
+ * Only the route's methods are sent twice, or any method carrying an Idempotency-Key when the
+ * route allows it: a POST that reached the app may have had its effect before the failure.
+ * A connect failure is the exception: the request never left the sidecar, so sending it
+ * again cannot repeat an effect.
+ */
+function methodMayRepeat(input: RetryInput): boolean {
+  if (input.policy.methods.has(input.method)) return true;
+  if (input.policy.idempotencyKey && input.hasIdempotencyKey) return true;
+  return input.outcome.failure === 'connect-failure';
+}
+
+function no(reason: NoRetryReason): RetryDecision {
+  return { kind: 'no', reason };
+}
