@@ -19,8 +19,11 @@ export async function waitReady(adminUrl: string, timeoutMs: number = DEFAULT_WA
   const startedAt = Date.now();
   const url = new URL('/ready', adminUrl);
   let lastAnswer = 'no answer yet';
-  for (;;) {
+  for (let probes = 0; ; probes++) {
     const left = timeoutMs - (Date.now() - startedAt);
+    // The wait before this probe used up the time: a probe with no time left would only
+    // report its own timeout instead of what the sidecar last said.
+    if (probes > 0 && left <= 0) return { ready: false, waitedMs: Date.now() - startedAt, lastAnswer };
     const answer = await probe(url, Math.max(1, Math.min(WAIT_READY_PROBE_TIMEOUT_MS, left)));
     if (answer.status === 200) return { ready: true, waitedMs: Date.now() - startedAt };
     lastAnswer = answer.text;
