@@ -85,6 +85,8 @@ export function closed(socket: net.Socket, boundMs: number): Promise<boolean> {
       return;
     }
     socket.on('error', () => {});
+    // A paused socket never reads the server's FIN, so it would never see the close.
+    socket.resume();
     const bound = setTimeout(() => {
       socket.destroy();
       resolve(false);
