@@ -179,3 +179,51 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+t.test('a client that stops reading the response is cut after the route timeout; the app is released', async (t) => {
+  let appResponseClosed!: () => void;
+  const appReleased = new Promise<void>((resolve) => (appResponseClosed = resolve));
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  const app = await startUpstream((req, res) => {
+    if (req.url !== '/endless') {
+      res.end('ok');
+      return;
+    }
+    res.on('close', appResponseClosed);
+    const pump = (): void => {
+      while (!res.destroyed && res.write(chunk));
+    };
+    res.on('drain', pump);
+    pump();
+  });
+  const proxy = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - { name: all, match: { prefix: / }, cluster: app, timeout: 1s }
+clusters:
+  - name: app
+    endpoints: [{ url: ${app.url} }]
+`);
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const port = proxy.sidecar.listenerPort('main');
+  const listener = proxy.sidecar.listeners[0];
+
+  const reader = await connect(port);
+  reader.on('error', () => {});
+  reader.write('GET /endless HTTP/1.1\r\nHost: app\r\n\r\n');
+  reader.pause(); // and never reads again
+  await waitFor(() => listener.connections === 0, 'the sidecar cut the client that stopped reading');
+  await appReleased;
+  t.pass('the app\'s response was closed, its connection released');
+  t.equal(proxy.accessLog.at(-1)?.flags, 'SI', 'the access log says the stream went idle');
+  reader.destroy();
+
+  const res = await request(`http://127.0.0.1:${port}/`);
+  t.equal(await res.body.text(), 'ok', 'the next request is served');
+});
