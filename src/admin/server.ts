@@ -47,7 +47,7 @@ export function text(status: number, body: string, contentType = 'text/plain; ch
 /** The admin listener: loopback by default, small JSON/text endpoints, never proxied traffic. */
 export class AdminServer {
   readonly server: http.Server;
-  private readonly tokenDigest: Buffer | undefined;
+  private tokenDigest: Buffer | undefined;
 
   constructor(
     private config: AdminConfig,
@@ -88,6 +88,7 @@ export class AdminServer {
   /** A reload changed the token (the address is fixed: a new address gets a new AdminServer). */
   update(config: AdminConfig): void {
     this.config = config;
+    this.tokenDigest = config.token === undefined ? undefined : bearerDigest(config.token);
   }
 
   /** Stops accepting and lets the requests in flight (e.g. the `POST /reload` that moved the admin listener) finish. */

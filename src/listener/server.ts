@@ -8,6 +8,7 @@ import type { RequestHandler } from '../proxy/handler';
 import { createSecureServer, Http2Sessions } from './secure-server';
 import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
+import { timeoutCheckIntervalMs } from './timeouts';
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -222,17 +223,4 @@ export interface DrainResult {
   readonly connectionsAtStart: number;
   /** Connections still busy at the deadline, cut. */
   readonly cut: number;
-}
-
-/**
- * How often Node checks headersTimeout and requestTimeout. Node's default (30 s) would let a
- * slow client outlive a 10 s headersTimeout by up to 30 s; the checks walk the connection
- * list, which is cheap next to the descriptors a slowloris attack pins.
- */
-const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
-const MIN_TIMEOUT_CHECK_INTERVAL_MS = 50;
-
-export function timeoutCheckIntervalMs(config: Pick<ListenerConfig, 'headersTimeoutMs' | 'requestTimeoutMs'>): number {
-  const shortest = config.requestTimeoutMs > 0 ? Math.min(config.headersTimeoutMs, config.requestTimeoutMs) : config.headersTimeoutMs;
-  return Math.max(MIN_TIMEOUT_CHECK_INTERVAL_MS, Math.min(MAX_TIMEOUT_CHECK_INTERVAL_MS, Math.floor(shortest / 4)));
 }

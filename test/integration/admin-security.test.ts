@@ -114,3 +114,22 @@ t.test('a slow client cannot pin the admin listener', async (t) => {
   const res = await request(`${proxy.adminUrl}/ready`);
   t.equal(await res.body.text(), 'ready\n', 'the probes still answer');
 });
+
+t.test('a reload that changes the token takes effect at once', async (t) => {
+  const proxy = await startSidecar(adminYaml(`admin: { address: 127.0.0.1:0, token: ${TOKEN} }`));
+  t.teardown(() => proxy.close());
+  const status = async (token: string): Promise<number> => {
+    const res = await request(`${proxy.adminUrl}/config`, { headers: { authorization: `Bearer ${token}` } });
+    await res.body.text();
+    return res.statusCode;
+  };
+  t.equal(await status(TOKEN), 200, 'the first token works');
+  const next = `${TOKEN}-rotated`;
+  // The same address as written (port 0): the admin listener stays, only its token changes.
+  const loaded = parseConfigText(adminYaml(`admin: { address: 127.0.0.1:0, token: ${next} }`), EMBEDDED_SOURCE);
+  if (!loaded.ok) throw new Error('test config is invalid');
+  const applied = await proxy.sidecar.applyConfig(loaded.config);
+  t.ok(applied.ok, 'the reload is applied');
+  t.equal(await status(TOKEN), 401, 'the old token is refused after the reload');
+  t.equal(await status(next), 200, 'the new token works');
+});
