@@ -287,7 +287,7 @@ const adminSchema = z
       .min(1, { error: 'the admin token cannot be empty' })
       .optional()
       .describe(
-        'Bearer token required by every admin endpoint except /live and /ready. Default: none (no authentication; rely on the loopback address).',
+        'Bearer token required by every admin endpoint except /live and /ready; required when `address` is not a loopback address. Default: none (no authentication; rely on the loopback address).',
       ),
   })
   .describe('The admin API. Default: enabled on ' + D.DEFAULT_ADMIN_ADDRESS + ' without a token.');
