@@ -265,12 +265,16 @@ async function main() {
   }, RELOAD_EVERY_MS);
 
   let nextRestart = 0;
-  const restartTimer = setInterval(async () => {
+  /** The restart under way, awaited before the end so no app outlives the script. */
+  let restarting = Promise.resolve();
+  const restartTimer = setInterval(() => {
     const index = nextRestart++ % apps.length;
-    apps[index].kill('SIGKILL');
-    await new Promise((resolve) => setTimeout(resolve, APP_DOWN_MS));
-    apps[index] = await startApp(appPorts[index]);
-    restarts++;
+    restarting = restarting.then(async () => {
+      apps[index].kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, APP_DOWN_MS));
+      apps[index] = await startApp(appPorts[index]);
+      restarts++;
+    }).catch((error) => process.stderr.write(`app restart failed: ${error instanceof Error ? error.message : String(error)}\n`));
   }, APP_RESTART_EVERY_MS);
 
   const report = async () => {
@@ -327,6 +331,7 @@ async function main() {
   stopping = true;
 
   await agent.close();
+  await restarting;
   for (const app of apps) app.kill('SIGKILL');
   if (!sidecarExited) {
     sidecar.kill('SIGTERM');
