@@ -61,7 +61,7 @@ export function createRequestHandler(
     if (!checked.ok) {
       refuseLaterRequests(req);
       sendError(res, 'BAD_REQUEST', requestId, checked.reason, { close: true });
-      recordLocalAnswer(services, listener, res, req, requestId, startedAt, 'BAD_REQUEST', undefined);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE');
       return;
     }
     const { path, query } = checked;

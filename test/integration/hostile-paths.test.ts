@@ -98,6 +98,15 @@ clusters:
   const climbing = await rawExchange(port, 'GET /api/../admin HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n');
   t.same(climbing.statuses, [403], 'a prefix route cannot be climbed out of into another route');
 
+  // A WebSocket handshake is routed by the same normalised path.
+  const upgrade = (target: string): string =>
+    `GET ${target} HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  for (const [target, status] of [['/public/../admin', 403], ['/public/%2e%2e/admin', 403], ['//admin', 403], ['/public\\..\\admin', 400]] as const) {
+    const answer = await rawExchange(port, upgrade(target));
+    t.same(answer.statuses, [status], `websocket upgrade to ${target} → ${status}`);
+  }
+
   for (const url of seen) {
     // What an app built on the WHATWG URL parser (or on Node's http router) reads.
     const pathname = new URL(url, 'http://app.local').pathname;
