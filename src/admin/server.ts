@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AdminConfig } from '../config/types';
 import type { Logger } from '../telemetry/logger';
@@ -16,6 +17,24 @@ export type AdminRoutes = ReadonlyMap<string, AdminHandler>;
 /** Endpoints a bearer token does not guard: probes must work without secrets. */
 const OPEN_PATHS = new Set(['/live', '/ready']);
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+/** The admin listener may face a network (with a token): slow clients must not pin it. */
+const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
+const ADMIN_REQUEST_TIMEOUT_MS = 10_000;
+const ADMIN_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+const ADMIN_MAX_CONNECTIONS = 256;
+
+/**
+ * Compares the Authorization header with the expected one in constant time: both sides are
+ * hashed first, so neither the content nor the length of the token leaks through timing.
+ */
+export function bearerMatches(authorization: string | undefined, expectedDigest: Buffer): boolean {
+  const actual = createHash('sha256').update(authorization ?? '').digest();
+  return timingSafeEqual(actual, expectedDigest);
+}
+
+export function bearerDigest(token: string): Buffer {
+  return createHash('sha256').update(`Bearer ${token}`).digest();
+}
 
 export function json(status: number, value: unknown): AdminResponse {
   return { status, contentType: 'application/json', body: JSON.stringify(value, null, 2) + '\n' };
@@ -28,13 +47,23 @@ export function text(status: number, body: string, contentType = 'text/plain; ch
 /** The admin listener: loopback by default, small JSON/text endpoints, never proxied traffic. */
 export class AdminServer {
   readonly server: http.Server;
+  private tokenDigest: Buffer | undefined;
 
   constructor(
     private config: AdminConfig,
     private readonly routes: AdminRoutes,
     private readonly logger: Logger,
   ) {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.tokenDigest = config.token === undefined ? undefined : bearerDigest(config.token);
+    this.server = http.createServer(
+      {
+        headersTimeout: ADMIN_HEADERS_TIMEOUT_MS,
+        requestTimeout: ADMIN_REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: ADMIN_TIMEOUT_CHECK_INTERVAL_MS,
+      },
+      (req, res) => this.handle(req, res),
+    );
+    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
     this.server.on('clientError', (_error, socket) => socket.destroy());
   }
 
@@ -59,6 +88,7 @@ export class AdminServer {
   /** A reload changed the token (the address is fixed: a new address gets a new AdminServer). */
   update(config: AdminConfig): void {
     this.config = config;
+    this.tokenDigest = config.token === undefined ? undefined : bearerDigest(config.token);
   }
 
   /** Stops accepting and lets the requests in flight (e.g. the `POST /reload` that moved the admin listener) finish. */
@@ -79,7 +109,7 @@ export class AdminServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const handler = this.routes.get(`${req.method} ${path}`);
-    if (this.config.token !== undefined && !OPEN_PATHS.has(path) && req.headers.authorization !== `Bearer ${this.config.token}`) {
+    if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
       this.send(res, json(401, { error: 'UNAUTHORIZED', message: 'the admin listener requires "Authorization: Bearer <admin.token>"' }));
       return;
     }

@@ -164,3 +164,15 @@ function formatIpv6(bytes: readonly number[]): string {
   if (bestLength < 2) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
 }
+
+/**
+ * Whether a bind address only accepts connections from this host: 127.0.0.0/8, ::1 (also
+ * IPv4-mapped) or the name `localhost`. Any other name may resolve anywhere, so it is not.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const ip = parseIp(host);
+  if (ip === undefined) return false;
+  if (ip.family === 'ipv4') return ip.bytes[0] === 127;
+  return ip.bytes.every((byte, i) => byte === (i === 15 ? 1 : 0));
+}

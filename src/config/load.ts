@@ -30,7 +30,7 @@ import {
   visit,
 } from 'yaml';
 import { z } from 'zod';
-import { parseCidr } from './cidr';
+import { isLoopbackHost, parseCidr } from './cidr';
 import * as D from './defaults';
 import { configJsonSchema } from './json-schema';
 import {
@@ -553,6 +553,14 @@ function crossCheck(root: unknown, lineOf: (path: PathSegments) => number | unde
           ? `conflicts with the admin API's default address ${D.DEFAULT_ADMIN_ADDRESS}; set admin.address to another port`
           : `admin address ${adminText} conflicts with ${where(clash.path)}`;
       errors.push({ path, message });
+    }
+    // Off loopback, anyone who reaches the port could read the config and topology.
+    const token = isRecord(root.admin) ? root.admin.token : undefined;
+    if (adminText !== undefined && !isLoopbackHost(admin.host) && token === undefined) {
+      errors.push({
+        path: ['admin', 'address'],
+        message: `admin address ${adminText} is not a loopback address: set admin.token (then every admin endpoint but /live and /ready requires "Authorization: Bearer <token>")`,
+      });
     }
   }
   return errors;

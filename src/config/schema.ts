@@ -19,6 +19,8 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
+import { normalizePath } from '../proxy/path';
+import { nestedRepetition } from './regex-safety';
 import { formatDurationMs, parseDurationMs, parseSizeBytes } from './units';
 
 // ---------------------------------------------------------------------------------------
@@ -206,9 +208,20 @@ const method = z
   .regex(TOKEN, { error: unlessMissing((input) => `invalid HTTP method ${show(input)}`) });
 
 const urlPath = (what: string) =>
-  z.string().regex(PATH, {
-    error: unlessMissing((input) => `invalid ${what} ${show(input)}: must start with / and contain no spaces, ? or #`),
-  });
+  z
+    .string()
+    .regex(PATH, {
+      error: unlessMissing((input) => `invalid ${what} ${show(input)}: must start with / and contain no spaces, ? or #`),
+    })
+    .superRefine((text, ctx) => {
+      // Requests are matched after normalisation, so a path written otherwise could never match.
+      const normalized = PATH.test(text) ? normalizePath(text) : undefined;
+      if (normalized === undefined || (normalized.ok && normalized.path === text)) return;
+      const message = normalized.ok
+        ? `${what} ${show(text)} is not in normal form; request paths are normalised before matching, so write ${show(normalized.path)}`
+        : `invalid ${what} ${show(text)}: ${normalized.reason}`;
+      ctx.addIssue({ code: 'custom', input: text, message });
+    });
 
 const hostPattern = z.string().superRefine((text, ctx) => {
   const bare = text.startsWith('*.') ? text.slice(2) : text;
@@ -274,7 +287,7 @@ const adminSchema = z
       .min(1, { error: 'the admin token cannot be empty' })
       .optional()
       .describe(
-        'Bearer token required by every admin endpoint except /live and /ready. Default: none (no authentication; rely on the loopback address).',
+        'Bearer token required by every admin endpoint except /live and /ready; required when `address` is not a loopback address. Default: none (no authentication; rely on the loopback address).',
       ),
   })
   .describe('The admin API. Default: enabled on ' + D.DEFAULT_ADMIN_ADDRESS + ' without a token.');
@@ -318,6 +331,15 @@ const matchSchema = z
           new RegExp(source);
         } catch (err) {
           ctx.addIssue({ code: 'custom', input: source, message: `invalid regex ${show(source)}: ${(err as Error).message}` });
+          return;
+        }
+        const nested = nestedRepetition(source);
+        if (nested !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            input: source,
+            message: `regex ${show(source)} repeats a group that repeats inside (${nested}): a crafted path could make it run for minutes; write it without nesting`,
+          });
         }
       })
       .optional()

@@ -2,6 +2,7 @@ import http2 from 'node:http2';
 import type { ListenerConfig } from '../config/types';
 import type { RequestHandler } from '../proxy/handler';
 import type { TlsContextProvider } from '../tls/context';
+import { timeoutCheckIntervalMs } from './timeouts';
 
 /**
  * Streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
@@ -37,7 +38,9 @@ export function createSecureServer(config: ListenerConfig, tls: TlsContextProvid
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    requireHostHeader: true,
+    connectionsCheckingInterval: timeoutCheckIntervalMs(config),
+    // The request guard answers a missing Host with the sidecar's own 400 (x-sidecar-error).
+    requireHostHeader: false,
   });
   // With allowHTTP1 the handler receives http.IncomingMessage/ServerResponse for HTTP/1.1
   // and the compatibility Http2ServerRequest/Response for HTTP/2; the proxy reads the

@@ -2,13 +2,13 @@ import http, { type ServerResponse } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { randomUUID } from 'node:crypto';
 import type { ListenerConfig } from '../config/types';
-import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from '../proxy/handler';
 import { createSecureServer, Http2Sessions } from './secure-server';
 import { ListenerTls } from './tls';
+import { ClientErrorGuard } from './client-errors';
+import { timeoutCheckIntervalMs } from './timeouts';
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -60,6 +60,9 @@ export class ListenerServer {
             keepAliveTimeout: config.keepAliveTimeoutMs,
             // Each chunk of a stream leaves as soon as it is written (no Nagle delay).
             noDelay: true,
+            connectionsCheckingInterval: timeoutCheckIntervalMs(config),
+            // The request guard answers a missing Host with the sidecar's own 400 (x-sidecar-error).
+            requireHostHeader: false,
           },
           dispatch,
         );
@@ -80,7 +83,7 @@ export class ListenerServer {
       this.responses.set(socket, res);
       if (this.draining !== undefined) res.setHeader('connection', 'close');
     });
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket));
+    new ClientErrorGuard().attach(this.server);
     this.server.on('error', (error: Error) => logger.error({ err: error, listener: config.name }, 'listener error'));
   }
 
@@ -220,35 +223,4 @@ export interface DrainResult {
   readonly connectionsAtStart: number;
   /** Connections still busy at the deadline, cut. */
   readonly cut: number;
-}
-
-const CLIENT_ERRORS: Readonly<Record<string, { reason: string; code: ErrorCode }>> = {
-  HPE_HEADER_OVERFLOW: { reason: 'Request Header Fields Too Large', code: 'HEADERS_TOO_LARGE' },
-  ERR_HTTP_REQUEST_TIMEOUT: { reason: 'Request Timeout', code: 'REQUEST_TIMEOUT' },
-};
-
-/**
- * Node calls this for requests its parser rejects (smuggling attempts, bad chunk sizes,
- * oversized headers, timeouts). The connection is never reused afterwards.
- */
-function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
-    socket.destroy();
-    return;
-  }
-  const known = CLIENT_ERRORS[error.code ?? ''];
-  const code = known?.code ?? 'BAD_REQUEST';
-  const status = ERROR_STATUS[code];
-  const reason = known?.reason ?? 'Bad Request';
-  const requestId = randomUUID();
-  const body = errorBody(code, `${ERROR_MESSAGES[code]} (${error.code ?? error.message})`, requestId);
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n` +
-      'content-type: application/json\r\n' +
-      `content-length: ${Buffer.byteLength(body)}\r\n` +
-      `x-sidecar-error: ${code}\r\n` +
-      `x-request-id: ${requestId}\r\n` +
-      'connection: close\r\n\r\n' +
-      body,
-  );
 }

@@ -40,6 +40,9 @@ export class ProxyExchange implements AdmissionWaiter {
   private endpoint: EndpointRuntime | undefined;
   private breakerTicket: BreakerTicket | undefined;
   private resumeUpstream: (() => void) | undefined;
+  /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
+  private stallTimer: NodeJS.Timeout | undefined;
+  private clientStalled = false;
   /**
    * The request's one clock: it ends the current try at its per-try timeout when that comes
    * first, else the exchange at the route deadline. One timer serves both, so a route with
@@ -246,7 +249,10 @@ export class ProxyExchange implements AdmissionWaiter {
 
   onAttemptData(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
-    return this.res.write(chunk);
+    const flushed = this.res.write(chunk);
+    // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
+    if (!flushed && this.stallTimer === undefined) this.stallTimer = setTimeout(this.onClientStalled, this.route.timeoutMs);
+    return flushed;
   }
 
   onAttemptBodySent(handler: AttemptHandler): void {
@@ -354,6 +360,7 @@ export class ProxyExchange implements AdmissionWaiter {
   // --- client side ---
 
   private readonly onClientDrain = (): void => {
+    this.clearStallTimer();
     const resume = this.resumeUpstream;
     if (resume !== undefined) resume();
   };
@@ -365,6 +372,19 @@ export class ProxyExchange implements AdmissionWaiter {
     }
     this.finish();
   };
+
+  private readonly onClientStalled = (): void => {
+    this.stallTimer = undefined;
+    this.clientStalled = true;
+    abortResponse(this.res);
+  };
+
+  private clearStallTimer(): void {
+    if (this.stallTimer !== undefined) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+    }
+  }
 
   private readonly onClock = (): void => {
     this.clock = undefined;
@@ -459,6 +479,7 @@ export class ProxyExchange implements AdmissionWaiter {
     if (this.finished) return;
     this.finished = true;
     this.stopClock();
+    this.clearStallTimer();
     this.clearBackoff();
     this.settleBreaker('neutral');
     if (this.admitted) this.cluster.limit.leave();
@@ -469,7 +490,7 @@ export class ProxyExchange implements AdmissionWaiter {
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
     const { metrics, accessLog } = this.services;
     const clusterName = this.cluster.config.name;
-    const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone });
+    const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone, clientStalled: this.clientStalled });
     this.trace.end({ status, route: this.route.name, cluster: clusterName, errorCode: this.errorCode, flags });
     metrics.forRoute(this.listener.name, this.route.name, clusterName).answered(status, durationMs / 1000);
     if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);

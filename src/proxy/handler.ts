@@ -5,6 +5,8 @@ import { ipInCidrs } from '../config/cidr';
 import { findRoute, hostWithoutPort, rewritePath, type RoutableRequest } from '../router/route-table';
 import { ProxyExchange } from './exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
+import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
+import { checkRequest } from './request-guard';
 import { connectionOf, requestAuthority, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
 import type { RequestTrace } from '../telemetry/tracing';
@@ -47,14 +49,22 @@ export function createRequestHandler(
   clientCert?: ClientCertLookup,
 ): RequestHandler {
   return function handleRequest(req, res) {
+    // Left unanswered: the connection closes once the refusal before it is written.
+    if (arrivedAfterRefusal(req)) return;
     const startedAt = performance.now();
     const state = holder.current;
     const requestId = requestIdFrom(req.headers['x-request-id']);
     const trace = services.tracing.startRequest(req, res, listener.name, listener.proto, requestId);
     const method = req.method ?? 'GET';
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    // The one place the path is normalised: routes match, and the app receives, this path.
+    const checked = checkRequest(req);
+    if (!checked.ok) {
+      refuseLaterRequests(req);
+      sendError(res, 'BAD_REQUEST', requestId, checked.reason, { close: true });
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE');
+      return;
+    }
+    const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView(method, path, hostWithoutPort(requestAuthority(req)), req));
 
@@ -72,6 +82,7 @@ export function createRequestHandler(
     const hasBody = requestHasBody(req);
     const declaredLength = Number(req.headers['content-length'] ?? 0);
     if (declaredLength > route.maxRequestBodyBytes) {
+      refuseLaterRequests(req);
       sendError(res, 'REQUEST_TOO_LARGE', requestId,
         `the request body (${declaredLength} bytes) is larger than route ${route.name} allows (${route.maxRequestBodyBytes} bytes)`,
         { close: true });
@@ -102,9 +113,7 @@ export function createRequestHandler(
       route.requestHeaders,
     );
     const upstreamPath =
-      route.rewritePrefix !== undefined && route.match.kind === 'prefix'
-        ? rewritePath(route.match.value, route.rewritePrefix, path) + (queryAt === -1 ? '' : url.slice(queryAt))
-        : url;
+      (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
     new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt, trace).start();
   };

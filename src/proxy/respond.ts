@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { DirectResponse, HeaderMutation } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
@@ -34,7 +34,11 @@ export function sendError(
   // on an HTTP/2 response; they must not leak into the error. The trace id stays: it was set
   // for whatever response this request gets.
   for (const name of res.getHeaderNames()) if (name !== TRACE_ID_RESPONSE_HEADER) res.removeHeader(name);
-  res.writeHead(ERROR_STATUS[code], headers);
+  const status = ERROR_STATUS[code];
+  // HTTP/1: the reason phrase is explicit, because a writeHead that threw on an upstream's
+  // invalid reason phrase leaves it in res.statusMessage and Node would reuse it and throw again.
+  if (isHttp1(res.req)) res.writeHead(status, STATUS_CODES[status] ?? '', headers);
+  else res.writeHead(status, headers);
   res.end(body);
 }
 

@@ -7,6 +7,7 @@ import type { WebSocketProxy } from '../upstream/websocket';
 import { peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
+import { checkRequest } from './request-guard';
 import { sendDirectResponse, sendError } from './respond';
 import { responseOnSocket } from './socket-response';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
@@ -41,9 +42,15 @@ export function createUpgradeHandler(
     }
     const state = holder.current;
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    // Normalised exactly as for other requests (request-guard.ts): a tunnel is no way around a route.
+    const checked = checkRequest(req);
+    if (!checked.ok) {
+      const res = responseOnSocket(req, socket);
+      sendError(res, 'BAD_REQUEST', requestId, checked.reason, { close: true });
+      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, 'BAD_REQUEST', 'DPE');
+      return;
+    }
+    const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView('GET', path, hostWithoutPort(req.headers.host), req));
 
@@ -73,9 +80,7 @@ export function createUpgradeHandler(
       route.requestHeaders,
     );
     const upstreamPath =
-      route.rewritePrefix !== undefined && route.match.kind === 'prefix'
-        ? rewritePath(route.match.value, route.rewritePrefix, path) + (queryAt === -1 ? '' : url.slice(queryAt))
-        : url;
+      (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
     websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
   };
 }

@@ -24,6 +24,8 @@ export const RESPONSE_FLAGS = {
   URX: 'upstream retry limit exceeded',
   /** The client went away before the response ended. */
   DC: 'downstream connection termination',
+  /** The client read nothing for the route timeout while the response waited on it; the sidecar cut it. */
+  SI: 'stream idle: the client stopped reading',
   /** The request was malformed, or its body larger than the route allows. */
   DPE: 'downstream protocol error',
 } as const;
@@ -53,6 +55,8 @@ export interface FlagFacts {
   readonly status: number;
   readonly attempts: number;
   readonly clientGone: boolean;
+  /** The sidecar cut a client that stopped reading (it is then also gone, but did not leave on its own). */
+  readonly clientStalled?: boolean;
 }
 
 /** The flags of one response, e.g. `UF,URX`; undefined when none applies. */
@@ -64,7 +68,8 @@ export function responseFlags(facts: FlagFacts): string | undefined {
   // With a sidecar error code, only upstream failures count: a 503 CIRCUIT_OPEN made no attempt fail.
   const lastAttemptFailed = facts.errorCode !== undefined ? UPSTREAM_FAILURES.has(facts.errorCode) : facts.status >= 500;
   if (facts.attempts > 1 && lastAttemptFailed && !facts.clientGone) flags.add('URX');
-  if (facts.clientGone) flags.add('DC');
+  if (facts.clientStalled === true) flags.add('SI');
+  else if (facts.clientGone) flags.add('DC');
   if (flags.size === 0) return undefined;
   return ORDER.filter((flag) => flags.has(flag)).join(',');
 }

@@ -1,3 +1,4 @@
+import { errors } from 'undici';
 import { SidecarError, type ErrorCode } from '../errors';
 
 /** Why an upstream attempt failed before a response could be relayed. Retry policies read this. */
@@ -42,6 +43,8 @@ export function classifyUpstreamError(error: unknown): AttemptFailure {
       : 'reset';
     return { kind, code: error.code, cause: error };
   }
+  // undici leaves `code` unset on many parser errors (malformed status line, bad Content-Length).
+  if (error instanceof errors.HTTPParserError) return { kind: 'protocol-error', code: 'UPSTREAM_PROTOCOL_ERROR', cause: error };
   const code = errorCode(error);
   if (code !== undefined) {
     if (CONNECT_ERRORS.has(code)) return { kind: 'connect-failure', code: 'UPSTREAM_CONNECT_FAILURE', cause: error };
