@@ -440,19 +440,21 @@ smoke_run() {
   done
   [[ -n $config_img ]] || die "CMD names no configuration file (-c FILE): $CMD_JSON"
 
-  read -r admin_port listener_port app_port <<<"$(free_ports 3)"
+  read -r admin_port listener_port app_port tls_port <<<"$(free_ports 4)"
   config_host=$(to_host "$config_img")
   say "mounting examples/sidecar.yaml at $config_img (admin :$admin_port, listener :$listener_port, app :$app_port)"
   mkdir -p "$(dirname "$config_host")"
   # The image's own yaml package rewrites the addresses: the example's ports may be taken.
-  node - "$(to_host "$WORKDIR_IMG")" "$EXAMPLE_CONFIG" "$config_host" "$admin_port" "$listener_port" "$app_port" <<'NODE'
+  node - "$(to_host "$WORKDIR_IMG")" "$EXAMPLE_CONFIG" "$config_host" "$admin_port" "$listener_port" "$app_port" "$tls_port" <<'NODE'
 const fs = require('node:fs');
 const path = require('node:path');
-const [app, source, target, admin, listener, upstream] = process.argv.slice(2);
+const [app, source, target, admin, listener, upstream, tlsListener] = process.argv.slice(2);
 const YAML = require(path.join(app, 'node_modules', 'yaml'));
 const doc = YAML.parseDocument(fs.readFileSync(source, 'utf8'));
 doc.setIn(['admin', 'address'], `127.0.0.1:${admin}`);
 doc.setIn(['listeners', 0, 'address'], `127.0.0.1:${listener}`);
+// Any further listener (the example's HTTPS one) gets a free port too.
+doc.get('listeners').items.slice(1).forEach((item) => item.set('address', `127.0.0.1:${tlsListener}`));
 for (const cluster of doc.get('clusters').items) {
   for (const endpoint of cluster.get('endpoints').items) endpoint.set('url', `http://127.0.0.1:${upstream}`);
 }
@@ -462,6 +464,14 @@ NODE
 
   say "docker run IMAGE validate $config_img"
   (image_exec "${entrypoint[@]}" validate "$config_img") || die "sidecar validate rejected $config_img"
+  # The example's HTTPS listener reads ../certs/ next to the config: made with the image's own
+  # `sidecar certs`, as an operator without a certificate of their own would.
+  local certs_img
+  certs_img="$(dirname "$(dirname "$config_img")")/certs"
+  say "docker run IMAGE certs --out $certs_img --host localhost"
+  mkdir -p "$(to_host "$certs_img")"
+  (image_exec "${entrypoint[@]}" certs --out "$certs_img" --host localhost >/dev/null) || die "sidecar certs failed"
+
 
   node "$DEMO_APP" --host 127.0.0.1 --port "$app_port" >"$WORK/app.log" 2>&1 &
   PIDS+=($!)
