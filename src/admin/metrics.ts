@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClusterRoute } from '../config/types';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
 import type { ClusterRuntime } from '../upstream/cluster';
 
@@ -184,6 +185,21 @@ export class Metrics {
    * The counters one route's requests update, looked up once per (listener, route, cluster)
    * and then held: a reload that keeps the names keeps counting into the same series.
    */
+  /**
+   * The same for a proxied request, looked up by the route object itself: a compiled route
+   * belongs to one listener and one cluster, so the request path builds no key string.
+   */
+  forClusterRoute(listener: string, route: ClusterRoute): RouteInstruments {
+    let instruments = this.clusterRouteInstruments.get(route);
+    if (instruments === undefined) {
+      instruments = this.forRoute(listener, route.name, route.cluster);
+      this.clusterRouteInstruments.set(route, instruments);
+    }
+    return instruments;
+  }
+
+  private readonly clusterRouteInstruments = new WeakMap<ClusterRoute, RouteInstruments>();
+
   forRoute(listener: string, route: string, cluster: string): RouteInstruments {
     const key = `${listener}\u0000${route}\u0000${cluster}`;
     let instruments = this.routeInstrumentCache.get(key);

@@ -492,7 +492,7 @@ export class ProxyExchange implements AdmissionWaiter {
     const clusterName = this.cluster.config.name;
     const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone, clientStalled: this.clientStalled });
     this.trace.end({ status, route: this.route.name, cluster: clusterName, errorCode: this.errorCode, flags });
-    metrics.forRoute(this.listener.name, this.route.name, clusterName).answered(status, durationMs / 1000);
+    metrics.forClusterRoute(this.listener.name, this.route).answered(status, durationMs / 1000);
     if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);
     accessLog.write({
       method: this.req.method ?? '',
