@@ -104,10 +104,20 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private cancelDrainDelay: (() => void) | undefined;
   private lastReloadAt: Date | undefined;
 
+  private accessLogDropping = false;
+  /** Counted per line; logged once per episode (the counter tells how many). */
+  private readonly onAccessLogDropped = (): void => {
+    this.metrics.accessLogLinesDropped.inc();
+    if (this.accessLogDropping) return;
+    this.accessLogDropping = true;
+    this.logger.warn({ destination: this.current.config.accessLog.path }, 'access log: the destination does not keep up; dropping lines (see sidecar_access_log_lines_dropped_total)');
+    setTimeout(() => (this.accessLogDropping = false), ACCESS_LOG_DROP_WARNING_INTERVAL_MS).unref();
+  };
+
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog), this.recentErrors);
+    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, this.onAccessLogDropped), this.recentErrors);
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
@@ -457,6 +467,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
     };
   }
 }
+
+/** At most one "dropping access log lines" warning per this interval. */
+const ACCESS_LOG_DROP_WARNING_INTERVAL_MS = 60_000;
 
 /** Settings read once at start; a reload that changes them says so instead of pretending. */
 const STARTUP_ONLY_SETTINGS = ['accessLog', 'workers'] as const;

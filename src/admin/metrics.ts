@@ -223,6 +223,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly accessLogLinesDropped = new Counter({
+    name: 'sidecar_access_log_lines_dropped_total',
+    help: 'Access log lines dropped because the destination (a file, stdout) did not keep up and the buffer was full.',
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
     // Present from the start at 0, so that alerts on them have a series to watch.

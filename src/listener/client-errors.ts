@@ -30,12 +30,11 @@ export class ClientErrorGuard {
 
   /** `server` is an http.Server, or the HTTP/2 server of a TLS listener (its HTTP/1.1 connections). */
   attach(server: NodeJS.EventEmitter): void {
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.track(req, res));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket));
   }
 
-  private track(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (req.httpVersionMajor !== 1) return;
+  /** Called by the listener for each HTTP/1 request, before its handler. */
+  track(req: http.IncomingMessage, res: http.ServerResponse): void {
     const socket = req.socket;
     let open = this.openResponses.get(socket);
     if (open === undefined) {
@@ -43,9 +42,12 @@ export class ClientErrorGuard {
       this.openResponses.set(socket, open);
     }
     open.add(res);
-    res.once('close', () => {
-      open.delete(res);
-      if (open.size === 0) this.afterOpenResponses.get(socket)?.();
+    // on(), not once(): 'close' is emitted once, and once() wraps every listener it adds.
+    // (The socket is captured: Node may have cleared res.req.socket by the time of 'close'.)
+    const responses = open;
+    res.on('close', () => {
+      responses.delete(res);
+      if (responses.size === 0) this.afterOpenResponses.get(socket)?.();
     });
   }
 

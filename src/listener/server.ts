@@ -36,7 +36,13 @@ export class ListenerServer {
   constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server) {
     this.currentConfig = config;
     this.handler = handler;
-    const dispatch: RequestHandler = (req, res) => this.handler(req, res);
+    const guard = new ClientErrorGuard();
+    // One 'request' listener does the per-request bookkeeping and calls the handler: each
+    // listener more is an emit step and, for once(), a closure on every request.
+    const dispatch: RequestHandler = (req, res) => {
+      if (req.httpVersionMajor === 1) this.trackHttp1(req, res, guard);
+      this.handler(req, res);
+    };
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
       const secure = createSecureServer(config, this.tls.provider, dispatch);
@@ -72,19 +78,28 @@ export class ListenerServer {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    // First in line, before the handler writes anything: a request arriving on a kept-alive
-    // connection while the listener drains is still served, but told to close the connection.
-    // (HTTP/1 only: an HTTP/2 session is closed with GOAWAY, and `Connection` is illegal there.)
-    this.server.prependListener('request', (req: http.IncomingMessage, res: ServerResponse) => {
-      if (req.httpVersionMajor !== 1) return;
-      // Keyed by req.socket: for TLS that is the TLSSocket, not the TCP socket of 'connection'.
-      const socket = req.socket;
-      if (!this.responses.has(socket)) socket.once('close', () => this.responses.delete(socket));
-      this.responses.set(socket, res);
-      if (this.draining !== undefined) res.setHeader('connection', 'close');
-    });
-    new ClientErrorGuard().attach(this.server);
+    // A server built elsewhere has its handler already: the bookkeeping goes first in line.
+    if (server !== undefined) {
+      server.prependListener('request', (req: http.IncomingMessage, res: ServerResponse) => {
+        if (req.httpVersionMajor === 1) this.trackHttp1(req, res, guard);
+      });
+    }
+    guard.attach(this.server);
     this.server.on('error', (error: Error) => logger.error({ err: error, listener: config.name }, 'listener error'));
+  }
+
+  /**
+   * Before the handler writes anything: a request arriving on a kept-alive connection while
+   * the listener drains is still served, but told to close the connection. (HTTP/1 only: an
+   * HTTP/2 session is closed with GOAWAY, and `Connection` is illegal there.)
+   */
+  private trackHttp1(req: http.IncomingMessage, res: ServerResponse, guard: ClientErrorGuard): void {
+    // Keyed by req.socket: for TLS that is the TLSSocket, not the TCP socket of 'connection'.
+    const socket = req.socket;
+    if (!this.responses.has(socket)) socket.once('close', () => this.responses.delete(socket));
+    this.responses.set(socket, res);
+    if (this.draining !== undefined) res.setHeader('connection', 'close');
+    guard.track(req, res);
   }
 
   listen(): Promise<void> {

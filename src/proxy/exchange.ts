@@ -43,6 +43,7 @@ export class ProxyExchange implements AdmissionWaiter {
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   private stallTimer: NodeJS.Timeout | undefined;
   private clientStalled = false;
+  private listeningForDrain = false;
   /**
    * The request's one clock: it ends the current try at its per-try timeout when that comes
    * first, else the exchange at the route deadline. One timer serves both, so a route with
@@ -106,7 +107,6 @@ export class ProxyExchange implements AdmissionWaiter {
   start(): void {
     this.cluster.acquire();
     this.res.on('close', this.onClientClose);
-    this.res.on('drain', this.onClientDrain);
     this.deadlineAt = performance.now() + this.route.timeoutMs;
     this.startClock();
     this.cluster.retryBudget.recordRequest();
@@ -250,8 +250,15 @@ export class ProxyExchange implements AdmissionWaiter {
   onAttemptData(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
     const flushed = this.res.write(chunk);
-    // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
-    if (!flushed && this.stallTimer === undefined) this.stallTimer = setTimeout(this.onClientStalled, this.route.timeoutMs);
+    if (!flushed) {
+      // Listened to from the first full write on: most responses never fill the socket.
+      if (!this.listeningForDrain) {
+        this.listeningForDrain = true;
+        this.res.on('drain', this.onClientDrain);
+      }
+      // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
+      if (this.stallTimer === undefined) this.stallTimer = setTimeout(this.onClientStalled, this.route.timeoutMs);
+    }
     return flushed;
   }
 

@@ -1,7 +1,7 @@
-import pino from 'pino';
+import { LineWriter } from './line-writer';
 import type { AccessLogConfig } from '../config/types';
 
-/** One JSON line per request, written off the request path by pino's asynchronous destination. */
+/** One JSON line per request, written off the request path (see LineWriter). */
 export interface AccessLogEntry {
   method: string;
   path: string;
@@ -32,38 +32,65 @@ export interface AccessLog {
   flush(): Promise<void>;
 }
 
+/** How long a flush at shutdown waits for a destination that stopped reading (a stuck pipe). */
+const ACCESS_LOG_FLUSH_TIMEOUT_MS = 2_000;
+
 const DISABLED: AccessLog = { write: () => {}, flush: async () => {} };
 
-export function createAccessLog(config: AccessLogConfig): AccessLog {
+/** `onDropped` is told of each line the destination could not take in time (see LineWriter). */
+export function createAccessLog(config: AccessLogConfig, onDropped?: () => void): AccessLog {
   if (config.path === 'off') return DISABLED;
-  const dest =
-    config.path === 'stdout' ? 1
-    : config.path === 'stderr' ? 2
-    : config.path;
-  // Asynchronous: lines written while a write is in flight are coalesced into the next one,
-  // so a busy sidecar does not pay a syscall per request and a quiet one shows lines at once.
-  // The entry is a flat record of strings and numbers, so one JSON.stringify per line is all
-  // the formatting it needs; pino's destination (sonic-boom) does the buffered writing.
-  const destination = pino.destination({ dest, sync: false, mkdir: typeof dest === 'string' });
-  let opened = typeof dest === 'number';
-  destination.once('ready', () => (opened = true));
+  const writer = LineWriter.open(config.path);
+  let droppedSoFar = 0;
   return {
     write: (entry) => {
-      destination.write(`{"time":"${new Date().toISOString()}",${JSON.stringify(entry).slice(1)}\n`);
+      writer.write(formatAccessLine(entry));
+      if (onDropped !== undefined && writer.stats.dropped !== droppedSoFar) {
+        droppedSoFar = writer.stats.dropped;
+        onDropped();
+      }
     },
-    flush: () =>
-      new Promise<void>((resolve) => {
-        const flushNow = (): void => {
-          try {
-            destination.flushSync();
-          } catch {
-            // Nothing buffered, or the destination is already closed.
-          }
-          resolve();
-        };
-        // A file destination opens asynchronously; lines written before then are buffered.
-        if (opened) flushNow();
-        else destination.once('ready', flushNow);
-      }),
+    flush: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ACCESS_LOG_FLUSH_TIMEOUT_MS)));
+      await Promise.race([writer.flush(), late]);
+      clearTimeout(timer);
+    },
   };
+}
+
+let isoMs = -1;
+let isoText = '';
+/** The current time in ISO 8601; formatted once per millisecond, however many lines share it. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
+const quote = JSON.stringify;
+
+/**
+ * One JSON line: the same keys, order and values as JSON.stringify of the entry after a
+ * `time` key (undefined fields left out), written field by field because this runs for every
+ * request. Every string is quoted by JSON.stringify: paths and request ids come from clients.
+ */
+export function formatAccessLine(e: AccessLogEntry): string {
+  let line =
+    `{"time":"${isoNow()}","method":${quote(e.method)},"path":${quote(e.path)},"listener":${quote(e.listener)}` +
+    (e.route === undefined ? '' : `,"route":${quote(e.route)}`) +
+    (e.cluster === undefined ? '' : `,"cluster":${quote(e.cluster)}`) +
+    `,"status":${e.status},"duration_ms":${e.duration_ms}` +
+    (e.upstream_ms === undefined ? '' : `,"upstream_ms":${e.upstream_ms}`) +
+    `,"bytes_in":${e.bytes_in},"bytes_out":${e.bytes_out},"request_id":${quote(e.request_id)},"attempts":${e.attempts}` +
+    (e.error === undefined ? '' : `,"error":${quote(e.error)}`) +
+    (e.flags === undefined ? '' : `,"flags":${quote(e.flags)}`) +
+    (e.upstream === undefined ? '' : `,"upstream":${quote(e.upstream)}`);
+  if (e.upgrade !== undefined) line += `,"upgrade":${quote(e.upgrade)}`;
+  if (e.trace_id !== undefined) line += `,"trace_id":${quote(e.trace_id)}`;
+  if (e.span_id !== undefined) line += `,"span_id":${quote(e.span_id)}`;
+  return line + '}\n';
 }

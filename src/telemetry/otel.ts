@@ -12,12 +12,14 @@ import {
   StackContextManager,
   TraceIdRatioBasedSampler,
   TracerProvider,
+  type IdGenerator,
   type ReadableSpan,
   type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { Propagator, SidecarConfig } from '../config/types';
 import type { Logger } from './logger';
+import { PooledIdGenerator } from './ids';
 import { OtelRequestTrace, type TraceContextKit } from './request-trace';
 import { queueFullMeterProvider } from './span-queue-meter';
 import { describeSampler, resolveTracingSettings, type Env, type SamplerSetting, type TracingSettings } from './tracing-settings';
@@ -71,6 +73,7 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
     }),
   });
   const sampler = createSampler(settings.sampler);
+  const ids = new PooledIdGenerator();
   const resource = createResource(settings.serviceName);
   const propagators = createPropagators(settings.propagators);
 
@@ -78,18 +81,25 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
   let stop: () => Promise<void>;
   let flush: () => Promise<void>;
   if (options.global) {
-    const started = startGlobalSdk(processor, sampler, resource, propagators.extractor);
+    const started = startGlobalSdk(processor, sampler, ids, resource, propagators.extractor);
     tracer = started.tracer;
     stop = started.stop;
     flush = () => processor.forceFlush();
   } else {
-    const provider = new TracerProvider({ sampler, resource, spanProcessors: [processor] });
+    const provider = new TracerProvider({ sampler, idGenerator: ids, resource, spanProcessors: [processor] });
     tracer = provider.getTracer(TRACER_NAME);
     stop = () => provider.shutdown();
     flush = () => provider.forceFlush();
   }
 
-  const kit: TraceContextKit = { tracer, extractor: propagators.extractor, injector: propagators.injector, responseHeader: settings.responseHeader };
+  const kit: TraceContextKit = {
+    tracer,
+    ids,
+    unsampledParentMeansUnsampled: settings.sampler.name.startsWith('parentbased_'),
+    extractor: propagators.extractor,
+    injector: propagators.injector,
+    responseHeader: settings.responseHeader,
+  };
   options.logger?.info(
     { exporter: settings.exporter, endpoint: settings.endpoint, serviceName: settings.serviceName, sampler: describeSampler(settings.sampler), sources: settings.sources },
     'tracing started',
@@ -169,6 +179,7 @@ class OtelTracing implements Tracing {
 function startGlobalSdk(
   processor: BatchSpanProcessor,
   sampler: Sampler,
+  idGenerator: IdGenerator,
   resource: Resource,
   propagator: TextMapPropagator,
 ): { tracer: Tracer; stop: () => Promise<void> } {
@@ -184,6 +195,7 @@ function startGlobalSdk(
     resource,
     autoDetectResources: false,
     sampler,
+    idGenerator,
     spanProcessors: [processor],
     textMapPropagator: propagator,
     contextManager: new StackContextManager(),

@@ -2,7 +2,11 @@ import t from 'tap';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createAccessLog, type AccessLogEntry } from '../../src/telemetry/access-log';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fc from 'fast-check';
+import { createAccessLog, formatAccessLine, type AccessLogEntry } from '../../src/telemetry/access-log';
+import { LINE_WRITER_FLUSH_INTERVAL_MS, LINE_WRITER_MAX_BUFFERED_BYTES, LineWriter } from '../../src/telemetry/line-writer';
 
 t.test('each access log line is one JSON object with a time', async (t) => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'access-log-')), 'access.log');
@@ -21,4 +25,91 @@ t.test('each access log line is one JSON object with a time', async (t) => {
   t.match(String(lines[0].time), /^\d{4}-\d\d-\d\dT/);
   t.notOk('error' in lines[0], 'absent fields are left out');
   t.equal(lines[1].error, 'UPSTREAM_CONNECT_FAILURE');
+});
+
+t.test('formatAccessLine writes what JSON.stringify of the entry writes, whatever the strings hold', async (t) => {
+  const strings = fc.option(fc.string({ unit: 'binary' }), { nil: undefined });
+  const entries = fc.record({
+    method: fc.string({ unit: 'binary' }),
+    path: fc.string({ unit: 'binary' }),
+    listener: fc.string(),
+    route: strings,
+    cluster: strings,
+    status: fc.integer({ min: 0, max: 999 }),
+    duration_ms: fc.double({ min: 0, max: 1e7, noNaN: true }),
+    upstream_ms: fc.option(fc.double({ min: 0, max: 1e7, noNaN: true }), { nil: undefined }),
+    bytes_in: fc.nat(),
+    bytes_out: fc.nat(),
+    request_id: fc.string({ unit: 'binary' }),
+    attempts: fc.nat(10),
+    error: strings,
+    flags: strings,
+    upstream: strings,
+    upgrade: strings,
+    trace_id: strings,
+    span_id: strings,
+  });
+  fc.assert(
+    fc.property(entries, (entry: AccessLogEntry) => {
+      const line = formatAccessLine(entry);
+      t.equal(line.at(-1), '\n');
+      t.equal(line.indexOf('\n'), line.length - 1, 'one line');
+      const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      t.match(time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      t.same(rest, JSON.parse(JSON.stringify(entry)));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+t.test('lines reach a pipe in order, also when its reader is slow; writing never blocks', async (t) => {
+  // `cat` copies the pipe we write into to the pipe we read from; both are non-blocking.
+  const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void cat.kill());
+  const fd = (cat.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  const writer = LineWriter.fromDescriptor(fd);
+  cat.stdout.pause();
+  const lines = 20_000;
+  // 2 MiB into a 64 KiB pipe nobody reads yet: write() must return all the same.
+  for (let i = 0; i < lines; i++) writer.write(`line ${i} ${'x'.repeat(100)}\n`);
+  const received: Buffer[] = [];
+  cat.stdout.on('data', (chunk: Buffer) => received.push(chunk));
+  cat.stdout.resume();
+  await writer.flush();
+  cat.stdin.end();
+  await once(cat.stdout, 'end');
+  const got = Buffer.concat(received).toString().split('\n').filter(Boolean);
+  t.equal(got.length, lines, 'every line arrived');
+  t.ok(got.every((line, i) => line.startsWith(`line ${i} `)), 'in order');
+  t.equal(writer.stats.dropped, 0);
+});
+
+t.test('a destination that does not keep up loses lines beyond the buffer, counted, and nothing else', async (t) => {
+  const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void cat.kill());
+  const fd = (cat.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  const writer = LineWriter.fromDescriptor(fd);
+  cat.stdout.pause();
+  const line = `${'y'.repeat(1023)}\n`;
+  const lines = Math.ceil(LINE_WRITER_MAX_BUFFERED_BYTES / line.length) + 1000;
+  for (let i = 0; i < lines; i++) writer.write(line);
+  t.ok(writer.stats.dropped >= 900, `dropped ${writer.stats.dropped} lines beyond the buffer`);
+  let bytes = 0;
+  cat.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  cat.stdout.resume();
+  await writer.flush();
+  cat.stdin.end();
+  await once(cat.stdout, 'end');
+  t.equal(bytes, (lines - writer.stats.dropped) * line.length, 'every line kept arrived whole');
+});
+
+t.test('a quiet sidecar\'s lines leave within the flush interval, without a flush call', async (t) => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'access-log-')), 'access.log');
+  const writer = LineWriter.open(file);
+  writer.write('one\n');
+  t.equal(readFileSync(file, 'utf8'), '', 'buffered at first');
+  const deadline = Date.now() + 10_000;
+  while (readFileSync(file, 'utf8') === '' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, LINE_WRITER_FLUSH_INTERVAL_MS / 5));
+  t.equal(readFileSync(file, 'utf8'), 'one\n');
+  await writer.close();
 });
