@@ -38,6 +38,8 @@ export class LineWriter {
   private remainder: Buffer | undefined;
   private writing = false;
   private scheduled = false;
+  /** The timer or a flush asked for a write while one was in flight. */
+  private dueAfterWrite = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -81,7 +83,11 @@ export class LineWriter {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
     }
-    if (this.scheduled || this.writing) return;
+    if (this.writing) {
+      this.dueAfterWrite = true;
+      return;
+    }
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(writeNext, this);
   }
@@ -100,7 +106,7 @@ export class LineWriter {
     if (this.ownsFd) fs.close(this.fd, () => {});
   }
 
-  /** @internal the loop turn after lines arrived, or a write finished with more waiting. */
+  /** @internal a batch is due (full, timed out or flushed), or a write finished with more due. */
   writeNext(): void {
     this.scheduled = false;
     if (this.writing || this.retryTimer !== undefined) return;
@@ -116,6 +122,7 @@ export class LineWriter {
       this.pendingBytes = 0;
     }
     this.writing = true;
+    this.dueAfterWrite = false;
     const buffer = chunk;
     fs.write(this.fd, buffer, 0, buffer.length, null, (error, written) => this.written(buffer, error, written));
   }
@@ -136,7 +143,10 @@ export class LineWriter {
     } else if (written < buffer.length) {
       this.remainder = buffer.subarray(written);
     }
-    this.writeNext();
+    // Lines that came during the write wait for their batch to fill or their timer (armed by
+    // write()), unless something is due now.
+    if (this.remainder !== undefined || this.dueAfterWrite || this.flushWaiters.length > 0 || this.pendingBytes >= LINE_WRITER_FLUSH_BYTES) this.writeNext();
+    else if (this.pending.length === 0) this.settleFlushes();
   }
 
   private busy(): boolean {
