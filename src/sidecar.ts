@@ -117,7 +117,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private constructor(config: SidecarConfig, options: SidecarOptions) {
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, this.onAccessLogDropped), this.recentErrors);
+    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { onDropped: this.onAccessLogDropped }), this.recentErrors);
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };

@@ -25,6 +25,8 @@ export interface AccessLogEntry {
   trace_id?: string;
   /** The id of the sidecar's SERVER span of the request. */
   span_id?: string;
+  /** Set when `path` was cut to keep the line within one atomic write (a shared access log). */
+  path_truncated?: boolean;
 }
 
 export interface AccessLog {
@@ -37,14 +39,33 @@ const ACCESS_LOG_FLUSH_TIMEOUT_MS = 2_000;
 
 const DISABLED: AccessLog = { write: () => {}, flush: async () => {} };
 
-/** `onDropped` is told of each line the destination could not take in time (see LineWriter). */
-export function createAccessLog(config: AccessLogConfig, onDropped?: () => void): AccessLog {
+/**
+ * POSIX: a write of at most PIPE_BUF bytes to a pipe is never interleaved with the writes of
+ * other processes (PIPE_BUF is 4096 on Linux, at least 512 anywhere). On a regular file
+ * opened for appending, each write lands whole at the end of the file.
+ */
+export const PIPE_BUF_BYTES = 4096;
+
+export interface AccessLogOptions {
+  /**
+   * Other processes (the sibling workers) write to the same destination. Every write() then
+   * holds whole lines and at most PIPE_BUF_BYTES, so that lines never interleave; a line that
+   * would be longer has its `path` cut (and `path_truncated: true`) until it fits.
+   */
+  readonly shared?: boolean;
+  /** Told of each line the destination could not take in time (see LineWriter). */
+  readonly onDropped?: () => void;
+}
+
+export function createAccessLog(config: AccessLogConfig, options: AccessLogOptions = {}): AccessLog {
   if (config.path === 'off') return DISABLED;
-  const writer = LineWriter.open(config.path);
+  const shared = options.shared === true;
+  const onDropped = options.onDropped;
+  const writer = LineWriter.open(config.path, shared ? PIPE_BUF_BYTES : undefined);
   let droppedSoFar = 0;
   return {
     write: (entry) => {
-      writer.write(formatAccessLine(entry));
+      writer.write(shared ? lineWithin(entry, PIPE_BUF_BYTES) : formatAccessLine(entry));
       if (onDropped !== undefined && writer.stats.dropped !== droppedSoFar) {
         droppedSoFar = writer.stats.dropped;
         onDropped();
@@ -92,5 +113,22 @@ export function formatAccessLine(e: AccessLogEntry): string {
   if (e.upgrade !== undefined) line += `,"upgrade":${quote(e.upgrade)}`;
   if (e.trace_id !== undefined) line += `,"trace_id":${quote(e.trace_id)}`;
   if (e.span_id !== undefined) line += `,"span_id":${quote(e.span_id)}`;
+  if (e.path_truncated !== undefined) line += `,"path_truncated":${e.path_truncated}`;
   return line + '}\n';
+}
+
+/** The entry's line; when it is longer than `maxBytes`, its path is cut until it fits. */
+export function lineWithin(entry: AccessLogEntry, maxBytes: number): string {
+  let line = formatAccessLine(entry);
+  // Most lines are far below the bound: their UTF-8 size cannot exceed 3 bytes a character.
+  if (line.length * 3 <= maxBytes) return line;
+  let path = entry.path;
+  // Each pass removes at least the excess in characters (a character is at least one byte),
+  // so one pass is enough unless another field is long too; the bound keeps it cheap.
+  for (let pass = 0; pass < 3 && Buffer.byteLength(line) > maxBytes && path.length > 0; pass++) {
+    const excess = Buffer.byteLength(line) - maxBytes;
+    path = path.slice(0, Math.max(0, path.length - excess - 32));
+    line = formatAccessLine({ ...entry, path, path_truncated: true });
+  }
+  return line;
 }

@@ -43,24 +43,31 @@ export class LineWriter {
   private flushTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** A due batch was cut into several whole-line writes and has more to go. */
+  private batchContinues = false;
   private readonly flushWaiters: Array<() => void> = [];
 
+  /**
+   * `maxWriteBytes`: each write() holds whole lines and at most this many bytes (lines must
+   * not be longer), for destinations other processes write to as well (see PIPE_BUF).
+   */
   private constructor(
     private readonly fd: number,
     private readonly ownsFd: boolean,
+    private readonly maxWriteBytes: number | undefined,
   ) {}
 
   /** `stdout`/`stderr` share the process's descriptors; a path is opened for appending (its folder created). */
-  static open(destination: 'stdout' | 'stderr' | string): LineWriter {
-    if (destination === 'stdout') return new LineWriter(1, false);
-    if (destination === 'stderr') return new LineWriter(2, false);
+  static open(destination: 'stdout' | 'stderr' | string, maxWriteBytes?: number): LineWriter {
+    if (destination === 'stdout') return new LineWriter(1, false, maxWriteBytes);
+    if (destination === 'stderr') return new LineWriter(2, false, maxWriteBytes);
     fs.mkdirSync(path.dirname(destination), { recursive: true });
-    return new LineWriter(fs.openSync(destination, 'a'), true);
+    return new LineWriter(fs.openSync(destination, 'a'), true, maxWriteBytes);
   }
 
   /** A descriptor the caller owns (left open by close()). */
-  static fromDescriptor(fd: number): LineWriter {
-    return new LineWriter(fd, false);
+  static fromDescriptor(fd: number, maxWriteBytes?: number): LineWriter {
+    return new LineWriter(fd, false, maxWriteBytes);
   }
 
   /** `line` must end with a newline. */
@@ -117,14 +124,36 @@ export class LineWriter {
         this.settleFlushes();
         return;
       }
-      chunk = Buffer.from(this.pending.length === 1 ? this.pending[0] : this.pending.join(''));
-      this.pending = [];
-      this.pendingBytes = 0;
+      chunk = this.maxWriteBytes === undefined ? this.takeAll() : this.takeWholeLinesUpTo(this.maxWriteBytes);
     }
     this.writing = true;
     this.dueAfterWrite = false;
     const buffer = chunk;
     fs.write(this.fd, buffer, 0, buffer.length, null, (error, written) => this.written(buffer, error, written));
+  }
+
+  private takeAll(): Buffer {
+    this.batchContinues = false;
+    const chunk = Buffer.from(this.pending.length === 1 ? this.pending[0] : this.pending.join(''));
+    this.pending = [];
+    this.pendingBytes = 0;
+    return chunk;
+  }
+
+  /** The first lines that fit in `maxBytes` together (at least one); the rest stays pending. */
+  private takeWholeLinesUpTo(maxBytes: number): Buffer {
+    let bytes = 0;
+    let count = 0;
+    for (const line of this.pending) {
+      const size = Buffer.byteLength(line);
+      if (count > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      count++;
+    }
+    const lines = this.pending.splice(0, count);
+    this.batchContinues = this.pending.length > 0;
+    for (const line of lines) this.pendingBytes -= line.length;
+    return Buffer.from(lines.length === 1 ? lines[0] : lines.join(''));
   }
 
   private written(buffer: Buffer, error: NodeJS.ErrnoException | null, written: number): void {
@@ -145,7 +174,8 @@ export class LineWriter {
     }
     // Lines that came during the write wait for their batch to fill or their timer (armed by
     // write()), unless something is due now.
-    if (this.remainder !== undefined || this.dueAfterWrite || this.flushWaiters.length > 0 || this.pendingBytes >= LINE_WRITER_FLUSH_BYTES) this.writeNext();
+    // (A batch cut into whole-line writes goes on with its next write.)
+    if (this.remainder !== undefined || this.dueAfterWrite || this.flushWaiters.length > 0 || this.pendingBytes >= LINE_WRITER_FLUSH_BYTES || this.batchContinues) this.writeNext();
     else if (this.pending.length === 0) this.settleFlushes();
   }
 

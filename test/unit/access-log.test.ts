@@ -3,10 +3,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createAccessLog, formatAccessLine, type AccessLogEntry } from '../../src/telemetry/access-log';
+import { createAccessLog, formatAccessLine, lineWithin, PIPE_BUF_BYTES, type AccessLogEntry } from '../../src/telemetry/access-log';
 import { LINE_WRITER_FLUSH_INTERVAL_MS, LINE_WRITER_MAX_BUFFERED_BYTES, LineWriter } from '../../src/telemetry/line-writer';
 
 t.test('each access log line is one JSON object with a time', async (t) => {
@@ -114,4 +115,51 @@ t.test('a quiet sidecar\'s lines leave within the flush interval, without a flus
   while (readFileSync(file, 'utf8') === '' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, LINE_WRITER_FLUSH_INTERVAL_MS / 5));
   t.equal(readFileSync(file, 'utf8'), 'one\n');
   await writer.close();
+});
+
+t.test('a shared access log writes whole lines of at most PIPE_BUF bytes each, in order', async (t) => {
+  // Several processes appending to one pipe: a write above PIPE_BUF could interleave.
+  const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void cat.kill());
+  const fd = (cat.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+  const writer = LineWriter.fromDescriptor(fd, PIPE_BUF_BYTES);
+  // Every write the writer makes, by size.
+  const writeSizes: number[] = [];
+  const realWrite = fs.write;
+  (fs as { write: unknown }).write = (...args: unknown[]) => {
+    writeSizes.push((args[1] as Buffer).length);
+    return (realWrite as (...a: unknown[]) => void)(...args);
+  };
+  t.teardown(() => void ((fs as { write: unknown }).write = realWrite));
+  const lines = 3_000;
+  for (let i = 0; i < lines; i++) writer.write(`${i} ${'z'.repeat(i % 700)}\n`);
+  const chunks: Buffer[] = [];
+  cat.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await writer.flush();
+  cat.stdin.end();
+  await once(cat.stdout, 'end');
+  const got = Buffer.concat(chunks).toString().split('\n').filter(Boolean);
+  t.equal(got.length, lines);
+  t.ok(got.every((line, i) => line.startsWith(`${i} `)), 'in order');
+  t.ok(writeSizes.length > 1, `${writeSizes.length} writes`);
+  t.ok(writeSizes.every((size) => size <= PIPE_BUF_BYTES), `the largest write was ${Math.max(...writeSizes)} bytes`);
+});
+
+t.test('a line of a shared access log is at most PIPE_BUF bytes, so that writers never interleave', async (t) => {
+  const entry = (path: string): AccessLogEntry => ({
+    method: 'GET', path, listener: 'main', route: 'api', cluster: 'app', status: 200, duration_ms: 1.5,
+    upstream_ms: 1.2, bytes_in: 0, bytes_out: 2, request_id: 'r'.repeat(128), attempts: 1,
+    error: undefined, flags: undefined, upstream: 'http://127.0.0.1:3000',
+  });
+  const short = lineWithin(entry('/orders/42'), PIPE_BUF_BYTES);
+  t.equal((JSON.parse(short) as { path: string }).path, '/orders/42', 'a short line as it is');
+  t.notMatch(short, /path_truncated/);
+  for (const path of [`/${'a'.repeat(20_000)}`, `/${'é'.repeat(9_000)}`, `/${'"'.repeat(9_000)}`, `/${'\u0001'.repeat(5_000)}`]) {
+    const line = lineWithin(entry(path), PIPE_BUF_BYTES);
+    t.ok(Buffer.byteLength(line) <= PIPE_BUF_BYTES, `${Buffer.byteLength(line)} bytes for a path of ${path.length} characters`);
+    const parsed = JSON.parse(line) as { path: string; path_truncated: boolean; status: number };
+    t.equal(parsed.path_truncated, true);
+    t.ok(path.startsWith(parsed.path), 'the path is cut, not changed');
+    t.equal(parsed.status, 200, 'the other fields are kept');
+  }
 });
