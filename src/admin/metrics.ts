@@ -182,11 +182,7 @@ export class Metrics {
   private readonly routeInstrumentCache = new Map<string, RouteInstruments>();
 
   /**
-   * The counters one route's requests update, looked up once per (listener, route, cluster)
-   * and then held: a reload that keeps the names keeps counting into the same series.
-   */
-  /**
-   * The same for a proxied request, looked up by the route object itself: a compiled route
+   * forRoute for a proxied request, looked up by the route object itself: a compiled route
    * belongs to one listener and one cluster, so the request path builds no key string.
    */
   forClusterRoute(listener: string, route: ClusterRoute): RouteInstruments {
@@ -200,6 +196,10 @@ export class Metrics {
 
   private readonly clusterRouteInstruments = new WeakMap<ClusterRoute, RouteInstruments>();
 
+  /**
+   * The counters one route's requests update, looked up once per (listener, route, cluster)
+   * and then held: a reload that keeps the names keeps counting into the same series.
+   */
   forRoute(listener: string, route: string, cluster: string): RouteInstruments {
     const key = `${listener}\u0000${route}\u0000${cluster}`;
     let instruments = this.routeInstrumentCache.get(key);
@@ -246,6 +246,9 @@ export class Metrics {
 export class RouteInstruments {
   private readonly duration: HistogramChild;
   private readonly byStatus = new Map<number, CounterChild>();
+  /** sidecar_upstream_attempts_total of the route's cluster, by status class or error code. */
+  private readonly attemptsByOutcome = new Map<string, CounterChild>();
+  private upstreamSeconds: HistogramChild | undefined;
 
   constructor(
     private readonly metrics: Metrics,
@@ -264,5 +267,20 @@ export class RouteInstruments {
     }
     counter.inc();
     this.duration.observe(durationSeconds);
+  }
+
+  /** An attempt of this route ended with `outcome`: a status class (`2xx`) or an error code. */
+  attempted(outcome: string): void {
+    let counter = this.attemptsByOutcome.get(outcome);
+    if (counter === undefined) {
+      counter = this.metrics.upstreamAttempts.labels(this.cluster, outcome);
+      this.attemptsByOutcome.set(outcome, counter);
+    }
+    counter.inc();
+  }
+
+  /** Time to the response headers of the attempt that answered. */
+  upstreamResponded(seconds: number): void {
+    (this.upstreamSeconds ??= this.metrics.upstreamDuration.labels(this.cluster)).observe(seconds);
   }
 }

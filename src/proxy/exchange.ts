@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ClusterRoute } from '../config/types';
 import { RETRY_DISCARDED_BODY_MAX_BYTES } from '../config/defaults';
+import type { RouteInstruments } from '../admin/metrics';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from '../policy/backoff';
 import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
@@ -88,6 +89,11 @@ export class ProxyExchange implements AdmissionWaiter {
     private readonly startedAt: number,
     private readonly trace: RequestTrace = noopRequestTrace(),
   ) {}
+
+  /** The route's metric series (the route belongs to one listener and one cluster). */
+  private get instruments(): RouteInstruments {
+    return this.services.metrics.forClusterRoute(this.listener.name, this.route);
+  }
 
   /** The attempt in flight or last made: 1 for the first try. */
   get attemptNumber(): number {
@@ -211,7 +217,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.cluster.recordAttempt(endpoint, failed);
     // Headers arrived: neither the per-try timeout nor the deadline applies to this try any more.
     this.stopClock();
-    this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, statusClass(statusCode)).inc();
+    this.instruments.attempted(statusClass(statusCode));
     const policy = this.route.retry;
     if (policy.attempts > 0 && statusMayRetry(policy, statusCode) && this.retry({ status: statusCode }, rawHeaders)) {
       // Nothing of this response reaches the client; its body is read and dropped.
@@ -291,7 +297,7 @@ export class ProxyExchange implements AdmissionWaiter {
     if (appFailed) handler.endpoint.failures++;
     if (appFailed) this.cluster.recordAttempt(handler.endpoint, true);
     this.stopClock();
-    this.services.metrics.upstreamAttempts.labels(this.cluster.config.name, failure.code).inc();
+    this.instruments.attempted(failure.code);
     // The route timeout ends the exchange: there is no time left for another attempt.
     if (!this.deadlineExpired && this.route.retry.attempts > 0 && this.retry({ failure: failure.kind }, undefined)) return;
     this.settleBreaker(appFailed ? 'failure' : 'neutral');
@@ -495,12 +501,15 @@ export class ProxyExchange implements AdmissionWaiter {
     this.cluster.release();
     const durationMs = performance.now() - this.startedAt;
     const status = this.clientGone && !this.responseStarted ? 499 : this.status;
-    const { metrics, accessLog } = this.services;
+    const accessLog = this.services.accessLog;
     const clusterName = this.cluster.config.name;
     const flags = responseFlags({ errorCode: this.errorCode, status, attempts: this.attempt, clientGone: this.clientGone, clientStalled: this.clientStalled });
     this.trace.end({ status, route: this.route.name, cluster: clusterName, errorCode: this.errorCode, flags });
-    metrics.forClusterRoute(this.listener.name, this.route).answered(status, durationMs / 1000);
-    if (this.upstreamMs !== undefined) metrics.upstreamDuration.labels(clusterName).observe(this.upstreamMs / 1000);
+    const instruments = this.instruments;
+    instruments.answered(status, durationMs / 1000);
+    if (this.upstreamMs !== undefined) instruments.upstreamResponded(this.upstreamMs / 1000);
+    // A line nobody reads is not built (an error line still is: recent errors keep it).
+    if (accessLog.enabled === false && this.errorCode === undefined) return;
     accessLog.write({
       method: this.req.method ?? '',
       path: this.req.url ?? '',

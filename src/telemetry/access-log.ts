@@ -30,6 +30,8 @@ export interface AccessLogEntry {
 }
 
 export interface AccessLog {
+  /** false: write() keeps nothing (`path: off`), so callers may skip building entries. */
+  readonly enabled?: boolean;
   write(entry: AccessLogEntry): void;
   flush(): Promise<void>;
 }
@@ -37,7 +39,7 @@ export interface AccessLog {
 /** How long a flush at shutdown waits for a destination that stopped reading (a stuck pipe). */
 const ACCESS_LOG_FLUSH_TIMEOUT_MS = 2_000;
 
-const DISABLED: AccessLog = { write: () => {}, flush: async () => {} };
+const DISABLED: AccessLog = { enabled: false, write: () => {}, flush: async () => {} };
 
 /**
  * POSIX: a write of at most PIPE_BUF bytes to a pipe is never interleaved with the writes of
@@ -64,6 +66,7 @@ export function createAccessLog(config: AccessLogConfig, options: AccessLogOptio
   const writer = LineWriter.open(config.path, shared ? PIPE_BUF_BYTES : undefined);
   let droppedSoFar = 0;
   return {
+    enabled: true,
     write: (entry) => {
       writer.write(shared ? lineWithin(entry, PIPE_BUF_BYTES) : formatAccessLine(entry));
       if (onDropped !== undefined && writer.stats.dropped !== droppedSoFar) {

@@ -65,6 +65,7 @@ export class RecentErrors {
 /** An access log that also keeps every line with a sidecar error code in `errors`. */
 export function recordingErrors(log: AccessLog, errors: RecentErrors): AccessLog {
   return {
+    enabled: log.enabled,
     write: (entry) => {
       if (entry.error !== undefined) {
         errors.record({
