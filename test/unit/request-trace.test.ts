@@ -125,6 +125,44 @@ t.test('an unsampled request records nothing and still propagates its context', 
   t.equal(tracing.describe().spans.exported, 0);
 });
 
+t.test('an unsampled parent: each attempt carries the trace id, a fresh parent id, the flag off and the caller\'s tracestate', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const tracing = tracingFor(receiver.url, ', sampleRatio: 1');
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  // One header list for the request, rewritten per attempt (as the exchange does); a copy per attempt.
+  const list = ['x-sidecar-attempt', '1'];
+  const lists: string[][] = [];
+  let serverSpanId: string | undefined;
+  await withRequest(tracing, { traceparent: `00-${traceId}-b7ad6b7169203331-00`, tracestate: 'vendor=42' }, (trace) => {
+    serverSpanId = trace.spanId;
+    for (const attempt of [1, 2]) {
+      trace.attemptStarted(attempt, 'http://127.0.0.1:3000', '/', list);
+      lists.push([...list]);
+      trace.attemptEnded();
+    }
+    trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
+    t.equal(trace.traceId, traceId, 'the caller\'s trace');
+  });
+  await tracing.forceFlush();
+  t.equal(receiver.requests, 0, 'the caller did not sample it: nothing is exported, even at sampleRatio 1');
+  t.equal(lists[1].length, lists[0].length, 'the second attempt replaced the first one\'s headers');
+  const parents = lists.map((list) => {
+    const [, id, parent, flags] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(list[list.indexOf('traceparent') + 1]) ?? [];
+    t.equal(id, traceId);
+    t.equal(flags, '00', 'not sampled');
+    t.equal(list[list.indexOf('tracestate') + 1], 'vendor=42', 'tracestate passed on');
+    t.equal(list.at(-2), 'x-sidecar-attempt', 'the attempt slot stays last');
+    return parent;
+  });
+  t.not(parents[0], parents[1], 'each attempt has a span id of its own');
+  t.notOk(parents.includes(serverSpanId ?? ''), 'neither is the SERVER span\'s');
+  t.notOk(parents.includes('b7ad6b7169203331'), 'nor the caller\'s');
+});
+
 t.test('splitHostHeader handles names, ports and IPv6 literals', async (t) => {
   t.same(splitHostHeader('api.example.com:8443'), ['api.example.com', 8443]);
   t.same(splitHostHeader('api.example.com'), ['api.example.com', undefined]);
