@@ -24,6 +24,8 @@ const DEFAULT_FIXED_RATE = 1000;
 const FIXED_RATE_CONNECTIONS = 10;
 const START_TIMEOUT_MS = Number(process.env.BENCH_START_TIMEOUT_MS ?? 15_000);
 const STOP_TIMEOUT_MS = 3_000;
+/** Above this share of the proxy's CPU taken by others during a row, the report flags the row. */
+const NOISY_OTHERS_PERCENT = 10;
 /** A profiled process writes its .cpuprofile at exit: give it time before SIGKILL. */
 const PROFILED_STOP_TIMEOUT_MS = 20_000;
 const POLL_INTERVAL_MS = 50;
@@ -409,6 +411,38 @@ function cpuSeconds(pid) {
   let ticks = 0;
   for (const p of processTree(pid)) ticks += readStat(p)?.cpuTicks ?? 0;
   return ticks / CLOCK_TICKS;
+}
+
+/**
+ * Ticks one CPU has spent busy (user, nice, system, irq, softirq, and steal: time the
+ * hypervisor gave to another machine) and in all, from /proc/stat.
+ * @param {string} cpu
+ * @returns {{ busy: number, total: number } | undefined}
+ */
+function cpuTicks(cpu) {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+    if (!line) return undefined;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = user + nice + system + irq + softirq + (steal || 0);
+    return { busy, total: busy + idle + iowait };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Share (%) of the proxy's CPU that something other than the proxy used between two
+ * readings: other engineers' work, or the hypervisor's steal. High values make a row's
+ * figures unreliable.
+ * @param {{ busy: number, total: number } | undefined} before
+ * @param {{ busy: number, total: number } | undefined} after
+ * @param {number} proxyCpuSeconds
+ */
+function othersPercent(before, after, proxyCpuSeconds) {
+  if (!before || !after || after.total <= before.total) return undefined;
+  const others = after.busy - before.busy - proxyCpuSeconds * CLOCK_TICKS;
+  return Math.max(0, (others * 100) / (after.total - before.total));
 }
 
 /**
@@ -900,6 +934,7 @@ backend be
  * @property {number} [cpuPer1k]     CPU seconds per 1000 requests in the max-load run, proxy only
  * @property {number} [fixedCores]   CPU cores the proxy used during the fixed-rate run
  * @property {number} [rssMiB]       peak RSS over the row's life, proxy only
+ * @property {number} [othersPercent] share of the proxy's CPU used by other processes (or stolen) during the max-load run
  * @property {boolean} [unpinned]    ran on every core
  * @property {boolean} [profiled]    ran under --cpu-prof
  * @property {string[]} [seen]       what the row did (requests counted, spans, access log lines)
@@ -940,9 +975,14 @@ async function measure(name, start, measureProcess) {
     const pid = proc?.child.pid;
     const track = measureProcess && HAS_PROC && pid !== undefined;
     let cpuBefore = track ? cpuSeconds(pid) : 0;
+    const proxyCpuBefore = track && pinning && !started.unpinned ? cpuTicks(PROXY_CPU) : undefined;
     progress(`${name}: ${options.seconds} s at ${options.connections} connections`);
     row.max = await maxLoad(url, options.seconds);
-    if (track) row.cpuPer1k = ((cpuSeconds(pid) - cpuBefore) * 1000) / row.max.requests;
+    if (track) {
+      const used = cpuSeconds(pid) - cpuBefore;
+      row.cpuPer1k = (used * 1000) / row.max.requests;
+      row.othersPercent = othersPercent(proxyCpuBefore, proxyCpuBefore && cpuTicks(PROXY_CPU), used);
+    }
     let failure = proc?.failure();
     if (failure) return { ...row, max: undefined, skipped: `DIED DURING THE RUN (${failure})` };
     if (options.fixedRate > 0 && (useHey || hasPaced)) {
@@ -1149,6 +1189,8 @@ function report(rows) {
   header.push('cpu s/1k req');
   if (showFixed) header.push(`cpu ${at} cores`);
   header.push('peak rss MiB', 'errors');
+  const showOthers = rows.some((r) => r.othersPercent !== undefined);
+  if (showOthers) header.push(`others on cpu${PROXY_CPU} %`);
   /** @type {string[][]} */
   const lines = [header];
   /** @type {string[]} */
@@ -1164,7 +1206,11 @@ function report(rows) {
     line.push(num(row.cpuPer1k, 3));
     if (showFixed) line.push(num(row.fixedCores, 3));
     line.push(num(row.rssMiB, 1), String(errors));
+    if (showOthers) line.push(num(row.othersPercent, 0));
     lines.push(line);
+    if ((row.othersPercent ?? 0) > NOISY_OTHERS_PERCENT) {
+      notes.push(`${row.name}: other processes (or the hypervisor) took ${num(row.othersPercent, 0)}% of CPU ${PROXY_CPU} during its max-load run: its figures are unreliable`);
+    }
     if (row.note) notes.push(`${row.name}: ${row.note}`);
     if (errors > 0) {
       notes.push(
