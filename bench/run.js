@@ -414,8 +414,9 @@ function cpuSeconds(pid) {
 }
 
 /**
- * Ticks one CPU has spent busy (user, nice, system, irq, softirq, and steal: time the
- * hypervisor gave to another machine) and in all, from /proc/stat.
+ * Ticks one CPU has spent running processes (user, nice, system) or stolen by the hypervisor
+ * for another machine, and in all, from /proc/stat. Interrupt and softirq time is left out of
+ * `busy`: it is mostly the loopback traffic of the proxy itself, accounted to no process.
  * @param {string} cpu
  * @returns {{ busy: number, total: number } | undefined}
  */
@@ -424,8 +425,8 @@ function cpuTicks(cpu) {
     const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
     if (!line) return undefined;
     const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    const busy = user + nice + system + irq + softirq + (steal || 0);
-    return { busy, total: busy + idle + iowait };
+    const busy = user + nice + system + (steal || 0);
+    return { busy, total: busy + idle + iowait + irq + softirq };
   } catch {
     return undefined;
   }
