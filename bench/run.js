@@ -8,9 +8,11 @@
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { SIDECAR_VARIANTS, sidecarConfigYaml } = require('./sidecar-configs');
 
 const ROOT = path.resolve(__dirname, '..');
 const UPSTREAM_BODY = '{"ok":true,"service":"bench-upstream","payload":"0123456789abcdef0123456789abcdef"}';
@@ -22,11 +24,18 @@ const DEFAULT_FIXED_RATE = 1000;
 const FIXED_RATE_CONNECTIONS = 10;
 const START_TIMEOUT_MS = Number(process.env.BENCH_START_TIMEOUT_MS ?? 15_000);
 const STOP_TIMEOUT_MS = 3_000;
+/** Above this share of the proxy's CPU taken by others during a row, the report flags the row. */
+const NOISY_OTHERS_PERCENT = 10;
+/** A profiled process writes its .cpuprofile at exit: give it time before SIGKILL. */
+const PROFILED_STOP_TIMEOUT_MS = 20_000;
 const POLL_INTERVAL_MS = 50;
 /** The proxy's CPU, and the one the upstream and load generator share, when pinned. */
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
-const ALL_TARGETS = ['direct', 'sidecar', 'bare-undici', 'node-http-proxy', 'nginx', 'haproxy'];
+const SIDECAR_TARGETS = Object.keys(SIDECAR_VARIANTS);
+const PEER_TARGETS = ['bare-undici', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'haproxy'];
+/** Run and table order: the machine's ceiling, the sidecar rows, then the other proxies. */
+const ALL_TARGETS = ['direct', ...SIDECAR_TARGETS, ...PEER_TARGETS];
 /** The environment variables this script reads, echoed in the command line it prints. */
 const OPTION_VARIABLES = [
   'BENCH_SECONDS',
@@ -38,6 +47,9 @@ const OPTION_VARIABLES = [
   'BENCH_UPSTREAM',
   'BENCH_ACCESS_LOG',
   'BENCH_PIN',
+  'BENCH_PROFILE',
+  'BENCH_PROFILE_DIR',
+  'BENCH_MARKDOWN',
   'BENCH_START_TIMEOUT_MS',
   'SIDECAR_CONFIG',
   'SIDECAR_CLI',
@@ -56,9 +68,14 @@ const options = {
   loadgen: process.env.BENCH_LOADGEN,
   /** nginx | node; default: nginx when installed. */
   upstream: process.env.BENCH_UPSTREAM,
-  /** off | stdout (stdout goes to /dev/null): for a sidecar that does not accept `off`. */
-  accessLog: process.env.BENCH_ACCESS_LOG ?? 'off',
+  /** The access log of the rows that keep one: file (in the work folder) | stdout (to /dev/null) | off. */
+  accessLog: process.env.BENCH_ACCESS_LOG || 'file',
   pin: process.env.BENCH_PIN !== '0',
+  /** Rows run under `node --cpu-prof`: BENCH_PROFILE=1 means the sidecar row. */
+  profile: profileOption(),
+  profileDir: path.resolve(process.env.BENCH_PROFILE_DIR || path.join(os.tmpdir(), `sidecar-bench-profiles-${Date.now()}`)),
+  /** Tables as markdown, ready to paste into docs/PERFORMANCE.md. */
+  markdown: process.env.BENCH_MARKDOWN === '1',
   sidecarConfig: process.env.SIDECAR_CONFIG,
   /** The sidecar's CLI, e.g. another checkout's build. */
   sidecarCli: path.resolve(process.env.SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli.js')),
@@ -88,6 +105,17 @@ function listOption(name, known) {
   const unknown = list.filter((s) => !known.includes(s));
   if (unknown.length) fail(`${name}: unknown target(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
   return known.filter((s) => list.includes(s));
+}
+
+/** BENCH_PROFILE: 1 for the sidecar row, or a comma list of sidecar rows. */
+function profileOption() {
+  const text = process.env.BENCH_PROFILE;
+  if (!text || text === '0') return [];
+  if (text === '1') return ['sidecar'];
+  const list = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = list.filter((s) => !SIDECAR_TARGETS.includes(s));
+  if (unknown.length) fail(`BENCH_PROFILE: ${unknown.join(', ')} is not a sidecar row (known: 1, ${SIDECAR_TARGETS.join(', ')})`);
+  return list;
 }
 
 /** @param {string} message */
@@ -154,29 +182,31 @@ const cores = typeof os.availableParallelism === 'function' ? os.availableParall
 const pinning = options.pin && cores >= 2 && hasCommand('taskset');
 
 /**
- * The command, run on `cpu` when pinning (taskset execs it: the pid stays the command's).
- * @param {string} cpu
+ * The command, run on `cpu` when pinning (taskset execs it: the pid stays the command's);
+ * `cpu` undefined: on every core (a sidecar with several workers).
+ * @param {string | undefined} cpu
  * @param {string} command
  * @param {string[]} args
  * @returns {[string, string[]]}
  */
 function onCpu(cpu, command, args) {
-  return pinning ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
+  return pinning && cpu !== undefined ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
 }
 
 /**
- * Starts a long-running process; its stdout goes to /dev/null unless `stdout` is given,
- * its stderr to a log file whose tail explains a failed start.
+ * Starts a long-running process; its stdout goes to /dev/null, its stderr to a log file
+ * whose tail explains a failed start.
  * @param {string} name
- * @param {string} cpu
+ * @param {string | undefined} cpu  undefined: not pinned
  * @param {string} command
  * @param {string[]} args
+ * @param {{ env?: NodeJS.ProcessEnv, stopTimeoutMs?: number }} [settings]
  */
-function startProcess(name, cpu, command, args) {
+function startProcess(name, cpu, command, args, settings = {}) {
   const logPath = path.join(workDir, `${name}.log`);
   const log = fs.openSync(logPath, 'w');
   const [cmd, argv] = onCpu(cpu, command, args);
-  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', log], detached: true });
+  const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', log], detached: true, env: settings.env ?? process.env });
   fs.closeSync(log);
   children.add(child);
   /** @type {{ code: number | null, signal: string | null } | undefined} */
@@ -205,7 +235,7 @@ function startProcess(name, cpu, command, args) {
     async stop() {
       if (exited || spawnError) return;
       signalGroup(child, 'SIGTERM');
-      const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), STOP_TIMEOUT_MS);
+      const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), settings.stopTimeoutMs ?? STOP_TIMEOUT_MS);
       await done;
       clearTimeout(timer);
     },
@@ -228,14 +258,17 @@ function lastLine(file) {
 }
 
 /**
- * Runs a command to completion and returns its stdout.
+ * Runs a load generator to completion on the load CPU and returns its stdout. Node-based
+ * generators trust the bench's CA (NODE_EXTRA_CA_CERTS) once the TLS row has made one; wrk
+ * and hey do not verify certificates.
  * @param {string} command
  * @param {string[]} args
  */
 function runToEnd(command, args) {
   const [cmd, argv] = onCpu(LOAD_CPU, command, args);
+  const env = tlsFiles ? { ...process.env, NODE_EXTRA_CA_CERTS: tlsFiles.ca } : process.env;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
     children.add(child);
     let out = '';
     let err = '';
@@ -287,8 +320,13 @@ async function freePort() {
  * @returns {Promise<{ status: number, body: string }>}
  */
 function getOnce(url) {
+  const secure = url.startsWith('https:');
+  const client = secure ? https : http;
+  /** @type {https.RequestOptions} */
+  const requestOptions = { agent: false, timeout: 1_000 };
+  if (secure && tlsFiles) requestOptions.ca = fs.readFileSync(tlsFiles.ca);
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: 1_000 }, (res) => {
+    const req = client.get(url, requestOptions, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (body += d));
@@ -376,6 +414,39 @@ function cpuSeconds(pid) {
 }
 
 /**
+ * Ticks one CPU has spent running processes (user, nice, system) or stolen by the hypervisor
+ * for another machine, and in all, from /proc/stat. Interrupt and softirq time is left out of
+ * `busy`: it is mostly the loopback traffic of the proxy itself, accounted to no process.
+ * @param {string} cpu
+ * @returns {{ busy: number, total: number } | undefined}
+ */
+function cpuTicks(cpu) {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(`cpu${cpu} `));
+    if (!line) return undefined;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = user + nice + system + (steal || 0);
+    return { busy, total: busy + idle + iowait + irq + softirq };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Share (%) of the proxy's CPU that something other than the proxy used between two
+ * readings: other engineers' work, or the hypervisor's steal. High values make a row's
+ * figures unreliable.
+ * @param {{ busy: number, total: number } | undefined} before
+ * @param {{ busy: number, total: number } | undefined} after
+ * @param {number} proxyCpuSeconds
+ */
+function othersPercent(before, after, proxyCpuSeconds) {
+  if (!before || !after || after.total <= before.total) return undefined;
+  const others = after.busy - before.busy - proxyCpuSeconds * CLOCK_TICKS;
+  return Math.max(0, (others * 100) / (after.total - before.total));
+}
+
+/**
  * Peak resident memory (VmHWM) of the process tree, MiB.
  * @param {number} pid
  */
@@ -405,6 +476,7 @@ function peakRssMiB(pid) {
  */
 
 const useWrk = options.loadgen ? options.loadgen === 'wrk' : hasCommand('wrk');
+if (!['file', 'stdout', 'off'].includes(options.accessLog)) fail('BENCH_ACCESS_LOG must be file, stdout or off');
 if (options.loadgen && !['wrk', 'autocannon'].includes(options.loadgen)) fail('BENCH_LOADGEN must be wrk or autocannon');
 if (useWrk && !hasCommand('wrk')) fail('BENCH_LOADGEN=wrk but wrk is not installed (apt-get install wrk)');
 const hasAutocannon = (() => {
@@ -510,7 +582,14 @@ function parseHey(out) {
 
 /**
  * @typedef {ReturnType<typeof startProcess>} Proc
- * @typedef {{ port: number, proc: Proc | undefined }} Started
+ * @typedef {object} Started
+ * @property {number} port
+ * @property {Proc | undefined} proc
+ * @property {'http' | 'https'} [scheme]  default http
+ * @property {boolean} [unpinned]          runs on every core
+ * @property {boolean} [profiled]          runs under --cpu-prof
+ * @property {() => Promise<string[]>} [beforeStop]  what the row did, read while it still runs
+ * @property {() => Promise<string[]>} [afterStop]   what the row did, read once it has stopped
  */
 
 /** @param {string} name @param {string} text */
@@ -566,48 +645,78 @@ function nodePeer(file, upstreamPort) {
   };
 }
 
+// ---------------------------------------------------------------- the sidecar rows
+
 /**
- * The sidecar's config: the bench's own (one listener, one prefix route, one cluster,
- * tracing and access log off), or SIDECAR_CONFIG with its addresses pointed at the bench.
+ * The OTLP sink the traced rows export to, on the load CPU; started once, when a traced row
+ * is selected.
+ * @type {{ port: number, proc: Proc } | undefined}
+ */
+let otlpSink;
+
+/** @returns {Promise<{ requests: number, bytes: number }>} */
+async function sinkStats() {
+  if (!otlpSink) return { requests: 0, bytes: 0 };
+  const res = await getOnce(`http://127.0.0.1:${otlpSink.port}/stats`);
+  return JSON.parse(res.body);
+}
+
+async function startOtlpSink() {
+  const port = await freePort();
+  const script = path.join(__dirname, 'peers', 'otlp-sink.js');
+  const proc = startProcess('otlp-sink', LOAD_CPU, process.execPath, [script, '--port', String(port)]);
+  await waitUntilAnswering(`http://127.0.0.1:${port}/stats`, proc);
+  otlpSink = { port, proc };
+}
+
+/**
+ * The TLS row's certificates, made once by the sidecar's own `certs` command.
+ * @type {{ dir: string, ca: string } | undefined}
+ */
+let tlsFiles;
+
+/** @param {string} cli */
+function makeCertificates(cli) {
+  if (tlsFiles) return tlsFiles;
+  const dir = path.join(workDir, 'certs');
+  const made = spawnSync(process.execPath, [cli, 'certs', '--out', dir, '--ip', '127.0.0.1', '--host', 'localhost'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`sidecar certs failed: ${(made.stderr || made.stdout).trim().split('\n').at(-1)}`);
+  tlsFiles = { dir, ca: path.join(dir, 'ca.crt') };
+  return tlsFiles;
+}
+
+/**
+ * `sidecar validate FILE`: a generated config that the schema refuses is a bench bug, shown
+ * in the row rather than as a sidecar that does not start.
+ * @param {string} cli
+ * @param {string} file
+ */
+function validateConfig(cli, file) {
+  const checked = spawnSync(process.execPath, [cli, 'validate', file], { encoding: 'utf8' });
+  if (checked.status !== 0) throw new Error(`invalid config ${path.basename(file)}: ${(checked.stderr || checked.stdout).trim().replace(/\s+/g, ' ').slice(0, 300)}`);
+}
+
+/** The bench's environment without OTEL_* variables: the generated tracing section alone decides. */
+function sidecarEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')));
+}
+
+/**
+ * SIDECAR_CONFIG with its addresses pointed at the bench: the first listener's address, the
+ * admin address and every cluster endpoint are replaced, so that it runs against the bench's
+ * upstream on free ports; everything else is kept. It is written next to the original,
+ * because relative paths in it resolve against its folder.
+ * @param {string} given
  * @param {number} port
  * @param {number} adminPort
- * @param {number} upstreamPort
+ * @param {string} upstream
  */
-function sidecarConfigFile(port, adminPort, upstreamPort) {
-  const upstream = `http://127.0.0.1:${upstreamPort}`;
-  if (!options.sidecarConfig) {
-    return writeWork(
-      'sidecar.yaml',
-      `# Generated by bench/run.js
-admin:
-  address: 127.0.0.1:${adminPort}
-listeners:
-  - name: bench
-    address: 127.0.0.1:${port}
-    routes:
-      - name: all
-        match: { prefix: / }
-        cluster: upstream
-clusters:
-  - name: upstream
-    endpoints:
-      - url: ${upstream}
-tracing:
-  exporter: none
-accessLog: { path: ${JSON.stringify(options.accessLog)} }
-drain: { delay: 0ms, timeout: 1s }
-`,
-    );
-  }
-  // A given config keeps everything but its addresses: the first listener's address, the
-  // admin address and every cluster endpoint are replaced, so that it runs against the
-  // bench's upstream on free ports. It is written next to the original, because relative
-  // paths in it resolve against its folder.
+function rewrittenConfigFile(given, port, adminPort, upstream) {
   const YAML = require('yaml');
-  const source = path.resolve(options.sidecarConfig);
+  const source = path.resolve(given);
   const doc = YAML.parse(fs.readFileSync(source, 'utf8'));
   if (!doc?.listeners?.length) throw new Error(`${source} has no listeners`);
-  if (doc.listeners[0].tls) throw new Error(`${source}: the first listener uses TLS; the bench speaks plain HTTP`);
+  if (doc.listeners[0].tls) throw new Error(`${source}: the first listener uses TLS; the sidecar row speaks plain HTTP`);
   doc.admin = { ...(doc.admin ?? {}), address: `127.0.0.1:${adminPort}` };
   doc.listeners[0].address = `127.0.0.1:${port}`;
   for (const cluster of doc.clusters ?? []) {
@@ -619,15 +728,160 @@ drain: { delay: 0ms, timeout: 1s }
   return file;
 }
 
-/** @param {number} upstreamPort */
-function sidecarPeer(upstreamPort) {
+/**
+ * The Prometheus samples of one metric family summed over their labels, optionally only
+ * those whose labels contain `labelText`.
+ * @param {string} exposition
+ * @param {string} name
+ * @param {string} [labelText]
+ */
+function metricSum(exposition, name, labelText) {
+  let sum = 0;
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(name) || !/[ {]/.test(line[name.length] ?? '')) continue;
+    if (labelText && !line.includes(labelText)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/**
+ * Lines and bytes of a file, read in chunks (an access log of a row runs to tens of MB).
+ * @param {string} file
+ */
+function countLines(file) {
+  const fd = fs.openSync(file, 'r');
+  const buffer = Buffer.alloc(1 << 20);
+  let lines = 0;
+  let bytes = 0;
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) break;
+      bytes += n;
+      for (let i = buffer.indexOf(10); i !== -1 && i < n; i = buffer.indexOf(10, i + 1)) lines++;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { lines, bytes };
+}
+
+/** @param {number} n */
+function grouped(n) {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/**
+ * A sidecar row: its variant's config (or SIDECAR_CONFIG for the `sidecar` row), validated,
+ * then `node dist/cli.js run -c FILE` on the proxy CPU (every core with several workers).
+ * @param {string} name
+ * @param {number} upstreamPort
+ */
+function sidecarPeer(name, upstreamPort) {
   return async () => {
+    const variant = SIDECAR_VARIANTS[name];
     const cli = options.sidecarCli;
     if (!fs.existsSync(cli)) throw new Error(`${path.relative(ROOT, cli)} not found; run npm run build`);
     const [port, adminPort] = await freePorts(2);
-    const config = sidecarConfigFile(port, adminPort, upstreamPort);
-    return { port, proc: startProcess('sidecar', PROXY_CPU, process.execPath, [cli, 'run', '-c', config]) };
+    const upstream = `http://127.0.0.1:${upstreamPort}`;
+    const given = name === 'sidecar' ? options.sidecarConfig : undefined;
+    const accessLogFile = path.join(workDir, `${name}-access.log`);
+    let config;
+    if (given) {
+      config = rewrittenConfigFile(given, port, adminPort, upstream);
+    } else {
+      if (variant.tls) makeCertificates(cli);
+      config = writeWork(
+        `${name}.yaml`,
+        sidecarConfigYaml(variant, {
+          port,
+          adminPort,
+          upstream,
+          otlpEndpoint: `http://127.0.0.1:${otlpSink?.port ?? 0}`,
+          accessLogPath: options.accessLog === 'file' ? accessLogFile : options.accessLog,
+          certDir: 'certs',
+        }),
+      );
+    }
+    validateConfig(cli, config);
+    const profiled = options.profile.includes(name);
+    const nodeArgs = profiled ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, name)}`] : [];
+    const unpinned = !given && variant.workers > 1;
+    const proc = startProcess(name, unpinned ? undefined : PROXY_CPU, process.execPath, [...nodeArgs, cli, 'run', '-c', config], {
+      env: sidecarEnv(),
+      stopTimeoutMs: profiled ? PROFILED_STOP_TIMEOUT_MS : STOP_TIMEOUT_MS,
+    });
+    const traced = !given && variant.sampleRatio !== undefined;
+    const sinkBefore = traced ? await sinkStats() : undefined;
+    return {
+      port,
+      proc,
+      scheme: !given && variant.tls ? 'https' : 'http',
+      unpinned,
+      profiled,
+      async beforeStop() {
+        /** @type {string[]} */
+        const seen = [];
+        const pid = proc.child.pid;
+        if (HAS_PROC && pid !== undefined) {
+          const processes = processTree(pid).length;
+          if (!given && variant.workers > 1) {
+            seen.push(
+              processes > 1
+                ? `${processes} processes (workers: ${variant.workers})`
+                : `ran 1 process: this build accepts workers: ${variant.workers} but does not fork workers, so the row measures one process on unpinned cores`,
+            );
+          }
+        }
+        try {
+          const metrics = (await getOnce(`http://127.0.0.1:${adminPort}/metrics`)).body;
+          seen.push(`sidecar_requests_total ${grouped(metricSum(metrics, 'sidecar_requests_total'))}`);
+          if (traced) {
+            seen.push(
+              `spans exported ${grouped(metricSum(metrics, 'sidecar_tracing_spans_exported_total'))}, ` +
+                `dropped (queue full) ${grouped(metricSum(metrics, 'sidecar_tracing_spans_dropped_total', 'queue_full'))}, ` +
+                `(export failed) ${grouped(metricSum(metrics, 'sidecar_tracing_spans_dropped_total', 'export_failed'))} before stop`,
+            );
+          }
+        } catch (err) {
+          seen.push(`admin /metrics unreadable: ${/** @type {Error} */ (err).message}`);
+        }
+        return seen;
+      },
+      async afterStop() {
+        /** @type {string[]} */
+        const seen = [];
+        if (sinkBefore) {
+          const after = await sinkStats();
+          seen.push(`OTLP sink received ${grouped(after.requests - sinkBefore.requests)} export requests (${num((after.bytes - sinkBefore.bytes) / 1e6, 2)} MB)`);
+        }
+        if (!given && variant.accessLog && options.accessLog === 'file') {
+          if (fs.existsSync(accessLogFile)) {
+            const { lines, bytes } = countLines(accessLogFile);
+            seen.push(`access log ${grouped(lines)} lines (${num(bytes / 1e6, 1)} MB)`);
+            fs.rmSync(accessLogFile, { force: true });
+          } else seen.push('access log file missing');
+        }
+        if (profiled) {
+          const dir = path.join(options.profileDir, name);
+          const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+          seen.push(files.length ? `CPU profile: ${files.map((f) => path.join(dir, f)).join(', ')}` : `no CPU profile written in ${dir}`);
+        }
+        return seen;
+      },
+    };
   };
+}
+
+/** @param {string} name */
+function hasModule(name) {
+  try {
+    require.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** @param {number} upstreamPort */
@@ -678,8 +932,13 @@ backend be
  * @property {string} [skipped]  why there are no numbers
  * @property {LoadResult} [max]
  * @property {LoadResult} [fixed]
- * @property {number} [cpuPer1k] CPU seconds per 1000 requests, proxy only
- * @property {number} [rssMiB]   peak RSS, proxy only
+ * @property {number} [cpuPer1k]     CPU seconds per 1000 requests in the max-load run, proxy only
+ * @property {number} [fixedCores]   CPU cores the proxy used during the fixed-rate run
+ * @property {number} [rssMiB]       peak RSS over the row's life, proxy only
+ * @property {number} [othersPercent] share of the proxy's CPU used by other processes (or stolen) during the max-load run
+ * @property {boolean} [unpinned]    ran on every core
+ * @property {boolean} [profiled]    ran under --cpu-prof
+ * @property {string[]} [seen]       what the row did (requests counted, spans, access log lines)
  * @property {string} [note]
  */
 
@@ -696,19 +955,19 @@ async function measure(name, start, measureProcess) {
   try {
     started = await start();
   } catch (err) {
-    return { name, skipped: `NOT ANSWERING (${/** @type {Error} */ (err).message})` };
+    return { name, skipped: `NOT STARTED (${/** @type {Error} */ (err).message})` };
   }
   const { port, proc } = started;
-  const url = `http://127.0.0.1:${port}/`;
+  const url = `${started.scheme ?? 'http'}://127.0.0.1:${port}/`;
+  /** @type {Row} */
+  const row = { name, unpinned: started.unpinned, profiled: started.profiled, seen: [] };
   try {
     let body;
     try {
       body = await waitUntilAnswering(url, proc);
     } catch (err) {
-      return { name, skipped: `NOT ANSWERING (${/** @type {Error} */ (err).message})` };
+      return { ...row, skipped: `NOT ANSWERING (${/** @type {Error} */ (err).message})` };
     }
-    /** @type {Row} */
-    const row = { name };
     if (body !== UPSTREAM_BODY) row.note = 'answered a different body than the upstream';
     if (options.warmupSeconds > 0) {
       progress(`${name}: warm-up ${options.warmupSeconds} s`);
@@ -716,24 +975,40 @@ async function measure(name, start, measureProcess) {
     }
     const pid = proc?.child.pid;
     const track = measureProcess && HAS_PROC && pid !== undefined;
-    const cpuBefore = track ? cpuSeconds(pid) : 0;
+    let cpuBefore = track ? cpuSeconds(pid) : 0;
+    const proxyCpuBefore = track && pinning && !started.unpinned ? cpuTicks(PROXY_CPU) : undefined;
     progress(`${name}: ${options.seconds} s at ${options.connections} connections`);
     row.max = await maxLoad(url, options.seconds);
     if (track) {
-      row.cpuPer1k = ((cpuSeconds(pid) - cpuBefore) * 1000) / row.max.requests;
-      row.rssMiB = peakRssMiB(pid);
+      const used = cpuSeconds(pid) - cpuBefore;
+      row.cpuPer1k = (used * 1000) / row.max.requests;
+      row.othersPercent = othersPercent(proxyCpuBefore, proxyCpuBefore && cpuTicks(PROXY_CPU), used);
     }
-    const failure = proc?.failure();
-    if (failure) return { name, skipped: `DIED DURING THE RUN (${failure})` };
+    let failure = proc?.failure();
+    if (failure) return { ...row, max: undefined, skipped: `DIED DURING THE RUN (${failure})` };
     if (options.fixedRate > 0 && (useHey || hasPaced)) {
       progress(`${name}: ${options.seconds} s at ${options.fixedRate} req/s`);
+      cpuBefore = track ? cpuSeconds(pid) : 0;
+      const wallBefore = performance.now();
       row.fixed = await fixedRateLoad(url, options.seconds);
+      if (track) row.fixedCores = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
     }
+    if (track) row.rssMiB = peakRssMiB(pid);
+    failure = proc?.failure();
+    if (failure) return { ...row, max: undefined, skipped: `DIED DURING THE RUN (${failure})` };
+    if (started.beforeStop) row.seen?.push(...(await started.beforeStop()));
     return row;
   } catch (err) {
-    return { name, skipped: `FAILED (${/** @type {Error} */ (err).message})` };
+    return { ...row, max: undefined, skipped: `FAILED (${/** @type {Error} */ (err).message})` };
   } finally {
     await proc?.stop();
+    if (started.afterStop) {
+      try {
+        row.seen?.push(...(await started.afterStop()));
+      } catch (err) {
+        row.seen?.push(`after stop: ${/** @type {Error} */ (err).message}`);
+      }
+    }
   }
 }
 
@@ -755,17 +1030,42 @@ function ratio(a, b) {
   return a === undefined || b === undefined || !(b > 0) || !Number.isFinite(a) ? '-' : `${(a / b).toFixed(2)}x`;
 }
 
-/** @param {string[][]} rows @param {boolean[]} rightAligned */
+/**
+ * A table as aligned text, or as a markdown table with BENCH_MARKDOWN=1. A row of two cells
+ * (a name and why it has no numbers) spans the table.
+ * @param {string[][]} rows  the first is the header
+ * @param {boolean[]} rightAligned
+ */
 function table(rows, rightAligned) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const columns = rows[0].length;
+  if (options.markdown) {
+    const line = (/** @type {string[]} */ cells) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    const rule = rows[0].map((_, i) => (rightAligned[i] ? '---:' : '---'));
+    const body = rows.slice(1).map((r) => line(r.length < columns ? [...r, ...Array(columns - r.length).fill('')] : r));
+    return [line(rows[0]), line(rule), ...body].join('\n');
+  }
+  const full = rows.filter((r) => r.length === columns);
+  const widths = rows[0].map((_, i) => Math.max(...full.map((r) => (r[i] ?? '').length)));
   return rows
     .map((r) =>
-      r
-        .map((cell, i) => (rightAligned[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
-        .join('  ')
-        .trimEnd(),
+      r.length < columns
+        ? r.map((cell, i) => (i === 0 ? cell.padEnd(widths[0]) : cell)).join('  ')
+        : r
+            .map((cell, i) => (rightAligned[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+            .join('  ')
+            .trimEnd(),
     )
     .join('\n');
+}
+
+/** @param {string} title @param {string} body */
+function section(title, body) {
+  return options.markdown ? `\n**${title}**\n\n${body}\n` : `\n${title}\n${body}\n`;
+}
+
+/** @param {string[]} items */
+function list(items) {
+  return items.map((item) => (options.markdown ? `- ${item}` : `  ${item}`)).join('\n');
 }
 
 function commandLine() {
@@ -781,28 +1081,137 @@ function shellQuote(s) {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** @param {Row} row */
+function displayName(row) {
+  return `${row.name}${row.unpinned ? ' *' : ''}${row.profiled ? ' (profiled)' : ''}`;
+}
+
+/**
+ * Differences between two rows that differ in one thing, as the targets name them.
+ * [what, row, baseline]
+ */
+const FEATURE_PAIRS = [
+  ['proxying alone vs a bare undici proxy', 'sidecar-bare', 'bare-undici'],
+  ['retries + breaker configured, not firing', 'sidecar-retries', 'sidecar-bare'],
+  ['tracing 1% vs none', 'sidecar-trace-1', 'sidecar-bare'],
+  ['tracing 100% vs none', 'sidecar-trace-100', 'sidecar-bare'],
+  ['tracing 100% vs 1%', 'sidecar-trace-100', 'sidecar-trace-1'],
+  ['every feature (the product row) vs none', 'sidecar', 'sidecar-bare'],
+  ['TLS vs plain HTTP', 'sidecar-tls', 'sidecar'],
+  ['2 workers (every core) vs 1 (pinned)', 'sidecar-workers-2', 'sidecar'],
+];
+
+/** MiB → MB, for targets stated in MB. */
+const MB_PER_MIB = 1.048576;
+
+/**
+ * @param {Row[]} rows
+ * @returns {string[][]}
+ */
+function targetRows(rows) {
+  /** @param {string} name */
+  const get = (name) => rows.find((r) => r.name === name && r.max);
+  const sidecar = get('sidecar');
+  /** @type {string[][]} */
+  const out = [['target', 'wanted', 'measured', 'read from', 'met']];
+  /** @param {boolean | undefined} ok */
+  const verdict = (ok) => (ok === undefined ? '-' : ok ? 'yes' : 'NO');
+  /**
+   * @param {string} what @param {number} wanted @param {string} peerName
+   */
+  const throughput = (what, wanted, peerName) => {
+    const peer = get(peerName);
+    const r = sidecar?.max && peer?.max ? sidecar.max.rps / peer.max.rps : undefined;
+    out.push([what, `>= ${wanted.toFixed(2)}x`, r === undefined ? '-' : `${r.toFixed(2)}x`, `max req/s: sidecar / ${peerName}`, verdict(r === undefined ? undefined : r >= wanted)]);
+  };
+  throughput('throughput vs a bare undici proxy', 0.9, 'bare-undici');
+  throughput('throughput vs node-http-proxy', 2, 'node-http-proxy');
+  throughput('throughput vs @fastify/http-proxy', 2.5, 'fastify-http-proxy');
+  throughput('throughput vs nginx', 0.35, 'nginx');
+
+  const direct = get('direct');
+  const added = sidecar?.fixed && direct?.fixed ? sidecar.fixed.p99Ms - direct.fixed.p99Ms : undefined;
+  out.push([
+    `added p99 at ${options.fixedRate} req/s`,
+    '<= 1 ms',
+    added === undefined ? '-' : `${added.toFixed(2)} ms`,
+    `@${options.fixedRate}/s p99: sidecar - direct`,
+    verdict(added === undefined ? undefined : added <= 1),
+  ]);
+
+  const perThousand = sidecar?.fixedCores === undefined || !(options.fixedRate > 0) ? undefined : (sidecar.fixedCores * 1000) / options.fixedRate;
+  out.push([
+    'CPU per 1000 req/s, tracing 1%',
+    '<= 0.100 cores',
+    perThousand === undefined ? '-' : `${perThousand.toFixed(3)} cores (max load: ${num(sidecar?.cpuPer1k, 3)})`,
+    `sidecar: cpu @${options.fixedRate}/s` + (options.fixedRate === 1000 ? '' : ` x 1000/${options.fixedRate}`),
+    verdict(perThousand === undefined ? undefined : perThousand <= 0.1),
+  ]);
+
+  for (const name of ['sidecar', 'sidecar-trace-100']) {
+    const row = get(name);
+    const mb = row?.rssMiB === undefined ? undefined : row.rssMiB * MB_PER_MIB;
+    out.push([
+      `peak RSS, tracing ${name === 'sidecar' ? '1%' : '100%'}`,
+      '<= 80 MB',
+      mb === undefined ? '-' : `${mb.toFixed(1)} MB`,
+      `${name}: peak rss (over max load too: an upper bound)`,
+      verdict(mb === undefined ? undefined : mb <= 80),
+    ]);
+  }
+
+  /** @param {string} what @param {string} name @param {string} base @param {number} maxLoss */
+  const cost = (what, name, base, maxLoss) => {
+    const a = get(name);
+    const b = get(base);
+    const r = a?.max && b?.max ? a.max.rps / b.max.rps : undefined;
+    out.push([
+      what,
+      `<= ${(maxLoss * 100).toFixed(0)}% of req/s`,
+      r === undefined ? '-' : `${((1 - r) * 100).toFixed(1)}% (${r.toFixed(2)}x)`,
+      `max req/s: ${name} / ${base}`,
+      verdict(r === undefined ? undefined : 1 - r <= maxLoss),
+    ]);
+  };
+  cost('tracing 100% costs (vs 1%)', 'sidecar-trace-100', 'sidecar-trace-1', 0.25);
+  cost('tracing 100% costs (vs none)', 'sidecar-trace-100', 'sidecar-bare', 0.25);
+  cost('retries + breaker cost', 'sidecar-retries', 'sidecar-bare', 0.05);
+  return out;
+}
+
 /** @param {Row[]} rows */
 function report(rows) {
   const sidecar = rows.find((r) => r.name === 'sidecar' && r.max);
   const reference = sidecar ?? rows.find((r) => r.name === 'bare-undici' && r.max);
   const showFixed = rows.some((r) => r.fixed);
+  const at = `@${options.fixedRate}/s`;
   const header = ['target', 'max req/s', 'p50 ms', 'p99 ms', `req/s vs ${reference?.name ?? 'sidecar'}`];
-  if (showFixed) header.push(`@${options.fixedRate}/s p50 ms`, `@${options.fixedRate}/s p99 ms`);
-  header.push('cpu s/1k req', 'peak rss MiB', 'errors');
+  if (showFixed) header.push(`${at} p50 ms`, `${at} p99 ms`);
+  header.push('cpu s/1k req');
+  if (showFixed) header.push(`cpu ${at} cores`);
+  header.push('peak rss MiB', 'errors');
+  const showOthers = rows.some((r) => r.othersPercent !== undefined);
+  if (showOthers) header.push(`others on cpu${PROXY_CPU} %`);
   /** @type {string[][]} */
   const lines = [header];
   /** @type {string[]} */
   const notes = [];
   for (const row of rows) {
     if (!row.max) {
-      lines.push([row.name, row.skipped ?? 'no result']);
+      lines.push([displayName(row), row.skipped ?? 'no result']);
       continue;
     }
     const errors = row.max.errors + row.max.non2xx + (row.fixed ? row.fixed.errors + row.fixed.non2xx : 0);
-    const line = [row.name, num(row.max.rps, 0), num(row.max.p50Ms, 2), num(row.max.p99Ms, 2), ratio(row.max.rps, reference?.max?.rps)];
+    const line = [displayName(row), num(row.max.rps, 0), num(row.max.p50Ms, 2), num(row.max.p99Ms, 2), ratio(row.max.rps, reference?.max?.rps)];
     if (showFixed) line.push(num(row.fixed?.p50Ms, 2), num(row.fixed?.p99Ms, 2));
-    line.push(num(row.cpuPer1k, 3), num(row.rssMiB, 1), String(errors));
+    line.push(num(row.cpuPer1k, 3));
+    if (showFixed) line.push(num(row.fixedCores, 3));
+    line.push(num(row.rssMiB, 1), String(errors));
+    if (showOthers) line.push(num(row.othersPercent, 0));
     lines.push(line);
+    if ((row.othersPercent ?? 0) > NOISY_OTHERS_PERCENT) {
+      notes.push(`${row.name}: other processes (or the hypervisor) took ${num(row.othersPercent, 0)}% of CPU ${PROXY_CPU} during its max-load run: its figures are unreliable`);
+    }
     if (row.note) notes.push(`${row.name}: ${row.note}`);
     if (errors > 0) {
       notes.push(
@@ -814,38 +1223,54 @@ function report(rows) {
       notes.push(`${row.name}: the fixed-rate run reached only ${num(row.fixed.rps, 0)} req/s`);
     }
   }
-  const widthRows = lines.filter((l) => l.length > 2);
-  const formatted = table(
-    widthRows,
-    header.map((_, i) => i > 0),
-  ).split('\n');
-  // Rows without numbers print their reason after the name column.
-  const nameWidth = Math.max(...lines.map((l) => l[0].length));
-  let k = 0;
-  const out = lines.map((l) => (l.length > 2 ? formatted[k++] : `${l[0].padEnd(nameWidth)}  ${l[1]}`));
-  process.stdout.write(`\n${out.join('\n')}\n`);
+  let out = `\n${table(lines, header.map((_, i) => i > 0))}\n`;
+  if (rows.some((r) => r.unpinned && r.max)) {
+    out += `${options.markdown ? '\n' : ''}* not pinned: runs on every core, sharing them with the upstream and the load generator\n`;
+  }
 
   if (sidecar) {
-    const peers = ['bare-undici', 'node-http-proxy', 'nginx', 'haproxy']
-      .map((name) => rows.find((r) => r.name === name && r.max))
-      .filter((r) => r !== undefined);
+    const peers = PEER_TARGETS.map((name) => rows.find((r) => r.name === name && r.max)).filter((r) => r !== undefined);
     if (peers.length) {
       /** @type {string[][]} */
-      const ratios = [['sidecar / peer', 'req/s', 'p99 ms', 'cpu s/1k req', 'peak rss']];
+      const ratios = [['sidecar / peer', 'req/s', 'p99 ms', `${at} p99 ms`, 'cpu s/1k req', 'peak rss']];
       for (const peer of peers) {
         ratios.push([
           `sidecar/${peer.name}`,
           ratio(sidecar.max?.rps, peer.max?.rps),
           ratio(sidecar.max?.p99Ms, peer.max?.p99Ms),
+          ratio(sidecar.fixed?.p99Ms, peer.fixed?.p99Ms),
           ratio(sidecar.cpuPer1k, peer.cpuPer1k),
           ratio(sidecar.rssMiB, peer.rssMiB),
         ]);
       }
-      process.stdout.write(`\n${table(ratios, [false, true, true, true, true])}\n`);
+      out += section('The sidecar against each peer (above 1.00x: more req/s, or more time, CPU or memory)', table(ratios, [false, true, true, true, true, true]));
     }
   } else {
     notes.push('no sidecar numbers, so no sidecar/peer ratios');
   }
+
+  /** @type {string[][]} */
+  const costs = [['what it costs', 'rows compared', 'req/s', 'cpu s/1k req', `${at} p99 added ms`]];
+  for (const [what, name, base] of FEATURE_PAIRS) {
+    const a = rows.find((r) => r.name === name && r.max);
+    const b = rows.find((r) => r.name === base && r.max);
+    if (!a || !b) continue;
+    const addedP99 = a.fixed && b.fixed ? a.fixed.p99Ms - b.fixed.p99Ms : undefined;
+    costs.push([what, `${name} / ${base}`, ratio(a.max?.rps, b.max?.rps), ratio(a.cpuPer1k, b.cpuPer1k), addedP99 === undefined ? '-' : addedP99.toFixed(2)]);
+  }
+  if (costs.length > 1) out += section('What each feature costs (rows that differ in that feature alone)', table(costs, [false, false, true, true, true]));
+
+  const caveat = sidecar?.profiled ? 'the sidecar row ran under --cpu-prof: these verdicts do not count' : 'one run: a ratio near its threshold can fall either side on another run';
+  const [targetHeader, ...targetLines] = targetRows(rows);
+  const measured = targetLines.filter((line) => line[2] !== '-');
+  if (measured.length < targetLines.length) {
+    notes.push(`targets not shown (their rows were not run or have no numbers): ${targetLines.filter((line) => line[2] === '-').map((line) => line[0]).join('; ')}`);
+  }
+  if (measured.length) out += section(`Targets (${caveat})`, table([targetHeader, ...measured], [false, true, true, false, false]));
+
+  const seen = rows.filter((r) => r.seen?.length).map((r) => `${r.name}: ${r.seen?.join('; ')}`);
+  if (seen.length) out += section('What the sidecar rows did (read from their admin /metrics, the OTLP sink and the access log)', list(seen));
+
   if (!showFixed) {
     notes.push(
       options.fixedRate > 0
@@ -853,34 +1278,45 @@ function report(rows) {
         : 'fixed-rate column skipped (BENCH_RATE=0)',
     );
   }
-  if (notes.length) process.stdout.write(`\n${notes.map((n) => `note: ${n}`).join('\n')}\n`);
+  if (rows.some((r) => r.name === 'sidecar-tls' && r.max)) {
+    notes.push('sidecar-tls: HTTP/1.1 over TLS on keep-alive connections: the handshakes happen when connections open, so the row is the steady-state cost of encryption');
+  }
+  if (rows.some((r) => r.profiled)) notes.push('(profiled) rows ran under node --cpu-prof, which slows them: do not compare their figures');
+  if (notes.length) out += section('Notes', list(notes));
+  process.stdout.write(out);
 }
 
 // ---------------------------------------------------------------- main
 
-/** Other work on the machine skews every row: say so. */
-function loadNote() {
-  const [oneMinute] = os.loadavg();
+/** The load average (1, 5, 15 min): other work on the machine skews every row, so say so. */
+function loadAverage() {
+  const [oneMinute, fiveMinutes, fifteenMinutes] = os.loadavg();
   const busy = oneMinute > 0.5 ? ' (other processes are busy: numbers will be noisy)' : '';
-  return `load average before the run: ${oneMinute.toFixed(2)}${busy}`;
+  return `${oneMinute.toFixed(2)}, ${fiveMinutes.toFixed(2)}, ${fifteenMinutes.toFixed(2)} (1, 5, 15 min)${busy}`;
 }
 
 async function main() {
   const loadgen = useWrk ? `wrk -t1 -c${options.connections}` : `autocannon -c${options.connections} (bench/load/autocannon.js)`;
   const fixedGen = options.fixedRate <= 0 ? 'off' : useHey ? `hey -c${FIXED_RATE_CONNECTIONS} -q${options.fixedRate / FIXED_RATE_CONNECTIONS}` : hasPaced ? `bench/load/paced.js -c${FIXED_RATE_CONNECTIONS}` : 'unavailable';
-  process.stdout.write(
-    [
-      `$ ${commandLine()}`,
-      loadNote(),
-      `node ${process.version}, ${cores} cores (${os.cpus()[0]?.model?.trim() ?? 'unknown cpu'}), ${os.platform()} ${os.release()}`,
-      `upstream: ${useNginxUpstream ? 'nginx (return 200)' : 'node:http (bench/peers/upstream.js)'}, ${UPSTREAM_BODY.length}-byte JSON body`,
-      `load: ${loadgen}, warm-up ${options.warmupSeconds} s, measured ${options.seconds} s; fixed rate: ${fixedGen}`,
-      `sidecar config: ${options.sidecarConfig ?? `generated (tracing none, access log ${options.accessLog})`}`,
-      pinning
-        ? `pinning: proxy on CPU ${PROXY_CPU}; upstream and load generator on CPU ${LOAD_CPU}`
-        : `pinning: off (${!options.pin ? 'BENCH_PIN=0' : cores < 2 ? 'fewer than 2 cores' : 'taskset not found'})`,
-    ].join('\n') + '\n',
-  );
+  const selectedSidecars = SIDECAR_TARGETS.filter((name) => options.only.includes(name));
+  const header = [
+    `$ ${commandLine()}`,
+    `load average before the run: ${loadAverage()}`,
+    `node ${process.version}, ${cores} cores (${os.cpus()[0]?.model?.trim() ?? 'unknown cpu'}), ${os.platform()} ${os.release()}`,
+    `upstream: ${useNginxUpstream ? 'nginx (return 200)' : 'node:http (bench/peers/upstream.js)'}, ${UPSTREAM_BODY.length}-byte JSON body`,
+    `load: ${loadgen}, warm-up ${options.warmupSeconds} s, measured ${options.seconds} s; fixed rate: ${fixedGen}`,
+    pinning
+      ? `pinning: proxy on CPU ${PROXY_CPU}; upstream, OTLP sink and load generator on CPU ${LOAD_CPU}`
+      : `pinning: off (${!options.pin ? 'BENCH_PIN=0' : cores < 2 ? 'fewer than 2 cores' : 'taskset not found'})`,
+    ...(selectedSidecars.length ? ['sidecar rows:'] : []),
+    ...selectedSidecars.map((name) =>
+      name === 'sidecar' && options.sidecarConfig
+        ? `  sidecar: ${options.sidecarConfig} (SIDECAR_CONFIG, addresses pointed at the bench)`
+        : `  ${name}: ${SIDECAR_VARIANTS[name].summary}` +
+          (SIDECAR_VARIANTS[name].accessLog && options.accessLog !== 'file' ? ` [access log: ${options.accessLog}]` : ''),
+    ),
+  ];
+  process.stdout.write(options.markdown ? `\`\`\`text\n${header.join('\n')}\n\`\`\`\n` : `${header.join('\n')}\n`);
 
   const upstream = await startUpstream();
   try {
@@ -888,23 +1324,36 @@ async function main() {
   } catch (err) {
     fail(`the upstream does not answer: ${/** @type {Error} */ (err).message}`);
   }
+  const traced = selectedSidecars.some((name) => SIDECAR_VARIANTS[name].sampleRatio !== undefined && !(name === 'sidecar' && options.sidecarConfig));
+  if (traced) {
+    try {
+      await startOtlpSink();
+    } catch (err) {
+      fail(`the OTLP sink does not answer: ${/** @type {Error} */ (err).message}`);
+    }
+  }
   const up = upstream.port;
-  /** @type {Record<string, { start: () => Promise<Started>, available: boolean, proxy: boolean }>} */
+  /** @type {Record<string, { start: () => Promise<Started>, missing?: string, proxy: boolean }>} */
   const targets = {
-    direct: { start: async () => ({ port: up, proc: undefined }), available: true, proxy: false },
-    sidecar: { start: sidecarPeer(up), available: true, proxy: true },
-    'bare-undici': { start: nodePeer('bare-undici.js', up), available: true, proxy: true },
-    'node-http-proxy': { start: nodePeer('node-http-proxy.js', up), available: true, proxy: true },
-    nginx: { start: nginxPeer(up), available: hasCommand('nginx'), proxy: true },
-    haproxy: { start: haproxyPeer(up), available: hasCommand('haproxy'), proxy: true },
+    direct: { start: async () => ({ port: up, proc: undefined }), proxy: false },
+    ...Object.fromEntries(SIDECAR_TARGETS.map((name) => [name, { start: sidecarPeer(name, up), proxy: true }])),
+    'bare-undici': { start: nodePeer('bare-undici.js', up), proxy: true },
+    'node-http-proxy': { start: nodePeer('node-http-proxy.js', up), proxy: true },
+    'fastify-http-proxy': {
+      start: nodePeer('fastify-http-proxy.js', up),
+      missing: hasModule('fastify') && hasModule('@fastify/http-proxy') ? undefined : 'fastify and @fastify/http-proxy not installed (npm install: they are devDependencies)',
+      proxy: true,
+    },
+    nginx: { start: nginxPeer(up), missing: hasCommand('nginx') ? undefined : 'nginx not installed (apt-get install nginx-light)', proxy: true },
+    haproxy: { start: haproxyPeer(up), missing: hasCommand('haproxy') ? undefined : 'haproxy not installed (apt-get install haproxy)', proxy: true },
   };
   /** @type {Row[]} */
   const rows = [];
   for (const name of options.only) {
     const target = targets[name];
-    if (!target.available) {
-      // Optional peers are left out silently unless asked for by name.
-      if (process.env.BENCH_ONLY) rows.push({ name, skipped: `NOT INSTALLED (apt-get install ${name === 'nginx' ? 'nginx-light' : name})` });
+    if (target.missing) {
+      progress(`${name}: skipped, ${target.missing}`);
+      rows.push({ name, skipped: `SKIPPED: ${target.missing}` });
       continue;
     }
     rows.push(await measure(name, target.start, target.proxy));
@@ -913,8 +1362,10 @@ async function main() {
     if (upstreamFailure) fail(`the upstream stopped: ${upstreamFailure}`);
   }
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  await otlpSink?.proc.stop();
   await upstream.proc?.stop();
   report(rows);
+  process.stdout.write(`\nload average after the run: ${loadAverage()}\n`);
 }
 
 main().then(
