@@ -21,17 +21,12 @@ import type { ClusterView } from '../upstream/cluster';
 import { GroupMetrics, type MetricsJson, type WorkerMetricsAnswer } from './metrics-aggregation';
 import type { ApplyAnswer, WorkerQuery } from './protocol';
 import { mergeStats, type GroupStats } from './stats-aggregation';
-import { WorkerSupervisor, type SlotView, type WorkerAnswer } from './supervisor';
+import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnswer } from './supervisor';
 
 /** Bound on a worker's answer to an admin query (/metrics, /stats, /clusters, /config). */
 export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
 /** Bound on a worker applying a config (binding new listeners, reading certificates). */
 export const WORKER_APPLY_TIMEOUT_MS = 30_000;
-/**
- * What a worker's drain may take beyond drain.timeout: closing its pools, flushing spans
- * (bounded by 5 s in the worker) and the access log. A worker still running then is killed.
- */
-export const WORKER_DRAIN_EXTRA_MS = 10_000;
 
 type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
 
