@@ -39,12 +39,11 @@ function send(message: WorkerMessage): Promise<void> {
 }
 
 async function start(config: SidecarConfig): Promise<void> {
-  let tracing;
   try {
     // As in the single process: OpenTelemetry starts before node:http and undici are loaded.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startTracing } = require('../telemetry/otel') as typeof import('../telemetry/otel');
-    tracing = startTracing(config, { global: true, logger });
+    const tracing = startTracing(config, { global: true, logger });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Sidecar: SidecarClass } = require('../sidecar') as typeof import('../sidecar');
     sidecar = await SidecarClass.start(config, {
