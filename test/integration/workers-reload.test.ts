@@ -8,7 +8,7 @@ import net from 'node:net';
 import t from 'tap';
 import { sha256, writeAtomic } from '../helpers/config-file';
 import { becomesRefused, eventually } from '../helpers/net-probe';
-import { startUpstream } from '../helpers/upstream';
+import { closedPort, startUpstream } from '../helpers/upstream';
 import { adminJson, fetchOnce, GROUP_WAIT_MS, primaryLog, readyStatus, scrape, startGroup, workersOf, type RunningGroup } from '../helpers/worker-group';
 
 /** Requests on connections of their own: enough for each worker to answer many of them. */
@@ -125,7 +125,7 @@ t.test('reloads reach every worker', async (t) => {
     t.equal(await readyStatus(group), 200);
   });
 
-  await t.test('a listener added, then removed, in every worker', async (t) => {
+  await t.test('a listener added, moved, then removed, in every worker', async (t) => {
     const withExtra = groupConfig(
       upstream.url,
       'v4',
@@ -144,11 +144,25 @@ t.test('reloads reach every worker', async (t) => {
     t.same(await answersOf(`http://127.0.0.1:${extraPort}/`), { '200 extra': REQUESTS_PER_CHECK }, 'served');
     t.same(await answersOf(hello), { '200 v4': REQUESTS_PER_CHECK });
 
+    const movedTo = await closedPort();
+    const moved = withExtra.replace('address: 127.0.0.1:0\n    routes:\n      - { name: extra', `address: 127.0.0.1:${movedTo}\n    routes:\n      - { name: extra`);
+    t.not(moved, withExtra);
+    await writeAtomic(group.file, moved);
+    t.match((await reload(group)).outcome.result, /^(applied|unchanged)$/);
+    t.ok(await everyWorkerRuns(group, moved));
+    t.same(
+      (await workersOf(group)).map((w) => w.listeners.find((l) => l.startsWith('extra@'))),
+      [`extra@127.0.0.1:${movedTo}`, `extra@127.0.0.1:${movedTo}`],
+      'moved in both workers',
+    );
+    t.same(await answersOf(`http://127.0.0.1:${movedTo}/`), { '200 extra': REQUESTS_PER_CHECK }, 'served at the new address');
+    t.ok(await becomesRefused(extraPort, GROUP_WAIT_MS), 'the old address closes');
+
     const without = groupConfig(upstream.url, 'v5');
     await writeAtomic(group.file, without);
     t.match((await reload(group)).outcome.result, /^(applied|unchanged)$/);
     t.ok(await everyWorkerRuns(group, without));
-    t.ok(await becomesRefused(extraPort, GROUP_WAIT_MS), 'the removed listener closes in every worker');
+    t.ok(await becomesRefused(movedTo, GROUP_WAIT_MS), 'the removed listener closes in every worker');
     t.ok(await eventually(async () => (await workersOf(group)).every((w) => w.listeners.length === 1), GROUP_WAIT_MS));
     t.same(await answersOf(hello), { '200 v5': REQUESTS_PER_CHECK });
   });

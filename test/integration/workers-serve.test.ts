@@ -56,6 +56,8 @@ t.test('workers: 2', async (t) => {
   };
 
   await t.test('two worker processes, distinct from the primary, both serving the one port', async (t) => {
+    t.same(await fetchOnce(group.adminUrl + '/live'), { status: 200, body: 'live\n' });
+    t.same(await fetchOnce(group.adminUrl + '/ready'), { status: 200, body: 'ready\n' });
     const workers = await workersOf(group);
     t.equal(workers.length, 2);
     const pids = workers.map((w) => w.pid);
