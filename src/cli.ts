@@ -56,7 +56,7 @@ export function buildCli(): Command {
     .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
       // Loaded on use: `run` starts tracing before the proxy modules are loaded (see main.ts).
-      await loadMain().runSidecar(options.config);
+      await loadMain().run(options.config);
     });
 
   program

@@ -1,26 +1,53 @@
 import { loadConfigFile, formatConfigErrors } from './config/load';
+import type { SidecarConfig } from './config/types';
+import { installCrashGuards } from './lifecycle/crash-guards';
 import type { Sidecar } from './sidecar';
 import { createProcessLogger, type Logger } from './telemetry/logger';
-import { startTracing } from './telemetry/otel';
 import type { Tracing } from './telemetry/tracing';
-
-/** Error codes that only mean a peer went away; a bug elsewhere must still stop the process. */
-const PEER_GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 
 /**
  * `sidecar run`: load the file (exit 1 with every error and its line when it is invalid),
- * bind everything, then live: the file is watched and reloaded on change (also on SIGHUP
- * and `POST /reload`); SIGTERM/SIGINT drain (see Sidecar#drain) and exit 0; a second
- * SIGTERM/SIGINT exits at once.
+ * then run it in this process (`workers: 1`, the default), or with `workers: 2` or more as a
+ * primary process that forks the workers (see workers/primary.ts).
+ */
+export async function run(configPath: string): Promise<void> {
+  const { config, logger } = await loadOrExit(configPath);
+  if (config.workers > 1) {
+    // The primary loads neither the proxy modules nor OpenTelemetry: the workers do.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runWorkerGroup } = require('./workers/primary') as typeof import('./workers/primary');
+    await runWorkerGroup(config, logger, removeEarlyStop);
+    return;
+  }
+  await startInProcess(config, logger);
+}
+
+/**
+ * The sidecar in this process, whatever `workers` says: bind everything, then live: the file
+ * is watched and reloaded on change (also on SIGHUP and `POST /reload`); SIGTERM/SIGINT drain
+ * (see Sidecar#drain) and exit 0; a second SIGTERM/SIGINT exits at once.
  */
 export async function runSidecar(configPath: string): Promise<Sidecar> {
+  const { config, logger } = await loadOrExit(configPath);
+  return startInProcess(config, logger);
+}
+
+// Until the sidecar is up there is nothing to drain: a stop signal ends the start at once.
+let earlyStopLogger: Logger | undefined;
+function earlyStop(signal: NodeJS.Signals): void {
+  earlyStopLogger?.info({ signal }, 'stop signal during start: exiting');
+  process.exit(0);
+}
+
+function removeEarlyStop(): void {
+  process.off('SIGTERM', earlyStop);
+  process.off('SIGINT', earlyStop);
+}
+
+async function loadOrExit(configPath: string): Promise<{ config: SidecarConfig; logger: Logger }> {
   const logger = createProcessLogger();
   installCrashGuards(logger);
-  // Until the sidecar is up there is nothing to drain: a stop signal ends the start at once.
-  const earlyStop = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'stop signal during start: exiting');
-    process.exit(0);
-  };
+  earlyStopLogger = logger;
   process.on('SIGTERM', earlyStop);
   process.on('SIGINT', earlyStop);
   const loaded = await loadConfigFile(configPath);
@@ -28,12 +55,18 @@ export async function runSidecar(configPath: string): Promise<Sidecar> {
     process.stderr.write(formatConfigErrors(configPath, loaded.errors) + '\n');
     process.exit(1);
   }
+  return { config: loaded.config, logger };
+}
+
+async function startInProcess(config: SidecarConfig, logger: Logger): Promise<Sidecar> {
   let sidecar: Sidecar;
   let tracing: Tracing;
   try {
     // OpenTelemetry starts before the modules that load node:http and undici (listeners,
     // upstream pools): loading the config needs only yaml and zod.
-    tracing = startTracing(loaded.config, { global: true, logger });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { startTracing } = require('./telemetry/otel') as typeof import('./telemetry/otel');
+    tracing = startTracing(config, { global: true, logger });
   } catch (error) {
     process.stderr.write(`sidecar: tracing: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
@@ -41,13 +74,12 @@ export async function runSidecar(configPath: string): Promise<Sidecar> {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const proxy = require('./sidecar') as typeof import('./sidecar');
-    sidecar = await proxy.Sidecar.start(loaded.config, { logger, tracing, watchConfig: true });
+    sidecar = await proxy.Sidecar.start(config, { logger, tracing, watchConfig: true });
   } catch (error) {
     process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
   }
-  process.off('SIGTERM', earlyStop);
-  process.off('SIGINT', earlyStop);
+  removeEarlyStop();
   installLifecycleSignals(sidecar, logger);
   return sidecar;
 }
@@ -76,19 +108,5 @@ function installLifecycleSignals(sidecar: Sidecar, logger: Logger): void {
       const { result, sha256 } = outcome;
       logger.info({ result, sha256, ...(outcome.result === 'applied' ? { changes: outcome.changes } : {}) }, 'reload after SIGHUP');
     });
-  });
-}
-
-function installCrashGuards(logger: Logger): void {
-  process.on('uncaughtException', (error: NodeJS.ErrnoException) => {
-    if (error.code !== undefined && PEER_GONE_CODES.has(error.code)) {
-      logger.warn({ err: error }, 'socket error outside a request (ignored)');
-      return;
-    }
-    logger.fatal({ err: error }, 'uncaught exception: exiting');
-    process.exit(70);
-  });
-  process.on('unhandledRejection', (reason) => {
-    logger.error({ err: reason }, 'unhandled promise rejection');
   });
 }

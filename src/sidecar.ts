@@ -19,7 +19,8 @@ import { startTracing } from './telemetry/otel';
 import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
 import { spanExportReporter } from './telemetry/span-export-reporter';
 import type { Tracing } from './telemetry/tracing';
-import { ClusterRuntime } from './upstream/cluster';
+import { ClusterRuntime, type ClusterView } from './upstream/cluster';
+import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './upstream/websocket';
 
 /**
@@ -32,6 +33,11 @@ export interface SidecarOptions {
   readonly logger?: Logger;
   /** Replaces the access log the config describes (tests capture lines with it). */
   readonly accessLog?: AccessLog;
+  /**
+   * Other processes (the sibling workers) write to the same access log destination: lines
+   * leave in whole-line writes of at most PIPE_BUF bytes (see createAccessLog).
+   */
+  readonly sharedAccessLog?: boolean;
   /** Default process metrics (event loop lag, memory...) in /metrics; on unless false. */
   readonly processMetrics?: boolean;
   /**
@@ -44,6 +50,11 @@ export interface SidecarOptions {
    * it the sidecar starts its own from the config's `tracing` section, private to it.
    */
   readonly tracing?: Tracing;
+  /**
+   * Bind the admin listener (the default). A worker process (`workers` >= 2) passes false:
+   * the primary serves the one admin listener of the process group.
+   */
+  readonly adminListener?: boolean;
 }
 
 /**
@@ -103,6 +114,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
   /** Ends the drain delay early (a non-graceful stop during the drain). */
   private cancelDrainDelay: (() => void) | undefined;
   private lastReloadAt: Date | undefined;
+  private readonly servesAdmin: boolean;
 
   private accessLogDropping = false;
   /** Counted per line; logged once per episode (the counter tells how many). */
@@ -115,9 +127,10 @@ export class Sidecar implements StateHolder, ReloadTarget {
   };
 
   private constructor(config: SidecarConfig, options: SidecarOptions) {
+    this.servesAdmin = options.adminListener !== false;
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { onDropped: this.onAccessLogDropped }), this.recentErrors);
+    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { shared: options.sharedAccessLog, onDropped: this.onAccessLogDropped }), this.recentErrors);
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
@@ -144,7 +157,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     const sidecar = new Sidecar(config, options);
     try {
       for (const listenerConfig of config.listeners) sidecar.listeners.push(sidecar.createListener(listenerConfig));
-      await sidecar.admin.listen();
+      if (sidecar.servesAdmin) await sidecar.admin.listen();
       for (const listener of sidecar.listeners) await listener.listen();
     } catch (error) {
       await sidecar.stop({ graceful: false });
@@ -157,10 +170,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
       sidecar.reloader.watch(options.watchConfig === true ? {} : options.watchConfig);
     }
     sidecar.traffic.start();
-    sidecar.logger.info(
-      { listeners: sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`), admin: `${config.admin.host}:${sidecar.admin.port}` },
-      'sidecar ready',
-    );
+    const listeners = sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`);
+    if (sidecar.servesAdmin) sidecar.logger.info({ listeners, admin: `${config.admin.host}:${sidecar.admin.port}` }, 'sidecar ready');
+    else sidecar.logger.info({ listeners }, 'listeners ready');
     return sidecar;
   }
 
@@ -203,7 +215,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
 
     // Bind every new socket before anything changes, so a failure leaves the running state whole.
     const fresh = new Map<string, ListenerServer>();
-    const adminMoves = adminAddress(config) !== adminAddress(this.config);
+    const adminMoves = this.servesAdmin && adminAddress(config) !== adminAddress(this.config);
     let newAdmin: AdminServer | undefined;
     try {
       for (const after of [...plan.add, ...plan.move.map((m) => m.after)]) {
@@ -338,7 +350,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.phase = 'draining';
     this.reloader.close();
     this.traffic.stop();
-    this.logger.info({ delayMs, timeoutMs }, 'draining: /ready answers 503; still serving during drain.delay');
+    // A worker's /ready is the primary's to answer.
+    this.logger.info({ delayMs, timeoutMs }, this.servesAdmin ? 'draining: /ready answers 503; still serving during drain.delay' : 'draining');
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, delayMs);
       this.cancelDrainDelay = () => {
@@ -422,11 +435,12 @@ export class Sidecar implements StateHolder, ReloadTarget {
         return json(outcome.result === 'rejected' ? 422 : 200, outcome);
       }],
       ['GET /stats', async () => json(200, await this.stats())],
-      ['GET /clusters', () => json(200, { clusters: [...this.current.clusters.values()].map((c) => c.view()) })],
+      ['GET /clusters', () => json(200, this.clustersView())],
     ]);
   }
 
-  private stats(): ReturnType<typeof buildStats> {
+  /** GET /stats of this process. */
+  stats(): ReturnType<typeof buildStats> {
     return buildStats({
       ready: this.phase === 'ready',
       startedAtMs: this.startedAt,
@@ -449,7 +463,13 @@ export class Sidecar implements StateHolder, ReloadTarget {
     });
   }
 
-  private configView(): object {
+  /** GET /clusters of this process. */
+  clustersView(): { clusters: ClusterView[] } {
+    return { clusters: [...this.current.clusters.values()].map((c) => c.view()) };
+  }
+
+  /** GET /config of this process. */
+  configView(): ConfigView {
     const config = this.current.config;
     return {
       source: config.source,
@@ -466,6 +486,18 @@ export class Sidecar implements StateHolder, ReloadTarget {
       config: redactSecrets(config.document),
     };
   }
+}
+
+/** GET /config. */
+export interface ConfigView {
+  readonly source: string;
+  readonly sha256: string;
+  readonly loadedAt: string;
+  readonly uptimeSeconds: number;
+  readonly lastReloadError: string | null;
+  readonly lastReload: (ReloadOutcome & { at: string }) | null;
+  readonly retiring: { readonly listeners: readonly string[]; readonly clusters: readonly string[] };
+  readonly config: unknown;
 }
 
 /** At most one "dropping access log lines" warning per this interval. */
@@ -523,19 +555,4 @@ function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, Cluster
     );
   }
   return { config, clusters, routes: buildRouteTables(config) };
-}
-
-const SECRET_KEYS = new Set(['token', 'password', 'secret']);
-
-/**
- * The config as written, with secrets replaced: tokens, and any value that holds PEM key
- * material. TLS `cert`/`key` fields are file paths and stay visible.
- */
-export function redactSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactSecrets);
-  if (typeof value === 'string') return value.includes('PRIVATE KEY') ? '[redacted]' : value;
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.has(k) ? '[redacted]' : redactSecrets(v);
-  return out;
 }

@@ -16,6 +16,17 @@ export const LATENCY_BUCKETS_SECONDS = [
 /** The clusters the collect-time gauges read (those of the current config). */
 export type ClusterSource = () => Iterable<ClusterRuntime>;
 
+// Declared once, registered by Metrics (one process) or PrimaryMetrics (a worker group).
+const CONFIG_RELOADS = {
+  name: 'sidecar_config_reloads_total',
+  help: 'Configuration loads, by result (success, failure, unchanged).',
+  labelNames: ['result'] as const,
+};
+const CONFIG_LAST_RELOAD_SUCCESS = {
+  name: 'sidecar_config_last_reload_success',
+  help: '1 when the last configuration load succeeded, 0 while the last one was rejected.',
+};
+
 export class Metrics {
   readonly registry = new Registry();
   private clusterSource: ClusterSource = () => [];
@@ -166,18 +177,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly configReloads = new Counter({
-    name: 'sidecar_config_reloads_total',
-    help: 'Configuration loads, by result (success, failure, unchanged).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
+  readonly configReloads = new Counter({ ...CONFIG_RELOADS, registers: [this.registry] });
 
-  readonly configLastReloadSuccess = new Gauge({
-    name: 'sidecar_config_last_reload_success',
-    help: '1 when the last configuration load succeeded, 0 while the last one was rejected.',
-    registers: [this.registry],
-  });
+  readonly configLastReloadSuccess = new Gauge({ ...CONFIG_LAST_RELOAD_SUCCESS, registers: [this.registry] });
 
   private readonly routeInstrumentCache = new Map<string, RouteInstruments>();
 
@@ -284,3 +286,38 @@ export class RouteInstruments {
     (this.upstreamSeconds ??= this.metrics.upstreamDuration.labels(this.cluster)).observe(seconds);
   }
 }
+
+/**
+ * The primary process of a worker group (`workers` >= 2): the metrics only it knows. Its
+ * /metrics adds the workers' families to these (see workers/metrics-aggregation.ts).
+ */
+export class PrimaryMetrics {
+  readonly registry = new Registry();
+
+  readonly configReloads = new Counter({ ...CONFIG_RELOADS, registers: [this.registry] });
+
+  readonly configLastReloadSuccess = new Gauge({ ...CONFIG_LAST_RELOAD_SUCCESS, registers: [this.registry] });
+
+  readonly workerRestarts = new Counter({
+    name: 'sidecar_worker_restarts_total',
+    help: 'Worker processes restarted after they exited unasked (a crash), by worker slot (1..workers).',
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly workerUp = new Gauge({
+    name: 'sidecar_worker_up',
+    help: "1 when the worker answered this scrape; 0 when it is down (restarting) or did not answer in time (its counters are then the last ones it gave, so that sums never go down).",
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics?: boolean; workers?: number } = {}) {
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
+    // Present from the start at 0, so that alerts on them have a series to watch.
+    for (let worker = 1; worker <= (options.workers ?? 0); worker++) this.workerRestarts.labels(String(worker)).inc(0);
+  }
+}
+
+/** Families the primary of a worker group owns: the workers' own copies are left out of the sums. */
+export const PRIMARY_OWNED_METRICS: ReadonlySet<string> = new Set([CONFIG_RELOADS.name, CONFIG_LAST_RELOAD_SUCCESS.name]);

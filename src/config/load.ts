@@ -801,6 +801,14 @@ export function stableStringify(value: unknown): string {
 }
 
 /**
+ * Freezes a snapshot that crossed a process boundary (a structured clone is not frozen), as
+ * the compiler freezes the ones it builds.
+ */
+export function freezeSnapshot(config: SidecarConfig): SidecarConfig {
+  return deepFreeze(config);
+}
+
+/**
  * Freezes plain objects and arrays recursively. Maps and Sets are frozen as objects (their
  * entries stay mutable through set/add; the types expose them read-only). RegExps are left
  * alone: a frozen RegExp cannot have its lastIndex written.

@@ -831,7 +831,9 @@ export const configSchema = z
         error: unlessMissing(workersMessage),
       })
       .optional()
-      .describe(`Worker processes sharing the listeners, or auto for one per core. Default ${D.DEFAULT_WORKERS}.`),
+      .describe(
+        `Processes serving the listeners (node:cluster), or auto for one per core. With 2 or more, a primary process owns the config, reloads, signals and the admin listener; breakers, retry budgets, health checks and outlier detection are per worker. Read at start. Default ${D.DEFAULT_WORKERS}.`,
+      ),
   })
   .describe('sidecar configuration: listeners and their routes, upstream clusters, tracing, logging and shutdown.');
 

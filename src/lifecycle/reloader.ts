@@ -16,6 +16,15 @@ export interface ReloadErrorView {
   readonly message: string;
 }
 
+/** In a worker group (`workers` >= 2): what one worker did with a config the primary validated. */
+export interface WorkerApplyView {
+  readonly worker: number;
+  readonly pid: number | null;
+  /** `replaced`: it had applied a config another worker refused, and makes way for one on the running config. */
+  readonly result: 'applied' | 'rejected' | 'replaced' | 'no answer' | 'exited';
+  readonly message?: string;
+}
+
 export type ReloadOutcome =
   | {
       readonly result: 'applied';
@@ -24,6 +33,7 @@ export type ReloadOutcome =
       readonly previousSha256: string;
       /** What the reload did, e.g. `cluster app: rebuilt`, `listener extra: bound at 127.0.0.1:8081`. */
       readonly changes: readonly string[];
+      readonly workers?: readonly WorkerApplyView[];
     }
   | { readonly result: 'unchanged'; readonly trigger: ReloadTrigger; readonly sha256: string }
   | {
@@ -34,11 +44,12 @@ export type ReloadOutcome =
       /** Every error, one per line, as `file:line:column path: message`. */
       readonly message: string;
       readonly errors: readonly ReloadErrorView[];
+      readonly workers?: readonly WorkerApplyView[];
     };
 
 export type ApplyResult =
-  | { readonly ok: true; readonly changes: readonly string[] }
-  | { readonly ok: false; readonly error: string; readonly errors: readonly ConfigError[] };
+  | { readonly ok: true; readonly changes: readonly string[]; readonly workers?: readonly WorkerApplyView[] }
+  | { readonly ok: false; readonly error: string; readonly errors: readonly ConfigError[]; readonly workers?: readonly WorkerApplyView[] };
 
 /** The running thing a reload changes; implemented by Sidecar. */
 export interface ReloadTarget {
@@ -138,8 +149,9 @@ export class ConfigReloader extends EventEmitter<ReloaderEvents> {
 
     const previousSha256 = this.target.config.sha256;
     const applied = await this.target.applyConfig(loaded.config);
-    if (!applied.ok) return { result: 'rejected', trigger, sha256: loaded.config.sha256, message: applied.error, errors: applied.errors.map(toView) };
-    return { result: 'applied', trigger, sha256: loaded.config.sha256, previousSha256, changes: applied.changes };
+    const workers = applied.workers === undefined ? {} : { workers: applied.workers };
+    if (!applied.ok) return { result: 'rejected', trigger, sha256: loaded.config.sha256, message: applied.error, errors: applied.errors.map(toView), ...workers };
+    return { result: 'applied', trigger, sha256: loaded.config.sha256, previousSha256, changes: applied.changes, ...workers };
   }
 
   private unchanged(trigger: ReloadTrigger, sha256: string): ReloadOutcome {

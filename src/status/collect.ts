@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../admin/stats';
+import type { WorkerStatsView } from '../workers/stats-aggregation';
 
 /**
  * `sidecar status`: what it reads from the admin listener. /stats is required; /clusters
@@ -23,7 +24,8 @@ export interface StatusReport {
   readonly admin: string;
   readonly live: boolean;
   readonly ready: boolean;
-  readonly stats: Omit<SidecarStats, 'clusters'>;
+  /** With `workers` >= 2, `workers` lists each worker process. */
+  readonly stats: Omit<SidecarStats, 'clusters'> & { readonly workers?: readonly WorkerStatsView[] };
   readonly clusters: readonly ClusterStatus[];
   /** Whether /clusters answered (it adds breaker and ejection details). */
   readonly clusterDetails: boolean;
@@ -100,38 +102,55 @@ function parseJson(text: string): unknown {
 /**
  * Folds what /clusters says into the clusters of /stats. /clusters belongs to the resilience
  * features and its shape may grow, so only recognisable fields are read: a cluster's breaker
- * state, and per endpoint `healthy`/`health` and `ejected`.
+ * state, and per endpoint `healthy`/`health` and `ejected`. With worker processes /clusters
+ * has one entry per worker and cluster: the worst breaker state counts, an endpoint is healthy
+ * when every worker sees it healthy, and ejected when one worker ejected it.
  */
 export function mergeClusterDetails(clusters: readonly ClusterStats[], details: unknown): ClusterStatus[] {
-  const byName = new Map<string, Record<string, unknown>>();
+  const byName = new Map<string, Record<string, unknown>[]>();
+  const add = (name: string, entry: Record<string, unknown>): void => void byName.set(name, [...(byName.get(name) ?? []), entry]);
   const list = isRecord(details) && 'clusters' in details ? details.clusters : details;
   if (Array.isArray(list)) {
-    for (const entry of list) if (isRecord(entry) && typeof entry.name === 'string') byName.set(entry.name, entry);
+    for (const entry of list) if (isRecord(entry) && typeof entry.name === 'string') add(entry.name, entry);
   } else if (isRecord(list)) {
-    for (const [name, entry] of Object.entries(list)) if (isRecord(entry)) byName.set(name, entry);
+    for (const [name, entry] of Object.entries(list)) if (isRecord(entry)) add(name, entry);
   }
   return clusters.map((cluster) => {
-    const detail = byName.get(cluster.name);
-    const endpointDetails = new Map<string, Record<string, unknown>>();
-    if (detail !== undefined && Array.isArray(detail.endpoints)) {
-      for (const endpoint of detail.endpoints) if (isRecord(endpoint) && typeof endpoint.url === 'string') endpointDetails.set(endpoint.url, endpoint);
+    const entries = byName.get(cluster.name) ?? [];
+    const endpointDetails = new Map<string, Record<string, unknown>[]>();
+    for (const detail of entries) {
+      if (!Array.isArray(detail.endpoints)) continue;
+      for (const endpoint of detail.endpoints) {
+        if (isRecord(endpoint) && typeof endpoint.url === 'string') endpointDetails.set(endpoint.url, [...(endpointDetails.get(endpoint.url) ?? []), endpoint]);
+      }
     }
     return {
       ...cluster,
-      breaker: breakerOf(detail) ?? cluster.breaker,
+      breaker: worstBreaker(entries.map(breakerOf)) ?? cluster.breaker,
       endpoints: cluster.endpoints.map((endpoint) => {
-        const extra = endpointDetails.get(endpoint.url);
         const notes: string[] = [];
-        let healthy = endpoint.healthy;
-        if (extra !== undefined) {
-          if (typeof extra.healthy === 'boolean') healthy = extra.healthy;
-          else if (typeof extra.health === 'string') healthy = extra.health === 'healthy';
-          if (extra.ejected === true) notes.push('ejected');
+        let detailed: boolean | undefined;
+        let ejected = false;
+        for (const extra of endpointDetails.get(endpoint.url) ?? []) {
+          const said = typeof extra.healthy === 'boolean' ? extra.healthy : typeof extra.health === 'string' ? extra.health === 'healthy' : undefined;
+          if (said !== undefined) detailed = (detailed ?? true) && said;
+          if (extra.ejected === true) ejected = true;
         }
-        return { ...endpoint, healthy, notes };
+        if (ejected) notes.push('ejected');
+        return { ...endpoint, healthy: detailed ?? endpoint.healthy, notes };
       }),
     };
   });
+}
+
+const BREAKER_SEVERITY = ['closed', 'half-open', 'open'];
+
+/** The state furthest from `closed`; an unknown state counts as the worst. */
+function worstBreaker(states: readonly (string | undefined)[]): string | undefined {
+  let worst: string | undefined;
+  const severity = (state: string): number => (BREAKER_SEVERITY.includes(state) ? BREAKER_SEVERITY.indexOf(state) : BREAKER_SEVERITY.length);
+  for (const state of states) if (state !== undefined && (worst === undefined || severity(state) > severity(worst))) worst = state;
+  return worst;
 }
 
 function breakerOf(detail: Record<string, unknown> | undefined): string | undefined {

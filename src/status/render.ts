@@ -35,6 +35,13 @@ export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_
     out.push(field('', `sampler ${tracing.sampler ?? '-'}; spans: ${tracing.spans.exported} exported, ${dropped} dropped`));
   }
 
+  if (s.workers !== undefined) {
+    const ready = s.workers.filter((w) => w.ready).length;
+    const restarts = s.workers.reduce((n, w) => n + w.restarts, 0);
+    out.push(field('workers', `${ready} ready of ${s.workers.length}; ${restarts} restart${restarts === 1 ? '' : 's'} after crashes`));
+    for (const w of s.workers.filter((x) => !x.ready)) out.push(field('', `worker ${w.worker}${w.pid === null ? '' : ` (pid ${w.pid})`}: ${w.state}${w.error ? `, ${w.error}` : ''}`));
+  }
+
   out.push('', 'LISTENERS');
   out.push(
     ...table(

@@ -16,6 +16,8 @@ export interface RecentError {
   readonly upstream?: string;
   readonly requestId?: string;
   readonly traceId?: string;
+  /** In a worker group (`workers` >= 2): the worker slot that met it. */
+  readonly worker?: number;
 }
 
 export const DEFAULT_RECENT_ERRORS_KEPT = 20;

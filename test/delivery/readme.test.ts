@@ -6,7 +6,7 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Metrics } from '../../src/admin/metrics';
+import { Metrics, PrimaryMetrics } from '../../src/admin/metrics';
 import { buildCli } from '../../src/cli';
 import { formatConfigErrors, parseConfigText } from '../../src/config/load';
 import { ERROR_STATUS, type ErrorCode } from '../../src/errors';
@@ -56,7 +56,8 @@ t.test('every error code is in the table with its status, and every 5xx has a tr
 
 t.test('every metric the sidecar exports is in the Metrics table', async (t) => {
   const table = section('Metrics');
-  const names = new Metrics({ processMetrics: false }).registry.getMetricsAsArray().map((m) => m.name);
+  // The metrics of a process, and those the primary of a worker group adds.
+  const names = [...new Set([new Metrics({ processMetrics: false }).registry, new PrimaryMetrics({ processMetrics: false }).registry].flatMap((r) => r.getMetricsAsArray().map((m) => m.name)))];
   t.ok(names.length >= 5, `${names.length} metrics`);
   for (const name of names) t.match(table, `| \`${name}\` |`, name);
 });

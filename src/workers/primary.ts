@@ -1,0 +1,470 @@
+/**
+ * The primary process of a worker group (`workers` >= 2). It owns what exists once per group:
+ * the config (loading, validation, the file watch, SIGHUP, `POST /reload`), the admin
+ * listener, the signals and the order of the drain. The workers (worker-main.ts) own the
+ * listeners (shared through node:cluster) and everything on the request path.
+ *
+ * This module must not load the proxy, undici or OpenTelemetry: imports from the request path
+ * are type-only.
+ */
+import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
+import { PrimaryMetrics } from '../admin/metrics';
+import type { SidecarStats } from '../admin/stats';
+import type { ConfigError } from '../config/load';
+import { redactSecrets } from '../config/redact';
+import type { SidecarConfig } from '../config/types';
+import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
+import type { ConfigView } from '../sidecar';
+import type { Logger } from '../telemetry/logger';
+import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
+import type { ClusterView } from '../upstream/cluster';
+import { GroupMetrics, type MetricsJson, type WorkerMetricsAnswer } from './metrics-aggregation';
+import type { ApplyAnswer, WorkerQuery } from './protocol';
+import { mergeStats, type GroupStats } from './stats-aggregation';
+import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnswer } from './supervisor';
+
+/** Bound on a worker's answer to an admin query (/metrics, /stats, /clusters, /config). */
+export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
+/** Bound on a worker applying a config (binding new listeners, reading certificates). */
+export const WORKER_APPLY_TIMEOUT_MS = 30_000;
+
+type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
+
+export interface GroupDrainReport {
+  readonly cutConnections: number;
+  readonly durationMs: number;
+}
+
+/** `sidecar run` with `workers` >= 2: start the group (exit 1 when it cannot start), then live until a stop signal. */
+export async function runWorkerGroup(config: SidecarConfig, logger: Logger, onStarted: () => void): Promise<WorkerGroup> {
+  const group = new WorkerGroup(config, logger);
+  // Whatever ends this process, no worker outlives it.
+  process.once('exit', () => group.supervisor.killAll());
+  try {
+    await group.start();
+  } catch (error) {
+    process.stderr.write(`sidecar: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  onStarted();
+  installGroupSignals(group, logger);
+  return group;
+}
+
+function installGroupSignals(group: WorkerGroup, logger: Logger): void {
+  let stopping = false;
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now, without waiting for requests in flight');
+      group.supervisor.killAll();
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stop signal: draining');
+    group.drain().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', () => {
+    void group.reloader.reload('signal').then((outcome) => {
+      const { result, sha256 } = outcome;
+      logger.info({ result, sha256, ...(outcome.result === 'applied' ? { changes: outcome.changes } : {}) }, 'reload after SIGHUP');
+    });
+  });
+}
+
+export class WorkerGroup implements ReloadTarget {
+  /** The group's config: every ready worker runs it, and a (re)started worker starts with it. */
+  current: SidecarConfig;
+  readonly metrics: PrimaryMetrics;
+  readonly supervisor: WorkerSupervisor;
+  readonly reloader: ConfigReloader;
+  admin: AdminServer;
+  private readonly groupMetrics: GroupMetrics;
+  private readonly recentErrors = new RecentErrors();
+  private readonly startedAt = Date.now();
+  private phase: Phase = 'starting';
+  private lastReloadError: string | undefined;
+  private lastReloadAt: Date | undefined;
+  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  /** Reloads and catch-ups run one at a time, each against what the previous one left. */
+  private applying: Promise<unknown> = Promise.resolve();
+  private draining: Promise<GroupDrainReport> | undefined;
+
+  constructor(
+    config: SidecarConfig,
+    private readonly logger: Logger,
+  ) {
+    this.current = config;
+    this.metrics = new PrimaryMetrics({ workers: config.workers });
+    this.groupMetrics = new GroupMetrics(this.metrics);
+    this.supervisor = new WorkerSupervisor(config.workers, () => this.current, logger);
+    this.supervisor.on('exit', ({ pid }) => this.groupMetrics.workerExited(pid));
+    this.supervisor.on('crash', ({ worker }) => this.metrics.workerRestarts.labels(String(worker)).inc());
+    this.supervisor.on('ready', () => {
+      if (this.phase === 'ready') this.catchUp();
+    });
+    this.admin = new AdminServer(config.admin, this.adminRoutes(), logger);
+    this.reloader = new ConfigReloader(this, config.source);
+    this.reloader.on('reload', (outcome) => {
+      this.lastReload = { ...outcome, at: new Date().toISOString() };
+    });
+  }
+
+  get config(): SidecarConfig {
+    return this.current;
+  }
+
+  /** Binds the admin listener, forks the workers and waits until every one is ready. */
+  async start(): Promise<void> {
+    await this.admin.listen();
+    try {
+      await this.supervisor.start();
+    } catch (error) {
+      this.supervisor.killAll();
+      await this.admin.close();
+      throw error;
+    }
+    this.metrics.configReloads.labels('success').inc();
+    this.metrics.configLastReloadSuccess.set(1);
+    this.phase = 'ready';
+    this.reloader.watch({});
+    const slots = this.supervisor.views();
+    this.logger.info(
+      {
+        listeners: (slots[0]?.listeners ?? []).map((l) => `${l.name}@${l.host}:${l.port}`),
+        admin: `${this.current.admin.host}:${this.admin.port}`,
+        workers: slots.map((s) => s.pid),
+      },
+      'sidecar ready',
+    );
+  }
+
+  /** Running, and every worker ready on the group's config. */
+  readiness(): { ready: boolean; reason: string } {
+    if (this.phase !== 'ready') return { ready: false, reason: this.phase === 'draining' ? 'draining' : 'not ready' };
+    const behind = this.supervisor.views().filter((s) => s.state !== 'ready' || s.sha256 !== this.current.sha256);
+    if (behind.length === 0) return { ready: true, reason: 'ready' };
+    const why = (s: SlotView): string => (s.state === 'ready' ? 'is taking the running configuration' : s.state === 'down' ? 'is restarting' : `is ${s.state}`);
+    return { ready: false, reason: `not ready: ${behind.map((s) => `worker ${s.worker} ${why(s)}`).join(', ')}` };
+  }
+
+  /**
+   * Sends a validated config to every ready worker; applied when all of them applied it. When
+   * one refuses (a listener that cannot bind, say), the reload is refused with its reasons and
+   * the workers that had applied it are replaced by new ones on the running config, so that
+   * the group never serves two configs for longer than a drain.
+   */
+  applyConfig(config: SidecarConfig): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.applyNow(config));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
+    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    let newAdmin: AdminServer | undefined;
+    if (adminAddress(config) !== adminAddress(this.current)) {
+      newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+      try {
+        await newAdmin.listen();
+      } catch (error) {
+        void newAdmin.close();
+        return this.refuse([{ path: 'admin.address', message: `${error instanceof Error ? error.message : String(error)}; nothing was changed` }]);
+      }
+    }
+
+    const targets = this.supervisor.readySlots();
+    const answers = await Promise.all(
+      targets.map(async (slot) => ({ slot, answer: await this.supervisor.request<ApplyAnswer>(slot.worker, { kind: 'apply', config }, WORKER_APPLY_TIMEOUT_MS) })),
+    );
+    const views: WorkerApplyView[] = [];
+    const refusals: Array<{ slot: SlotView; errors: readonly ConfigError[] }> = [];
+    const unsure: Array<{ slot: SlotView; error: string }> = [];
+    const applied: Array<{ slot: SlotView; value: Extract<ApplyAnswer, { ok: true }> }> = [];
+    for (const { slot, answer } of answers) {
+      if (answer.ok) {
+        if (answer.value.ok) applied.push({ slot, value: answer.value });
+        else refusals.push({ slot, errors: answer.value.errors });
+      }
+      // Gone: it restarts with the group's config, whichever that turns out to be.
+      else if (!this.supervisor.runs(slot.worker, slot.pid)) views.push({ worker: slot.worker, pid: slot.pid, result: 'exited', message: answer.error });
+      // Alive but silent: whether it applied the config is unknown.
+      else unsure.push({ slot, error: answer.error });
+    }
+
+    if (refusals.length > 0 || unsure.length > 0 || applied.length === 0) {
+      void newAdmin?.close();
+      const problems: Array<{ path: string; message: string }> = [];
+      for (const { slot, errors } of refusals) {
+        views.push({ worker: slot.worker, pid: slot.pid, result: 'rejected', message: errors.map((e) => (e.path === '' ? e.message : `${e.path}: ${e.message}`)).join('\n') });
+      }
+      problems.push(...sameProblemsOnce(refusals));
+      for (const { slot, error } of unsure) {
+        views.push({ worker: slot.worker, pid: slot.pid, result: 'no answer', message: error });
+        problems.push({ path: '', message: `${error}; it is replaced by a worker on the running configuration` });
+      }
+      for (const { slot } of applied) {
+        views.push({ worker: slot.worker, pid: slot.pid, result: 'replaced', message: 'it had applied the configuration; it is replaced by a worker on the running configuration' });
+      }
+      if (applied.length === 0 && refusals.length === 0 && unsure.length === 0) {
+        problems.push({ path: '', message: 'no worker is running to take the configuration (every one is restarting); the running configuration stays' });
+      }
+      for (const { slot } of [...applied, ...unsure]) this.supervisor.recycle(slot.worker, this.current.drain.timeoutMs);
+      return this.refuse(problems, sortViews(views));
+    }
+
+    const previous = this.current;
+    this.current = config;
+    const changes = new Set<string>();
+    for (const { slot, value } of applied) {
+      this.supervisor.applied(slot.worker, slot.pid, value.sha256, value.listeners);
+      views.push({ worker: slot.worker, pid: slot.pid, result: 'applied' });
+      for (const change of value.changes) changes.add(change);
+    }
+    if (newAdmin !== undefined) {
+      const old = this.admin;
+      this.admin = newAdmin;
+      // Not awaited: the request that asked for this reload may still be on the old listener.
+      void old.closeGracefully();
+      changes.add(`admin: moved to ${config.admin.host}:${newAdmin.port}`);
+    } else {
+      this.admin.update(config.admin);
+      if (config.admin.token !== previous.admin.token) changes.add('admin: token updated');
+    }
+    this.recordReload('success', undefined);
+    if (changes.size > 0) this.logger.info({ changes: [...changes] }, 'config changes');
+    return { ok: true, changes: [...changes], workers: sortViews(views) };
+  }
+
+  /**
+   * A worker that became ready on an older config than the group's (it was started while a
+   * reload was under way) applies the group's config, or is replaced when it cannot.
+   */
+  private catchUp(): void {
+    const run = this.applying.then(async () => {
+      if (this.phase !== 'ready') return;
+      const config = this.current;
+      for (const slot of this.supervisor.readySlots()) {
+        if (slot.sha256 === config.sha256) continue;
+        const answer = await this.supervisor.request<ApplyAnswer>(slot.worker, { kind: 'apply', config }, WORKER_APPLY_TIMEOUT_MS);
+        if (answer.ok && answer.value.ok) {
+          this.supervisor.applied(slot.worker, slot.pid, answer.value.sha256, answer.value.listeners);
+          continue;
+        }
+        const why = answer.ok ? (answer.value.ok ? '' : answer.value.error) : answer.error;
+        this.logger.error({ worker: slot.worker, pid: slot.pid, error: why }, 'a worker could not take the running configuration');
+        if (this.supervisor.runs(slot.worker, slot.pid)) this.supervisor.recycle(slot.worker, config.drain.timeoutMs);
+      }
+    });
+    this.applying = run.catch(() => undefined);
+  }
+
+  private refuse(problems: ReadonlyArray<{ path: string; message: string }>, workers?: readonly WorkerApplyView[]): ApplyResult {
+    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
+    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
+    this.recordReload('failure', error);
+    return { ok: false, error, errors, ...(workers === undefined ? {} : { workers }) };
+  }
+
+  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
+    this.metrics.configReloads.labels(result).inc();
+    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
+    this.lastReloadError = result === 'failure' ? error : undefined;
+    this.lastReloadAt = new Date();
+    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
+    if (result === 'success') this.logger.info({ sha256: this.current.sha256 }, 'config applied');
+    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.sha256 }, 'config file unchanged');
+    else this.logger.error({ error }, 'config rejected; the last good config stays');
+  }
+
+  /**
+   * The single-process drain, in the same order, for the group: /ready answers 503 at once;
+   * the workers keep serving for drain.delay; then every worker stops accepting, its requests
+   * in flight get until drain.timeout, it flushes (spans, access log) and exits; then the
+   * admin listener closes. Idempotent.
+   */
+  drain(): Promise<GroupDrainReport> {
+    this.draining ??= this.runDrain();
+    return this.draining;
+  }
+
+  private async runDrain(): Promise<GroupDrainReport> {
+    const startedAt = Date.now();
+    const { delayMs, timeoutMs } = this.current.drain;
+    this.phase = 'draining';
+    this.reloader.close();
+    this.logger.info({ delayMs, timeoutMs, workers: this.supervisor.size }, 'draining: /ready answers 503; still serving during drain.delay');
+    await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
+    await this.applying;
+    this.logger.info({ workers: this.supervisor.size }, 'draining: the workers stopped accepting; waiting for requests in flight');
+    const outcome = await this.supervisor.drain(timeoutMs, timeoutMs + WORKER_DRAIN_EXTRA_MS);
+    if (outcome.cutConnections > 0) this.logger.warn({ cutConnections: outcome.cutConnections }, 'drain.timeout reached: busy connections were cut');
+    await this.admin.close();
+    this.phase = 'stopped';
+    const report = { cutConnections: outcome.cutConnections, durationMs: Date.now() - startedAt };
+    this.logger.info({ ...report, ...(outcome.killed.length > 0 ? { killedWorkers: outcome.killed } : {}) }, 'drained');
+    return report;
+  }
+
+  private adminRoutes(): Map<string, AdminHandler> {
+    return new Map<string, AdminHandler>([
+      ['GET /live', () => text(200, 'live\n')],
+      ['GET /ready', () => {
+        const { ready, reason } = this.readiness();
+        return ready ? text(200, 'ready\n') : text(503, `${reason}\n`);
+      }],
+      ['GET /config', async () => json(200, await this.configView())],
+      ['GET /metrics', () => this.metricsAnswer()],
+      ['POST /reload', async () => {
+        const outcome = await this.reloader.reload('admin');
+        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
+      }],
+      ['GET /stats', async () => json(200, await this.stats())],
+      ['GET /clusters', async () => json(200, await this.clusters())],
+    ]);
+  }
+
+  /** Asks every slot; a slot with no process, or a worker that does not answer in time, gets an error naming it. */
+  private ask<T>(query: WorkerQuery): Promise<Array<{ slot: SlotView; answer: WorkerAnswer<T> }>> {
+    return Promise.all(
+      this.supervisor.views().map(async (slot) => ({
+        slot,
+        answer:
+          slot.pid === null
+            ? ({ ok: false, error: `worker ${slot.worker} is ${slot.state === 'down' ? 'down (restarting)' : slot.state}` } as const)
+            : await this.supervisor.request<T>(slot.worker, { kind: 'query', query }, ADMIN_WORKER_ANSWER_TIMEOUT_MS),
+      })),
+    );
+  }
+
+  private async metricsAnswer(): Promise<AdminResponse> {
+    const answers = await this.ask<MetricsJson>('metrics');
+    const workerAnswers: WorkerMetricsAnswer[] = [];
+    for (const { slot, answer } of answers) {
+      if (slot.pid === null) continue;
+      if (!answer.ok) this.logger.warn({ worker: slot.worker, pid: slot.pid, error: answer.error }, '/metrics: a worker did not answer; its last counters are used');
+      workerAnswers.push({ worker: slot.worker, pid: slot.pid, metrics: answer.ok ? answer.value : undefined });
+    }
+    const exposition = await this.groupMetrics.render(
+      answers.map((a) => a.slot.worker),
+      workerAnswers,
+    );
+    return text(200, exposition.text, exposition.contentType);
+  }
+
+  async stats(): Promise<GroupStats> {
+    const answers = await this.ask<SidecarStats>('stats');
+    const reloads = { success: 0, failure: 0 };
+    for (const { labels, value } of (await this.metrics.configReloads.get()).values) {
+      if (labels.result === 'success') reloads.success += value;
+      else if (labels.result === 'failure') reloads.failure += value;
+    }
+    const config = this.current;
+    return mergeStats(
+      {
+        ready: this.readiness().ready,
+        pid: process.pid,
+        startedAtMs: this.startedAt,
+        config: {
+          source: config.source,
+          sha256: config.sha256,
+          loadedAt: config.loadedAt.toISOString(),
+          lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt?.toISOString() ?? null, error: this.lastReloadError ?? null },
+          reloads,
+        },
+        recentErrors: this.recentErrors.list().reverse(),
+        errorsTotal: this.recentErrors.count,
+        recentErrorsKept: DEFAULT_RECENT_ERRORS_KEPT,
+      },
+      answers.map(({ slot, answer }) => ({
+        worker: slot.worker,
+        pid: slot.pid,
+        state: slot.state,
+        ready: slot.state === 'ready' && slot.sha256 === config.sha256,
+        sha256: slot.sha256,
+        restarts: slot.restarts,
+        stats: answer.ok ? answer.value : undefined,
+        ...(answer.ok ? {} : { error: answer.error }),
+      })),
+    );
+  }
+
+  /** Breakers, budgets, health checks and outlier detection are per worker: one entry per worker and cluster. */
+  private async clusters(): Promise<object> {
+    const answers = await this.ask<{ clusters: ClusterView[] }>('clusters');
+    const entries: Array<ClusterView & { worker: number; pid: number | null }> = [];
+    const unanswered: Array<{ worker: number; pid: number | null; error: string }> = [];
+    for (const { slot, answer } of answers) {
+      if (answer.ok) for (const cluster of answer.value.clusters) entries.push({ worker: slot.worker, pid: slot.pid, ...cluster });
+      else unanswered.push({ worker: slot.worker, pid: slot.pid, error: answer.error });
+    }
+    const order = new Map<string, number>();
+    for (const name of this.current.clusters.keys()) order.set(name, order.size);
+    entries.sort((a, b) => (order.get(a.name) ?? order.size) - (order.get(b.name) ?? order.size) || a.worker - b.worker);
+    return { clusters: entries, ...(unanswered.length > 0 ? { unanswered } : {}) };
+  }
+
+  private async configView(): Promise<object> {
+    const config = this.current;
+    const answers = await this.ask<ConfigView>('config');
+    const retiringListeners = new Set<string>();
+    const retiringClusters = new Set<string>();
+    for (const { answer } of answers) {
+      if (!answer.ok) continue;
+      for (const l of answer.value.retiring.listeners) retiringListeners.add(l);
+      for (const c of answer.value.retiring.clusters) retiringClusters.add(c);
+    }
+    return {
+      source: config.source,
+      sha256: config.sha256,
+      loadedAt: config.loadedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      lastReloadError: this.lastReloadError ?? null,
+      lastReload: this.lastReload ?? null,
+      retiring: { listeners: [...retiringListeners], clusters: [...retiringClusters] },
+      workers: answers.map(({ slot, answer }) => ({
+        worker: slot.worker,
+        pid: slot.pid,
+        state: slot.state,
+        sha256: slot.sha256,
+        listeners: slot.listeners.map((l) => `${l.name}@${l.host}:${l.port}`),
+        restarts: slot.restarts,
+        lastExit: slot.lastExit,
+        ...(answer.ok ? { retiring: answer.value.retiring } : { error: answer.error }),
+      })),
+      config: redactSecrets(config.document),
+    };
+  }
+}
+
+function adminAddress(config: SidecarConfig): string {
+  return `${config.admin.host}:${config.admin.port}`;
+}
+
+/** Workers refusing for the same reason (a port in use refuses them all) are named together. */
+function sameProblemsOnce(refusals: ReadonlyArray<{ slot: SlotView; errors: readonly ConfigError[] }>): Array<{ path: string; message: string }> {
+  const byProblem = new Map<string, { path: string; message: string; workers: number[] }>();
+  for (const { slot, errors } of refusals) {
+    for (const e of errors) {
+      const key = `${e.path}\u0000${e.message}`;
+      const seen = byProblem.get(key) ?? { path: e.path, message: e.message, workers: [] };
+      seen.workers.push(slot.worker);
+      byProblem.set(key, seen);
+    }
+  }
+  return [...byProblem.values()].map((p) => ({
+    path: p.path,
+    message: `${p.message} (${p.workers.length === 1 ? 'worker' : 'workers'} ${p.workers.join(', ')})`,
+  }));
+}
+
+function sortViews(views: WorkerApplyView[]): WorkerApplyView[] {
+  return views.sort((a, b) => a.worker - b.worker);
+}
