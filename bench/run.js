@@ -39,6 +39,7 @@ const ALL_TARGETS = ['direct', ...SIDECAR_TARGETS, ...PEER_TARGETS];
 /** The environment variables this script reads, echoed in the command line it prints. */
 const OPTION_VARIABLES = [
   'BENCH_SECONDS',
+  'BENCH_ROUNDS',
   'BENCH_WARMUP',
   'BENCH_CONNECTIONS',
   'BENCH_RATE',
@@ -59,6 +60,12 @@ const OPTION_VARIABLES = [
 
 const options = {
   seconds: positiveNumber('BENCH_SECONDS', DEFAULT_SECONDS),
+  /**
+   * Each row runs this many times, the rows taking turns (a, b, c, a, b, c, ...), and the
+   * report shows each row's median run by max req/s: on a shared machine one run of a row
+   * can be 20% off the next, which single-run ratios cannot tell from a real difference.
+   */
+  rounds: Math.max(1, Math.round(positiveNumber('BENCH_ROUNDS', 1))),
   warmupSeconds: positiveNumber('BENCH_WARMUP', DEFAULT_WARMUP_SECONDS, true),
   connections: positiveNumber('BENCH_CONNECTIONS', DEFAULT_CONNECTIONS),
   /** 0 skips the fixed-rate column. */
@@ -1012,6 +1019,24 @@ async function measure(name, start, measureProcess) {
   }
 }
 
+/**
+ * The run of a row with the median max req/s (the lower middle one of an even count), its
+ * figures kept together; with more than one run, a note gives every run's req/s.
+ * @param {Row[]} rowRuns
+ * @returns {Row}
+ */
+function medianRun(rowRuns) {
+  const measured = rowRuns.filter((r) => r.max !== undefined);
+  if (measured.length === 0) return rowRuns[0];
+  const sorted = [...measured].sort((a, b) => (a.max?.rps ?? 0) - (b.max?.rps ?? 0));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (rowRuns.length === 1) return median;
+  const spread = `median of ${rowRuns.length} runs by max req/s (${measured.map((r) => num(r.max?.rps, 0)).join(', ')}${measured.length < rowRuns.length ? `; ${rowRuns.length - measured.length} failed` : ''})`;
+  // Peak memory is the worst run's: a peak is an upper bound, not a typical value.
+  const rssMiB = Math.max(...measured.map((r) => r.rssMiB ?? 0)) || undefined;
+  return { ...median, rssMiB, note: median.note ? `${median.note}; ${spread}` : spread };
+}
+
 /** @param {string} text */
 function progress(text) {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
@@ -1347,20 +1372,25 @@ async function main() {
     nginx: { start: nginxPeer(up), missing: hasCommand('nginx') ? undefined : 'nginx not installed (apt-get install nginx-light)', proxy: true },
     haproxy: { start: haproxyPeer(up), missing: hasCommand('haproxy') ? undefined : 'haproxy not installed (apt-get install haproxy)', proxy: true },
   };
-  /** @type {Row[]} */
-  const rows = [];
-  for (const name of options.only) {
-    const target = targets[name];
-    if (target.missing) {
-      progress(`${name}: skipped, ${target.missing}`);
-      rows.push({ name, skipped: `SKIPPED: ${target.missing}` });
-      continue;
+  /** @type {Map<string, Row[]>} every run of each row, in order */
+  const runs = new Map(options.only.map((name) => [name, []]));
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const name of options.only) {
+      const target = targets[name];
+      const rowRuns = /** @type {Row[]} */ (runs.get(name));
+      if (target.missing) {
+        if (round === 1) progress(`${name}: skipped, ${target.missing}`);
+        rowRuns.push({ name, skipped: `SKIPPED: ${target.missing}` });
+        continue;
+      }
+      if (options.rounds > 1) progress(`round ${round} of ${options.rounds}`);
+      rowRuns.push(await measure(name, target.start, target.proxy));
+      // The upstream must survive every run; a dead upstream would make later rows meaningless.
+      const upstreamFailure = upstream.proc?.failure();
+      if (upstreamFailure) fail(`the upstream stopped: ${upstreamFailure}`);
     }
-    rows.push(await measure(name, target.start, target.proxy));
-    // The upstream must survive every run; a dead upstream would make later rows meaningless.
-    const upstreamFailure = upstream.proc?.failure();
-    if (upstreamFailure) fail(`the upstream stopped: ${upstreamFailure}`);
   }
+  const rows = options.only.map((name) => medianRun(/** @type {Row[]} */ (runs.get(name))));
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   await otlpSink?.proc.stop();
   await upstream.proc?.stop();
