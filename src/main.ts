@@ -1,6 +1,7 @@
 import { loadConfigFile, formatConfigErrors } from './config/load';
 import type { SidecarConfig } from './config/types';
 import { installCrashGuards } from './lifecycle/crash-guards';
+import { installLifecycleSignals } from './lifecycle/signals';
 import type { Sidecar } from './sidecar';
 import { createProcessLogger, type Logger } from './telemetry/logger';
 import type { Tracing } from './telemetry/tracing';
@@ -82,31 +83,4 @@ async function startInProcess(config: SidecarConfig, logger: Logger): Promise<Si
   removeEarlyStop();
   installLifecycleSignals(sidecar, logger);
   return sidecar;
-}
-
-function installLifecycleSignals(sidecar: Sidecar, logger: Logger): void {
-  let stopping = false;
-  const onStop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now, without waiting for requests in flight');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'stop signal: draining');
-    sidecar.drain().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'drain failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
-  process.on('SIGHUP', () => {
-    void sidecar.reloader.reload('signal').then((outcome) => {
-      const { result, sha256 } = outcome;
-      logger.info({ result, sha256, ...(outcome.result === 'applied' ? { changes: outcome.changes } : {}) }, 'reload after SIGHUP');
-    });
-  });
 }

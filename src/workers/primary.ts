@@ -13,6 +13,7 @@ import type { SidecarStats } from '../admin/stats';
 import type { ConfigError } from '../config/load';
 import { redactSecrets } from '../config/redact';
 import type { SidecarConfig } from '../config/types';
+import { installLifecycleSignals } from '../lifecycle/signals';
 import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
 import type { ConfigView } from '../sidecar';
 import type { Logger } from '../telemetry/logger';
@@ -47,36 +48,8 @@ export async function runWorkerGroup(config: SidecarConfig, logger: Logger, onSt
     process.exit(1);
   }
   onStarted();
-  installGroupSignals(group, logger);
+  installLifecycleSignals({ reloader: group.reloader, drain: () => group.drain(), exitNow: () => group.supervisor.killAll() }, logger);
   return group;
-}
-
-function installGroupSignals(group: WorkerGroup, logger: Logger): void {
-  let stopping = false;
-  const onStop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now, without waiting for requests in flight');
-      group.supervisor.killAll();
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'stop signal: draining');
-    group.drain().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'drain failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
-  process.on('SIGHUP', () => {
-    void group.reloader.reload('signal').then((outcome) => {
-      const { result, sha256 } = outcome;
-      logger.info({ result, sha256, ...(outcome.result === 'applied' ? { changes: outcome.changes } : {}) }, 'reload after SIGHUP');
-    });
-  });
 }
 
 export class WorkerGroup implements ReloadTarget {
