@@ -5,6 +5,7 @@ import { AdminServer, json, text, type AdminHandler } from './admin/server';
 import { Metrics } from './admin/metrics';
 import { createDrainingHandler } from './lifecycle/draining-handler';
 import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget } from './lifecycle/reloader';
+import { settlesWithin } from './lifecycle/within';
 import { listenerAddress, planListeners } from './listener/plan';
 import { ListenerServer } from './listener/server';
 import { clientCertFromConnection } from './listener/tls';
@@ -373,14 +374,14 @@ export class Sidecar implements StateHolder, ReloadTarget {
 
     // Every request has ended or was cut: the pools have nothing left to serve.
     const clusters = [...this.current.clusters.values(), ...this.retiringClusters];
-    const closed = await withinMs(Promise.all(clusters.map((c) => c.close())), POOL_CLOSE_GRACE_MS);
+    const closed = await settlesWithin(Promise.all(clusters.map((c) => c.close())), POOL_CLOSE_GRACE_MS);
     if (!closed) await Promise.all(clusters.map((c) => c.destroy()));
 
     const hookBudgetMs = Math.max(deadline - Date.now(), DRAINED_HOOKS_MIN_MS);
     const hooks = Promise.allSettled(this.onDrained.map((hook) => Promise.resolve().then(hook))).then((settled) => {
       for (const s of settled) if (s.status === 'rejected') this.logger.error({ err: s.reason }, 'a drain hook failed');
     });
-    if (!(await withinMs(hooks, hookBudgetMs))) this.logger.warn({ hookBudgetMs }, 'drain hooks did not finish in time');
+    if (!(await settlesWithin(hooks, hookBudgetMs))) this.logger.warn({ hookBudgetMs }, 'drain hooks did not finish in time');
 
     await this.admin.close();
     await this.accessLog.flush();
@@ -526,17 +527,6 @@ function adminAddress(config: SidecarConfig): string {
 function listenerPath(config: SidecarConfig, name: string): string {
   const index = config.listeners.findIndex((l) => l.name === name);
   return index === -1 ? 'listeners' : `listeners[${index}]`;
-}
-
-/** Resolves true when `work` settles within `ms`, false otherwise (the work goes on). */
-async function withinMs(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function tracingSection(config: SidecarConfig): unknown {

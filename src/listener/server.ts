@@ -8,6 +8,7 @@ import type { RequestHandler } from '../proxy/handler';
 import { createSecureServer, Http2Sessions } from './secure-server';
 import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
+import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
 
 /**
@@ -183,10 +184,7 @@ export class ListenerServer {
       await closed;
       return { connectionsAtStart, cut: 0 };
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadlinePassed = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))));
-    const timedOut = await Promise.race([closed.then(() => false), deadlinePassed]);
-    clearTimeout(timer);
+    const timedOut = !(await settlesWithin(closed, deadline - Date.now()));
     let cut = 0;
     if (timedOut) {
       cut = this.sockets.size;

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { SidecarConfig } from '../config/types';
+import { settlesWithin } from '../lifecycle/within';
 import type { Logger } from '../telemetry/logger';
 import { isWorkerMessage, WORKER_ID_ENV, type BoundListener, type PrimaryMessage, type WorkerMessage } from './protocol';
 
@@ -230,12 +231,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
       this.send(worker, { kind: 'drain', timeoutMs }, () => worker.process.kill('SIGKILL'));
     }
     const exits = running.map((slot) => (slot.worker === undefined ? Promise.resolve() : exited(slot.worker)));
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), boundMs)));
-    const result = await Promise.race([Promise.all(exits).then(() => 'done' as const), late]);
-    clearTimeout(timer);
     const killed: number[] = [];
-    if (result === 'late') {
+    if (!(await settlesWithin(Promise.all(exits), boundMs))) {
       for (const slot of running) {
         if (slot.worker === undefined) continue;
         killed.push(slot.id);
