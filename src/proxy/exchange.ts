@@ -90,9 +90,10 @@ export class ProxyExchange implements AdmissionWaiter {
     private readonly trace: RequestTrace = noopRequestTrace(),
   ) {}
 
-  /** The route's metric series (the route belongs to one listener and one cluster). */
+  private routeInstruments: RouteInstruments | undefined;
+  /** The route's metric series (the route belongs to one listener and one cluster), looked up once. */
   private get instruments(): RouteInstruments {
-    return this.services.metrics.forClusterRoute(this.listener.name, this.route);
+    return (this.routeInstruments ??= this.services.metrics.forClusterRoute(this.listener.name, this.route));
   }
 
   /** The attempt in flight or last made: 1 for the first try. */

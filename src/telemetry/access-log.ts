@@ -1,3 +1,4 @@
+import { settlesWithin } from '../lifecycle/within';
 import { LineWriter } from './line-writer';
 import type { AccessLogConfig } from '../config/types';
 
@@ -62,23 +63,12 @@ export interface AccessLogOptions {
 export function createAccessLog(config: AccessLogConfig, options: AccessLogOptions = {}): AccessLog {
   if (config.path === 'off') return DISABLED;
   const shared = options.shared === true;
-  const onDropped = options.onDropped;
-  const writer = LineWriter.open(config.path, shared ? PIPE_BUF_BYTES : undefined);
-  let droppedSoFar = 0;
+  const writer = LineWriter.open(config.path, { maxWriteBytes: shared ? PIPE_BUF_BYTES : undefined, onDropped: options.onDropped });
   return {
     enabled: true,
-    write: (entry) => {
-      writer.write(shared ? lineWithin(entry, PIPE_BUF_BYTES) : formatAccessLine(entry));
-      if (onDropped !== undefined && writer.stats.dropped !== droppedSoFar) {
-        droppedSoFar = writer.stats.dropped;
-        onDropped();
-      }
-    },
+    write: (entry) => writer.write(shared ? lineWithin(entry, PIPE_BUF_BYTES) : formatAccessLine(entry)),
     flush: async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ACCESS_LOG_FLUSH_TIMEOUT_MS)));
-      await Promise.race([writer.flush(), late]);
-      clearTimeout(timer);
+      await settlesWithin(writer.flush(), ACCESS_LOG_FLUSH_TIMEOUT_MS);
     },
   };
 }

@@ -10,6 +10,16 @@ export const LINE_WRITER_FLUSH_INTERVAL_MS = 250;
 /** Wait before writing again to a non-blocking pipe that was full (EAGAIN). */
 const PIPE_FULL_RETRY_MS = 10;
 
+export interface LineWriterOptions {
+  /**
+   * Each write() holds whole lines and at most this many bytes (lines must not be longer),
+   * for destinations other processes write to as well (see PIPE_BUF).
+   */
+  readonly maxWriteBytes?: number;
+  /** Told of each line dropped because the buffer was full. */
+  readonly onDropped?: () => void;
+}
+
 export interface LineWriterStats {
   /** Lines dropped because the destination did not keep up (the buffer was full). */
   dropped: number;
@@ -47,27 +57,23 @@ export class LineWriter {
   private batchContinues = false;
   private readonly flushWaiters: Array<() => void> = [];
 
-  /**
-   * `maxWriteBytes`: each write() holds whole lines and at most this many bytes (lines must
-   * not be longer), for destinations other processes write to as well (see PIPE_BUF).
-   */
   private constructor(
     private readonly fd: number,
     private readonly ownsFd: boolean,
-    private readonly maxWriteBytes: number | undefined,
+    private readonly options: LineWriterOptions,
   ) {}
 
   /** `stdout`/`stderr` share the process's descriptors; a path is opened for appending (its folder created). */
-  static open(destination: 'stdout' | 'stderr' | string, maxWriteBytes?: number): LineWriter {
-    if (destination === 'stdout') return new LineWriter(1, false, maxWriteBytes);
-    if (destination === 'stderr') return new LineWriter(2, false, maxWriteBytes);
+  static open(destination: 'stdout' | 'stderr' | string, options: LineWriterOptions = {}): LineWriter {
+    if (destination === 'stdout') return new LineWriter(1, false, options);
+    if (destination === 'stderr') return new LineWriter(2, false, options);
     fs.mkdirSync(path.dirname(destination), { recursive: true });
-    return new LineWriter(fs.openSync(destination, 'a'), true, maxWriteBytes);
+    return new LineWriter(fs.openSync(destination, 'a'), true, options);
   }
 
   /** A descriptor the caller owns (left open by close()). */
-  static fromDescriptor(fd: number, maxWriteBytes?: number): LineWriter {
-    return new LineWriter(fd, false, maxWriteBytes);
+  static fromDescriptor(fd: number, options: LineWriterOptions = {}): LineWriter {
+    return new LineWriter(fd, false, options);
   }
 
   /** `line` must end with a newline. */
@@ -76,6 +82,7 @@ export class LineWriter {
     // String length bounds the UTF-8 size from below; close enough for a memory bound.
     if (this.pendingBytes + line.length > LINE_WRITER_MAX_BUFFERED_BYTES) {
       this.stats.dropped++;
+      this.options.onDropped?.();
       return;
     }
     this.pending.push(line);
@@ -124,7 +131,8 @@ export class LineWriter {
         this.settleFlushes();
         return;
       }
-      chunk = this.maxWriteBytes === undefined ? this.takeAll() : this.takeWholeLinesUpTo(this.maxWriteBytes);
+      const maxWriteBytes = this.options.maxWriteBytes;
+      chunk = maxWriteBytes === undefined ? this.takeAll() : this.takeWholeLinesUpTo(maxWriteBytes);
     }
     this.writing = true;
     this.dueAfterWrite = false;

@@ -122,7 +122,7 @@ t.test('a shared access log writes whole lines of at most PIPE_BUF bytes each, i
   const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
   t.teardown(() => void cat.kill());
   const fd = (cat.stdin as unknown as { _handle: { fd: number } })._handle.fd;
-  const writer = LineWriter.fromDescriptor(fd, PIPE_BUF_BYTES);
+  const writer = LineWriter.fromDescriptor(fd, { maxWriteBytes: PIPE_BUF_BYTES });
   // Every write the writer makes, by size.
   const writeSizes: number[] = [];
   const realWrite = fs.write;
