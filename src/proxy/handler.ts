@@ -9,6 +9,7 @@ import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections'
 import { checkRequest } from './request-guard';
 import { connectionOf, requestAuthority, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
+import type { AccessLogEntry } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
@@ -147,12 +148,31 @@ export function recordLocalAnswer(
   trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
   services.accessLog.write({
+    ...localAnswerEntry(req, listener, requestId, durationMs, res.statusCode, route, cluster, error, flags),
+    trace_id: trace.traceId,
+    span_id: trace.spanId,
+  });
+}
+
+/** The access log line of a request the sidecar answered itself (no upstream attempt). */
+export function localAnswerEntry(
+  req: IncomingMessage,
+  listener: ListenerIdentity,
+  requestId: string,
+  durationMs: number,
+  status: number,
+  route: string,
+  cluster: string,
+  error: ErrorCode | undefined,
+  flags: string | undefined,
+): AccessLogEntry {
+  return {
     method: req.method ?? '',
     path: req.url ?? '',
     listener: listener.name,
     route: route || undefined,
     cluster: cluster || undefined,
-    status: res.statusCode,
+    status,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     upstream_ms: undefined,
     bytes_in: 0,
@@ -162,7 +182,5 @@ export function recordLocalAnswer(
     error,
     flags,
     upstream: undefined,
-    trace_id: trace.traceId,
-    span_id: trace.spanId,
-  });
+  };
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors';
 import { findRoute, hostWithoutPort, rewritePath } from '../router/route-table';
 import type { WebSocketProxy } from '../upstream/websocket';
-import { peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
+import { localAnswerEntry, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
 import { checkRequest } from './request-guard';
@@ -123,21 +123,7 @@ function recordRefusal(
 ): void {
   services.metrics.websocketUpgrades.labels(listener.name, route, cluster, String(status)).inc();
   services.accessLog.write({
-    method: req.method ?? 'GET',
-    path: req.url ?? '',
-    listener: listener.name,
-    route: route || undefined,
-    cluster: cluster || undefined,
-    status,
-    duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
-    upstream_ms: undefined,
-    bytes_in: 0,
-    bytes_out: 0,
-    request_id: requestId,
-    attempts: 0,
-    error,
-    flags,
-    upstream: undefined,
+    ...localAnswerEntry(req, listener, requestId, performance.now() - startedAt, status, route, cluster, error, flags),
     upgrade: 'websocket',
   });
 }

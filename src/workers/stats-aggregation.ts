@@ -12,7 +12,8 @@ import type { TracingDescription } from '../telemetry/tracing';
  * an upper bound of the group's p99 (exact quantiles need the histograms, which /metrics has).
  */
 
-export interface WorkerStatsView {
+/** What the primary knows of a worker slot, whether or not the worker answered. */
+interface WorkerSlotFacts {
   /** The slot, 1..workers. */
   readonly worker: number;
   readonly pid: number | null;
@@ -22,27 +23,23 @@ export interface WorkerStatsView {
   readonly ready: boolean;
   readonly sha256: string | null;
   readonly restarts: number;
+  /** Why there are no figures: the worker is down, or did not answer in time. */
+  readonly error?: string;
+}
+
+export interface WorkerStatsView extends WorkerSlotFacts {
   /** Requests it answered in the traffic window (about the last minute). */
   readonly recentRequests: number | null;
   readonly connections: number | null;
-  /** Why there are no figures: the worker is down, or did not answer in time. */
-  readonly error?: string;
 }
 
 export interface GroupStats extends SidecarStats {
   readonly workers: readonly WorkerStatsView[];
 }
 
-export interface WorkerStatsAnswer {
-  readonly worker: number;
-  readonly pid: number | null;
-  readonly state: string;
-  readonly ready: boolean;
-  readonly sha256: string | null;
-  readonly restarts: number;
+export interface WorkerStatsAnswer extends WorkerSlotFacts {
   /** undefined with `error` when it did not answer. */
   readonly stats: SidecarStats | undefined;
-  readonly error?: string;
 }
 
 /** What only the primary knows. */
