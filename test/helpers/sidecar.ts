@@ -46,12 +46,13 @@ export async function startSidecar(yaml: string, options: { dir?: string; logger
 }
 
 /** The smallest config with one listener routing everything to one upstream. */
-export function simpleConfig(upstreamUrl: string, routeExtra = '', clusterExtra = ''): string {
+export function simpleConfig(upstreamUrl: string, routeExtra = '', clusterExtra = '', listenerExtra = ''): string {
   return `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
     address: 127.0.0.1:0
+${indent(listenerExtra, 4)}
     routes:
       - name: all
         match: { prefix: / }
@@ -68,4 +69,23 @@ function indent(text: string, spaces: number): string {
   if (!text.trim()) return '';
   const pad = ' '.repeat(spaces);
   return text.trim().split('\n').map((line) => pad + line).join('\n');
+}
+
+/**
+ * A sidecar on simpleConfig in front of `app`; the test's teardown closes the sidecar, then
+ * the app.
+ */
+export async function startSidecarFor(
+  t: { teardown(fn: () => Promise<void>): void },
+  app: { readonly url: string; close(): Promise<void> },
+  routeExtra = '',
+  clusterExtra = '',
+  listenerExtra = '',
+): Promise<RunningSidecar> {
+  const proxy = await startSidecar(simpleConfig(app.url, routeExtra, clusterExtra, listenerExtra));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  return proxy;
 }

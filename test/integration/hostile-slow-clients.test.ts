@@ -7,26 +7,11 @@ import t from 'tap';
 import type { Socket } from 'node:net';
 import { request } from 'undici';
 import { closed, connect } from '../helpers/raw';
-import { startSidecar } from '../helpers/sidecar';
+import { startSidecarFor } from '../helpers/sidecar';
 import { startUpstream } from '../helpers/upstream';
 
 /** Far below Node's 30 s check interval, far above the 1 s timeouts under test: a loaded CI machine fits in between. */
 const CLOSE_BOUND_MS = 8_000;
-
-function config(appUrl: string, listenerExtra: string): string {
-  return `
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-${listenerExtra.trim().split('\n').map((line) => '    ' + line).join('\n')}
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app }
-clusters:
-  - name: app
-    endpoints: [{ url: ${appUrl} }]
-`;
-}
 
 /** Sends `line` every `everyMs` until the socket closes. */
 function dribble(socket: Socket, first: string, line: string, everyMs: number): void {
@@ -45,11 +30,7 @@ function collect(socket: Socket): () => string {
 
 t.test('slowloris: slow headers are cut at headersTimeout while others are served', async (t) => {
   const app = await startUpstream((_req, res) => res.end('ok'));
-  const proxy = await startSidecar(config(app.url, 'headersTimeout: 1s\nrequestTimeout: 2s'));
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, '', '', 'headersTimeout: 1s\nrequestTimeout: 2s');
   const port = proxy.sidecar.listenerPort('main');
 
   const started = performance.now();
@@ -82,11 +63,7 @@ t.test('slowloris: slow headers are cut at headersTimeout while others are serve
 
 t.test('a connection that sends nothing is closed at headersTimeout', async (t) => {
   const app = await startUpstream((_req, res) => res.end('ok'));
-  const proxy = await startSidecar(config(app.url, 'headersTimeout: 1s\nrequestTimeout: 2s'));
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, '', '', 'headersTimeout: 1s\nrequestTimeout: 2s');
   const socket = await connect(proxy.sidecar.listenerPort('main'));
   t.ok(await closed(socket, CLOSE_BOUND_MS), 'closed by the sidecar');
 });
@@ -107,11 +84,7 @@ t.test('slow body: cut at requestTimeout, the app sees the upload aborted, the s
     }
     res.end('ok');
   });
-  const proxy = await startSidecar(config(app.url, 'headersTimeout: 1s\nrequestTimeout: 2s'));
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, '', '', 'headersTimeout: 1s\nrequestTimeout: 2s');
   const port = proxy.sidecar.listenerPort('main');
 
   const socket = await connect(port);
@@ -128,11 +101,7 @@ t.test('slow body: cut at requestTimeout, the app sees the upload aborted, the s
 
 t.test('maxConnections is enforced per listener', async (t) => {
   const app = await startUpstream((_req, res) => res.end('ok'));
-  const proxy = await startSidecar(config(app.url, 'maxConnections: 5\nheadersTimeout: 60s\nrequestTimeout: 60s'));
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, '', '', 'maxConnections: 5\nheadersTimeout: 60s\nrequestTimeout: 60s');
   const port = proxy.sidecar.listenerPort('main');
   const listener = proxy.sidecar.listeners[0];
 
@@ -154,11 +123,7 @@ t.test('maxConnections is enforced per listener', async (t) => {
 
 t.test('a refused client that never closes its side does not keep the connection', async (t) => {
   const app = await startUpstream((_req, res) => res.end('ok'));
-  const proxy = await startSidecar(config(app.url, 'headersTimeout: 60s\nrequestTimeout: 60s'));
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, '', '', 'headersTimeout: 60s\nrequestTimeout: 60s');
   const listener = proxy.sidecar.listeners[0];
   const sockets = await Promise.all(Array.from({ length: 10 }, () => connect(proxy.sidecar.listenerPort('main'), { allowHalfOpen: true })));
   for (const socket of sockets) {
@@ -196,21 +161,7 @@ t.test('a client that stops reading the response is cut after the route timeout;
     res.on('drain', pump);
     pump();
   });
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app, timeout: 1s }
-clusters:
-  - name: app
-    endpoints: [{ url: ${app.url} }]
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app, 'timeout: 1s');
   const port = proxy.sidecar.listenerPort('main');
   const listener = proxy.sidecar.listeners[0];
 

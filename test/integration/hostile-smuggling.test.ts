@@ -6,7 +6,7 @@
 import t from 'tap';
 import { request } from 'undici';
 import { rawExchange } from '../helpers/raw';
-import { startSidecar } from '../helpers/sidecar';
+import { startSidecarFor } from '../helpers/sidecar';
 import { startUpstream } from '../helpers/upstream';
 
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: app\r\n\r\n';
@@ -53,24 +53,7 @@ t.test('smuggling attempts: 400, connection closed, the app sees no smuggled req
     req.resume();
     req.on('end', () => res.end('app'));
   });
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - name: all
-        match: { prefix: / }
-        cluster: app
-clusters:
-  - name: app
-    endpoints: [{ url: ${app.url} }]
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
-  const port = proxy.sidecar.listenerPort('main');
+  const port = (await startSidecarFor(t, app)).port();
 
   for (const [name, payload] of PAYLOADS) {
     const answer = await rawExchange(port, payload + SMUGGLED);
@@ -93,22 +76,7 @@ t.test('a malformed request pipelined after a valid one: the valid one is answer
     req.resume();
     req.on('end', () => res.end('app'));
   });
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app }
-clusters:
-  - name: app
-    endpoints: [{ url: ${app.url} }]
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
-  const port = proxy.sidecar.listenerPort('main');
+  const port = (await startSidecarFor(t, app)).port();
 
   const answer = await rawExchange(
     port,
@@ -121,23 +89,9 @@ clusters:
 
 t.test('valid pipelined requests are still served in order', async (t) => {
   const app = await startUpstream((req, res) => res.end(req.url));
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app }
-clusters:
-  - name: app
-    endpoints: [{ url: ${app.url} }]
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+  const proxy = await startSidecarFor(t, app);
   const answer = await rawExchange(
-    proxy.sidecar.listenerPort('main'),
+    proxy.port(),
     'GET /one HTTP/1.1\r\nHost: app\r\n\r\nGET /two HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n',
   );
   t.same(answer.statuses, [200, 200]);
