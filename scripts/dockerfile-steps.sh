@@ -96,17 +96,22 @@ json_args() {
 STAGE_INDEX=-1
 STAGE_NAME=""
 STAGE_DIR=""
-WORKDIR_IMG="/"
 declare -A STAGE_DIRS=()
 declare -A STAGE_ENV=()
-STAGE_ENV_KEYS=()
-FINAL_USER=""
-FINAL_EXPOSE=""
-FINAL_STOPSIGNAL="SIGTERM"
-HEALTHCHECK_JSON=""
-ENTRYPOINT_JSON=""
-CMD_JSON=""
 BASE_IMAGE=""
+# What each FROM starts afresh (a stage inherits none of it from the one before).
+reset_stage_settings() {
+  WORKDIR_IMG="/"
+  STAGE_ENV=()
+  STAGE_ENV_KEYS=()
+  FINAL_USER=""
+  FINAL_EXPOSE=""
+  FINAL_STOPSIGNAL="SIGTERM"
+  HEALTHCHECK_JSON=""
+  ENTRYPOINT_JSON=""
+  CMD_JSON=""
+}
+reset_stage_settings
 
 # An image path (absolute, or relative to WORKDIR) → the path in the stage folder.
 to_host() {
@@ -152,15 +157,7 @@ do_from() {
   STAGE_INDEX=$((STAGE_INDEX + 1))
   STAGE_NAME=${name:-$STAGE_INDEX}
   BASE_IMAGE=$image
-  WORKDIR_IMG="/"
-  STAGE_ENV=()
-  STAGE_ENV_KEYS=()
-  FINAL_USER=""
-  FINAL_EXPOSE=""
-  FINAL_STOPSIGNAL="SIGTERM"
-  HEALTHCHECK_JSON=""
-  ENTRYPOINT_JSON=""
-  CMD_JSON=""
+  reset_stage_settings
   if [[ $MODE == build ]]; then
     STAGE_DIR="$WORK/stages/$STAGE_INDEX-$STAGE_NAME"
     mkdir -p "$STAGE_DIR"
