@@ -51,8 +51,7 @@ export function simpleConfig(upstreamUrl: string, routeExtra = '', clusterExtra 
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
-    address: 127.0.0.1:0
-${indent(listenerExtra, 4)}
+    address: 127.0.0.1:0${listenerExtra.trim() ? `\n${indent(listenerExtra, 4)}` : ''}
     routes:
       - name: all
         match: { prefix: / }
