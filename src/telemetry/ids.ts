@@ -12,9 +12,26 @@ const POOL_BYTES = 4096;
 export class PooledIdGenerator implements IdGenerator {
   private readonly pool = Buffer.allocUnsafe(POOL_BYTES);
   private offset = POOL_BYTES;
+  /** A trace id already drawn (and sampled) by the caller, for the next root span. */
+  private presetTraceId: string | undefined;
 
-  generateTraceId = (): string => this.next(16);
+  generateTraceId = (): string => {
+    const preset = this.presetTraceId;
+    if (preset === undefined) return this.next(16);
+    this.presetTraceId = undefined;
+    return preset;
+  };
   generateSpanId = (): string => this.next(8);
+
+  /**
+   * The next `generateTraceId` returns `traceId`. Used when a trace id was drawn to ask the
+   * sampler before any span exists: the SDK must then start its root span with that very id,
+   * or the sampler would be asked again for another id (ratio sampling would become ratio²).
+   * The caller starts that span synchronously right after, so no other span takes the id.
+   */
+  useForNextTrace(traceId: string): void {
+    this.presetTraceId = traceId;
+  }
 
   private next(bytes: number): string {
     if (this.offset + bytes > POOL_BYTES) {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { context, propagation, trace, ProxyTracerProvider, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SamplingDecision, SpanKind, context, propagation, trace, ProxyTracerProvider, type Attributes, type Link, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { defaultResource, detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
@@ -72,7 +72,7 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
       observer?.dropped('queue_full', spans);
     }),
   });
-  const sampler = createSampler(settings.sampler);
+  const { sampler, newTraceSampler } = createSampler(settings.sampler);
   const ids = new PooledIdGenerator();
   const resource = createResource(settings.serviceName);
   const propagators = createPropagators(settings.propagators);
@@ -96,7 +96,9 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
     tracer,
     ids,
     unsampledParentMeansUnsampled: settings.sampler.name.startsWith('parentbased_'),
+    newTraceSampled: newTraceSampler instanceof AlwaysOnSampler ? undefined : decidesNewTrace(newTraceSampler),
     extractor: propagators.extractor,
+    extractedHeaders: propagators.extractor.fields(),
     injector: propagators.injector,
     responseHeader: settings.responseHeader,
   };
@@ -258,23 +260,38 @@ class ObservedExporter implements SpanExporter {
   }
 }
 
-function createSampler(setting: SamplerSetting): Sampler {
+/** The tracer's sampler, and the one that decides a span without parent (itself or its parent-based root). */
+function createSampler(setting: SamplerSetting): { sampler: Sampler; newTraceSampler: Sampler } {
   const ratio = (): Sampler => new TraceIdRatioBasedSampler(setting.ratio);
+  const parentBased = (root: Sampler): { sampler: Sampler; newTraceSampler: Sampler } => ({ sampler: new ParentBasedSampler({ root }), newTraceSampler: root });
+  const alone = (sampler: Sampler): { sampler: Sampler; newTraceSampler: Sampler } => ({ sampler, newTraceSampler: sampler });
   switch (setting.name) {
     case 'always_on':
-      return new AlwaysOnSampler();
+      return alone(new AlwaysOnSampler());
     case 'always_off':
-      return new AlwaysOffSampler();
+      return alone(new AlwaysOffSampler());
     case 'traceidratio':
-      return ratio();
+      return alone(setting.ratio >= 1 ? new AlwaysOnSampler() : ratio());
     case 'parentbased_always_on':
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return parentBased(new AlwaysOnSampler());
     case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return parentBased(new AlwaysOffSampler());
     case 'parentbased_traceidratio':
       // A sampled parent is followed, an unsampled one too: the caller's decision stands.
-      return new ParentBasedSampler({ root: setting.ratio >= 1 ? new AlwaysOnSampler() : ratio() });
+      return parentBased(setting.ratio >= 1 ? new AlwaysOnSampler() : ratio());
   }
+}
+
+/** Shared by every call: the samplers read them and never change them. */
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
+const NO_LINKS: Link[] = [];
+
+/**
+ * Asks `sampler` about a new trace as the tracer would for a SERVER span without parent. The
+ * samplers above decide from the trace id alone, so the span's name does not matter.
+ */
+function decidesNewTrace(sampler: Sampler): (traceId: string) => boolean {
+  return (traceId) => sampler.shouldSample(ROOT_CONTEXT, traceId, '', SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS).decision !== SamplingDecision.NOT_RECORD;
 }
 
 function createResource(serviceName: string): Resource {

@@ -14,24 +14,32 @@ import {
   type TraceState,
   type Tracer,
 } from '@opentelemetry/api';
-import type { IdGenerator } from '@opentelemetry/sdk-trace';
 import { normalizePeerAddress, replaceBeforeAttempt } from '../proxy/headers';
 import type { AttemptFailure } from '../upstream/error-map';
+import type { PooledIdGenerator } from './ids';
 import { TRACE_ID_RESPONSE_HEADER, type EventAttributes, type RequestOutcome, type RequestTrace, type RetryFacts } from './tracing';
 
 /** What every request trace of one Tracing shares. */
 export interface TraceContextKit {
   readonly tracer: Tracer;
-  /** The ids the tracer's spans get; used directly for the spans the fast path below makes. */
-  readonly ids: IdGenerator;
+  /** The ids the tracer's spans get; used directly for the spans the fast paths below make. */
+  readonly ids: PooledIdGenerator;
   /**
    * The sampler is parent-based: a span whose parent is not sampled is not sampled either.
    * Then an unsampled request's CLIENT spans are made as non-recording spans directly,
    * without a trip through the SDK that would reach the same decision.
    */
   readonly unsampledParentMeansUnsampled: boolean;
+  /**
+   * The sampler's decision for a new trace (a span without parent), from its trace id alone:
+   * every sampler the settings offer decides a root span so, and the CLIENT spans of that
+   * trace (same id) the same way. Undefined when every new trace is sampled.
+   */
+  readonly newTraceSampled: ((traceId: string) => boolean) | undefined;
   /** Reads the client's trace context (the formats `tracing.propagators` lists). */
   readonly extractor: TextMapPropagator;
+  /** The request headers the extractor reads: a request with none of them starts a new trace. */
+  readonly extractedHeaders: readonly string[];
   /** Writes the attempt's context for the app (always W3C traceparent, plus the listed formats). */
   readonly injector: TextMapPropagator;
   readonly responseHeader: boolean;
@@ -119,6 +127,8 @@ export class OtelRequestTrace implements RequestTrace {
   private readonly server: Span;
   private readonly serverContext: Context;
   private readonly recording: boolean;
+  /** The attempts' CLIENT spans are unsampled too: they are made without the SDK. */
+  private readonly unsampledAttempts: boolean;
   private readonly serverTraceState: TraceState | undefined;
   private readonly method: string;
   private attemptSpan: Span | undefined;
@@ -139,6 +149,24 @@ export class OtelRequestTrace implements RequestTrace {
     requestId: string,
   ) {
     this.method = req.method ?? 'GET';
+    if (kit.newTraceSampled !== undefined && !carriesTraceContext(req.headers, kit.extractedHeaders)) {
+      const traceId = kit.ids.generateTraceId();
+      if (!kit.newTraceSampled(traceId)) {
+        // Most requests at a low ratio: a new trace, not sampled. Only its ids are made (the
+        // SDK would return the same non-recording span after extracting nothing, sampling
+        // and copying contexts), and the app still gets them with the sampled flag off.
+        this.traceId = traceId;
+        this.spanId = kit.ids.generateSpanId();
+        this.server = trace.wrapSpanContext({ traceId, spanId: this.spanId, traceFlags: TraceFlags.NONE });
+        // Nothing was extracted: an attempt's context holds only its own span.
+        this.serverContext = ROOT_CONTEXT;
+        this.serverTraceState = undefined;
+        this.recording = false;
+        this.unsampledAttempts = true;
+        return;
+      }
+      kit.ids.useForNextTrace(traceId);
+    }
     const parent = kit.extractor.extract(ROOT_CONTEXT, req.headers, HEADER_GETTER);
     this.server = kit.tracer.startSpan(this.method, { kind: SpanKind.SERVER }, parent);
     this.serverContext = trace.setSpan(parent, this.server);
@@ -147,6 +175,7 @@ export class OtelRequestTrace implements RequestTrace {
     this.spanId = context.spanId;
     this.serverTraceState = context.traceState;
     this.recording = this.server.isRecording();
+    this.unsampledAttempts = !this.recording && kit.unsampledParentMeansUnsampled;
     if (!this.recording) return;
     this.server.setAttributes(serverAttributes(req, this.method, listener, scheme, requestId));
     if (kit.responseHeader) res.setHeader(TRACE_ID_RESPONSE_HEADER, this.traceId);
@@ -158,7 +187,7 @@ export class OtelRequestTrace implements RequestTrace {
     this.attemptStatus = 0;
     const endpoint = factsOf(endpointUrl);
     const span =
-      !this.recording && this.kit.unsampledParentMeansUnsampled
+      this.unsampledAttempts
         ? trace.wrapSpanContext({ traceId: this.traceId, spanId: this.kit.ids.generateSpanId(), traceFlags: TraceFlags.NONE, traceState: this.serverTraceState })
         : this.kit.tracer.startSpan(`${this.method} ${endpoint.hostPort}`, { kind: SpanKind.CLIENT }, this.serverContext);
     this.attemptSpan = span;
@@ -251,6 +280,11 @@ export class OtelRequestTrace implements RequestTrace {
     }
     span.end();
   }
+}
+
+function carriesTraceContext(headers: IncomingHttpHeaders, names: readonly string[]): boolean {
+  for (const name of names) if (headers[name] !== undefined) return true;
+  return false;
 }
 
 function serverAttributes(req: IncomingMessage, method: string, listener: string, scheme: 'http' | 'https', requestId: string): Attributes {

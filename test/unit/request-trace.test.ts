@@ -1,6 +1,8 @@
 import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ROOT_CONTEXT, SamplingDecision } from '@opentelemetry/api';
+import { TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace';
 import { request } from 'undici';
 import { parseConfigText } from '../../src/config/load';
 import { upstreamRequestHeaders } from '../../src/proxy/headers';
@@ -105,7 +107,7 @@ t.test('without an explicit reason the next attempt names what ended the previou
   t.type(second?.attributes['sidecar.retry.backoff_ms'], 'number');
 });
 
-t.test('an unsampled request records nothing and still propagates its context', async (t) => {
+t.test('a new trace the sampler declines records nothing; each attempt still carries its ids, flag off, in every listed format', async (t) => {
   const receiver = await startOtlpReceiver();
   const tracing = tracingFor(receiver.url, ', sampleRatio: 0');
   t.teardown(async () => {
@@ -113,16 +115,80 @@ t.test('an unsampled request records nothing and still propagates its context', 
     await receiver.close();
   });
   const list = ['x-sidecar-attempt', '1'];
+  const lists: string[][] = [];
+  let ids: { traceId?: string; spanId?: string } = {};
   await withRequest(tracing, {}, (trace) => {
-    trace.attemptStarted(1, 'http://127.0.0.1:3000', '/', list);
-    trace.attemptEnded();
+    ids = { traceId: trace.traceId, spanId: trace.spanId };
+    for (const attempt of [1, 2]) {
+      trace.attemptStarted(attempt, 'http://127.0.0.1:3000', '/', list);
+      lists.push([...list]);
+      trace.attemptEnded();
+    }
     trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
-    t.match(trace.traceId, /^[0-9a-f]{32}$/);
   });
   await tracing.forceFlush();
   t.equal(receiver.requests, 0, 'nothing was exported');
-  t.match(list[list.indexOf('traceparent') + 1], /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
   t.equal(tracing.describe().spans.exported, 0);
+  t.match(ids.traceId, /^[0-9a-f]{32}$/);
+  t.match(ids.spanId, /^[0-9a-f]{16}$/);
+  const value = (list: string[], name: string): string | undefined => (list.includes(name) ? list[list.indexOf(name) + 1] : undefined);
+  const parents = lists.map((list) => {
+    const [, traceId, parent] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(value(list, 'traceparent') ?? '') ?? [];
+    t.equal(traceId, ids.traceId, 'the request\'s trace, not sampled');
+    t.equal(value(list, 'x-b3-traceid'), ids.traceId, 'B3 names the same trace');
+    t.equal(value(list, 'x-b3-spanid'), parent, 'and the same parent');
+    t.equal(value(list, 'x-b3-sampled'), '0', 'not sampled');
+    t.notOk(list.includes('tracestate') || list.includes('baggage'), 'no tracestate or baggage was given, none is made up');
+    t.same(list.slice(-2), ['x-sidecar-attempt', '1'], 'the attempt slot stays last');
+    return parent;
+  });
+  t.equal(lists[1].length, lists[0].length, 'the second attempt replaced the first one\'s headers');
+  t.not(parents[0], parents[1], 'each attempt has a span id of its own');
+  t.notOk(parents.includes(ids.spanId ?? ''), 'neither is the SERVER span\'s');
+});
+
+t.test('ratio sampling of new traces: exactly the trace ids the ratio admits are exported, each under the id the request got', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const ratio = 0.25;
+  const tracing = tracingFor(receiver.url, `, sampleRatio: ${ratio}`);
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  // The SDK's own ratio sampler decides from the trace id alone: it names the traces that must
+  // be exported. Asking it twice for two different ids (once before the span, once in the SDK)
+  // would export fewer traces than it admits (about ratio² of them), under other ids.
+  const judge = new TraceIdRatioBasedSampler(ratio);
+  const admitted = (traceId: string): boolean => judge.shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  const requests = 2_000;
+  const flagsByTrace = new Map<string, string>();
+  let otherIdToTheApp = 0;
+  // The traces are started on one real request (the first by withRequest), as many requests would.
+  await withRequest(tracing, {}, (first, req) => {
+    const res = new http.ServerResponse(req);
+    for (let i = 0; i < requests; i++) {
+      const trace = i === 0 ? first : tracing.startRequest(req, res, 'main', 'http', `req-${i}`);
+      const list = ['x-sidecar-attempt', '1'];
+      trace.attemptStarted(1, 'http://127.0.0.1:3000', '/', list);
+      trace.attemptEnded();
+      trace.end({ status: 200, route: 'api', cluster: 'app', errorCode: undefined, flags: undefined });
+      const [, traceId, flags] = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(list[list.indexOf('traceparent') + 1]) ?? [];
+      if (traceId !== trace.traceId) otherIdToTheApp++;
+      flagsByTrace.set(traceId, flags);
+    }
+  });
+  const expected = [...flagsByTrace.keys()].filter(admitted);
+  const sampledOnTheWire = [...flagsByTrace].filter(([, flags]) => flags === '01').map(([traceId]) => traceId);
+  await tracing.forceFlush();
+  const spans = await receiver.waitFor((spans) => spans.filter((s) => s.kind === SPAN_KIND.SERVER).length >= expected.length);
+  const exported = spans.filter((s) => s.kind === SPAN_KIND.SERVER).map((s) => s.traceId);
+  t.equal(otherIdToTheApp, 0, 'the app always gets the request\'s trace id');
+  t.equal(flagsByTrace.size, requests, 'every request started a trace of its own');
+  t.same(exported.sort(), [...expected].sort(), 'the SERVER spans exported are those of the admitted trace ids');
+  t.same(sampledOnTheWire.sort(), [...expected].sort(), 'and only those went to the app flagged sampled');
+  // Binomial(2000, 0.25): mean 500, standard deviation 19.4. ±100 is more than five of them;
+  // ratio² would give about 125.
+  t.ok(Math.abs(expected.length - requests * ratio) < 100, `${expected.length} of ${requests} sampled at ratio ${ratio}`);
 });
 
 t.test('an unsampled parent: each attempt carries the trace id, a fresh parent id, the flag off and the caller\'s tracestate', async (t) => {
