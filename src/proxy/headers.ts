@@ -43,10 +43,12 @@ export function requestIdFrom(clientValue: string | string[] | undefined): strin
   return randomUUID();
 }
 
-/** Names a `Connection` header lists are hop-by-hop for this message too. */
-function connectionNamed(value: string | undefined): Set<string> | undefined {
-  if (!value) return undefined;
-  let named: Set<string> | undefined;
+/** What nearly every `Connection` header says: it names no other header. */
+const PERSISTENCE_ONLY = /^(?:keep-alive|close)$/i;
+
+/** Names a `Connection` header lists are hop-by-hop for this message too (added to `named`). */
+function connectionNamed(value: string | undefined, named?: Set<string>): Set<string> | undefined {
+  if (!value || PERSISTENCE_ONLY.test(value)) return named;
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();
     if (name && name !== 'close' && name !== 'keep-alive') (named ??= new Set()).add(name);
@@ -175,24 +177,33 @@ export function downstreamResponseHeaders(
 ): string[] {
   const out: string[] = [];
   let named: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const nameBuf = rawHeaders[i];
-    if (nameBuf.length === 10 && nameBuf.toString('latin1').toLowerCase() === 'connection') {
-      named = connectionNamed(rawHeaders[i + 1].toString('latin1'));
-    }
-  }
   const drops = mutation.add.length + mutation.remove.length > 0 ? droppedBy(mutation) : undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toString('latin1');
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === REQUEST_ID_HEADER) continue;
-    if (named !== undefined && named.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || lower === REQUEST_ID_HEADER) {
+      if (lower === 'connection') named = connectionNamed(rawHeaders[i + 1].toString('latin1'), named);
+      continue;
+    }
     if (drops !== undefined && drops.has(lower)) continue;
     out.push(name, rawHeaders[i + 1].toString('latin1'));
   }
+  // Rare: Connection named other headers, which may have come before it.
+  if (named !== undefined) removeNamed(out, named);
   for (const [name, value] of mutation.add) out.push(name, value);
   out.push(REQUEST_ID_HEADER, requestId);
   return out;
+}
+
+/** Removes from a flat `[name, value, ...]` list every entry whose name is in `named` (lower case). */
+function removeNamed(list: string[], named: ReadonlySet<string>): void {
+  let kept = 0;
+  for (let i = 0; i < list.length; i += 2) {
+    if (named.has(list[i].toLowerCase())) continue;
+    list[kept++] = list[i];
+    list[kept++] = list[i + 1];
+  }
+  list.length = kept;
 }
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`; other addresses unchanged. */

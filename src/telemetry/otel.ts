@@ -100,6 +100,7 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
     extractor: propagators.extractor,
     extractedHeaders: propagators.extractor.fields(),
     injector: propagators.injector,
+    declinedTraceHeaders: propagators.declinedTraceHeaders,
     responseHeader: settings.responseHeader,
   };
   options.logger?.info(
@@ -308,7 +309,7 @@ const B3_HEADERS = ['b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x
  * wins (it is read last). Writing always includes W3C traceparent (the app's contract), plus
  * baggage and B3 (multi-header X-B3-*, which every B3 library reads) when listed.
  */
-function createPropagators(listed: readonly Propagator[]): { extractor: TextMapPropagator; injector: TextMapPropagator; owned: ReadonlySet<string> } {
+export function createPropagators(listed: readonly Propagator[]): Propagators {
   const tracecontext = new W3CTraceContextPropagator();
   const baggage = new W3CBaggagePropagator();
   const b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
@@ -330,5 +331,25 @@ function createPropagators(listed: readonly Propagator[]): { extractor: TextMapP
     extractor: extractors.length === 1 ? extractors[0] : new CompositePropagator({ propagators: extractors }),
     injector: injectors.length === 1 ? injectors[0] : new CompositePropagator({ propagators: injectors }),
     owned,
+    declinedTraceHeaders: listed.includes('b3') ? declinedTraceparentAndB3 : declinedTraceparent,
   };
+}
+
+export interface Propagators {
+  readonly extractor: TextMapPropagator;
+  readonly injector: TextMapPropagator;
+  /** The request headers the sidecar writes itself while tracing is on; a client's copies are dropped. */
+  readonly owned: ReadonlySet<string>;
+  /** See TraceContextKit.declinedTraceHeaders; a test holds it to what `injector` writes. */
+  readonly declinedTraceHeaders: (traceId: string, spanId: string) => string[];
+}
+
+// A declined new trace has no tracestate and no baggage: W3C writes traceparent alone, the
+// baggage propagator nothing, and B3 its multi headers with the sampled flag off, in that order.
+function declinedTraceparent(traceId: string, spanId: string): string[] {
+  return ['traceparent', `00-${traceId}-${spanId}-00`];
+}
+
+function declinedTraceparentAndB3(traceId: string, spanId: string): string[] {
+  return ['traceparent', `00-${traceId}-${spanId}-00`, 'x-b3-traceid', traceId, 'x-b3-spanid', spanId, 'x-b3-sampled', '0'];
 }

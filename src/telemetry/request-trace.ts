@@ -42,6 +42,11 @@ export interface TraceContextKit {
   readonly extractedHeaders: readonly string[];
   /** Writes the attempt's context for the app (always W3C traceparent, plus the listed formats). */
   readonly injector: TextMapPropagator;
+  /**
+   * What `injector` writes for an attempt of a new trace the sampler declined (no tracestate,
+   * no baggage, flag off), as header entries, built without a context for the injector to read.
+   */
+  readonly declinedTraceHeaders: (traceId: string, spanId: string) => string[];
   readonly responseHeader: boolean;
 }
 
@@ -129,6 +134,8 @@ export class OtelRequestTrace implements RequestTrace {
   private readonly recording: boolean;
   /** The attempts' CLIENT spans are unsampled too: they are made without the SDK. */
   private readonly unsampledAttempts: boolean;
+  /** A new trace the sampler declined: its attempts' headers come from `kit.declinedTraceHeaders`. */
+  private readonly declinedNewTrace: boolean;
   private readonly serverTraceState: TraceState | undefined;
   private readonly method: string;
   private attemptSpan: Span | undefined;
@@ -163,6 +170,7 @@ export class OtelRequestTrace implements RequestTrace {
         this.serverTraceState = undefined;
         this.recording = false;
         this.unsampledAttempts = true;
+        this.declinedNewTrace = true;
         return;
       }
       kit.ids.useForNextTrace(traceId);
@@ -176,6 +184,7 @@ export class OtelRequestTrace implements RequestTrace {
     this.serverTraceState = context.traceState;
     this.recording = this.server.isRecording();
     this.unsampledAttempts = !this.recording && kit.unsampledParentMeansUnsampled;
+    this.declinedNewTrace = false;
     if (!this.recording) return;
     this.server.setAttributes(serverAttributes(req, this.method, listener, scheme, requestId));
     if (kit.responseHeader) res.setHeader(TRACE_ID_RESPONSE_HEADER, this.traceId);
@@ -210,8 +219,13 @@ export class OtelRequestTrace implements RequestTrace {
       }
       span.setAttributes(attributes);
     }
-    const entries: string[] = [];
-    this.kit.injector.inject(trace.setSpan(this.serverContext, span), entries, FLAT_LIST_SETTER);
+    let entries: string[];
+    if (this.declinedNewTrace) {
+      entries = this.kit.declinedTraceHeaders(this.traceId, span.spanContext().spanId);
+    } else {
+      entries = [];
+      this.kit.injector.inject(trace.setSpan(this.serverContext, span), entries, FLAT_LIST_SETTER);
+    }
     this.injectedEntries = replaceBeforeAttempt(upstreamHeaders, this.injectedEntries, entries);
   }
 
