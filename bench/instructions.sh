@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Machine instructions per proxied request, counted by valgrind's callgrind, for one or more
 # sidecar configs. Unlike req/s or CPU seconds, an instruction count does not move with the
-# load of a shared machine: the main thread's count of two runs of one config agrees within
-# about 1 %, so a change of a few percent shows in one run. The other threads (V8's compiler
-# and garbage collector) vary more, up to 25 % between runs. Compare configs (or builds) at the same REQUESTS and WARMUP:
-# a longer warm-up grows the heap, and garbage collection then adds to every request.
+# load of a shared machine, but the JIT and the garbage collector still make runs differ: the
+# main thread's count of one config has varied by up to 10 % between runs, the other threads'
+# (V8's compiler and garbage collector) by 4x. Alternate what you compare (A B A B). Work on a
+# timer (span exports, periodic checks) runs 50-100x more often per request under valgrind
+# than at full speed, so it is overstated. Compare configs (or builds) at the same REQUESTS and
+# WARMUP: a longer warm-up grows the heap, and garbage collection then adds to every request.
 #
 # Usage: npm run build && bash bench/instructions.sh CONFIG.yaml [CONFIG.yaml ...]
 #   Each config must listen on 127.0.0.1:18085, keep its admin on 127.0.0.1:18901 and
