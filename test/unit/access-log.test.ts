@@ -108,6 +108,24 @@ t.test('a destination that does not keep up loses lines beyond the buffer, count
   t.equal(bytes, (lines - writer.stats.dropped) * line.length, 'every line kept arrived whole');
 });
 
+t.test('lines written while earlier batches are being written arrive whole and in order', async (t) => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'access-log-')), 'access.log');
+  const writer = LineWriter.open(file);
+  const expected: string[] = [];
+  for (let round = 0; round < 40; round++) {
+    // ~100 KiB a round: more than one batch, so writes are in flight while the next lines come.
+    for (let i = 0; i < 500; i++) {
+      const line = `${round}.${i} ${'é'.repeat(round % 3)}${'w'.repeat((round * 37 + i) % 300)}\n`;
+      expected.push(line);
+      writer.write(line);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await writer.close();
+  t.equal(readFileSync(file, 'utf8'), expected.join(''), `${expected.length} lines, byte for byte`);
+  t.equal(writer.stats.dropped, 0);
+});
+
 t.test('a quiet sidecar\'s lines leave within the flush interval, without a flush call', async (t) => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'access-log-')), 'access.log');
   const writer = LineWriter.open(file);
