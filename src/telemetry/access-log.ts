@@ -80,9 +80,28 @@ function isoNow(): string {
   const now = Date.now();
   if (now !== isoMs) {
     isoMs = now;
-    isoText = new Date(now).toISOString();
+    isoText = isoTimestamp(now);
   }
   return isoText;
+}
+
+let isoSecond = Number.NaN;
+/** `2026-12-03T12:22:55.` of the second last formatted. */
+let isoSecondPrefix = '';
+
+/**
+ * `Date#toISOString` of `ms` (a time from 1970 to 9999), with the part up to the second
+ * formatted once per second: toISOString takes ~0.8 µs, and at a modest rate every line
+ * falls in a millisecond of its own.
+ */
+export function isoTimestamp(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoSecondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  const millis = ms - second * 1000;
+  return `${isoSecondPrefix}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
 }
 
 /**

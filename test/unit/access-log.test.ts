@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createAccessLog, formatAccessLine, lineWithin, PIPE_BUF_BYTES, type AccessLogEntry } from '../../src/telemetry/access-log';
+import { createAccessLog, formatAccessLine, isoTimestamp, lineWithin, PIPE_BUF_BYTES, type AccessLogEntry } from '../../src/telemetry/access-log';
 import { LINE_WRITER_FLUSH_INTERVAL_MS, LINE_WRITER_MAX_BUFFERED_BYTES, LineWriter } from '../../src/telemetry/line-writer';
 
 t.test('each access log line is one JSON object with a time', async (t) => {
@@ -27,6 +27,21 @@ t.test('each access log line is one JSON object with a time', async (t) => {
   t.match(String(lines[0].time), /^\d{4}-\d\d-\d\dT/);
   t.notOk('error' in lines[0], 'absent fields are left out');
   t.equal(lines[1].error, 'UPSTREAM_CONNECT_FAILURE');
+});
+
+t.test('a line\'s time is Date#toISOString of the moment, at every millisecond and second boundary', async (t) => {
+  const at = Date.UTC(2026, 11, 31, 23, 59, 59);
+  const moments = [0, 1, 9, 10, 99, 100, 999, 1000, 1001, 59_999, 60_000].map((ms) => at + ms);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: Date.UTC(9999, 11, 31) }), (ms) => {
+      assert.equal(isoTimestamp(ms), new Date(ms).toISOString());
+      // The same second again, then the next one: the cached part must follow.
+      assert.equal(isoTimestamp(ms + 1), new Date(ms + 1).toISOString());
+      assert.equal(isoTimestamp(ms + 1000), new Date(ms + 1000).toISOString());
+    }),
+    { numRuns: 2_000 },
+  );
+  for (const ms of moments) t.equal(isoTimestamp(ms), new Date(ms).toISOString(), new Date(ms).toISOString());
 });
 
 t.test('formatAccessLine writes what JSON.stringify of the entry writes, whatever the strings hold', async (t) => {
