@@ -73,18 +73,6 @@ export function createAccessLog(config: AccessLogConfig, options: AccessLogOptio
   };
 }
 
-let isoMs = -1;
-let isoText = '';
-/** The current time in ISO 8601; formatted once per millisecond, however many lines share it. */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== isoMs) {
-    isoMs = now;
-    isoText = isoTimestamp(now);
-  }
-  return isoText;
-}
-
 let isoSecond = Number.NaN;
 /** `2026-12-03T12:22:55.` of the second last formatted. */
 let isoSecondPrefix = '';
@@ -137,7 +125,7 @@ function quoteText(value: string): string {
  */
 export function formatAccessLine(e: AccessLogEntry): string {
   let line =
-    `{"time":"${isoNow()}","method":${quoteRecurring(e.method)},"path":${quoteText(e.path)},"listener":${quoteRecurring(e.listener)}` +
+    `{"time":"${isoTimestamp(Date.now())}","method":${quoteRecurring(e.method)},"path":${quoteText(e.path)},"listener":${quoteRecurring(e.listener)}` +
     (e.route === undefined ? '' : `,"route":${quoteRecurring(e.route)}`) +
     (e.cluster === undefined ? '' : `,"cluster":${quoteRecurring(e.cluster)}`) +
     `,"status":${e.status},"duration_ms":${e.duration_ms}` +

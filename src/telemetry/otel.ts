@@ -331,7 +331,7 @@ export function createPropagators(listed: readonly Propagator[]): Propagators {
     extractor: extractors.length === 1 ? extractors[0] : new CompositePropagator({ propagators: extractors }),
     injector: injectors.length === 1 ? injectors[0] : new CompositePropagator({ propagators: injectors }),
     owned,
-    declinedTraceHeaders: listed.includes('b3') ? declinedTraceparentAndB3 : declinedTraceparent,
+    declinedTraceHeaders: declinedTraceHeaders(listed.includes('b3')),
   };
 }
 
@@ -344,12 +344,15 @@ export interface Propagators {
   readonly declinedTraceHeaders: (traceId: string, spanId: string) => string[];
 }
 
-// A declined new trace has no tracestate and no baggage: W3C writes traceparent alone, the
-// baggage propagator nothing, and B3 its multi headers with the sampled flag off, in that order.
-function declinedTraceparent(traceId: string, spanId: string): string[] {
-  return ['traceparent', `00-${traceId}-${spanId}-00`];
-}
-
-function declinedTraceparentAndB3(traceId: string, spanId: string): string[] {
-  return ['traceparent', `00-${traceId}-${spanId}-00`, 'x-b3-traceid', traceId, 'x-b3-spanid', spanId, 'x-b3-sampled', '0'];
+/**
+ * A declined new trace has no tracestate and no baggage: W3C writes traceparent alone, the
+ * baggage propagator nothing, and B3 (when listed) its multi headers with the sampled flag
+ * off, in that order.
+ */
+function declinedTraceHeaders(withB3: boolean): (traceId: string, spanId: string) => string[] {
+  return (traceId, spanId) => {
+    const entries = ['traceparent', `00-${traceId}-${spanId}-00`];
+    if (withB3) entries.push('x-b3-traceid', traceId, 'x-b3-spanid', spanId, 'x-b3-sampled', '0');
+    return entries;
+  };
 }

@@ -91,7 +91,7 @@ const HEADER_GETTER: TextMapGetter<IncomingHttpHeaders> = {
 };
 
 /** Appends `name, value` to undici's flat header list. */
-const FLAT_LIST_SETTER: TextMapSetter<string[]> = {
+export const FLAT_LIST_SETTER: TextMapSetter<string[]> = {
   set: (list, key, value) => {
     list.push(key, value);
   },

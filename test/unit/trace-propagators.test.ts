@@ -1,10 +1,9 @@
 import t from 'tap';
-import { ROOT_CONTEXT, TraceFlags, trace, type TextMapSetter } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { createPropagators } from '../../src/telemetry/otel';
 import { PooledIdGenerator } from '../../src/telemetry/ids';
+import { FLAT_LIST_SETTER } from '../../src/telemetry/request-trace';
 import type { Propagator } from '../../src/config/types';
-
-const FLAT_LIST_SETTER: TextMapSetter<string[]> = { set: (list, key, value) => void list.push(key, value) };
 
 // The headers of a declined new trace are written without the injector; they must be what it
 // would write for the same ids, for every list of propagators the config accepts.
