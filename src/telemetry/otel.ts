@@ -232,8 +232,8 @@ function createExporter(settings: TracingSettings): SpanExporter {
       return new ConsoleSpanExporter();
     default: {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto');
-      return new OTLPTraceExporter({ url: settings.endpoint });
+      const { OtlpProtoSpanExporter } = require('./otlp-proto-exporter') as typeof import('./otlp-proto-exporter');
+      return new OtlpProtoSpanExporter(settings.endpoint);
     }
   }
 }
