@@ -390,7 +390,12 @@ class ProtoWriter {
     this.varint(length);
     this.ensure(length);
     const buffer = this.buffer;
-    for (let i = 0; i < length; i++) buffer[this.pos++] = (hexDigit(hex.charCodeAt(2 * i)) << 4) | hexDigit(hex.charCodeAt(2 * i + 1));
+    // Node's hex decoding stops at the first character that is not hex; the ids of the SDK
+    // are always valid, anything else is decoded digit by digit as otlp-transformer does.
+    if (buffer.write(hex, this.pos, length, 'hex') !== length) {
+      for (let i = 0; i < length; i++) buffer[this.pos + i] = (hexDigit(hex.charCodeAt(2 * i)) << 4) | hexDigit(hex.charCodeAt(2 * i + 1));
+    }
+    this.pos += length;
   }
 
   stringField(field: number, value: string): void {

@@ -66,10 +66,19 @@ function hrTime(random: () => number): HrTime {
   return [Math.floor(1_600_000_000 + random() * 400_000_000), Math.floor(random() * 1_000_000_000)];
 }
 
+/** Mostly valid lowercase hex; now and then uppercase, or with a character that is not hex. */
+function id(random: () => number, bytes: number): string {
+  const value = hex(random, bytes);
+  const roll = random();
+  if (roll < 0.1) return value.toUpperCase();
+  if (roll < 0.15) return `${value.slice(0, 5)}g${value.slice(6)}`;
+  return value;
+}
+
 function context(random: () => number, isRemote?: boolean): SpanContext {
   return {
-    traceId: hex(random, 16),
-    spanId: hex(random, 8),
+    traceId: id(random, 16),
+    spanId: id(random, 8),
     traceFlags: random() < 0.5 ? TraceFlags.SAMPLED : TraceFlags.NONE,
     traceState: random() < 0.3 ? new TraceState('vendor=value,other=1') : undefined,
     isRemote,
