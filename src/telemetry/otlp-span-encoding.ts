@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api';
+import type { Attributes, HrTime, Link, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 
 /**
@@ -50,8 +50,13 @@ export function encodeTraceExportRequest(spans: readonly ReadableSpan[]): Uint8A
 const INITIAL_BYTES_PER_SPAN = 512;
 /** Distinct values of one attribute key kept encoded; a key with more is not cached any more. */
 export const ATTRIBUTE_VALUES_CACHED_PER_KEY = 64;
-/** Attribute keys with a cache; keys beyond are encoded every time. */
-const CACHED_ATTRIBUTE_KEYS = 128;
+/** Attribute keys with a cache, per field; keys beyond are encoded every time. */
+const CACHED_ATTRIBUTE_KEYS = 64;
+/**
+ * Longer encoded attributes are not cached (a long user agent or path is rarely repeated),
+ * which bounds the caches to 3 fields x 64 keys x 64 values x 256 bytes, 3 MiB, at worst.
+ */
+const MAX_CACHED_ATTRIBUTE_BYTES = 256;
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -154,7 +159,7 @@ function writeLink(writer: ProtoWriter, link: Link): void {
  * 9 (a span's), by key and then by value: each entry is the whole repeated-field element,
  * tag and length included. A key maps to null once its values proved too varied to cache.
  */
-const attributeCaches = new Map<number, Map<string, Map<AttributeValue, Uint8Array> | null>>();
+const attributeCaches = new Map<number, Map<string, Map<string | number | boolean, Uint8Array> | null>>();
 
 function writeAttributes(writer: ProtoWriter, attributes: Attributes, field: number): void {
   let byKey = attributeCaches.get(field);
@@ -162,10 +167,13 @@ function writeAttributes(writer: ProtoWriter, attributes: Attributes, field: num
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
-    const cacheable = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
-    let values = cacheable ? byKey.get(key) : null;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      writeKeyValue(writer, field, key, value);
+      continue;
+    }
+    let values = byKey.get(key);
     if (values === undefined && byKey.size < CACHED_ATTRIBUTE_KEYS) byKey.set(key, (values = new Map()));
-    if (values === null || values === undefined || value === undefined) {
+    if (values === undefined || values === null) {
       writeKeyValue(writer, field, key, value);
       continue;
     }
@@ -174,14 +182,10 @@ function writeAttributes(writer: ProtoWriter, attributes: Attributes, field: num
       writer.raw(cached);
       continue;
     }
-    if (values.size >= ATTRIBUTE_VALUES_CACHED_PER_KEY) {
-      byKey.set(key, null);
-      writeKeyValue(writer, field, key, value);
-      continue;
-    }
     const start = writer.pos;
     writeKeyValue(writer, field, key, value);
-    values.set(value, writer.copyFrom(start));
+    if (values.size >= ATTRIBUTE_VALUES_CACHED_PER_KEY) byKey.set(key, null);
+    else if (writer.pos - start <= MAX_CACHED_ATTRIBUTE_BYTES) values.set(value, writer.copyFrom(start));
   }
 }
 
