@@ -245,14 +245,16 @@ export class ProxyExchange implements AdmissionWaiter {
     // Body bytes that came in the same read as the headers are written before this runs and
     // carry the headers with them; otherwise (an event stream waiting for its first event)
     // the client gets the headers now instead of with the first chunk.
-    queueMicrotask(this.flushHeadersIfIdle);
+    // (A tick, not a microtask: queueMicrotask makes an AsyncResource for every call.)
+    process.nextTick(flushHeadersIfIdle, this);
     return true;
   }
 
-  private readonly flushHeadersIfIdle = (): void => {
+  /** @internal the tick after the response headers (see onAttemptHeaders). */
+  flushHeadersIfIdle(): void {
     // (headersSent turns true at writeHead, before anything is on the wire.)
     if (this.bytesOut === 0 && !this.res.writableEnded && !this.res.destroyed) this.res.flushHeaders();
-  };
+  }
 
   onAttemptData(chunk: Buffer): boolean {
     this.bytesOut += chunk.length;
@@ -261,10 +263,10 @@ export class ProxyExchange implements AdmissionWaiter {
       // Listened to from the first full write on: most responses never fill the socket.
       if (!this.listeningForDrain) {
         this.listeningForDrain = true;
-        this.res.on('drain', this.onClientDrain);
+        this.res.on('drain', () => this.onClientDrain());
       }
       // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
-      if (this.stallTimer === undefined) this.stallTimer = setTimeout(this.onClientStalled, this.route.timeoutMs);
+      if (this.stallTimer === undefined) this.stallTimer = setTimeout(clientStalled, this.route.timeoutMs, this);
     }
     return flushed;
   }
@@ -373,11 +375,11 @@ export class ProxyExchange implements AdmissionWaiter {
 
   // --- client side ---
 
-  private readonly onClientDrain = (): void => {
+  private onClientDrain(): void {
     this.clearStallTimer();
     const resume = this.resumeUpstream;
     if (resume !== undefined) resume();
-  };
+  }
 
   private readonly onClientClose = (): void => {
     if (!responseCompleted(this.res)) {
@@ -387,11 +389,12 @@ export class ProxyExchange implements AdmissionWaiter {
     this.finish();
   };
 
-  private readonly onClientStalled = (): void => {
+  /** @internal the client read nothing of the response for the route timeout. */
+  onClientStalled(): void {
     this.stallTimer = undefined;
     this.clientStalled = true;
     abortResponse(this.res);
-  };
+  }
 
   private clearStallTimer(): void {
     if (this.stallTimer !== undefined) {
@@ -400,7 +403,8 @@ export class ProxyExchange implements AdmissionWaiter {
     }
   }
 
-  private readonly onClock = (): void => {
+  /** @internal the per-try timeout or the deadline, whichever the clock was armed for, is up. */
+  onClock(): void {
     this.clock = undefined;
     if (this.responseStarted || this.finished) return;
     if (this.clockIsPerTry) {
@@ -425,7 +429,7 @@ export class ProxyExchange implements AdmissionWaiter {
       this.abandon(timeout, 'failure');
       this.respondWithError('UPSTREAM_TIMEOUT');
     }
-  };
+  }
 
   /** Stops caring about the current attempt; it is aborted now or as soon as it connects. */
   private abandon(reason: Error, outcome: BreakerOutcome): void {
@@ -449,7 +453,7 @@ export class ProxyExchange implements AdmissionWaiter {
     const remainingMs = Math.max(0, this.deadlineAt - performance.now());
     const perTryTimeoutMs = this.route.retry.perTryTimeoutMs;
     this.clockIsPerTry = forTry && perTryTimeoutMs !== undefined && perTryTimeoutMs < remainingMs;
-    this.clock = setTimeout(this.onClock, this.clockIsPerTry ? perTryTimeoutMs : remainingMs);
+    this.clock = setTimeout(clockExpired, this.clockIsPerTry ? perTryTimeoutMs : remainingMs, this);
   }
 
   private restartClock(): void {
@@ -533,9 +537,21 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 }
 
-/** The backoff timer takes the exchange as an argument: no closure is allocated for it. */
+// Timers and the tick take the exchange as an argument: no closure is allocated per request.
 function resumeAfterBackoff(exchange: ProxyExchange): void {
   exchange.onBackoffElapsed();
+}
+
+function clockExpired(exchange: ProxyExchange): void {
+  exchange.onClock();
+}
+
+function clientStalled(exchange: ProxyExchange): void {
+  exchange.onClientStalled();
+}
+
+function flushHeadersIfIdle(exchange: ProxyExchange): void {
+  exchange.flushHeadersIfIdle();
 }
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');

@@ -22,7 +22,8 @@ export function encodeTraceExportRequest(spans: readonly ReadableSpan[]): Uint8A
     writer.tag(1, LENGTH_DELIMITED);
     const resourceSpans = writer.beginMessage();
     // ResourceSpans.resource = 1 (the encoded Resource, field header included)
-    writer.raw(encodedOnce(resource, encodeResource));
+    // A resource still waiting for a detector is encoded as it is now, and not kept.
+    writer.raw(resource.asyncAttributesPending === true ? encoded(resource, encodeResource) : encodedOnce(resource, encodeResource));
     for (const scopeSpans of scopes.values()) {
       // ResourceSpans.scope_spans = 2
       writer.tag(2, LENGTH_DELIMITED);
@@ -253,14 +254,18 @@ function writeAnyValue(writer: ProtoWriter, value: unknown): void {
 const encodedObjects = new WeakMap<object, Uint8Array>();
 
 function encodedOnce<T extends object>(object: T, encode: (writer: ProtoWriter, object: T) => void): Uint8Array {
-  let encoded = encodedObjects.get(object);
-  if (encoded === undefined) {
-    const writer = new ProtoWriter(1024);
-    encode(writer, object);
-    encoded = writer.finish().slice();
-    encodedObjects.set(object, encoded);
+  let bytes = encodedObjects.get(object);
+  if (bytes === undefined) {
+    bytes = encoded(object, encode);
+    encodedObjects.set(object, bytes);
   }
-  return encoded;
+  return bytes;
+}
+
+function encoded<T>(object: T, encode: (writer: ProtoWriter, object: T) => void): Uint8Array {
+  const writer = new ProtoWriter(1024);
+  encode(writer, object);
+  return writer.copyFrom(0);
 }
 
 /** ResourceSpans.resource = 1: Resource.attributes = 1, dropped_attributes_count = 2 (always 0). */

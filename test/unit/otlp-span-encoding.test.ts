@@ -166,6 +166,15 @@ t.test('spans of the SDK encode to the same bytes, also once a key has too many 
   await provider.shutdown();
 });
 
+t.test('a resource still waiting for its detectors is encoded as it is at each export', async (t) => {
+  const attributes: Record<string, string> = { 'service.name': 'sidecar' };
+  const pending = { asyncAttributesPending: true, attributes } as unknown as ReadableSpan['resource'];
+  const span = { ...syntheticSpan(generator(7)), resource: pending };
+  t.ok(reference([span]).equals(Buffer.from(encodeTraceExportRequest([span]))), 'before the detector answered');
+  attributes['host.name'] = 'pod-1';
+  t.ok(reference([span]).equals(Buffer.from(encodeTraceExportRequest([span]))), 'after: the new attribute is in the request');
+});
+
 t.test('an empty batch is an empty request', async (t) => {
   t.equal(encodeTraceExportRequest([]).length, 0);
   t.same(Buffer.from(encodeTraceExportRequest([])), reference([]));
