@@ -202,6 +202,13 @@ function writeKeyValue(writer: ProtoWriter, field: number, key: string, value: u
   writer.endMessage(message);
 }
 
+/** Every own entry of `entries` as an element of the repeated KeyValue field `field`, without the caches. */
+function writeEachKeyValue(writer: ProtoWriter, field: number, entries: Readonly<Record<string, unknown>>): void {
+  for (const key in entries) {
+    if (Object.prototype.hasOwnProperty.call(entries, key)) writeKeyValue(writer, field, key, entries[key]);
+  }
+}
+
 /** int64 bounds for AnyValue.int_value; both are powers of two, exact as doubles. */
 const INT64_MIN = -(2 ** 63);
 const INT64_LIMIT = 2 ** 63;
@@ -241,11 +248,8 @@ function writeAnyValue(writer: ProtoWriter, value: unknown): void {
   } else if (typeof value === 'object' && value !== null) {
     writer.tag(6, LENGTH_DELIMITED);
     const list = writer.beginMessage();
-    const entries = value as Record<string, unknown>;
-    for (const key in entries) {
-      // KeyValueList.values = 1
-      if (Object.prototype.hasOwnProperty.call(entries, key)) writeKeyValue(writer, 1, key, entries[key]);
-    }
+    // KeyValueList.values = 1
+    writeEachKeyValue(writer, 1, value as Record<string, unknown>);
     writer.endMessage(list);
   }
 }
@@ -272,9 +276,7 @@ function encoded<T>(object: T, encode: (writer: ProtoWriter, object: T) => void)
 function encodeResource(writer: ProtoWriter, resource: Resource): void {
   writer.tag(1, LENGTH_DELIMITED);
   const message = writer.beginMessage();
-  for (const key in resource.attributes) {
-    if (Object.prototype.hasOwnProperty.call(resource.attributes, key)) writeKeyValue(writer, 1, key, resource.attributes[key]);
-  }
+  writeEachKeyValue(writer, 1, resource.attributes);
   writer.tag(2, VARINT);
   writer.varint(0);
   writer.endMessage(message);
@@ -286,11 +288,7 @@ function encodeScope(writer: ProtoWriter, scope: Scope & { attributes?: Attribut
   const message = writer.beginMessage();
   writer.stringField(1, scope.name);
   if (scope.version) writer.stringField(2, scope.version);
-  if (scope.attributes) {
-    for (const key in scope.attributes) {
-      if (Object.prototype.hasOwnProperty.call(scope.attributes, key)) writeKeyValue(writer, 3, key, scope.attributes[key]);
-    }
-  }
+  if (scope.attributes) writeEachKeyValue(writer, 3, scope.attributes);
   if (scope.droppedAttributesCount) {
     writer.tag(4, VARINT);
     writer.varint(scope.droppedAttributesCount);
