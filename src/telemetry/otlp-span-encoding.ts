@@ -100,7 +100,7 @@ function writeSpan(writer: ProtoWriter, span: ReadableSpan): void {
   writer.hrTime(span.startTime);
   writer.tag(8, FIXED64);
   writer.hrTime(span.endTime);
-  writeAttributes(writer, span.attributes, 9);
+  writeAttributes(writer, span.attributes, SPAN_ATTRIBUTES);
   writer.tag(10, VARINT);
   writer.varint(span.droppedAttributesCount);
   for (const event of span.events) writeEvent(writer, event);
@@ -132,7 +132,7 @@ function writeEvent(writer: ProtoWriter, event: TimedEvent): void {
   writer.tag(1, FIXED64);
   writer.hrTime(event.time);
   writer.stringField(2, event.name);
-  if (event.attributes) writeAttributes(writer, event.attributes, 3);
+  if (event.attributes) writeAttributes(writer, event.attributes, EVENT_ATTRIBUTES);
   writer.tag(4, VARINT);
   writer.varint(event.droppedAttributesCount ?? 0);
   writer.endMessage(message);
@@ -147,7 +147,7 @@ function writeLink(writer: ProtoWriter, link: Link): void {
   writer.hexBytesField(2, context.spanId);
   const traceState = context.traceState?.serialize();
   if (traceState) writer.stringField(3, traceState);
-  if (link.attributes) writeAttributes(writer, link.attributes, 4);
+  if (link.attributes) writeAttributes(writer, link.attributes, LINK_ATTRIBUTES);
   writer.tag(5, VARINT);
   writer.varint(link.droppedAttributesCount ?? 0);
   writer.tag(6, FIXED32);
@@ -156,15 +156,18 @@ function writeLink(writer: ProtoWriter, link: Link): void {
 }
 
 /**
- * Encoded attributes of field 1 (a Resource's), 3 (an event's or a scope's), 4 (a link's) or
- * 9 (a span's), by key and then by value: each entry is the whole repeated-field element,
- * tag and length included. A key maps to null once its values proved too varied to cache.
+ * Encoded attributes of one repeated KeyValue field, by key and then by value: each entry is
+ * the whole field element, tag and length included. A key maps to null once its values proved
+ * too varied to cache. (The resource's and the scope's are encoded once per object instead.)
  */
-const attributeCaches = new Map<number, Map<string, Map<string | number | boolean, Uint8Array> | null>>();
+type AttributeCache = Map<string, Map<string | number | boolean, Uint8Array> | null>;
 
-function writeAttributes(writer: ProtoWriter, attributes: Attributes, field: number): void {
-  let byKey = attributeCaches.get(field);
-  if (byKey === undefined) attributeCaches.set(field, (byKey = new Map()));
+/** Span.attributes = 9, Span.Event.attributes = 3, Span.Link.attributes = 4. */
+const SPAN_ATTRIBUTES = { field: 9, cache: new Map() as AttributeCache };
+const EVENT_ATTRIBUTES = { field: 3, cache: new Map() as AttributeCache };
+const LINK_ATTRIBUTES = { field: 4, cache: new Map() as AttributeCache };
+
+function writeAttributes(writer: ProtoWriter, attributes: Attributes, { field, cache: byKey }: { field: number; cache: AttributeCache }): void {
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
