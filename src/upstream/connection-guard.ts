@@ -34,10 +34,14 @@ export function guardedConnector(connectTimeoutMs: number, onStrayBytes: () => v
   const connect = buildConnector({ timeout: connectTimeoutMs });
   return (options, callback) =>
     connect(options, (error, socket) => {
-      if (socket !== null) watch(socket as Socket, onStrayBytes);
-      // (undici's callback type is a union of two signatures.)
-      if (error !== null) callback(error, null);
-      else callback(null, socket);
+      // (undici's callback type is a union of two signatures; on a failure the socket is
+      // undefined, not null as the type says.)
+      if (error !== null && error !== undefined) {
+        callback(error, null);
+        return;
+      }
+      watch(socket as Socket, onStrayBytes);
+      callback(null, socket);
     });
 }
 
