@@ -170,6 +170,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamStrayBytes = new Counter({
+    name: 'sidecar_upstream_stray_bytes_total',
+    help: 'Connections to the app closed because they received response bytes no request asked for (the endpoint then stops reusing connections for a while), by cluster.',
+    labelNames: ['cluster'] as const,
+    registers: [this.registry],
+  });
+
   readonly outlierEjections = new Counter({
     name: 'sidecar_outlier_ejections_total',
     help: 'Endpoints ejected by outlier detection (consecutive failures), by cluster and endpoint.',

@@ -71,6 +71,12 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 3_000;
 /** Per endpoint. */
 export const DEFAULT_MAX_CONNECTIONS = 128;
 /**
+ * After a connection to an endpoint received bytes no request asked for, the endpoint's
+ * connections carry one request each (`Connection: close`) for this long, re-armed by each
+ * new occurrence: stray bytes then have no next request to reach.
+ */
+export const STRAY_BYTES_NO_REUSE_MS = 60_000;
+/**
  * Largest response header block accepted from the app: the listener's request limit, so the
  * sidecar refuses the same header size in both directions (larger → 502 UPSTREAM_PROTOCOL_ERROR).
  */

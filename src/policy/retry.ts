@@ -37,7 +37,10 @@ export interface RetryInput {
  * Why a retry is made, as the `reason` label of sidecar_retries_total: the failure kind, or
  * the response status that matched a retry condition (bounded: 5xx, 409 and configured codes).
  */
-export type RetryReason = AttemptFailureKind | `${number}`;
+export type RetryReason = AttemptFailureKind | `${number}` | typeof STALE_CONNECTION_RETRY_REASON;
+
+/** The reason of the one retry made by default after the stale keep-alive race. */
+export const STALE_CONNECTION_RETRY_REASON = 'stale-connection';
 
 /**
  * Why no retry is made. The first four are "a retry the policy asked for but did not get" and
@@ -125,6 +128,46 @@ function methodMayRepeat(input: RetryInput): boolean {
   if (input.policy.methods.has(input.method)) return true;
   if (input.policy.idempotencyKey && input.hasIdempotencyKey) return true;
   return input.outcome.failure === 'connect-failure';
+}
+
+/** RFC 9110 §9.2.2: methods whose repetition has the effect of one request. */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export interface StaleConnectionInput {
+  /** Upper-case request method. */
+  readonly method: string;
+  /** The request already had its stale-connection retry. */
+  readonly alreadyRetried: boolean;
+  /** The failed connection had carried an earlier response (it was reused from the pool). */
+  readonly reusedConnection: boolean;
+  /** A byte of the failed attempt's own response arrived. */
+  readonly responseStarted: boolean;
+  readonly bodyReplayable: boolean;
+  /** Time left before the route timeout, ms. */
+  readonly remainingMs: number;
+}
+
+/**
+ * The stale keep-alive race: the app closed an idle connection just as the sidecar reused
+ * it, so the request was reset before any byte of its response. Like Envoy and Linkerd,
+ * this is retried once by default, whatever the route's retry policy (even with no retries
+ * configured): the app closed the connection before it read the request, so sending it again
+ * on a fresh connection cannot repeat an effect. Only idempotent methods qualify, because a
+ * reset after the write cannot prove the app did not read the request, and only when the
+ * body can be sent again. The exchange does not count it against `retry.attempts`, nor
+ * spend the retry budget (the budget bounds the extra load retries put on a failing app; this
+ * one is at most one per request and answers the sidecar's own reuse of a connection the app
+ * had already given up), but it respects the route deadline.
+ */
+export function mayRetryStaleConnection(input: StaleConnectionInput): boolean {
+  return (
+    input.reusedConnection &&
+    !input.alreadyRetried &&
+    !input.responseStarted &&
+    input.remainingMs > 0 &&
+    input.bodyReplayable &&
+    IDEMPOTENT_METHODS.has(input.method)
+  );
 }
 
 function no(reason: NoRetryReason): RetryDecision {

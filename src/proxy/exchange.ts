@@ -9,7 +9,15 @@ import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from 
 import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
 import type { AdmissionWaiter } from '../policy/concurrency-limit';
 import { ReplayableBody } from '../policy/replay-body';
-import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome, type RetryReason } from '../policy/retry';
+import {
+  decideRetry,
+  mayRetryStaleConnection,
+  SKIPPED_RETRY_REASONS,
+  STALE_CONNECTION_RETRY_REASON,
+  statusMayRetry,
+  type AttemptOutcome,
+  type RetryReason,
+} from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { responseFlags } from '../telemetry/response-flags';
@@ -71,6 +79,8 @@ export class ProxyExchange implements AdmissionWaiter {
   private attemptStartedAt = 0;
   private upstreamMs: number | undefined;
   private retryReasonOfAttempt: RetryReason | undefined;
+  /** The request had its one retry after the stale keep-alive race (not one of `retry.attempts`). */
+  private staleConnectionRetried = false;
   private backoffBeforeAttemptMs = 0;
   /** The client's body behind the route's size limit, created on first use. */
   private limitedBody: Readable | undefined;
@@ -295,6 +305,7 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 
   private onAttemptFailed(handler: AttemptHandler, failure: AttemptFailure): void {
+    if (failure.reusedConnection === true && this.retryStaleConnection(handler, failure)) return;
     // The client's own body failing says nothing about the app.
     const appFailed = failure.kind !== 'request-body';
     if (appFailed) handler.endpoint.failures++;
@@ -305,6 +316,33 @@ export class ProxyExchange implements AdmissionWaiter {
     if (!this.deadlineExpired && this.route.retry.attempts > 0 && this.retry({ failure: failure.kind }, undefined)) return;
     this.settleBreaker(appFailed ? 'failure' : 'neutral');
     this.respondWithError(failure.code);
+  }
+
+  /**
+   * The stale keep-alive race (policy/retry.ts, mayRetryStaleConnection): sent again at once,
+   * without the route's retry policy. The app closing an idle connection is no failure of
+   * the app, so neither the endpoint's failures nor outlier detection count it.
+   */
+  private retryStaleConnection(handler: AttemptHandler, failure: AttemptFailure): boolean {
+    const retry = mayRetryStaleConnection({
+      method: this.req.method ?? 'GET',
+      alreadyRetried: this.staleConnectionRetried,
+      reusedConnection: failure.reusedConnection === true,
+      responseStarted: handler.responseStarted || this.responseStarted,
+      bodyReplayable: this.bodyReplayable(),
+      remainingMs: this.deadlineExpired ? 0 : this.deadlineAt - performance.now(),
+    });
+    if (!retry) return false;
+    this.stopClock();
+    this.instruments.attempted(failure.code);
+    this.staleConnectionRetried = true;
+    this.services.metrics.retriesTotal.labels(this.cluster.config.name, STALE_CONNECTION_RETRY_REASON).inc();
+    this.handler = undefined;
+    this.retryReasonOfAttempt = STALE_CONNECTION_RETRY_REASON;
+    this.backoffBeforeAttemptMs = 0;
+    // Dispatched from a timer, not from inside undici's error callback.
+    this.backoffTimer = setTimeout(resumeAfterBackoff, 0, this);
+    return true;
   }
 
   /** The per-try timeout of the current attempt expired before its response headers. */
@@ -345,10 +383,12 @@ export class ProxyExchange implements AdmissionWaiter {
       rawHeaders !== undefined && outcome.status !== undefined && statusCarriesRetryAfter(outcome.status)
         ? retryAfterFromRawHeaders(rawHeaders, Date.now())
         : undefined;
-    const delayMs = retryDelayMs(this.attempt, policy.backoff, retryAfterMs);
+    // The stale-connection retry is not one of the policy's attempts.
+    const attempt = this.staleConnectionRetried ? this.attempt - 1 : this.attempt;
+    const delayMs = retryDelayMs(attempt, policy.backoff, retryAfterMs);
     const decision = decideRetry({
       policy,
-      attempt: this.attempt,
+      attempt,
       outcome,
       method: this.req.method ?? 'GET',
       hasIdempotencyKey: this.req.headers['idempotency-key'] !== undefined,
@@ -570,6 +610,8 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   /** The attempt completed or failed: nothing left to abort. */
   done = false;
   bodyBytesSent = 0;
+  /** The first byte of the response arrived (undici's onResponseStarted, before the headers are complete). */
+  responseStarted = false;
   /** A retry replaced this attempt after its headers: its body is read to the end and dropped. */
   private discarding = false;
   private discardedBytes = 0;
@@ -590,6 +632,10 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
     if (!this.exchange.isCurrent(this)) abort(new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent'));
+  }
+
+  onResponseStarted(): void {
+    this.responseStarted = true;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {

@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
+import { STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
 import type { Metrics } from '../admin/metrics';
 import type { Logger } from '../telemetry/logger';
 import { BREAKER_STATE_VALUE, ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
@@ -7,6 +8,7 @@ import { ConcurrencyLimit } from '../policy/concurrency-limit';
 import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
 import { EndpointHealth, HealthChecker, type HealthView } from './health-check';
 import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-detection';
+import { guardedConnector } from './connection-guard';
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
@@ -15,7 +17,11 @@ import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-
  */
 export class EndpointRuntime {
   readonly config: EndpointConfig;
-  readonly pool: Pool;
+  /**
+   * The pool requests are dispatched to. It is replaced (the old one closing once its requests
+   * end) when the endpoint stops or resumes reusing connections after stray bytes.
+   */
+  pool: Pool;
   /** Takes traffic: not failed by health checks and not ejected. The only field pick() reads. */
   healthy = true;
   inFlight = 0;
@@ -24,17 +30,30 @@ export class EndpointRuntime {
   responses5xx = 0;
   readonly health = new EndpointHealth();
   readonly ejection = new EndpointEjection();
+  /** Armed while connections carry one request each after stray bytes (see onStrayBytes). */
+  private noReuseTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
-  constructor(config: EndpointConfig, cluster: ClusterConfig) {
+  constructor(
+    config: EndpointConfig,
+    private readonly cluster: ClusterConfig,
+    private readonly strayBytesSeen: (endpoint: EndpointRuntime) => void = () => {},
+  ) {
     this.config = config;
-    this.pool = new Pool(config.url, {
+    this.pool = this.createPool(true);
+  }
+
+  private createPool(reuseConnections: boolean): Pool {
+    const cluster = this.cluster;
+    const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
-      connectTimeout: cluster.connectTimeoutMs,
+      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes),
       // An idle socket is closed before the app's own keep-alive timeout would close it under
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
       keepAliveMaxTimeout: cluster.idleTimeoutMs,
-      pipelining: 1,
+      // 0: every request gets its own connection, closed after its response.
+      pipelining: reuseConnections ? 1 : 0,
       // Bounds what one response can pin in memory; an oversized block fails the attempt
       // with UND_ERR_HEADERS_OVERFLOW (→ 502 UPSTREAM_PROTOCOL_ERROR).
       maxHeaderSize: cluster.maxResponseHeaderBytes,
@@ -44,7 +63,60 @@ export class EndpointRuntime {
     });
     // A pool error is also delivered to the request that caused it; this keeps an
     // unhandled 'error' event from ever reaching the process.
-    this.pool.on('connectionError', () => {});
+    pool.on('connectionError', () => {});
+    return pool;
+  }
+
+  /**
+   * A connection received response bytes while no request was waiting for one (undici has
+   * destroyed it). HTTP/1 cannot tell which request bytes belong to: such bytes held back by
+   * the app's TCP stack (Nagle) until the next request's ACK arrive right after that request
+   * and read as its response. So the invariant kept from here on: while the timer runs, no
+   * connection to this endpoint carries a second request, and stray bytes have no request to
+   * reach. The idle connections of the old pool close now, its busy ones after their response.
+   */
+  private readonly onStrayBytes = (): void => {
+    if (this.closed) return;
+    this.strayBytesSeen(this);
+    if (this.noReuseTimer !== undefined) {
+      this.noReuseTimer.refresh();
+      return;
+    }
+    this.replacePool(false);
+    this.noReuseTimer = setTimeout(() => {
+      this.noReuseTimer = undefined;
+      if (!this.closed) this.replacePool(true);
+    }, STRAY_BYTES_NO_REUSE_MS);
+    this.noReuseTimer.unref();
+  };
+
+  /** Whether connections to this endpoint are reused (false for a while after stray bytes). */
+  get reusesConnections(): boolean {
+    return this.noReuseTimer === undefined;
+  }
+
+  private replacePool(reuseConnections: boolean): void {
+    const old = this.pool;
+    this.pool = this.createPool(reuseConnections);
+    old.close().catch(() => old.destroy());
+  }
+
+  async close(): Promise<void> {
+    this.stop();
+    await this.pool.close().catch(() => this.pool.destroy());
+  }
+
+  async destroy(): Promise<void> {
+    this.stop();
+    await this.pool.destroy().catch(() => undefined);
+  }
+
+  private stop(): void {
+    this.closed = true;
+    if (this.noReuseTimer !== undefined) {
+      clearTimeout(this.noReuseTimer);
+      this.noReuseTimer = undefined;
+    }
   }
 
   /** Recomputes `healthy` after a health check or ejection change; true when it changed. */
@@ -141,7 +213,7 @@ export class ClusterRuntime {
     private readonly observer?: ClusterObserver,
   ) {
     this.config = config;
-    this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config));
+    this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config, (e) => this.onStrayBytes(e)));
     const priorities = [...new Set(config.endpoints.map((e) => e.priority))].sort((a, b) => a - b);
     this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
     this.cursors = this.levels.map(() => 0);
@@ -238,13 +310,13 @@ export class ClusterRuntime {
 
   async close(): Promise<void> {
     this.stopPolicies();
-    await Promise.all(this.endpoints.map((e) => e.pool.close().catch(() => e.pool.destroy())));
+    await Promise.all(this.endpoints.map((e) => e.close()));
   }
 
   /** Closes at once, failing requests still in flight. */
   async destroy(): Promise<void> {
     this.stopPolicies();
-    await Promise.all(this.endpoints.map((e) => e.pool.destroy().catch(() => undefined)));
+    await Promise.all(this.endpoints.map((e) => e.destroy()));
   }
 
   /** The state GET /clusters shows. */
@@ -282,6 +354,16 @@ export class ClusterRuntime {
     const fields = { cluster: this.config.name, state, previous };
     if (state === 'open') logger?.warn({ ...fields, resetTimeoutMs: this.config.circuitBreaker.resetTimeoutMs }, 'circuit breaker opened: requests get 503 CIRCUIT_OPEN');
     else logger?.info(fields, state === 'half-open' ? 'circuit breaker half-open: letting a probe through' : 'circuit breaker closed');
+  }
+
+  private onStrayBytes(endpoint: EndpointRuntime): void {
+    if (!this.reporting) return;
+    const { metrics, logger } = this.observer ?? {};
+    metrics?.upstreamStrayBytes.labels(this.config.name).inc();
+    logger?.warn(
+      { cluster: this.config.name, endpoint: endpoint.config.url, noReuseMs: STRAY_BYTES_NO_REUSE_MS },
+      'the app sent response bytes no request asked for: connection closed; its connections carry one request each for a while',
+    );
   }
 
   private onHealthChecked(endpoint: EndpointRuntime, passed: boolean): void {

@@ -1,5 +1,6 @@
 import { errors } from 'undici';
 import { SidecarError, type ErrorCode } from '../errors';
+import { failedOnReusedConnection } from './connection-guard';
 
 /** Why an upstream attempt failed before a response could be relayed. Retry policies read this. */
 export type AttemptFailureKind = 'connect-failure' | 'reset' | 'timeout' | 'protocol-error' | 'request-body';
@@ -8,6 +9,11 @@ export interface AttemptFailure {
   readonly kind: AttemptFailureKind;
   readonly code: ErrorCode;
   readonly cause: unknown;
+  /**
+   * A reset of a connection that had carried an earlier response (kept alive and reused),
+   * i.e. the stale keep-alive race. Only ever true for kind 'reset'.
+   */
+  readonly reusedConnection?: boolean;
 }
 
 const CONNECT_ERRORS = new Set([
@@ -48,7 +54,7 @@ export function classifyUpstreamError(error: unknown): AttemptFailure {
   const code = errorCode(error);
   if (code !== undefined) {
     if (CONNECT_ERRORS.has(code)) return { kind: 'connect-failure', code: 'UPSTREAM_CONNECT_FAILURE', cause: error };
-    if (RESET_ERRORS.has(code)) return { kind: 'reset', code: 'UPSTREAM_RESET', cause: error };
+    if (RESET_ERRORS.has(code)) return { kind: 'reset', code: 'UPSTREAM_RESET', cause: error, reusedConnection: failedOnReusedConnection(error) };
     if (TIMEOUT_ERRORS.has(code)) return { kind: 'timeout', code: 'UPSTREAM_TIMEOUT', cause: error };
     if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO') {
       return { kind: 'protocol-error', code: 'UPSTREAM_PROTOCOL_ERROR', cause: error };

@@ -13,6 +13,8 @@ export interface RawApp {
   readonly url: string;
   /** Request lines received, in order. */
   readonly requests: string[];
+  /** Whole request heads (request line and header lines, without the blank line), in order. */
+  readonly heads: string[];
   close(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ export interface RawApp {
  */
 export async function startRawApp(script: RawScript): Promise<RawApp> {
   const requests: string[] = [];
+  const heads: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -35,6 +38,7 @@ export async function startRawApp(script: RawScript): Promise<RawApp> {
         buffered = buffered.slice(end + 4);
         const requestLine = head.split('\r\n')[0];
         requests.push(requestLine);
+        heads.push(head);
         const reply = script(requestLine.split(' ')[1] ?? '/');
         if (typeof reply === 'function') {
           reply(socket);
@@ -51,6 +55,7 @@ export async function startRawApp(script: RawScript): Promise<RawApp> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    heads,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { RetryOn, RetryPolicy } from '../../src/config/types';
-import { decideRetry, matchesRetryOn, SKIPPED_RETRY_REASONS, type RetryDecision, type RetryInput } from '../../src/policy/retry';
+import { decideRetry, matchesRetryOn, mayRetryStaleConnection, SKIPPED_RETRY_REASONS, type RetryDecision, type RetryInput, type StaleConnectionInput } from '../../src/policy/retry';
 
 function policy(overrides: Partial<Omit<RetryPolicy, 'on' | 'statusCodes' | 'methods'>> & { on?: RetryOn[]; statusCodes?: number[]; methods?: string[] } = {}): RetryPolicy {
   return {
@@ -103,4 +103,16 @@ t.test('matchesRetryOn: every condition alone', async (t) => {
     const p = policy({ on: [on], statusCodes: on === 'retriable-status-codes' ? [429] : [] });
     t.same(statuses.filter((status) => matchesRetryOn(p, { status })), matching, `${on} matches exactly ${matching.join(', ') || 'no status'}`);
   }
+});
+
+t.test('mayRetryStaleConnection: once, idempotent methods, replayable body, before any response byte, within the deadline', async (t) => {
+  const base: StaleConnectionInput = { method: 'GET', alreadyRetried: false, reusedConnection: true, responseStarted: false, bodyReplayable: true, remainingMs: 1000 };
+  t.ok(mayRetryStaleConnection(base));
+  for (const method of ['HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']) t.ok(mayRetryStaleConnection({ ...base, method }), method);
+  for (const method of ['POST', 'PATCH', 'CONNECT', 'get']) t.notOk(mayRetryStaleConnection({ ...base, method }), method);
+  t.notOk(mayRetryStaleConnection({ ...base, alreadyRetried: true }), 'only once');
+  t.notOk(mayRetryStaleConnection({ ...base, reusedConnection: false }), 'a fresh connection');
+  t.notOk(mayRetryStaleConnection({ ...base, responseStarted: true }), 'part of a response arrived');
+  t.notOk(mayRetryStaleConnection({ ...base, method: 'PUT', bodyReplayable: false }), 'a body that was not kept');
+  t.notOk(mayRetryStaleConnection({ ...base, remainingMs: 0 }), 'the deadline passed');
 });
