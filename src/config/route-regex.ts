@@ -1,0 +1,53 @@
+import { RE2JS, RE2JSSyntaxException } from 're2js';
+
+/**
+ * Route regexes run on every request against a path the client chooses, on the one event
+ * loop. In V8's backtracking engine an ambiguous pattern (`^/(\w|\d)*$`, `^/(a+)+$`) takes
+ * exponential time on a crafted path and stalls every request of the process; no syntactic
+ * check refuses all such patterns without refusing ordinary ones. So route regexes use RE2
+ * semantics (through re2js, a port in plain JavaScript, as Envoy uses RE2): matching is linear
+ * in the length of the path whatever the pattern, and the syntax that needs backtracking
+ * (backreferences, lookaround) is refused when the config loads.
+ */
+export type RouteRegex = RE2JS;
+
+/** Where the syntax is documented, for error messages. */
+const RE2_SYNTAX_URL = 'https://github.com/google/re2/wiki/Syntax';
+
+/**
+ * Compiles a route regex with RE2's default flags (case-sensitive, `.` not matching `\n`,
+ * `^`/`$` at the ends of the path only), the same defaults as a JavaScript RegExp without
+ * flags. Throws RE2JSSyntaxException (routeRegexError describes it) when RE2 refuses it.
+ */
+export function compileRouteRegex(source: string): RouteRegex {
+  return RE2JS.compile(source);
+}
+
+/**
+ * True for a compiled route regex. Its matcher keeps a cache of DFA states that it writes
+ * while matching, so it must never be frozen.
+ */
+export function isRouteRegex(value: unknown): value is RouteRegex {
+  return value instanceof RE2JS;
+}
+
+/** Why `source` cannot be a route regex, or undefined when it compiles. */
+export function routeRegexError(source: string): string | undefined {
+  try {
+    compileRouteRegex(source);
+    return undefined;
+  } catch (err) {
+    const reason = err instanceof RE2JSSyntaxException ? unsupported(err) ?? `${err.error}: \`${err.input ?? ''}\`` : String(err);
+    return `${reason} (route regexes use RE2 syntax, matched in linear time: ${RE2_SYNTAX_URL})`;
+  }
+}
+
+/** The common JavaScript constructs RE2 leaves out on purpose, named, so the fix is obvious. */
+function unsupported(err: RE2JSSyntaxException): string | undefined {
+  const input = err.input ?? '';
+  if (/^\\[1-9]/.test(input) || input.startsWith('\\k')) return `backreferences (\`${input}\`) are not supported by RE2`;
+  if (input.startsWith('(?=') || input.startsWith('(?!')) return `lookahead (\`${input}\`) is not supported by RE2`;
+  if (input.startsWith('(?<=') || input.startsWith('(?<!')) return `lookbehind (\`${input.slice(0, 4)}\`) is not supported by RE2`;
+  if (input.startsWith('\\u')) return 'the `\\uXXXX` escape is written `\\x{XXXX}` in RE2';
+  return undefined;
+}
