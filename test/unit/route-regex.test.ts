@@ -59,9 +59,15 @@ t.test('search semantics are those of RegExp#test (unanchored, flags off)', asyn
     '\\bitems\\b',
     '^/ITEMS',
     '(?:x|y)+z',
+    // Anchored at the start on every branch (searched anchored) or not (searched everywhere).
+    '(^/api)',
+    '(?:^/a|^/s)',
+    '^/a|/b',
+    '^/x$|items',
+    '(?:^)?/users',
     '',
   ];
-  const paths = ['/', '/v1/users', '/x/v22', '/users/12', '/users/12/x', '/api', '/api/', '/i.png', '/i.jpeg', '/slowly', '/a\nc', '/abc', '/my-id/2024', '/my id/2024', '/items', '/itemsx', '/items', '/xyz', '/é/v1/'];
+  const paths = ['/', '/b', '/x', '/x/b', '/v1/users', '/x/v22', '/users/12', '/users/12/x', '/api', '/api/', '/i.png', '/i.jpeg', '/slowly', '/a\nc', '/abc', '/my-id/2024', '/my id/2024', '/items', '/itemsx', '/items', '/xyz', '/é/v1/'];
   for (const pattern of patterns) {
     const native = new RegExp(pattern);
     const re2 = compileRouteRegex(pattern);
