@@ -33,6 +33,7 @@ import { z } from 'zod';
 import { isLoopbackHost, parseCidr } from './cidr';
 import * as D from './defaults';
 import { configJsonSchema } from './json-schema';
+import { compileRouteRegex, isRouteRegex } from './route-regex';
 import {
   type ClusterDocument,
   type ConfigDocument,
@@ -678,7 +679,7 @@ function compileMatch(m: RouteDocument['match']): RouteMatch {
     headers: Object.entries(m.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
     host: m.host?.toLowerCase(),
   };
-  if (m.regex !== undefined) return { kind: 'regex', value: m.regex, regex: new RegExp(m.regex), ...base };
+  if (m.regex !== undefined) return { kind: 'regex', value: m.regex, regex: compileRouteRegex(m.regex), ...base };
   if (m.prefix !== undefined) return { kind: 'prefix', value: m.prefix, regex: undefined, ...base };
   if (m.path !== undefined) return { kind: 'path', value: m.path, regex: undefined, ...base };
   throw new Error('route match without path, prefix or regex');
@@ -801,20 +802,28 @@ export function stableStringify(value: unknown): string {
 }
 
 /**
- * Freezes a snapshot that crossed a process boundary (a structured clone is not frozen), as
- * the compiler freezes the ones it builds.
+ * Makes a snapshot that crossed a process boundary usable, then freezes it as the compiler
+ * freezes the ones it builds (a structured clone is not frozen). The clone of a compiled route
+ * regex keeps its fields but not its class, so each is compiled again from its source, which
+ * the primary has already validated.
  */
 export function freezeSnapshot(config: SidecarConfig): SidecarConfig {
+  for (const listener of config.listeners) {
+    for (const route of listener.routes) {
+      if (route.match.kind === 'regex') (route.match as { regex: RouteMatch['regex'] }).regex = compileRouteRegex(route.match.value);
+    }
+  }
   return deepFreeze(config);
 }
 
 /**
  * Freezes plain objects and arrays recursively. Maps and Sets are frozen as objects (their
- * entries stay mutable through set/add; the types expose them read-only). RegExps are left
- * alone: a frozen RegExp cannot have its lastIndex written.
+ * entries stay mutable through set/add; the types expose them read-only). RegExps and route
+ * regexes are left alone: a frozen RegExp cannot have its lastIndex written, and a route
+ * regex writes its state cache as it matches.
  */
 function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
-  if (typeof value !== 'object' || value === null || seen.has(value) || value instanceof RegExp) return value;
+  if (typeof value !== 'object' || value === null || seen.has(value) || value instanceof RegExp || isRouteRegex(value)) return value;
   seen.add(value);
   if (value instanceof Map) {
     for (const v of value.values()) deepFreeze(v, seen);

@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
 import { normalizePath } from '../proxy/path';
-import { nestedRepetition } from './regex-safety';
+import { routeRegexError } from './route-regex';
 import { formatDurationMs, parseDurationMs, parseSizeBytes } from './units';
 
 // ---------------------------------------------------------------------------------------
@@ -327,24 +327,12 @@ const matchSchema = z
       .string()
       .min(1, { error: 'the regex cannot be empty' })
       .superRefine((source, ctx) => {
-        try {
-          new RegExp(source);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', input: source, message: `invalid regex ${show(source)}: ${(err as Error).message}` });
-          return;
-        }
-        const nested = nestedRepetition(source);
-        if (nested !== undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            input: source,
-            message: `regex ${show(source)} repeats a group that repeats inside (${nested}): a crafted path could make it run for minutes; write it without nesting`,
-          });
-        }
+        const problem = routeRegexError(source);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', input: source, message: `invalid regex ${show(source)}: ${problem}` });
       })
       .optional()
       .describe(
-        'JavaScript regular expression tested against the path (query string excluded); unanchored, so use ^ and $. One of path, prefix or regex.',
+        'RE2 regular expression (linear-time matching: no backreferences or lookaround) tested against the path (query string excluded); unanchored, so use ^ and $. One of path, prefix or regex.',
       ),
     methods: z
       .array(method)

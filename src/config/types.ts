@@ -8,6 +8,8 @@
  * new snapshot and swaps the reference.
  */
 
+import type { RouteRegex } from './route-regex';
+
 export type HttpMethod = string;
 
 export interface AdminConfig {
@@ -57,7 +59,8 @@ export interface RouteMatch {
   readonly kind: 'path' | 'prefix' | 'regex';
   /** The literal path or prefix; for `regex` the source text. */
   readonly value: string;
-  readonly regex: RegExp | undefined;
+  /** For `regex`: RE2 (linear time in the path's length). */
+  readonly regex: RouteRegex | undefined;
   /** Upper-case methods, or undefined for any method. */
   readonly methods: ReadonlySet<string> | undefined;
   /** Lower-case header names with their exact expected values. */

@@ -111,7 +111,7 @@ const STRING_POOLS: ReadonlyArray<readonly [RegExp, readonly string[], readonly 
   [/bytes/i, ['64KiB', '10MiB', '1GiB'], ['0', '1.5KiB', '-1KiB', 'lots']],
   [/^url$/, ['http://127.0.0.1:3000', 'http://[::1]:8080', 'http://localhost:3001'], ['https://x:1', 'ftp://x', 'http://x:1/path', 'http://127.0.0.1']],
   [/^(path|prefix|rewritePrefix)$/, ['/', '/api', '/api/', '/healthz'], ['/a/../b', '//x', '/%2e', 'nope', '/a b', '/%zz']],
-  [/^regex$/, ['^/v[0-9]+/', '.*', '^/(x|y)$'], ['(', '^/(a+)+$', '[', '\\']],
+  [/^regex$/, ['^/v[0-9]+/', '.*', '^/(x|y)$', '^/(\\w|\\d)*$'], ['(', '^/(a)\\1$', '^/(?=x)', '[', '\\']],
   [/^(name|cluster)$/, ['app', 'main', 'api'], ['Bad Name', '', 'a'.repeat(120)]],
   [/^serviceName$/, ['orders'], ['']],
   [/^(cert|key|clientCa)$/, ['a.crt', '../x.key'], ['']],

@@ -28,7 +28,7 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
   'bad-size.yaml': [{ path: 'listeners[0].routes[0].maxRequestBodyBytes', line: 8, message: /^invalid size "10 megs"/ }],
   'unknown-cluster.yaml': [{ path: 'listeners[0].routes[0].cluster', line: 7, message: /^unknown cluster "ap"; defined clusters: app$/ }],
   'bad-regex.yaml': [
-    { path: 'listeners[0].routes[0].match.regex', line: 7, message: /^invalid regex "\^\/v\[0-9\+\/\(": Invalid regular expression/ },
+    { path: 'listeners[0].routes[0].match.regex', line: 7, message: /^invalid regex "\^\/v\[0-9\+\/\(": missing closing \]: `\[0-9\+\/\(` \(route regexes use RE2 syntax/ },
   ],
   'duplicate-route-names.yaml': [
     { path: 'listeners[0].routes[1].name', line: 8, message: /^duplicate route name "api": already used by listeners\[0\]\.routes\[0\] \(line 5\)$/ },
