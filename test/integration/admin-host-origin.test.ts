@@ -99,7 +99,8 @@ t.test('a cross-site request is refused; the admin own origin is answered', asyn
     }
   }
   t.equal(await reloads(proxy), before, 'no reload ran');
-  for (const headers of [{ origin: `http://${host}` }, { origin: `HTTP://${host}`, 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }]) {
+  const answered: Array<Record<string, string>> = [{ origin: `http://${host}` }, { origin: `HTTP://${host}`, 'sec-fetch-site': 'same-origin' }, { 'sec-fetch-site': 'none' }];
+  for (const headers of answered) {
     // 422: the reload ran and was rejected (the inline test config has no file to read again).
     t.equal((await ask(proxy, 'POST', '/reload', { host, ...headers })).status, 422, `POST /reload with ${JSON.stringify(headers)} runs the reload`);
   }
