@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   OVERLOADED: 503,
   NO_HEALTHY_UPSTREAM: 503,
   DRAINING: 503,
+  ADMIN_FORBIDDEN: 403,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -40,6 +41,7 @@ export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = {
   OVERLOADED: 'the cluster is at its concurrency limit',
   NO_HEALTHY_UPSTREAM: 'no endpoint of the cluster is healthy',
   DRAINING: 'the sidecar is shutting down',
+  ADMIN_FORBIDDEN: 'the admin API refuses requests for another host name or from another origin',
 };
 
 /** An error the sidecar turns into its own response. `cause` keeps the original error. */

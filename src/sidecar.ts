@@ -3,6 +3,7 @@ import type { ListenerConfig, SidecarConfig } from './config/types';
 import type { WatchConfigFileOptions } from './config/watch';
 import { AdminServer, json, text, type AdminHandler } from './admin/server';
 import { Metrics } from './admin/metrics';
+import type { AdminConnectionCloseReason } from './admin/connection-guard';
 import { createDrainingHandler } from './lifecycle/draining-handler';
 import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget } from './lifecycle/reloader';
 import { settlesWithin } from './lifecycle/within';
@@ -86,6 +87,8 @@ type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
 export class Sidecar implements StateHolder, ReloadTarget {
   current: RuntimeState;
   readonly metrics: Metrics;
+  /** The admin listener's connection guard reports here (read at call time: the metrics exist by then). */
+  private readonly adminConnectionClosed = (reason: AdminConnectionCloseReason): void => this.metrics.adminConnectionsClosed.labels(reason).inc();
   readonly logger: Logger;
   /** In the order of the running config. A reload replaces the contents, never the array. */
   readonly listeners: ListenerServer[] = [];
@@ -140,7 +143,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+    this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloader.on('reload', (outcome) => {
       this.lastReload = { ...outcome, at: new Date().toISOString() };
@@ -227,7 +230,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
         });
       }
       if (adminMoves) {
-        newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+        newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
         await newAdmin.listen().catch((error: unknown) => {
           throw new BindError(undefined, error);
         });
@@ -414,7 +417,10 @@ export class Sidecar implements StateHolder, ReloadTarget {
   /** A listener and its request handler; TLS listeners read their certificates here. */
   private createListener(config: ListenerConfig): ListenerServer {
     const handleRequest = this.handlerFor(config);
-    const listener = new ListenerServer(config, handleRequest, this.logger);
+    const dropped = this.metrics.listenerConnectionsDropped;
+    const listener: ListenerServer = new ListenerServer(config, handleRequest, this.logger, undefined, (reason) =>
+      dropped.labels(listener.config.name, reason).inc(),
+    );
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
     return listener;

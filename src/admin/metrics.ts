@@ -27,6 +27,14 @@ const CONFIG_LAST_RELOAD_SUCCESS = {
   help: '1 when the last configuration load succeeded, 0 while the last one was rejected.',
 };
 
+const ADMIN_CONNECTIONS_CLOSED = {
+  name: 'sidecar_admin_connections_closed_total',
+  help:
+    'Connections the admin listener closed to keep room for probes, by reason: evicted (the oldest idle one, to let a new one in) ' +
+    'or refused (a new one, when every connection was busy).',
+  labelNames: ['reason'] as const,
+};
+
 export class Metrics {
   readonly registry = new Registry();
   private clusterSource: ClusterSource = () => [];
@@ -141,6 +149,17 @@ export class Metrics {
     labelNames: ['cluster', 'direction'] as const,
     registers: [this.registry],
   });
+
+  readonly listenerConnectionsDropped = new Counter({
+    name: 'sidecar_listener_connections_dropped_total',
+    help:
+      'Client connections a listener closed before they carried a request, by listener and reason: per_peer_limit (the address already held ' +
+      'maxConnectionsPerPeer), max_connections (the listener was full), silent_near_capacity (no byte sent while the listener was near maxConnections).',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly adminConnectionsClosed = new Counter({ ...ADMIN_CONNECTIONS_CLOSED, registers: [this.registry] });
 
   readonly circuitState = new Gauge({
     name: 'sidecar_circuit_state',
@@ -305,6 +324,8 @@ export class PrimaryMetrics {
 
   readonly configLastReloadSuccess = new Gauge({ ...CONFIG_LAST_RELOAD_SUCCESS, registers: [this.registry] });
 
+  readonly adminConnectionsClosed = new Counter({ ...ADMIN_CONNECTIONS_CLOSED, registers: [this.registry] });
+
   readonly workerRestarts = new Counter({
     name: 'sidecar_worker_restarts_total',
     help: 'Worker processes restarted after they exited unasked (a crash), by worker slot (1..workers).',
@@ -327,4 +348,4 @@ export class PrimaryMetrics {
 }
 
 /** Families the primary of a worker group owns: the workers' own copies are left out of the sums. */
-export const PRIMARY_OWNED_METRICS: ReadonlySet<string> = new Set([CONFIG_RELOADS.name, CONFIG_LAST_RELOAD_SUCCESS.name]);
+export const PRIMARY_OWNED_METRICS: ReadonlySet<string> = new Set([CONFIG_RELOADS.name, CONFIG_LAST_RELOAD_SUCCESS.name, ADMIN_CONNECTIONS_CLOSED.name]);

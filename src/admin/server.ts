@@ -1,7 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AdminConfig } from '../config/types';
+import { ERROR_STATUS, errorBody } from '../errors';
 import type { Logger } from '../telemetry/logger';
+import { AdminConnectionGuard, type AdminConnectionObserver } from './connection-guard';
+import { adminRequestRefusal } from './request-origin';
 
 export interface AdminResponse {
   readonly status: number;
@@ -14,14 +17,21 @@ export type AdminHandler = (req: http.IncomingMessage, body: string) => AdminRes
 /** `METHOD /path` → handler, e.g. `GET /ready`. */
 export type AdminRoutes = ReadonlyMap<string, AdminHandler>;
 
-/** Endpoints a bearer token does not guard: probes must work without secrets. */
+/**
+ * Endpoints a bearer token does not guard, nor the Host and Origin checks (for GET and HEAD):
+ * probes must work without secrets, and kubelet sends whatever Host it was configured with.
+ */
 const OPEN_PATHS = new Set(['/live', '/ready']);
+const PROBE_METHODS = new Set(['GET', 'HEAD']);
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 /** The admin listener may face a network (with a token): slow clients must not pin it. */
 const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
 const ADMIN_REQUEST_TIMEOUT_MS = 10_000;
 const ADMIN_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+/** Beyond it, a new connection closes the oldest idle one (see AdminConnectionGuard): a probe always gets in. */
 const ADMIN_MAX_CONNECTIONS = 256;
+/** One client (a scraper, a script in a loop, an attacker) cannot push out everyone else's kept-alive connections. */
+const ADMIN_MAX_CONNECTIONS_PER_PEER = 64;
 
 /**
  * Compares the Authorization header with the expected one in constant time: both sides are
@@ -49,10 +59,12 @@ export class AdminServer {
   readonly server: http.Server;
   private tokenDigest: Buffer | undefined;
 
+  /** `onConnectionClosed` hears of each connection the guard closes to keep room (metrics). */
   constructor(
     private config: AdminConfig,
     private readonly routes: AdminRoutes,
     private readonly logger: Logger,
+    onConnectionClosed: AdminConnectionObserver = () => {},
   ) {
     this.tokenDigest = config.token === undefined ? undefined : bearerDigest(config.token);
     this.server = http.createServer(
@@ -63,7 +75,10 @@ export class AdminServer {
       },
       (req, res) => this.handle(req, res),
     );
-    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    // No server.maxConnections: Node would refuse a probe at the limit before the guard could make room.
+    new AdminConnectionGuard({ maxConnections: ADMIN_MAX_CONNECTIONS, maxConnectionsPerPeer: ADMIN_MAX_CONNECTIONS_PER_PEER }, onConnectionClosed).attach(
+      this.server,
+    );
     this.server.on('clientError', (_error, socket) => socket.destroy());
   }
 
@@ -109,6 +124,11 @@ export class AdminServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const handler = this.routes.get(`${req.method} ${path}`);
+    const refusal = OPEN_PATHS.has(path) && PROBE_METHODS.has(req.method ?? '') ? undefined : adminRequestRefusal(req.headers, this.config.host);
+    if (refusal !== undefined) {
+      this.refuse(res, refusal);
+      return;
+    }
     if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
       this.send(res, json(401, { error: 'UNAUTHORIZED', message: 'the admin listener requires "Authorization: Bearer <admin.token>"' }));
       return;
@@ -137,6 +157,21 @@ export class AdminServer {
         });
     });
     req.on('error', () => res.destroy());
+  }
+
+  /** 403 ADMIN_FORBIDDEN, in the sidecar's error format; the connection closes (a browser's request is not a client to keep). */
+  private refuse(res: http.ServerResponse, message: string): void {
+    const requestId = randomUUID();
+    const body = errorBody('ADMIN_FORBIDDEN', message, requestId) + '\n';
+    res.writeHead(ERROR_STATUS.ADMIN_FORBIDDEN, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      'x-sidecar-error': 'ADMIN_FORBIDDEN',
+      'x-request-id': requestId,
+      connection: 'close',
+    });
+    res.end(body);
   }
 
   private send(res: http.ServerResponse, response: AdminResponse): void {

@@ -22,6 +22,28 @@ export const DEFAULT_LISTENER_REQUEST_TIMEOUT_MS = 300_000;
 /** Idle time before a client keep-alive connection is closed; Node's default. */
 export const DEFAULT_LISTENER_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export const DEFAULT_LISTENER_MAX_CONNECTIONS = 10_000;
+/**
+ * A listener holding this share of maxConnections is near capacity: from then on a connection
+ * that has not sent a single byte gets SILENT_CONNECTION_TIMEOUT_NEAR_CAPACITY_MS instead of
+ * headersTimeout (HAProxy-style), so idle sockets cannot keep new clients out.
+ */
+export const LISTENER_NEAR_CAPACITY_PERCENT = 90;
+/** A real client sends its request (or TLS ClientHello) within milliseconds of connecting. */
+export const SILENT_CONNECTION_TIMEOUT_NEAR_CAPACITY_MS = 2_000;
+/**
+ * Without `maxConnectionsPerPeer`, one client address may hold this share of maxConnections
+ * (1 000 of the default 10 000): a single host cannot fill the listener, while a NAT gateway
+ * or an untrusted load balancer in front still gets a large slice.
+ */
+export const DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER_SHARE = 0.1;
+/** ...but never fewer than this many (a small maxConnections must not cut a browser's 6 or a NAT's few dozen). */
+export const MIN_DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER = 100;
+
+/** The per-peer limit applied when `maxConnectionsPerPeer` is not set (at most maxConnections itself). */
+export function defaultMaxConnectionsPerPeer(maxConnections: number): number {
+  const share = Math.ceil(maxConnections * DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER_SHARE);
+  return Math.min(maxConnections, Math.max(MIN_DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER, share));
+}
 /** No peer is trusted: X-Forwarded-* from clients are replaced, never appended to. */
 export const DEFAULT_TRUSTED_PROXIES: readonly string[] = [];
 

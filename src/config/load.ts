@@ -646,6 +646,7 @@ function redactSecrets(doc: ConfigDocument): ConfigDocument {
 
 function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
   const address = hostPort(l.address);
+  const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
   return {
     name: l.name,
     host: address.host,
@@ -669,7 +670,8 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
     keepAliveTimeoutMs: durationMs(l.keepAliveTimeout, D.DEFAULT_LISTENER_KEEP_ALIVE_TIMEOUT_MS),
-    maxConnections: l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS,
+    maxConnections,
+    maxConnectionsPerPeer: l.maxConnectionsPerPeer ?? D.defaultMaxConnectionsPerPeer(maxConnections),
   };
 }
 

@@ -578,7 +578,16 @@ const listenerSchema = z
       .int()
       .min(1)
       .optional()
-      .describe(`Client connections accepted at once; more are refused. Default ${D.DEFAULT_LISTENER_MAX_CONNECTIONS}.`),
+      .describe(
+        `Client connections accepted at once; more are refused. From ${D.LISTENER_NEAR_CAPACITY_PERCENT}% of it on, connections that have not sent a byte for ${ms(D.SILENT_CONNECTION_TIMEOUT_NEAR_CAPACITY_MS)} are closed to make room. Default ${D.DEFAULT_LISTENER_MAX_CONNECTIONS}.`,
+      ),
+    maxConnectionsPerPeer: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        `Client connections one peer address may hold at once; more from it are closed at accept. Peers in trustedProxies are exempt (a load balancer in front carries many clients). Default: a tenth of maxConnections, at least ${D.MIN_DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER} (${D.defaultMaxConnectionsPerPeer(D.DEFAULT_LISTENER_MAX_CONNECTIONS)} with the default maxConnections).`,
+      ),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;

@@ -45,6 +45,8 @@ export interface ListenerConfig {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  /** Connections one peer address may hold; peers in trustedProxies are exempt. */
+  readonly maxConnectionsPerPeer: number;
 }
 
 export interface CidrBlock {

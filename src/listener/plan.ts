@@ -16,6 +16,7 @@ export const LISTENER_FIELDS_APPLIED_IN_PLACE: ReadonlySet<string> = new Set([
   'requestTimeoutMs',
   'keepAliveTimeoutMs',
   'maxConnections',
+  'maxConnectionsPerPeer',
 ]);
 
 export interface KeptListener {

@@ -10,6 +10,7 @@ import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
+import { ListenerConnectionGuard, type ConnectionDropObserver } from './connection-guard';
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -26,15 +27,21 @@ export class ListenerServer {
   /** Certificates and their reload; undefined for a plain HTTP listener. */
   readonly tls: ListenerTls | undefined;
   private readonly sessions: Http2Sessions | undefined;
-  private readonly sockets = new Set<Socket>();
+  /** Open client connections (TCP sockets) and when each was accepted (Date.now()), in accept order. */
+  private readonly sockets = new Map<Socket, number>();
+  private readonly connectionGuard: ListenerConnectionGuard;
   /** The response each connection is writing or wrote last: HTTP/1.1 answers one request at a time per connection. */
   private readonly responses = new Map<Socket, ServerResponse>();
   private handler: RequestHandler;
   private readonly sweepScheduled = new WeakSet<ServerResponse>();
   private draining: Promise<DrainResult> | undefined;
 
-  /** A `server` passed in keeps the handler it was built with: update() and setHandler() reach only servers built here. */
-  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server) {
+  /**
+   * A `server` passed in keeps the handler it was built with: update() and setHandler() reach
+   * only servers built here. `onConnectionDrop` hears of each connection the listener closes
+   * before it carried a request (per-peer limit, maxConnections, silent near capacity).
+   */
+  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server, onConnectionDrop: ConnectionDropObserver = () => {}) {
     this.currentConfig = config;
     this.handler = handler;
     const guard = new ClientErrorGuard();
@@ -75,9 +82,13 @@ export class ListenerServer {
         );
     }
     this.server.maxConnections = config.maxConnections;
-    this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
+    this.connectionGuard = new ListenerConnectionGuard(this.sockets, () => this.currentConfig, onConnectionDrop);
+    this.connectionGuard.attach(this.server);
+    // First in line: a refused connection is destroyed before Node sets up HTTP or TLS on it.
+    this.server.prependListener('connection', (socket: Socket) => {
+      this.sockets.set(socket, Date.now());
       socket.once('close', () => this.sockets.delete(socket));
+      this.connectionGuard.admit(socket);
     });
     // A server built elsewhere has its handler already: the bookkeeping goes first in line.
     if (server !== undefined) {
@@ -165,6 +176,7 @@ export class ListenerServer {
 
   private async runDrain(deadline: number): Promise<DrainResult> {
     this.tls?.close();
+    this.connectionGuard.stop();
     const server = this.server;
     // Node's close() also closes the idle connections once; ours spares responses still flushing.
     if (server instanceof http.Server) server.closeIdleConnections = () => this.closeIdleConnections();
@@ -188,7 +200,7 @@ export class ListenerServer {
     let cut = 0;
     if (timedOut) {
       cut = this.sockets.size;
-      for (const socket of this.sockets) socket.destroy();
+      for (const socket of this.sockets.keys()) socket.destroy();
       await closed;
     }
     return { connectionsAtStart, cut };
@@ -225,9 +237,10 @@ export class ListenerServer {
   /** Cuts every connection at once. */
   destroy(): void {
     this.tls?.close();
+    this.connectionGuard.stop();
     this.server.close();
     this.sessions?.destroy();
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
   }
 }
 

@@ -7,6 +7,7 @@
  * This module must not load the proxy, undici or OpenTelemetry: imports from the request path
  * are type-only.
  */
+import type { AdminConnectionCloseReason } from '../admin/connection-guard';
 import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
 import { PrimaryMetrics } from '../admin/metrics';
 import type { SidecarStats } from '../admin/stats';
@@ -56,6 +57,8 @@ export class WorkerGroup implements ReloadTarget {
   /** The group's config: every ready worker runs it, and a (re)started worker starts with it. */
   current: SidecarConfig;
   readonly metrics: PrimaryMetrics;
+  /** The admin listener's connection guard reports here (read at call time: the metrics exist by then). */
+  private readonly adminConnectionClosed = (reason: AdminConnectionCloseReason): void => this.metrics.adminConnectionsClosed.labels(reason).inc();
   readonly supervisor: WorkerSupervisor;
   readonly reloader: ConfigReloader;
   admin: AdminServer;
@@ -83,7 +86,7 @@ export class WorkerGroup implements ReloadTarget {
     this.supervisor.on('ready', () => {
       if (this.phase === 'ready') this.catchUp();
     });
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), logger);
+    this.admin = new AdminServer(config.admin, this.adminRoutes(), logger, this.adminConnectionClosed);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloader.on('reload', (outcome) => {
       this.lastReload = { ...outcome, at: new Date().toISOString() };
@@ -144,7 +147,7 @@ export class WorkerGroup implements ReloadTarget {
     if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     let newAdmin: AdminServer | undefined;
     if (adminAddress(config) !== adminAddress(this.current)) {
-      newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger);
+      newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
       try {
         await newAdmin.listen();
       } catch (error) {

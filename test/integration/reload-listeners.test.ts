@@ -182,11 +182,13 @@ t.test('settings a bound socket cannot take are refused; those it can are applie
   const inPlace = await running.sidecar.applyConfig(
     compile(configYaml([listenerYaml('main', '127.0.0.1:0', 'v3', '    keepAliveTimeout: 7s\n    maxConnections: 77\n    trustedProxies: [10.0.0.0/8]')])),
   );
-  t.match(inPlace, { ok: true, changes: ['listener main: trustedProxies, keepAliveTimeoutMs, maxConnections updated in place'] });
+  // maxConnectionsPerPeer follows maxConnections when not set (a tenth, at least 100, at most maxConnections).
+  t.match(inPlace, { ok: true, changes: ['listener main: trustedProxies, keepAliveTimeoutMs, maxConnections, maxConnectionsPerPeer updated in place'] });
   const listener = running.sidecar.listeners[0];
   t.equal(listener.port, port, 'same socket');
   t.equal((listener.server as import('node:http').Server).keepAliveTimeout, 7000);
   t.equal(listener.server.maxConnections, 77);
+  t.equal(listener.config.maxConnectionsPerPeer, 77);
   t.equal((await get(running.url())).body, 'v3');
 });
 

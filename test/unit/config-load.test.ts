@@ -285,6 +285,16 @@ t.test('listener tuning fields', async (t) => {
   t.equal(l.requestTimeoutMs, 0, '0s disables the request timeout');
   t.equal(l.keepAliveTimeoutMs, 65_000);
   t.equal(l.maxConnections, 50);
+  t.equal(l.maxConnectionsPerPeer, 50, 'the per-peer default never exceeds maxConnections');
+});
+
+t.test('maxConnectionsPerPeer: a tenth of maxConnections by default, at least 100', async (t) => {
+  const perPeer = (listener: string): number => mustLoad(parseConfigText(minimal({ listener }), EMBEDDED_SOURCE)).listeners[0].maxConnectionsPerPeer;
+  t.equal(perPeer(''), 1_000, 'with the default maxConnections (10 000)');
+  t.equal(perPeer('    maxConnections: 40000'), 4_000);
+  t.equal(perPeer('    maxConnections: 500'), 100, 'at least 100');
+  t.equal(perPeer('    maxConnections: 500\n    maxConnectionsPerPeer: 7'), 7, 'as written');
+  t.notOk(parseConfigText(minimal({ listener: '    maxConnectionsPerPeer: 0' }), EMBEDDED_SOURCE).ok, '0 is refused');
 });
 
 t.test('two listeners on port 0 do not clash (tests bind free ports)', async (t) => {
