@@ -414,7 +414,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
   /** A listener and its request handler; TLS listeners read their certificates here. */
   private createListener(config: ListenerConfig): ListenerServer {
     const handleRequest = this.handlerFor(config);
-    const listener = new ListenerServer(config, handleRequest, this.logger);
+    const listener = new ListenerServer(config, handleRequest, this.logger, undefined, {
+      http2PrematureResetClose: () => this.metrics.http2PrematureResetCloses.labels(config.name).inc(),
+    });
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
     return listener;

@@ -5,11 +5,17 @@ import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from '../proxy/handler';
-import { createSecureServer, Http2Sessions } from './secure-server';
+import { createSecureServer, Http2Sessions, type PrematureResetClose } from './secure-server';
 import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
+
+/** What a listener reports for its owner to count. */
+export interface ListenerEvents {
+  /** An HTTP/2 connection was closed (GOAWAY ENHANCE_YOUR_CALM) for resetting more streams than it completed. */
+  readonly http2PrematureResetClose?: (facts: PrematureResetClose) => void;
+}
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -34,7 +40,7 @@ export class ListenerServer {
   private draining: Promise<DrainResult> | undefined;
 
   /** A `server` passed in keeps the handler it was built with: update() and setHandler() reach only servers built here. */
-  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server) {
+  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server, events: ListenerEvents = {}) {
     this.currentConfig = config;
     this.handler = handler;
     const guard = new ClientErrorGuard();
@@ -47,7 +53,13 @@ export class ListenerServer {
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
       const secure = createSecureServer(config, this.tls.provider, dispatch);
-      this.sessions = new Http2Sessions(secure, () => this.config);
+      this.sessions = new Http2Sessions(secure, () => this.config, (facts) => {
+        logger.warn(
+          { listener: config.name, remoteAddress: facts.remoteAddress, prematureResets: facts.prematureResets, streams: facts.streams },
+          'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: the client reset more streams than it completed (rapid reset)',
+        );
+        events.http2PrematureResetClose?.(facts);
+      });
       // Handshake failures (no client certificate, an unsupported protocol version, a
       // scanner) end the connection: there is no HTTP exchange to answer yet.
       secure.removeAllListeners('tlsClientError');

@@ -7,7 +7,7 @@ import type { RouteInstruments } from '../admin/metrics';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from '../policy/backoff';
 import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
-import type { AdmissionWaiter } from '../policy/concurrency-limit';
+import type { AdmissionWaiter, ConcurrencyLimit } from '../policy/concurrency-limit';
 import { ReplayableBody } from '../policy/replay-body';
 import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome, type RetryReason } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
@@ -144,6 +144,9 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 
   private dispatchAttempt(): void {
+    // Reached from start, from admission after a wait for a slot and after a backoff: none of
+    // them may send anything for a client that is gone or a request already answered.
+    if (this.abandoned || this.finished) return;
     const endpoint = this.cluster.pick(this.endpoint);
     if (endpoint === undefined) {
       this.refuse('NO_HEALTHY_UPSTREAM', `no endpoint of cluster ${this.cluster.config.name} is healthy`);
@@ -161,7 +164,7 @@ export class ProxyExchange implements AdmissionWaiter {
     );
     this.attemptStartedAt = performance.now();
     if (this.clock === undefined) this.startClock(); // a retry: the clock stopped for the backoff
-    const handler = new AttemptHandler(this, endpoint);
+    const handler = new AttemptHandler(this, endpoint, this.cluster.limit);
     this.handler = handler;
     const options: Dispatcher.DispatchOptions = {
       path: this.path,
@@ -555,6 +558,7 @@ function flushHeadersIfIdle(exchange: ProxyExchange): void {
 }
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
+const ABANDONED_BEFORE_SENT = new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent');
 
 /**
  * undici's handler for one attempt. It forwards to the exchange only while its attempt is the
@@ -574,12 +578,17 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   private discarding = false;
   private discardedBytes = 0;
 
+  /** Counted in the cluster's pending requests until it has a connection (or failed without one). */
+  private waitingForConnection = true;
+
   constructor(
     private readonly exchange: ProxyExchange,
     readonly endpoint: EndpointRuntime,
+    private readonly limit: ConcurrencyLimit,
   ) {
     endpoint.inFlight++;
     endpoint.requests++;
+    limit.attemptQueued();
   }
 
   /** Drops the rest of this response; a short one is read to its end so its connection is reused. */
@@ -588,8 +597,16 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (err?: Error) => void): void {
+    this.leaveConnectionQueue();
+    if (!this.exchange.isCurrent(this)) {
+      // Abandoned while it waited for a connection (its client left, or the exchange answered
+      // without it). undici's abort() would destroy the connection it was just given, so that
+      // every abandoned attempt in the queue cost a new connection to the app. Throwing here
+      // instead makes undici fail the request before writing anything, keep the connection
+      // and go on with the next request in its queue (client-h1 writeH1; onError follows).
+      throw ABANDONED_BEFORE_SENT;
+    }
     this.abort = abort;
-    if (!this.exchange.isCurrent(this)) abort(new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -630,6 +647,13 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.endpoint.inFlight--;
+    this.leaveConnectionQueue();
+  }
+
+  private leaveConnectionQueue(): void {
+    if (!this.waitingForConnection) return;
+    this.waitingForConnection = false;
+    this.limit.connectionReached();
   }
 }
 
