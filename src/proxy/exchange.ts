@@ -15,6 +15,7 @@ import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { responseFlags } from '../telemetry/response-flags';
 import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
 import { limitRequestBody } from './body-limit';
+import { refuseLaterRequests } from './closing-connections';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
@@ -207,7 +208,7 @@ export class ProxyExchange implements AdmissionWaiter {
 
   /** Whether events of this attempt may still shape the client's response. */
   isCurrent(handler: AttemptHandler): boolean {
-    return handler === this.handler && !this.abandoned;
+    return handler === this.handler && !this.abandoned && !this.finished;
   }
 
   // --- upstream events (from AttemptHandler, only for the current attempt) ---
@@ -318,6 +319,10 @@ export class ProxyExchange implements AdmissionWaiter {
       this.startClock(false);
       return;
     }
+    if (this.clientStillSending(handler)) {
+      this.onClientTooSlow(`the client had not sent its whole request body within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
+      return;
+    }
     const timeout = new SidecarError('UPSTREAM_TIMEOUT', `no response headers within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
     if (handler.abort !== undefined) {
       handler.abort(timeout); // its error callback goes through onAttemptFailed
@@ -421,8 +426,12 @@ export class ProxyExchange implements AdmissionWaiter {
       this.refuse('OVERLOADED', `no slot of cluster ${this.cluster.config.name} freed up within the route timeout (${this.route.timeoutMs}ms)`);
       return;
     }
-    const timeout = new SidecarError('UPSTREAM_TIMEOUT');
     const handler = this.handler;
+    if (handler !== undefined && this.clientStillSending(handler)) {
+      this.onClientTooSlow(`the client had not sent its whole request body within the route timeout (${this.route.timeoutMs}ms)`);
+      return;
+    }
+    const timeout = new SidecarError('UPSTREAM_TIMEOUT');
     if (handler !== undefined && handler.abort !== undefined && !handler.done) {
       // The attempt's error callback answers 504 (and no policy retries past the deadline).
       handler.abort(timeout);
@@ -432,6 +441,32 @@ export class ProxyExchange implements AdmissionWaiter {
       this.abandon(timeout, 'failure');
       this.respondWithError('UPSTREAM_TIMEOUT');
     }
+  }
+
+  /**
+   * Whether a timeout of this attempt is the client's doing: the attempt is sending the body
+   * (it has its connection), the client has not sent all of it, and nothing it sent is left
+   * unread (had the app stopped reading, the body would pile up in the request's buffer).
+   */
+  private clientStillSending(handler: AttemptHandler): boolean {
+    const req = this.req;
+    return this.hasBody && handler.abort !== undefined && !handler.done && !req.complete && req.readableLength === 0;
+  }
+
+  /**
+   * A timeout came while the client was still sending its body (a stalled or trickling upload):
+   * 408, the attempt cancelled, and nothing counted against the app: no breaker failure, no
+   * outlier failure, no retry (so no retry budget). The HTTP/1 connection is closed after
+   * the answer, its body unread.
+   */
+  private onClientTooSlow(message: string): void {
+    this.instruments.attempted('REQUEST_TIMEOUT');
+    this.trace.attemptEnded(classifyUpstreamError(new SidecarError('REQUEST_TIMEOUT', message)));
+    // The attempt's events stop reaching the exchange: it counts nothing against the endpoint
+    // and asks for no retry. It is cancelled in finish(), once the 408 is out.
+    this.abandoned = true;
+    refuseLaterRequests(this.req);
+    this.respondWithError('REQUEST_TIMEOUT', message);
   }
 
   /** Stops caring about the current attempt; it is aborted now or as soon as it connects. */
@@ -499,6 +534,11 @@ export class ProxyExchange implements AdmissionWaiter {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    // An attempt still running once the response is over (a 408 answered while the client's
+    // body was still due) is cancelled now, not before: undici's abort destroys the body it
+    // reads, the client's request, and with it the client's connection and the answer.
+    const handler = this.handler;
+    if (handler !== undefined && handler.abort !== undefined && !handler.done) handler.abort(EXCHANGE_ENDED);
     this.stopClock();
     this.clearStallTimer();
     this.clearBackoff();
@@ -558,6 +598,7 @@ function flushHeadersIfIdle(exchange: ProxyExchange): void {
 }
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
+const EXCHANGE_ENDED = new SidecarError('UPSTREAM_RESET', 'the response ended before the attempt');
 const ABANDONED_BEFORE_SENT = new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent');
 
 /**
