@@ -418,9 +418,10 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private createListener(config: ListenerConfig): ListenerServer {
     const handleRequest = this.handlerFor(config);
     const dropped = this.metrics.listenerConnectionsDropped;
-    const listener: ListenerServer = new ListenerServer(config, handleRequest, this.logger, undefined, (reason) =>
-      dropped.labels(listener.config.name, reason).inc(),
-    );
+    const listener = new ListenerServer(config, handleRequest, this.logger, undefined, {
+      connectionDropped: (reason) => dropped.labels(config.name, reason).inc(),
+      http2PrematureResetClose: () => this.metrics.http2PrematureResetCloses.labels(config.name).inc(),
+    });
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
     return listener;

@@ -203,6 +203,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly http2PrematureResetCloses = new Counter({
+    name: 'sidecar_http2_premature_reset_closes_total',
+    help: 'HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM because the client reset more streams than it completed (rapid reset), by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+
   readonly configReloads = new Counter({ ...CONFIG_RELOADS, registers: [this.registry] });
 
   readonly configLastReloadSuccess = new Gauge({ ...CONFIG_LAST_RELOAD_SUCCESS, registers: [this.registry] });
@@ -319,6 +326,13 @@ export class RouteInstruments {
  */
 export class PrimaryMetrics {
   readonly registry = new Registry();
+
+  readonly http2PrematureResetCloses = new Counter({
+    name: 'sidecar_http2_premature_reset_closes_total',
+    help: 'HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM because the client reset more streams than it completed (rapid reset), by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
 
   readonly configReloads = new Counter({ ...CONFIG_RELOADS, registers: [this.registry] });
 

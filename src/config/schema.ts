@@ -652,7 +652,7 @@ const circuitBreakerSchema = z
       .int()
       .min(0)
       .optional()
-      .describe(`Requests allowed to wait for a slot; beyond, 503 OVERLOADED. Default ${D.DEFAULT_CB_MAX_PENDING_REQUESTS}.`),
+      .describe(`Requests allowed to wait for a slot or for a connection to an endpoint; beyond, 503 OVERLOADED. Default ${D.DEFAULT_CB_MAX_PENDING_REQUESTS}.`),
   })
   .describe('Circuit breaker and concurrency limits of the cluster. Always on; every field has a default.');
 

@@ -51,34 +51,70 @@ export function createSecureServer(config: ListenerConfig, tls: TlsContextProvid
 }
 
 /**
+ * A client that resets this many streams before their response started, and more than it
+ * lets complete, is closed with GOAWAY ENHANCE_YOUR_CALM (HTTP/2 rapid reset, CVE-2023-44487).
+ * Envoy closes at 250 premature resets, or from 500 streams on when half of them were reset;
+ * nghttp2's own guard only limits RST_STREAM frames to a burst of 1000. 100 leaves any real
+ * client (a browser cancels a handful of streams when the user navigates away) far below it
+ * while an attacker is cut off after 100 requests, whatever it does next on that connection.
+ */
+export const HTTP2_PREMATURE_RESETS_MAX = 100;
+
+/** What a session that was closed for premature resets had done; for the log and the metric. */
+export interface PrematureResetClose {
+  readonly remoteAddress: string | undefined;
+  /** Streams the client reset before their response started. */
+  readonly prematureResets: number;
+  /** Streams closed on the session, those included. */
+  readonly streams: number;
+}
+
+/** One session's stream counts. */
+interface SessionStreams {
+  open: number;
+  closed: number;
+  prematureResets: number;
+  /** GOAWAY ENHANCE_YOUR_CALM sent; the session is cut on the next turn. */
+  calmed: boolean;
+}
+
+/**
  * The HTTP/2 sessions of one server: an idle session (no open stream for the keep-alive
  * timeout) is closed with GOAWAY, a stream still receiving its request after the request
- * timeout is cancelled, and the listener closes (gracefully) or destroys them all on stop.
+ * timeout is cancelled, a session whose client resets more streams than it completes is
+ * closed with GOAWAY ENHANCE_YOUR_CALM, and the listener closes (gracefully) or destroys them
+ * all on stop.
  */
 export class Http2Sessions {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly openStreams = new WeakMap<http2.Http2Session, number>();
+  private readonly streams = new WeakMap<http2.Http2Session, SessionStreams>();
   private closing = false;
 
   /** `settings` is read for every new session and stream, so in-place config updates reach them. */
-  constructor(server: http2.Http2SecureServer, settings: () => Pick<ListenerConfig, 'keepAliveTimeoutMs' | 'requestTimeoutMs'>) {
+  constructor(
+    server: http2.Http2SecureServer,
+    settings: () => Pick<ListenerConfig, 'keepAliveTimeoutMs' | 'requestTimeoutMs'>,
+    private readonly onPrematureResetClose: (facts: PrematureResetClose) => void = () => {},
+  ) {
     server.on('session', (session: http2.ServerHttp2Session) => {
       if (this.closing) {
         session.close();
         return;
       }
       this.sessions.add(session);
-      this.openStreams.set(session, 0);
+      const counts: SessionStreams = { open: 0, closed: 0, prematureResets: 0, calmed: false };
+      this.streams.set(session, counts);
       session.once('close', () => this.sessions.delete(session));
       // The session emits 'timeout' after this much silence; it re-arms on traffic.
       session.setTimeout(settings().keepAliveTimeoutMs);
       session.on('timeout', () => {
-        if ((this.openStreams.get(session) ?? 0) === 0) session.close();
+        if (counts.open === 0) session.close();
       });
     });
     server.on('stream', (stream: http2.ServerHttp2Stream) => {
       const session = stream.session;
-      if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 0) + 1);
+      const counts = session === undefined ? undefined : this.streams.get(session);
+      if (counts !== undefined) counts.open++;
       let receiving: NodeJS.Timeout | undefined;
       const { requestTimeoutMs } = settings();
       if (requestTimeoutMs > 0 && !stream.endAfterHeaders) {
@@ -87,9 +123,28 @@ export class Http2Sessions {
       }
       stream.once('close', () => {
         clearTimeout(receiving);
-        if (session !== undefined) this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1);
+        if (counts === undefined || session === undefined) return;
+        counts.open--;
+        counts.closed++;
+        // Reset before any response header: the client asked for work and dropped it at once.
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.headersSent) {
+          counts.prematureResets++;
+          if (counts.prematureResets >= HTTP2_PREMATURE_RESETS_MAX && counts.prematureResets * 2 > counts.closed) this.calm(session, counts);
+        }
       });
     });
+  }
+
+  /** Closes a session that resets more streams than it completes: GOAWAY ENHANCE_YOUR_CALM, then the connection. */
+  private calm(session: http2.Http2Session, counts: SessionStreams): void {
+    if (counts.calmed || session.destroyed) return;
+    counts.calmed = true;
+    this.onPrematureResetClose({ remoteAddress: session.socket?.remoteAddress, prematureResets: counts.prematureResets, streams: counts.closed });
+    // GOAWAY with the code, then the connection is cut on the next turn of the event loop
+    // (once the frame is written); the streams still open, the attacker's, are cut with it.
+    // (close() would wait for those streams; destroy() alone sends GOAWAY NO_ERROR.)
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    setImmediate(destroySession, session);
   }
 
   /** GOAWAY to every client: streams in flight finish, no new ones start. */
@@ -102,4 +157,8 @@ export class Http2Sessions {
     this.closing = true;
     for (const session of this.sessions) session.destroy();
   }
+}
+
+function destroySession(session: http2.Http2Session): void {
+  session.destroy();
 }

@@ -5,12 +5,20 @@ import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from '../proxy/handler';
-import { createSecureServer, Http2Sessions } from './secure-server';
+import { createSecureServer, Http2Sessions, type PrematureResetClose } from './secure-server';
 import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
 import { ListenerConnectionGuard, type ConnectionDropObserver } from './connection-guard';
+
+/** What a listener reports for its owner to count. */
+export interface ListenerEvents {
+  /** A connection was closed before it carried a request (per-peer limit, maxConnections, silent near capacity). */
+  readonly connectionDropped?: ConnectionDropObserver;
+  /** An HTTP/2 connection was closed (GOAWAY ENHANCE_YOUR_CALM) for resetting more streams than it completed. */
+  readonly http2PrematureResetClose?: (facts: PrematureResetClose) => void;
+}
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -38,10 +46,9 @@ export class ListenerServer {
 
   /**
    * A `server` passed in keeps the handler it was built with: update() and setHandler() reach
-   * only servers built here. `onConnectionDrop` hears of each connection the listener closes
-   * before it carried a request (per-peer limit, maxConnections, silent near capacity).
+   * only servers built here. `events` hears of what the listener refuses or closes on its own.
    */
-  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server, onConnectionDrop: ConnectionDropObserver = () => {}) {
+  constructor(config: ListenerConfig, handler: RequestHandler, logger: Logger, server?: http.Server, events: ListenerEvents = {}) {
     this.currentConfig = config;
     this.handler = handler;
     const guard = new ClientErrorGuard();
@@ -54,7 +61,13 @@ export class ListenerServer {
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
       const secure = createSecureServer(config, this.tls.provider, dispatch);
-      this.sessions = new Http2Sessions(secure, () => this.config);
+      this.sessions = new Http2Sessions(secure, () => this.config, (facts) => {
+        logger.warn(
+          { listener: config.name, remoteAddress: facts.remoteAddress, prematureResets: facts.prematureResets, streams: facts.streams },
+          'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: the client reset more streams than it completed (rapid reset)',
+        );
+        events.http2PrematureResetClose?.(facts);
+      });
       // Handshake failures (no client certificate, an unsupported protocol version, a
       // scanner) end the connection: there is no HTTP exchange to answer yet.
       secure.removeAllListeners('tlsClientError');
@@ -82,7 +95,7 @@ export class ListenerServer {
         );
     }
     this.server.maxConnections = config.maxConnections;
-    this.connectionGuard = new ListenerConnectionGuard(this.sockets, () => this.currentConfig, onConnectionDrop);
+    this.connectionGuard = new ListenerConnectionGuard(this.sockets, () => this.currentConfig, events.connectionDropped ?? (() => {}));
     this.connectionGuard.attach(this.server);
     // First in line: a refused connection is destroyed before Node sets up HTTP or TLS on it.
     this.server.prependListener('connection', (socket: Socket) => {

@@ -7,7 +7,7 @@ import type { RouteInstruments } from '../admin/metrics';
 import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from '../policy/backoff';
 import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
-import type { AdmissionWaiter } from '../policy/concurrency-limit';
+import type { AdmissionWaiter, ConcurrencyLimit } from '../policy/concurrency-limit';
 import { ReplayableBody } from '../policy/replay-body';
 import {
   decideRetry,
@@ -23,6 +23,7 @@ import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { responseFlags } from '../telemetry/response-flags';
 import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
 import { limitRequestBody } from './body-limit';
+import { refuseLaterRequests } from './closing-connections';
 import { downstreamResponseHeaders, setAttempt } from './headers';
 import { abortResponse, isHttp1, responseCompleted } from './http2-request';
 import { sendError } from './respond';
@@ -154,6 +155,9 @@ export class ProxyExchange implements AdmissionWaiter {
   }
 
   private dispatchAttempt(): void {
+    // Reached from start, from admission after a wait for a slot and after a backoff: none of
+    // them may send anything for a client that is gone or a request already answered.
+    if (this.abandoned || this.finished) return;
     const endpoint = this.cluster.pick(this.endpoint);
     if (endpoint === undefined) {
       this.refuse('NO_HEALTHY_UPSTREAM', `no endpoint of cluster ${this.cluster.config.name} is healthy`);
@@ -171,7 +175,7 @@ export class ProxyExchange implements AdmissionWaiter {
     );
     this.attemptStartedAt = performance.now();
     if (this.clock === undefined) this.startClock(); // a retry: the clock stopped for the backoff
-    const handler = new AttemptHandler(this, endpoint);
+    const handler = new AttemptHandler(this, endpoint, this.cluster.limit);
     this.handler = handler;
     const options: Dispatcher.DispatchOptions = {
       path: this.path,
@@ -214,7 +218,7 @@ export class ProxyExchange implements AdmissionWaiter {
 
   /** Whether events of this attempt may still shape the client's response. */
   isCurrent(handler: AttemptHandler): boolean {
-    return handler === this.handler && !this.abandoned;
+    return handler === this.handler && !this.abandoned && !this.finished;
   }
 
   // --- upstream events (from AttemptHandler, only for the current attempt) ---
@@ -353,6 +357,10 @@ export class ProxyExchange implements AdmissionWaiter {
       this.startClock(false);
       return;
     }
+    if (this.clientStillSending(handler)) {
+      this.onClientTooSlow(`the client had not sent its whole request body within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
+      return;
+    }
     const timeout = new SidecarError('UPSTREAM_TIMEOUT', `no response headers within the per-try timeout (${this.route.retry.perTryTimeoutMs}ms)`);
     if (handler.abort !== undefined) {
       handler.abort(timeout); // its error callback goes through onAttemptFailed
@@ -458,8 +466,12 @@ export class ProxyExchange implements AdmissionWaiter {
       this.refuse('OVERLOADED', `no slot of cluster ${this.cluster.config.name} freed up within the route timeout (${this.route.timeoutMs}ms)`);
       return;
     }
-    const timeout = new SidecarError('UPSTREAM_TIMEOUT');
     const handler = this.handler;
+    if (handler !== undefined && this.clientStillSending(handler)) {
+      this.onClientTooSlow(`the client had not sent its whole request body within the route timeout (${this.route.timeoutMs}ms)`);
+      return;
+    }
+    const timeout = new SidecarError('UPSTREAM_TIMEOUT');
     if (handler !== undefined && handler.abort !== undefined && !handler.done) {
       // The attempt's error callback answers 504 (and no policy retries past the deadline).
       handler.abort(timeout);
@@ -469,6 +481,32 @@ export class ProxyExchange implements AdmissionWaiter {
       this.abandon(timeout, 'failure');
       this.respondWithError('UPSTREAM_TIMEOUT');
     }
+  }
+
+  /**
+   * Whether a timeout of this attempt is the client's doing: the attempt is sending the body
+   * (it has its connection), the client has not sent all of it, and nothing it sent is left
+   * unread (had the app stopped reading, the body would pile up in the request's buffer).
+   */
+  private clientStillSending(handler: AttemptHandler): boolean {
+    const req = this.req;
+    return this.hasBody && handler.abort !== undefined && !handler.done && !req.complete && req.readableLength === 0;
+  }
+
+  /**
+   * A timeout came while the client was still sending its body (a stalled or trickling upload):
+   * 408, the attempt cancelled, and nothing counted against the app: no breaker failure, no
+   * outlier failure, no retry (so no retry budget). The HTTP/1 connection is closed after
+   * the answer, its body unread.
+   */
+  private onClientTooSlow(message: string): void {
+    this.instruments.attempted('REQUEST_TIMEOUT');
+    this.trace.attemptEnded(classifyUpstreamError(new SidecarError('REQUEST_TIMEOUT', message)));
+    // The attempt's events stop reaching the exchange: it counts nothing against the endpoint
+    // and asks for no retry. It is cancelled in finish(), once the 408 is out.
+    this.abandoned = true;
+    refuseLaterRequests(this.req);
+    this.respondWithError('REQUEST_TIMEOUT', message);
   }
 
   /** Stops caring about the current attempt; it is aborted now or as soon as it connects. */
@@ -536,6 +574,11 @@ export class ProxyExchange implements AdmissionWaiter {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    // An attempt still running once the response is over (a 408 answered while the client's
+    // body was still due) is cancelled now, not before: undici's abort destroys the body it
+    // reads, the client's request, and with it the client's connection and the answer.
+    const handler = this.handler;
+    if (handler !== undefined && handler.abort !== undefined && !handler.done) handler.abort(EXCHANGE_ENDED);
     this.stopClock();
     this.clearStallTimer();
     this.clearBackoff();
@@ -595,6 +638,8 @@ function flushHeadersIfIdle(exchange: ProxyExchange): void {
 }
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
+const EXCHANGE_ENDED = new SidecarError('UPSTREAM_RESET', 'the response ended before the attempt');
+const ABANDONED_BEFORE_SENT = new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent');
 
 /**
  * undici's handler for one attempt. It forwards to the exchange only while its attempt is the
@@ -616,12 +661,17 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   private discarding = false;
   private discardedBytes = 0;
 
+  /** Counted in the cluster's pending requests until it has a connection (or failed without one). */
+  private waitingForConnection = true;
+
   constructor(
     private readonly exchange: ProxyExchange,
     readonly endpoint: EndpointRuntime,
+    private readonly limit: ConcurrencyLimit,
   ) {
     endpoint.inFlight++;
     endpoint.requests++;
+    limit.attemptQueued();
   }
 
   /** Drops the rest of this response; a short one is read to its end so its connection is reused. */
@@ -630,8 +680,16 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   }
 
   onConnect(abort: (err?: Error) => void): void {
+    this.leaveConnectionQueue();
+    if (!this.exchange.isCurrent(this)) {
+      // Abandoned while it waited for a connection (its client left, or the exchange answered
+      // without it). undici's abort() would destroy the connection it was just given, so that
+      // every abandoned attempt in the queue cost a new connection to the app. Throwing here
+      // instead makes undici fail the request before writing anything, keep the connection
+      // and go on with the next request in its queue (client-h1 writeH1; onError follows).
+      throw ABANDONED_BEFORE_SENT;
+    }
     this.abort = abort;
-    if (!this.exchange.isCurrent(this)) abort(new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent'));
   }
 
   onResponseStarted(): void {
@@ -676,6 +734,13 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     this.endpoint.inFlight--;
+    this.leaveConnectionQueue();
+  }
+
+  private leaveConnectionQueue(): void {
+    if (!this.waitingForConnection) return;
+    this.waitingForConnection = false;
+    this.limit.connectionReached();
   }
 }
 

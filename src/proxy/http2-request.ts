@@ -72,3 +72,13 @@ export function abortResponse(res: ServerResponse): void {
   if (res instanceof Http2ServerResponse) res.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
   else res.destroy();
 }
+
+/**
+ * After a complete answer to an HTTP/2 request whose body is still due (a refusal, a 408),
+ * asks the client to stop sending it: RST_STREAM NO_ERROR once the response is out, as RFC
+ * 9113 §8.1 allows. Otherwise the stream stays open until the client ends or resets it,
+ * which a client that stalled its body may never do. (HTTP/1 closes the connection instead.)
+ */
+export function stopReceivingBody(res: ServerResponse): void {
+  if (res instanceof Http2ServerResponse && !res.req.complete) res.stream.close(constants.NGHTTP2_NO_ERROR);
+}

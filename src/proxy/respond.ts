@@ -2,7 +2,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { DirectResponse, HeaderMutation } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
-import { abortResponse, isHttp1 } from './http2-request';
+import { abortResponse, isHttp1, stopReceivingBody } from './http2-request';
 import { TRACE_ID_RESPONSE_HEADER } from '../telemetry/tracing';
 
 /**
@@ -28,7 +28,7 @@ export function sendError(
     ERROR_HEADER, code,
     REQUEST_ID_HEADER, requestId,
   ];
-  // HTTP/2 has no Connection header: ending the stream is enough there.
+  // HTTP/2 has no Connection header: the stream ends (see stopReceivingBody below).
   if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
   // A writeHead that threw (a header value Node refuses) may have left its headers behind
   // on an HTTP/2 response; they must not leak into the error. The trace id stays: it was set
@@ -40,6 +40,7 @@ export function sendError(
   if (isHttp1(res.req)) res.writeHead(status, STATUS_CODES[status] ?? '', headers);
   else res.writeHead(status, headers);
   res.end(body);
+  if (options.close) stopReceivingBody(res);
 }
 
 export function sendDirectResponse(

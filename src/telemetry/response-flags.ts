@@ -24,6 +24,12 @@ export const RESPONSE_FLAGS = {
   URX: 'upstream retry limit exceeded',
   /** The client went away before the response ended. */
   DC: 'downstream connection termination',
+  /**
+   * The route (or per-try) timeout came while the client was still sending its request body:
+   * the sidecar answered 408 and nothing was counted against the app. (Envoy's DT is its
+   * downstream duration timeout, which also answers 408.)
+   */
+  DT: 'downstream request timeout: the client did not send its whole request in time',
   /** The client read nothing for the route timeout while the response waited on it; the sidecar cut it. */
   SI: 'stream idle: the client stopped reading',
   /** The request was malformed, or its body larger than the route allows. */
@@ -41,6 +47,7 @@ const FLAG_OF_ERROR: Partial<Record<ErrorCode, ResponseFlag>> = {
   UPSTREAM_TIMEOUT: 'UT',
   UPSTREAM_RESET: 'UR',
   UPSTREAM_PROTOCOL_ERROR: 'UPE',
+  REQUEST_TIMEOUT: 'DT',
   BAD_REQUEST: 'DPE',
   REQUEST_TOO_LARGE: 'DPE',
 };

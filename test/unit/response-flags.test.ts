@@ -14,6 +14,7 @@ t.test('each sidecar error maps to its Envoy-style flag', async (t) => {
     ['UPSTREAM_RESET', 502, 'UR'],
     ['UPSTREAM_PROTOCOL_ERROR', 502, 'UPE'],
     ['REQUEST_TOO_LARGE', 413, 'DPE'],
+    ['REQUEST_TIMEOUT', 408, 'DT'],
   ];
   for (const [errorCode, status, expected] of cases) {
     t.equal(responseFlags({ errorCode, status, attempts: 1, clientGone: false }), expected, `${errorCode ?? status}`);
