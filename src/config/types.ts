@@ -43,6 +43,23 @@ export interface ListenerConfig {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  /** Request header fields (pseudo-headers excluded) allowed per request; more → 431. */
+  readonly maxHeaderCount: number;
+  readonly headersWithUnderscores: HeadersWithUnderscores;
+  readonly pathMatching: PathMatching;
+}
+
+/** What happens to a request header whose name contains `_`. */
+export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
+
+export interface PathMatching {
+  /**
+   * Routes ignore ASCII case: their paths and prefixes are compiled lower-case, regexes get the
+   * `i` flag, and the router is given the lower-cased path. The app receives the path as sent.
+   */
+  readonly caseInsensitive: boolean;
+  /** A path holding `;` is refused with 400; when false, only `.;` / `..;` segments are. */
+  readonly rejectPathParameters: boolean;
 }
 
 export interface CidrBlock {

@@ -10,6 +10,7 @@ import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
+import { http1HeaderCap } from './header-limits';
 
 /**
  * One listening socket and the HTTP server on it. Parser and timeout limits come from the
@@ -74,6 +75,7 @@ export class ListenerServer {
           dispatch,
         );
     }
+    if (this.server instanceof http.Server) this.server.maxHeadersCount = http1HeaderCap(config);
     this.server.maxConnections = config.maxConnections;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);

@@ -4,7 +4,7 @@ import type { RouteConfig, RouteMatch } from '../config/types';
 export interface RoutableRequest {
   readonly method: string;
   readonly path: string;
-  /** Lower-case host without port, or '' when the request has none. */
+  /** Lower-case host without port or trailing dot (proxy/authority.ts), or '' when the request has none. */
   readonly host: string;
   /** Node's lower-cased header map. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -65,18 +65,4 @@ export function rewritePath(matchedPrefix: string, rewritePrefix: string, path: 
   else rewritten = rewritePrefix + rest;
   if (!rewritten.startsWith('/')) rewritten = '/' + rewritten;
   return rewritten;
-}
-
-/** Host header without port, lower-cased; handles `[::1]:8080`. */
-export function hostWithoutPort(hostHeader: string | undefined): string {
-  if (!hostHeader) return '';
-  let host = hostHeader;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    host = end === -1 ? host : host.slice(0, end + 1);
-  } else {
-    const colon = host.indexOf(':');
-    if (colon !== -1) host = host.slice(0, colon);
-  }
-  return host.toLowerCase();
 }
