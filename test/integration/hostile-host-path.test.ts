@@ -15,6 +15,7 @@ import { startRecordingUpstream, type RecordingUpstream } from '../helpers/upstr
 async function setup(t: Test): Promise<{ app: RecordingUpstream; proxy: RunningSidecar; session: http2.ClientHttp2Session }> {
   const pki = await makeTestPki(t.testdir());
   const app = await startRecordingUpstream();
+  t.teardown(() => app.close());
   const routes = `
     routes:
       - { name: internal, match: { prefix: /, host: internal.example.com }, directResponse: { status: 403, body: internal } }
@@ -37,12 +38,9 @@ listeners:
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
 `);
+  t.teardown(() => proxy.close());
   const session = await connectH2(proxy.port('secure'), { ca: pki.ca });
-  t.teardown(async () => {
-    session.destroy();
-    await proxy.close();
-    await app.close();
-  });
+  t.teardown(() => session.destroy());
   return { app, proxy, session };
 }
 
