@@ -16,32 +16,42 @@ export interface Authority {
 }
 
 const DOT = 0x2e;
+const ZERO = 0x30;
 const MAX_PORT = 65535;
 
 /** The normal form of a Host value already checked against RFC 3986's grammar; undefined when it names no valid host. */
 export function normalizeAuthority(raw: string): Authority | undefined {
   const lower = raw.toLowerCase();
+  // Most requests already use the normal form: then `raw` itself is the authority.
+  let changed = lower !== raw;
   let host: string;
   let port: string;
   if (lower.charCodeAt(0) === 0x5b /* [ */) {
     const end = lower.indexOf(']');
     host = lower.slice(0, end + 1);
     port = lower.slice(end + 2);
+    if (end + 2 === lower.length) changed = true;
   } else {
     const colon = lower.indexOf(':');
     host = colon === -1 ? lower : lower.slice(0, colon);
     port = colon === -1 ? '' : lower.slice(colon + 1);
+    if (colon === lower.length - 1) changed = true;
     if (host.charCodeAt(host.length - 1) === DOT) {
       host = host.slice(0, -1);
+      changed = true;
       if (host === '' || host.charCodeAt(host.length - 1) === DOT) return undefined;
     }
   }
-  if (port !== '') {
+  // Digits only (the grammar): a leading zero or five digits and more need a look.
+  if (port.charCodeAt(0) === ZERO || port.length >= 5) {
     const number = Number(port);
     if (number > MAX_PORT) return undefined;
-    port = String(number);
+    const normal = String(number);
+    if (normal !== port) {
+      port = normal;
+      changed = true;
+    }
   }
-  const authority = port === '' ? host : `${host}:${port}`;
-  // Most requests already use the normal form: the raw string is kept.
-  return { host, authority: authority === raw ? raw : authority };
+  if (!changed) return { host, authority: raw };
+  return { host, authority: port === '' ? host : `${host}:${port}` };
 }

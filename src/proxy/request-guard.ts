@@ -44,7 +44,6 @@ const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const LOWER_CASE_LETTER = /[a-z]/;
 /** `.;` or `..;` as a segment's start: Tomcat and Jetty strip the parameter and read a dot segment. */
 const DOT_SEGMENT_WITH_PARAMETERS = /\/\.\.?;/;
-const UNDERSCORE = 0x5f;
 const COLON = 0x3a;
 
 function refused(code: RefusedRequest['code'], reason: string): RefusedRequest {
@@ -136,7 +135,7 @@ function scanHeaders(raw: readonly string[], policy: RequestPolicy): RefusedRequ
     if (name.charCodeAt(0) === COLON) continue;
     fields++;
     if (name.length === 4 && name.toLowerCase() === 'host') hostLines++;
-    if (findUnderscores && hasUnderscore(name)) {
+    if (findUnderscores && name.includes('_')) {
       underscored++;
       firstUnderscored ??= name;
     }
@@ -151,11 +150,6 @@ function scanHeaders(raw: readonly string[], policy: RequestPolicy): RefusedRequ
     return refused('BAD_REQUEST', `the header name "${firstUnderscored}" holds "_"; this listener refuses such headers (headersWithUnderscores: reject)`);
   }
   return policy.headersWithUnderscores === 'drop' ? underscored : 0;
-}
-
-function hasUnderscore(name: string): boolean {
-  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) === UNDERSCORE) return true;
-  return false;
 }
 
 /**

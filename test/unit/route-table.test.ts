@@ -67,6 +67,9 @@ t.test('hosts', async (t) => {
   t.same(normalizeAuthority('Example.COM:8080'), { host: 'example.com', authority: 'example.com:8080' });
   t.same(normalizeAuthority('[::1]:8080'), { host: '[::1]', authority: '[::1]:8080' });
   t.same(normalizeAuthority('[::1]'), { host: '[::1]', authority: '[::1]' });
+  t.same(normalizeAuthority('[::1]:'), { host: '[::1]', authority: '[::1]' });
+  t.same(normalizeAuthority('[::1]:08080'), { host: '[::1]', authority: '[::1]:8080' });
+  t.same(normalizeAuthority('example.com:65535'), { host: 'example.com', authority: 'example.com:65535' });
   t.same(normalizeAuthority('internal.example.com.'), { host: 'internal.example.com', authority: 'internal.example.com' });
   t.same(normalizeAuthority('Internal.Example.com.:0443'), { host: 'internal.example.com', authority: 'internal.example.com:443' });
   t.same(normalizeAuthority('example.com:'), { host: 'example.com', authority: 'example.com' });
