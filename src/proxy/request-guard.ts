@@ -154,7 +154,8 @@ function scanHeaders(raw: readonly string[], policy: RequestPolicy): RefusedRequ
 
 /**
  * RFC 9112 §3.2 grammar, then the normal form (authority.ts); null when invalid. An HTTP/2
- * request that also carries Host must name the same authority (RFC 9113 §8.3.1).
+ * request that also carries Host must name the same host (RFC 9113 §8.3.1: it is routed by
+ * `:authority`, and the Host is not forwarded, but a Host that names another site is a lie).
  */
 function checkAuthority(req: IncomingMessage, raw: string): ReturnType<typeof normalizeAuthority> | null {
   if (!VALID_HOST.test(raw)) return null;
@@ -162,7 +163,7 @@ function checkAuthority(req: IncomingMessage, raw: string): ReturnType<typeof no
   if (authority === undefined) return null;
   const host = req.headers.host;
   if (req.httpVersionMajor === 2 && host !== undefined && host !== raw) {
-    if (!VALID_HOST.test(host) || normalizeAuthority(host)?.authority !== authority.authority) return null;
+    if (!VALID_HOST.test(host) || normalizeAuthority(host)?.host !== authority.host) return null;
   }
   return authority;
 }
