@@ -10,10 +10,10 @@ import { makeTestPki } from '../helpers/certs';
 import { parsePrometheusText } from '../helpers/prometheus';
 import { rawExchange } from '../helpers/raw';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { connectH2, h2Request } from '../helpers/tls-clients';
+import { connectH2, h2Request, httpsRequest } from '../helpers/tls-clients';
 import { startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream';
 
-async function setup(t: Test): Promise<{ app: RecordingUpstream; proxy: RunningSidecar; session: http2.ClientHttp2Session }> {
+async function setup(t: Test): Promise<{ app: RecordingUpstream; proxy: RunningSidecar; session: http2.ClientHttp2Session; ca: Buffer }> {
   const pki = await makeTestPki(t.testdir());
   const app = await startRecordingUpstream();
   t.teardown(() => app.close());
@@ -40,7 +40,7 @@ clusters:
   t.teardown(() => proxy.close());
   const session = await connectH2(proxy.port('secure'), { ca: pki.ca });
   t.teardown(() => session.destroy());
-  return { app, proxy, session };
+  return { app, proxy, session, ca: pki.ca };
 }
 
 function underscoredNames(rawHeaders: readonly string[]): string[] {
@@ -89,7 +89,7 @@ function manyHeaders(path: string, count: number, body: string): string {
 }
 
 t.test('more header fields than maxHeaderCount → 431, never forwarded without its framing', async (t) => {
-  const { app, proxy, session } = await setup(t);
+  const { app, proxy, session, ca } = await setup(t);
   const port = proxy.port('main');
 
   const atLimit = await rawExchange(port, manyHeaders('/at-limit', 100, 'hello'));
@@ -103,6 +103,13 @@ t.test('more header fields than maxHeaderCount → 431, never forwarded without 
     t.equal(over.closedBy, 'server', 'and the connection is closed');
   }
   t.notOk(app.received.some((r) => r.url.startsWith('/over-')), 'none reached the app (no POST without its body)');
+
+  const tlsHeaders: Record<string, string> = {};
+  for (let i = 0; i < 150; i++) tlsHeaders[`x-h${i}`] = 'v';
+  const overTls = await httpsRequest({ port: proxy.port('secure'), ca, method: 'POST', path: '/over-tls', headers: tlsHeaders, body: 'hello', ALPNProtocols: ['http/1.1'] });
+  t.equal(overTls.alpn, 'http/1.1');
+  t.equal(overTls.status, 431, 'HTTP/1.1 over TLS: 150 fields → 431');
+  t.notOk(app.received.some((r) => r.url === '/over-tls'));
 
   const fields = (count: number): http2.OutgoingHttpHeaders => {
     const headers: http2.OutgoingHttpHeaders = { ':method': 'POST' };
