@@ -685,6 +685,7 @@ function compileMatch(m: RouteDocument['match'], caseInsensitive: boolean): Rout
     methods: m.methods === undefined ? undefined : new Set(m.methods.map((x) => x.toUpperCase())),
     headers: Object.entries(m.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
     host: m.host?.toLowerCase(),
+    caseInsensitive,
   };
   const fold = (text: string): string => (caseInsensitive ? text.toLowerCase() : text);
   if (m.regex !== undefined) return { kind: 'regex', value: m.regex, regex: new RegExp(m.regex, caseInsensitive ? 'i' : ''), ...base };

@@ -53,10 +53,7 @@ export interface ListenerConfig {
 export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
 
 export interface PathMatching {
-  /**
-   * Routes ignore ASCII case: their paths and prefixes are compiled lower-case, regexes get the
-   * `i` flag, and the router is given the lower-cased path. The app receives the path as sent.
-   */
+  /** Routes ignore ASCII case (see RouteMatch.caseInsensitive); the app receives the path as sent. */
   readonly caseInsensitive: boolean;
   /** A path holding `;` is refused with 400; when false, only `.;` / `..;` segments are. */
   readonly rejectPathParameters: boolean;
@@ -81,6 +78,11 @@ export interface RouteMatch {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   /** Lower-case host without port, or undefined for any host. `*.x.com` is a suffix match. */
   readonly host: string | undefined;
+  /**
+   * The listener's `pathMatching.caseInsensitive`: `value` is then lower-case and compared
+   * ignoring ASCII case, and `regex` was compiled case-insensitive.
+   */
+  readonly caseInsensitive: boolean;
 }
 
 export interface HeaderMutation {

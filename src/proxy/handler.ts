@@ -67,7 +67,7 @@ export function createRequestHandler(
     }
     const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
-    const route = findRoute(routes, new RequestView(method, routedPath(path, listener), checked.host, req));
+    const route = findRoute(routes, new RequestView(method, path, checked.host, req));
 
     if (route === undefined) {
       sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches ${method} ${path}`);
@@ -121,11 +121,6 @@ export function createRequestHandler(
 
     new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt, trace).start();
   };
-}
-
-/** The path the router compares: lower-cased when the listener's routes ignore case (their paths were compiled lower-case). */
-export function routedPath(path: string, listener: ListenerIdentity): string {
-  return listener.config.pathMatching.caseInsensitive ? path.toLowerCase() : path;
 }
 
 /** The peer's address and whether it is a trusted proxy, computed once per connection. */

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors';
 import { findRoute, rewritePath } from '../router/route-table';
 import type { WebSocketProxy } from '../upstream/websocket';
-import { localAnswerEntry, peerFactsOf, RequestView, routedPath, type ClientCertLookup, type RequestHandler } from './handler';
+import { localAnswerEntry, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
 import { checkRequest } from './request-guard';
@@ -52,7 +52,7 @@ export function createUpgradeHandler(
     }
     const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
-    const route = findRoute(routes, new RequestView('GET', routedPath(path, listener), checked.host, req));
+    const route = findRoute(routes, new RequestView('GET', path, checked.host, req));
 
     if (route === undefined) {
       const res = responseOnSocket(req, socket);

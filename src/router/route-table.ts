@@ -24,10 +24,10 @@ export function findRoute(routes: readonly RouteConfig[], request: RoutableReque
 export function matches(match: RouteMatch, request: RoutableRequest): boolean {
   switch (match.kind) {
     case 'path':
-      if (request.path !== match.value) return false;
+      if (match.caseInsensitive ? !startsWithFolded(request.path, match.value, true) : request.path !== match.value) return false;
       break;
     case 'prefix':
-      if (!request.path.startsWith(match.value)) return false;
+      if (match.caseInsensitive ? !startsWithFolded(request.path, match.value, false) : !request.path.startsWith(match.value)) return false;
       break;
     case 'regex':
       // Compiled without the `g`/`y` flags, so `test` keeps no state between requests.
@@ -40,6 +40,20 @@ export function matches(match: RouteMatch, request: RoutableRequest): boolean {
     const [name, expected] = match.headers[i];
     const actual = request.headers[name];
     if (Array.isArray(actual) ? !actual.includes(expected) : actual !== expected) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `path` starts with `lowerPrefix` (or, `whole`, equals it) ignoring ASCII case,
+ * without building a lower-cased copy of the path. `lowerPrefix` is lower-case already.
+ */
+function startsWithFolded(path: string, lowerPrefix: string, whole: boolean): boolean {
+  if (whole ? path.length !== lowerPrefix.length : path.length < lowerPrefix.length) return false;
+  for (let i = 0; i < lowerPrefix.length; i++) {
+    let c = path.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lowerPrefix.charCodeAt(i)) return false;
   }
   return true;
 }
@@ -65,4 +79,22 @@ export function rewritePath(matchedPrefix: string, rewritePrefix: string, path: 
   else rewritten = rewritePrefix + rest;
   if (!rewritten.startsWith('/')) rewritten = '/' + rewritten;
   return rewritten;
+}
+
+/**
+ * Host header without port, lower-cased; handles `[::1]:8080`. Requests are routed by the
+ * fuller normal form of proxy/authority.ts (trailing dot removed too); this is for callers
+ * that compare a Host with known names (the admin listener).
+ */
+export function hostWithoutPort(hostHeader: string | undefined): string {
+  if (!hostHeader) return '';
+  let host = hostHeader;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    host = end === -1 ? host : host.slice(0, end + 1);
+  } else {
+    const colon = host.indexOf(':');
+    if (colon !== -1) host = host.slice(0, colon);
+  }
+  return host.toLowerCase();
 }

@@ -20,6 +20,8 @@ async function setup(t: Test): Promise<{ app: RecordingUpstream; proxy: RunningS
     routes:
       - { name: internal, match: { prefix: /, host: internal.example.com }, directResponse: { status: 403, body: internal } }
       - { name: admin, match: { prefix: /admin }, directResponse: { status: 403, body: admin } }
+      - { name: exact, match: { path: /private }, directResponse: { status: 403, body: private } }
+      - { name: secret, match: { regex: "^/secret/[a-z]+$" }, directResponse: { status: 403, body: secret } }
       - { name: all, match: { prefix: / }, cluster: app }`;
   const proxy = await startSidecar(`
 admin: { address: 127.0.0.1:0 }
@@ -98,7 +100,7 @@ t.test('path parameters are refused by default; with rejectPathParameters: false
 
 t.test('caseInsensitive: routes ignore case, the app receives the path as sent', async (t) => {
   const { app, proxy } = await setup(t);
-  for (const target of ['/ADMIN', '/Admin/users', '/aDmIn']) {
+  for (const target of ['/ADMIN', '/Admin/users', '/aDmIn', '/PRIVATE', '/Private', '/SECRET/ABC']) {
     const answer = await rawExchange(proxy.port('anycase'), get(target, 'app'));
     t.same(answer.statuses, [403], `${target} → 403 with caseInsensitive`);
   }
@@ -106,6 +108,12 @@ t.test('caseInsensitive: routes ignore case, the app receives the path as sent',
   t.same(mixed.statuses, [200]);
   t.same(app.received.map((r) => r.url), ['/Public/MixedCase?Q=A'], 'the path is forwarded unchanged');
 
-  const strict = await rawExchange(proxy.port('main'), get('/ADMIN', 'app'));
-  t.same(strict.statuses, [200], 'by default matching is case-sensitive (documented): /ADMIN is not /admin');
+  const near = await rawExchange(proxy.port('anycase'), get('/Private/x', 'app'));
+  t.same(near.statuses, [200], 'a path route still matches the whole path only');
+  t.same(app.received.map((r) => r.url), ['/Public/MixedCase?Q=A', '/Private/x']);
+
+  for (const target of ['/ADMIN', '/PRIVATE', '/SECRET/ABC']) {
+    const strict = await rawExchange(proxy.port('main'), get(target, 'app'));
+    t.same(strict.statuses, [200], `by default matching is case-sensitive (documented): ${target} is served`);
+  }
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseConfigText } from '../../src/config/load';
 import type { RouteConfig } from '../../src/config/types';
-import { findRoute, hostMatches, rewritePath } from '../../src/router/route-table';
+import { findRoute, hostMatches, hostWithoutPort, rewritePath } from '../../src/router/route-table';
 import { normalizeAuthority } from '../../src/proxy/authority';
 
 const yaml = `
@@ -64,6 +64,9 @@ t.test('rewritePrefix', async (t) => {
 });
 
 t.test('hosts', async (t) => {
+  t.equal(hostWithoutPort('Example.COM:8080'), 'example.com');
+  t.equal(hostWithoutPort('[::1]:8080'), '[::1]');
+  t.equal(hostWithoutPort(undefined), '');
   t.same(normalizeAuthority('Example.COM:8080'), { host: 'example.com', authority: 'example.com:8080' });
   t.same(normalizeAuthority('[::1]:8080'), { host: '[::1]', authority: '[::1]:8080' });
   t.same(normalizeAuthority('[::1]'), { host: '[::1]', authority: '[::1]' });
