@@ -8,6 +8,7 @@
 export const ERROR_STATUS = {
   NO_ROUTE: 404,
   BAD_REQUEST: 400,
+  METHOD_NOT_ALLOWED: 405,
   REQUEST_TIMEOUT: 408,
   REQUEST_TOO_LARGE: 413,
   HEADERS_TOO_LARGE: 431,
@@ -30,9 +31,10 @@ export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
 export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = {
   NO_ROUTE: 'no route matches this request',
   BAD_REQUEST: 'the request is malformed',
+  METHOD_NOT_ALLOWED: 'the sidecar never forwards this method',
   REQUEST_TIMEOUT: 'the client did not send a complete request in time',
   REQUEST_TOO_LARGE: 'the request body is larger than the route allows',
-  HEADERS_TOO_LARGE: 'the request headers are larger than the listener allows',
+  HEADERS_TOO_LARGE: 'the request headers are larger or more numerous than the listener allows',
   UPSTREAM_CONNECT_FAILURE: 'the upstream refused or did not accept the connection',
   UPSTREAM_RESET: 'the upstream closed the connection before a complete response',
   UPSTREAM_PROTOCOL_ERROR: 'the upstream answered with malformed HTTP',

@@ -129,6 +129,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly requestHeadersDropped = new Counter({
+    name: 'sidecar_request_headers_dropped_total',
+    help: 'Request headers not forwarded to the app, by listener and reason (underscore: the name holds "_", headersWithUnderscores: drop).',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly websocketUpgrades = new Counter({
     name: 'sidecar_websocket_upgrades_total',
     help: 'WebSocket upgrade requests, by listener, route, cluster and the status answered (101: a tunnel opened).',

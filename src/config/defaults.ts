@@ -3,7 +3,7 @@
  * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
  * the documented default and the applied default cannot drift apart.
  */
-import type { Propagator, RetryOn, TracingExporter } from './types';
+import type { HeadersWithUnderscores, Propagator, RetryOn, TracingExporter } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -46,6 +46,24 @@ export function defaultMaxConnectionsPerPeer(maxConnections: number): number {
 }
 /** No peer is trusted: X-Forwarded-* from clients are replaced, never appended to. */
 export const DEFAULT_TRUSTED_PROXIES: readonly string[] = [];
+/**
+ * Request header fields allowed per request (Envoy's max_headers_count default). Node's own
+ * caps (1 000 on HTTP/1, 128 on HTTP/2) drop or reset silently; this one is answered with 431.
+ */
+export const DEFAULT_LISTENER_MAX_HEADER_COUNT = 100;
+/**
+ * Request headers whose names contain `_` are not forwarded (nginx's underscores_in_headers
+ * off, Envoy's headers_with_underscores_action): CGI/WSGI apps read `X_Forwarded_For` as
+ * X-Forwarded-For, so such a header could forge one the sidecar owns.
+ */
+export const DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES: HeadersWithUnderscores = 'drop';
+/** Routes match the path case-sensitively, as RFC 3986 and Envoy do. */
+export const DEFAULT_PATH_MATCHING_CASE_INSENSITIVE = false;
+/**
+ * Paths with `;` parameters are refused: servlet containers strip them before routing
+ * (`/x/..;/admin` is `/admin` to Tomcat), so the app would serve a path no route matched.
+ */
+export const DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS = true;
 
 // routes
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;

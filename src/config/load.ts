@@ -647,6 +647,7 @@ function redactSecrets(doc: ConfigDocument): ConfigDocument {
 function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
   const address = hostPort(l.address);
   const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
+  const caseInsensitive = l.pathMatching?.caseInsensitive ?? D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE;
   return {
     name: l.name,
     host: address.host,
@@ -665,25 +666,34 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
               keyPath: resolvePath(s.key),
             })),
           },
-    routes: l.routes.map(compileRoute),
+    routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
     keepAliveTimeoutMs: durationMs(l.keepAliveTimeout, D.DEFAULT_LISTENER_KEEP_ALIVE_TIMEOUT_MS),
     maxConnections,
     maxConnectionsPerPeer: l.maxConnectionsPerPeer ?? D.defaultMaxConnectionsPerPeer(maxConnections),
+    maxHeaderCount: l.maxHeaderCount ?? D.DEFAULT_LISTENER_MAX_HEADER_COUNT,
+    headersWithUnderscores: l.headersWithUnderscores ?? D.DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES,
+    pathMatching: {
+      caseInsensitive,
+      rejectPathParameters: l.pathMatching?.rejectPathParameters ?? D.DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS,
+    },
   };
 }
 
-function compileMatch(m: RouteDocument['match']): RouteMatch {
+/** `caseInsensitive`: the listener's pathMatching; paths and prefixes are kept lower-case, regexes compile case-insensitive. */
+function compileMatch(m: RouteDocument['match'], caseInsensitive: boolean): RouteMatch {
   const base = {
     methods: m.methods === undefined ? undefined : new Set(m.methods.map((x) => x.toUpperCase())),
     headers: Object.entries(m.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
     host: m.host?.toLowerCase(),
+    caseInsensitive,
   };
-  if (m.regex !== undefined) return { kind: 'regex', value: m.regex, regex: compileRouteRegex(m.regex), ...base };
-  if (m.prefix !== undefined) return { kind: 'prefix', value: m.prefix, regex: undefined, ...base };
-  if (m.path !== undefined) return { kind: 'path', value: m.path, regex: undefined, ...base };
+  const fold = (text: string): string => (caseInsensitive ? text.toLowerCase() : text);
+  if (m.regex !== undefined) return { kind: 'regex', value: m.regex, regex: compileRouteRegex(m.regex, caseInsensitive), ...base };
+  if (m.prefix !== undefined) return { kind: 'prefix', value: fold(m.prefix), regex: undefined, ...base };
+  if (m.path !== undefined) return { kind: 'path', value: fold(m.path), regex: undefined, ...base };
   throw new Error('route match without path, prefix or regex');
 }
 
@@ -710,10 +720,10 @@ function compileRetry(r: RouteDocument['retry']): RetryPolicy {
   };
 }
 
-function compileRoute(r: RouteDocument): RouteConfig {
+function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
   const base = {
     name: r.name,
-    match: compileMatch(r.match),
+    match: compileMatch(r.match, caseInsensitive),
     requestHeaders: compileHeaders(r.requestHeaders),
     responseHeaders: compileHeaders(r.responseHeaders),
     maxRequestBodyBytes: sizeBytes(r.maxRequestBodyBytes, D.DEFAULT_MAX_REQUEST_BODY_BYTES),
@@ -812,7 +822,7 @@ export function stableStringify(value: unknown): string {
 export function freezeSnapshot(config: SidecarConfig): SidecarConfig {
   for (const listener of config.listeners) {
     for (const route of listener.routes) {
-      if (route.match.kind === 'regex') (route.match as { regex: RouteMatch['regex'] }).regex = compileRouteRegex(route.match.value);
+      if (route.match.kind === 'regex') (route.match as { regex: RouteMatch['regex'] }).regex = compileRouteRegex(route.match.value, route.match.caseInsensitive);
     }
   }
   return deepFreeze(config);

@@ -21,8 +21,12 @@ export class RouteRegex {
    */
   private readonly anchoredAtStart: boolean;
 
-  constructor(readonly source: string) {
-    this.program = RE2JS.compile(source).re2();
+  constructor(
+    readonly source: string,
+    /** The listener's `pathMatching.caseInsensitive`: ASCII and Unicode case folded (RE2's `(?i)`). */
+    readonly caseInsensitive = false,
+  ) {
+    this.program = RE2JS.compile(source, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0).re2();
     const startConditions = this.program.cond as number;
     this.anchoredAtStart = startConditions !== -1 && (startConditions & EMPTY_BEGIN_TEXT) !== 0;
   }
@@ -41,12 +45,12 @@ const EMPTY_BEGIN_TEXT = 4;
 const RE2_SYNTAX_URL = 'https://github.com/google/re2/wiki/Syntax';
 
 /**
- * Compiles a route regex with RE2's default flags (case-sensitive, `.` not matching `\n`,
+ * Compiles a route regex with RE2's default flags (case-sensitive unless `caseInsensitive`, `.` not matching `\n`,
  * `^`/`$` at the ends of the path only), the defaults of a JavaScript RegExp without flags.
  * Throws RE2JSSyntaxException (routeRegexError describes it) when RE2 refuses the pattern.
  */
-export function compileRouteRegex(source: string): RouteRegex {
-  return new RouteRegex(source);
+export function compileRouteRegex(source: string, caseInsensitive = false): RouteRegex {
+  return new RouteRegex(source, caseInsensitive);
 }
 
 /**

@@ -543,6 +543,26 @@ const routeSchema = z
   .meta(oneOfRequired(['cluster', 'directResponse']))
   .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
 
+/** Largest maxHeaderCount: Node's HTTP/1 parser keeps at most 1 000 headers (2 000 raw entries) by default; more would only cost memory. */
+const MAX_HEADER_COUNT_LIMIT = 1000;
+
+const pathMatchingSchema = z
+  .strictObject({
+    caseInsensitive: z
+      .boolean()
+      .optional()
+      .describe(
+        `true: path, prefix and regex routes ignore ASCII case (/ADMIN matches prefix /admin); the app still receives the path as sent. Default ${D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE}.`,
+      ),
+    rejectPathParameters: z
+      .boolean()
+      .optional()
+      .describe(
+        `true: a path holding ";" (path parameters, /x/..;/admin, /admin;jsessionid=1) gets 400 BAD_REQUEST, because servlet containers strip them before routing. false: forwarded, ";" is an ordinary character to the routes, but a "." or ".." segment with parameters is still refused. Default ${D.DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS}.`,
+      ),
+  })
+  .describe('How request paths are compared with the routes. Default: case-sensitive, path parameters refused.');
+
 const listenerSchema = z
   .strictObject({
     name: name('listener').describe('Listener name, unique; a label in metrics and logs. Required.'),
@@ -588,6 +608,21 @@ const listenerSchema = z
       .describe(
         `Client connections one peer address may hold at once; more from it are closed at accept. Peers in trustedProxies are exempt (a load balancer in front carries many clients). Default: a tenth of maxConnections, at least ${D.MIN_DEFAULT_LISTENER_MAX_CONNECTIONS_PER_PEER} (${D.defaultMaxConnectionsPerPeer(D.DEFAULT_LISTENER_MAX_CONNECTIONS)} with the default maxConnections).`,
       ),
+    maxHeaderCount: z
+      .int()
+      .min(1)
+      .max(MAX_HEADER_COUNT_LIMIT)
+      .optional()
+      .describe(
+        `Request header fields allowed in one request (HTTP/2 pseudo-headers not counted); more gets 431 HEADERS_TOO_LARGE and is never forwarded. Default ${D.DEFAULT_LISTENER_MAX_HEADER_COUNT}.`,
+      ),
+    headersWithUnderscores: z
+      .enum(['drop', 'reject', 'allow'])
+      .optional()
+      .describe(
+        `Request headers whose names contain "_" (X_Forwarded_For reads as X-Forwarded-For to CGI/WSGI apps): drop (not forwarded, counted in sidecar_request_headers_dropped_total), reject (400 BAD_REQUEST naming the header) or allow (forwarded). Default ${D.DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES}.`,
+      ),
+    pathMatching: pathMatchingSchema.optional(),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;

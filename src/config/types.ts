@@ -47,6 +47,20 @@ export interface ListenerConfig {
   readonly maxConnections: number;
   /** Connections one peer address may hold; peers in trustedProxies are exempt. */
   readonly maxConnectionsPerPeer: number;
+  /** Request header fields (pseudo-headers excluded) allowed per request; more → 431. */
+  readonly maxHeaderCount: number;
+  readonly headersWithUnderscores: HeadersWithUnderscores;
+  readonly pathMatching: PathMatching;
+}
+
+/** What happens to a request header whose name contains `_`. */
+export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
+
+export interface PathMatching {
+  /** Routes ignore ASCII case (see RouteMatch.caseInsensitive); the app receives the path as sent. */
+  readonly caseInsensitive: boolean;
+  /** A path holding `;` is refused with 400; when false, only `.;` / `..;` segments are. */
+  readonly rejectPathParameters: boolean;
 }
 
 export interface CidrBlock {
@@ -69,6 +83,11 @@ export interface RouteMatch {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   /** Lower-case host without port, or undefined for any host. `*.x.com` is a suffix match. */
   readonly host: string | undefined;
+  /**
+   * The listener's `pathMatching.caseInsensitive`: `value` is then lower-case and compared
+   * ignoring ASCII case, and `regex` was compiled case-insensitive.
+   */
+  readonly caseInsensitive: boolean;
 }
 
 export interface HeaderMutation {

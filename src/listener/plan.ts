@@ -2,8 +2,9 @@ import { stableStringify } from '../config/load';
 import type { ListenerConfig } from '../config/types';
 
 /**
- * Settings a bound listener can take without a new socket: routes and the trusted peers are
- * read per request from the state / the request handler, and Node reads the timeouts and the
+ * Settings a bound listener can take without a new socket: routes, the trusted peers and the
+ * request policies (underscored headers, path matching) are read per request from the state /
+ * the request handler, and Node reads the timeouts and the
  * connection limit from the server object on every use. Anything else (today maxHeaderBytes
  * and tls; tomorrow whatever field is added) is fixed when the server is created, so by
  * default a new field is treated as needing a new socket — the safe side.
@@ -17,6 +18,8 @@ export const LISTENER_FIELDS_APPLIED_IN_PLACE: ReadonlySet<string> = new Set([
   'keepAliveTimeoutMs',
   'maxConnections',
   'maxConnectionsPerPeer',
+  'headersWithUnderscores',
+  'pathMatching',
 ]);
 
 export interface KeptListener {

@@ -3,6 +3,7 @@ import type { ListenerConfig } from '../config/types';
 import type { RequestHandler } from '../proxy/handler';
 import type { TlsContextProvider } from '../tls/context';
 import { timeoutCheckIntervalMs } from './timeouts';
+import { http1HeaderCap, http2HeaderPairsCap } from './header-limits';
 
 /**
  * Streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
@@ -31,10 +32,12 @@ export function createSecureServer(config: ListenerConfig, tls: TlsContextProvid
       maxHeaderListSize: config.maxHeaderBytes,
       maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
     },
+    maxHeaderListPairs: http2HeaderPairsCap(config),
   });
   // Read by Node's HTTP/1 connection code for HTTP/1.1 clients of this server.
   Object.assign(server, {
     maxHeaderSize: config.maxHeaderBytes,
+    maxHeadersCount: http1HeaderCap(config),
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,

@@ -10,6 +10,7 @@ import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../lifecycle/within';
 import { timeoutCheckIntervalMs } from './timeouts';
+import { http1HeaderCap } from './header-limits';
 import { ListenerConnectionGuard, type ConnectionDropObserver } from './connection-guard';
 
 /** What a listener reports for its owner to count. */
@@ -94,6 +95,7 @@ export class ListenerServer {
           dispatch,
         );
     }
+    if (this.server instanceof http.Server) this.server.maxHeadersCount = http1HeaderCap(config);
     this.server.maxConnections = config.maxConnections;
     this.connectionGuard = new ListenerConnectionGuard(this.sockets, () => this.currentConfig, events.connectionDropped ?? (() => {}));
     this.connectionGuard.attach(this.server);

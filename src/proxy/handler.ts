@@ -2,12 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors';
 import { ipInCidrs } from '../config/cidr';
-import { findRoute, hostWithoutPort, rewritePath, type RoutableRequest } from '../router/route-table';
+import { findRoute, rewritePath, type RoutableRequest } from '../router/route-table';
 import { ProxyExchange } from './exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
-import { connectionOf, requestAuthority, requestHasBody } from './http2-request';
+import { connectionOf, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
 import type { AccessLogEntry } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
@@ -58,16 +58,16 @@ export function createRequestHandler(
     const trace = services.tracing.startRequest(req, res, listener.name, listener.proto, requestId);
     const method = req.method ?? 'GET';
     // The one place the path is normalised: routes match, and the app receives, this path.
-    const checked = checkRequest(req);
+    const checked = checkRequest(req, listener.config);
     if (!checked.ok) {
       refuseLaterRequests(req);
-      sendError(res, 'BAD_REQUEST', requestId, checked.reason, { close: true });
-      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE');
+      sendError(res, checked.code, requestId, checked.reason, { close: true });
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, checked.code, 'DPE');
       return;
     }
     const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
-    const route = findRoute(routes, new RequestView(method, path, hostWithoutPort(requestAuthority(req)), req));
+    const route = findRoute(routes, new RequestView(method, path, checked.host, req));
 
     if (route === undefined) {
       sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches ${method} ${path}`);
@@ -101,6 +101,7 @@ export function createRequestHandler(
 
     const socket = connectionOf(req);
     const peer = peerFactsOf(socket, listener);
+    if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       {
@@ -110,6 +111,8 @@ export function createRequestHandler(
         requestId,
         clientCert: clientCert?.(socket),
         traceHeaders: services.tracing.ownedRequestHeaders,
+        authority: checked.authority,
+        dropUnderscored: checked.underscoreHeaders > 0,
       },
       route.requestHeaders,
     );

@@ -43,6 +43,13 @@ export function requestIdFrom(clientValue: string | string[] | undefined): strin
   return randomUUID();
 }
 
+/**
+ * Headers a client's `Connection` cannot make hop-by-hop: the sidecar needs them to reach the
+ * app (`Connection: host` would leave the app the upstream's address as Host; removing
+ * Content-Length would change the body's framing). Such a nomination is ignored.
+ */
+const NEVER_HOP_BY_HOP = ['host', 'content-length'];
+
 /** What nearly every `Connection` header says: it names no other header. */
 const PERSISTENCE_ONLY = /^(?:keep-alive|close)$/i;
 
@@ -81,6 +88,13 @@ export interface ForwardingFacts {
    * `replaceBeforeAttempt`); the client's copies are dropped. Undefined: passed through.
    */
   readonly traceHeaders?: ReadonlySet<string>;
+  /**
+   * The Host the app receives, in its normal form (see authority.ts); it replaces the
+   * client's Host or HTTP/2 `:authority`. Undefined: the request named none.
+   */
+  readonly authority: string | undefined;
+  /** Headers whose names hold `_` are left out (the listener's headersWithUnderscores: drop, and there are some). */
+  readonly dropUnderscored?: boolean;
 }
 
 /**
@@ -95,29 +109,24 @@ export function upstreamRequestHeaders(
 ): string[] {
   const out: string[] = [];
   let connection: string | undefined;
-  // HTTP/2 requests (pseudo-headers first) name their authority in `:authority`; it replaces Host.
-  let authority: string | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i].length === 10 && rawHeaders[i].toLowerCase() === 'connection') connection = rawHeaders[i + 1];
-    else if (rawHeaders[i] === ':authority') authority = rawHeaders[i + 1];
   }
   const named = connectionNamed(connection);
+  if (named !== undefined) for (const name of NEVER_HOP_BY_HOP) named.delete(name);
   const drops = mutation.add.length + mutation.remove.length > 0 ? droppedBy(mutation) : undefined;
+  const dropUnderscored = facts.dropUnderscored === true;
 
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
-  let host = authority;
   let cookies: string[] | undefined;
+  if (facts.authority !== undefined && !drops?.has('host')) out.push('host', facts.authority);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i].toLowerCase();
     const value = rawHeaders[i + 1];
-    if (name.charCodeAt(0) === COLON) {
-      // Pseudo-headers never reach an HTTP/1.1 app; `:authority` becomes its Host.
-      if (name === ':authority' && !drops?.has('host')) out.push('host', value);
-      continue;
-    }
-    if (name === 'host' && authority !== undefined) continue;
+    // Pseudo-headers never reach an HTTP/1.1 app; the Host (or `:authority`) was written above.
+    if (name.charCodeAt(0) === COLON || name === 'host') continue;
     if (HOP_BY_HOP.has(name) || SIDECAR_OWNED.has(name)) {
       if (facts.peerTrusted) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -128,8 +137,8 @@ export function upstreamRequestHeaders(
     }
     if (named !== undefined && named.has(name)) continue;
     if (facts.traceHeaders !== undefined && facts.traceHeaders.has(name)) continue;
-    if (name === 'host') host = value;
     if (drops !== undefined && drops.has(name)) continue;
+    if (dropUnderscored && name.includes('_')) continue;
     if (name === 'cookie') {
       // HTTP/2 clients send each cookie as a field of its own; HTTP/1.1 allows one Cookie
       // header, so they are joined with "; " (RFC 9113 §8.2.3).
@@ -142,7 +151,7 @@ export function upstreamRequestHeaders(
 
   out.push('x-forwarded-for', forwardedFor === undefined ? facts.peerAddress : `${forwardedFor}, ${facts.peerAddress}`);
   out.push('x-forwarded-proto', forwardedProto ?? facts.proto);
-  const xfHost = forwardedHost ?? host;
+  const xfHost = forwardedHost ?? facts.authority;
   if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
   if (facts.clientCert !== undefined) out.push('x-forwarded-client-cert', facts.clientCert);
   for (const [name, value] of mutation.add) out.push(name, value);

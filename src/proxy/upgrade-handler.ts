@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors';
-import { findRoute, hostWithoutPort, rewritePath } from '../router/route-table';
+import { findRoute, rewritePath } from '../router/route-table';
 import type { WebSocketProxy } from '../upstream/websocket';
 import { localAnswerEntry, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
@@ -43,16 +43,16 @@ export function createUpgradeHandler(
     const state = holder.current;
     const requestId = requestIdFrom(req.headers['x-request-id']);
     // Normalised exactly as for other requests (request-guard.ts): a tunnel is no way around a route.
-    const checked = checkRequest(req);
+    const checked = checkRequest(req, listener.config);
     if (!checked.ok) {
       const res = responseOnSocket(req, socket);
-      sendError(res, 'BAD_REQUEST', requestId, checked.reason, { close: true });
-      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, 'BAD_REQUEST', 'DPE');
+      sendError(res, checked.code, requestId, checked.reason, { close: true });
+      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, checked.code, 'DPE');
       return;
     }
     const { path, query } = checked;
     const routes = state.routes.get(listener.name) ?? [];
-    const route = findRoute(routes, new RequestView('GET', path, hostWithoutPort(req.headers.host), req));
+    const route = findRoute(routes, new RequestView('GET', path, checked.host, req));
 
     if (route === undefined) {
       const res = responseOnSocket(req, socket);
@@ -74,9 +74,18 @@ export function createUpgradeHandler(
     }
 
     const peer = peerFactsOf(socket, listener);
+    if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const upstreamHeaders = upstreamRequestHeaders(
       req.rawHeaders,
-      { peerAddress: peer.address, peerTrusted: peer.trusted, proto: listener.proto, requestId, clientCert: clientCert?.(socket) },
+      {
+        peerAddress: peer.address,
+        peerTrusted: peer.trusted,
+        proto: listener.proto,
+        requestId,
+        clientCert: clientCert?.(socket),
+        authority: checked.authority,
+        dropUnderscored: checked.underscoreHeaders > 0,
+      },
       route.requestHeaders,
     );
     const upstreamPath =

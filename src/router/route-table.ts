@@ -5,7 +5,7 @@ import type { RouteConfig, RouteMatch } from '../config/types';
 export interface RoutableRequest {
   readonly method: string;
   readonly path: string;
-  /** Lower-case host without port, or '' when the request has none. */
+  /** Lower-case host without port or trailing dot (proxy/authority.ts), or '' when the request has none. */
   readonly host: string;
   /** Node's lower-cased header map. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -25,10 +25,10 @@ export function findRoute(routes: readonly RouteConfig[], request: RoutableReque
 export function matches(match: RouteMatch, request: RoutableRequest): boolean {
   switch (match.kind) {
     case 'path':
-      if (request.path !== match.value) return false;
+      if (match.caseInsensitive ? !startsWithFolded(request.path, match.value, true) : request.path !== match.value) return false;
       break;
     case 'prefix':
-      if (!request.path.startsWith(match.value)) return false;
+      if (match.caseInsensitive ? !startsWithFolded(request.path, match.value, false) : !request.path.startsWith(match.value)) return false;
       break;
     case 'regex':
       // RE2 (see route-regex.ts): time linear in the path's length whatever the pattern.
@@ -41,6 +41,20 @@ export function matches(match: RouteMatch, request: RoutableRequest): boolean {
     const [name, expected] = match.headers[i];
     const actual = request.headers[name];
     if (Array.isArray(actual) ? !actual.includes(expected) : actual !== expected) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `path` starts with `lowerPrefix` (or, `whole`, equals it) ignoring ASCII case,
+ * without building a lower-cased copy of the path. `lowerPrefix` is lower-case already.
+ */
+function startsWithFolded(path: string, lowerPrefix: string, whole: boolean): boolean {
+  if (whole ? path.length !== lowerPrefix.length : path.length < lowerPrefix.length) return false;
+  for (let i = 0; i < lowerPrefix.length; i++) {
+    let c = path.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lowerPrefix.charCodeAt(i)) return false;
   }
   return true;
 }
@@ -68,7 +82,11 @@ export function rewritePath(matchedPrefix: string, rewritePrefix: string, path: 
   return rewritten;
 }
 
-/** Host header without port, lower-cased; handles `[::1]:8080`. */
+/**
+ * Host header without port, lower-cased; handles `[::1]:8080`. Requests are routed by the
+ * fuller normal form of proxy/authority.ts (trailing dot removed too); this is for callers
+ * that compare a Host with known names (the admin listener).
+ */
 export function hostWithoutPort(hostHeader: string | undefined): string {
   if (!hostHeader) return '';
   let host = hostHeader;

@@ -32,7 +32,7 @@ export const RESPONSE_FLAGS = {
   DT: 'downstream request timeout: the client did not send its whole request in time',
   /** The client read nothing for the route timeout while the response waited on it; the sidecar cut it. */
   SI: 'stream idle: the client stopped reading',
-  /** The request was malformed, or its body larger than the route allows. */
+  /** The request was malformed or refused (a method never forwarded, too many headers), or its body larger than the route allows. */
   DPE: 'downstream protocol error',
 } as const;
 
@@ -49,7 +49,9 @@ const FLAG_OF_ERROR: Partial<Record<ErrorCode, ResponseFlag>> = {
   UPSTREAM_PROTOCOL_ERROR: 'UPE',
   REQUEST_TIMEOUT: 'DT',
   BAD_REQUEST: 'DPE',
+  METHOD_NOT_ALLOWED: 'DPE',
   REQUEST_TOO_LARGE: 'DPE',
+  HEADERS_TOO_LARGE: 'DPE',
 };
 
 const UPSTREAM_FAILURES = new Set<ErrorCode>(['UPSTREAM_CONNECT_FAILURE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_RESET', 'UPSTREAM_PROTOCOL_ERROR']);

@@ -43,3 +43,34 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** One request as the app received it. */
+export interface ReceivedRequest {
+  readonly method: string;
+  readonly url: string;
+  /** Node's lower-cased header map. */
+  readonly headers: http.IncomingHttpHeaders;
+  /** Names and values as they arrived, in order. */
+  readonly rawHeaders: readonly string[];
+  readonly body: string;
+}
+
+export interface RecordingUpstream extends Upstream {
+  /** Every request the app received, complete with its body, in order of arrival. */
+  readonly received: ReceivedRequest[];
+}
+
+/** An app that records each request and answers 200 `app:<url>`. */
+export async function startRecordingUpstream(): Promise<RecordingUpstream> {
+  const received: ReceivedRequest[] = [];
+  const upstream = await startUpstream((req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
+      res.end(`app:${req.url}`);
+    });
+  });
+  return { ...upstream, received };
+}

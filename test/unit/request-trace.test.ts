@@ -54,7 +54,7 @@ t.test('each attempt gets its own CLIENT span and rewrites the trace headers in 
   });
   let list: string[] = [];
   await withRequest(tracing, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'x-b3-traceid': 'aa' }, (trace, req) => {
-    list = upstreamRequestHeaders(req.rawHeaders, { peerAddress: '127.0.0.1', peerTrusted: false, proto: 'http', requestId: 'req-1', clientCert: undefined, traceHeaders: tracing.ownedRequestHeaders }, NO_MUTATION);
+    list = upstreamRequestHeaders(req.rawHeaders, { peerAddress: '127.0.0.1', peerTrusted: false, proto: 'http', requestId: 'req-1', clientCert: undefined, traceHeaders: tracing.ownedRequestHeaders, authority: undefined }, NO_MUTATION);
     t.notOk(list.includes('traceparent'), 'the client\'s traceparent is dropped from the list');
     t.notOk(list.includes('x-b3-traceid'), 'and its B3 headers');
     trace.attemptStarted(1, 'http://127.0.0.1:3000', '/x?q=1', list);

@@ -2,6 +2,7 @@ import t from 'tap';
 import { parseConfigText } from '../../src/config/load';
 import type { RouteConfig } from '../../src/config/types';
 import { findRoute, hostMatches, hostWithoutPort, rewritePath } from '../../src/router/route-table';
+import { normalizeAuthority } from '../../src/proxy/authority';
 
 const yaml = `
 admin: { address: 127.0.0.1:0 }
@@ -66,6 +67,19 @@ t.test('hosts', async (t) => {
   t.equal(hostWithoutPort('Example.COM:8080'), 'example.com');
   t.equal(hostWithoutPort('[::1]:8080'), '[::1]');
   t.equal(hostWithoutPort(undefined), '');
+  t.same(normalizeAuthority('Example.COM:8080'), { host: 'example.com', authority: 'example.com:8080' });
+  t.same(normalizeAuthority('[::1]:8080'), { host: '[::1]', authority: '[::1]:8080' });
+  t.same(normalizeAuthority('[::1]'), { host: '[::1]', authority: '[::1]' });
+  t.same(normalizeAuthority('[::1]:'), { host: '[::1]', authority: '[::1]' });
+  t.same(normalizeAuthority('[::1]:08080'), { host: '[::1]', authority: '[::1]:8080' });
+  t.same(normalizeAuthority('example.com:65535'), { host: 'example.com', authority: 'example.com:65535' });
+  t.same(normalizeAuthority('internal.example.com.'), { host: 'internal.example.com', authority: 'internal.example.com' });
+  t.same(normalizeAuthority('Internal.Example.com.:0443'), { host: 'internal.example.com', authority: 'internal.example.com:443' });
+  t.same(normalizeAuthority('example.com:'), { host: 'example.com', authority: 'example.com' });
+  t.same(normalizeAuthority(''), { host: '', authority: '' });
+  t.equal(normalizeAuthority('example.com..'), undefined, 'an empty label is not a host');
+  t.equal(normalizeAuthority('.'), undefined);
+  t.equal(normalizeAuthority('example.com:65536'), undefined, 'no such port');
   t.ok(hostMatches('*.example.com', 'a.example.com'));
   t.notOk(hostMatches('*.example.com', 'example.com'));
   t.notOk(hostMatches('*.example.com', 'a.b.example.com'));
