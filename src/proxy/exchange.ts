@@ -20,8 +20,10 @@ import {
 } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
-import { noopRequestTrace, type RequestTrace } from '../telemetry/tracing';
+import type { RequestTrace } from '../telemetry/tracing';
+import type { ProxiedRequest } from '../pipeline/context';
 import { limitRequestBody } from './body-limit';
 import { refuseLaterRequests } from './closing-connections';
 import { downstreamResponseHeaders, setAttempt } from './headers';
@@ -43,7 +45,7 @@ import type { ListenerIdentity, ProxyServices } from './state';
  * is retried once the client got a byte. Policies with nothing configured cost a branch:
  * no promise, closure or timer is created for them per request.
  */
-export class ProxyExchange implements AdmissionWaiter {
+export class ProxyExchange implements AdmissionWaiter, LoggedRequest {
   private attempt = 0;
   /** The attempt whose events may shape the response; undefined between attempts. */
   private handler: AttemptHandler | undefined;
@@ -73,12 +75,12 @@ export class ProxyExchange implements AdmissionWaiter {
   private abandoned = false;
   private deadlineExpired = false;
   private finished = false;
-  private status = 0;
-  private errorCode: ErrorCode | undefined;
-  private bytesIn = 0;
-  private bytesOut = 0;
+  status = 0;
+  errorCode: ErrorCode | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
   private attemptStartedAt = 0;
-  private upstreamMs: number | undefined;
+  upstreamMs: number | undefined;
   private retryReasonOfAttempt: RetryReason | undefined;
   /** The request had its one retry after the stale keep-alive race (not one of `retry.attempts`). */
   private staleConnectionRetried = false;
@@ -86,20 +88,57 @@ export class ProxyExchange implements AdmissionWaiter {
   /** The client's body behind the route's size limit, created on first use. */
   private limitedBody: Readable | undefined;
 
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly listener: ListenerIdentity,
-    private readonly route: ClusterRoute,
-    private readonly cluster: ClusterRuntime,
-    private readonly services: ProxyServices,
-    private readonly requestId: string,
-    private readonly path: string,
-    private readonly upstreamHeaders: string[],
-    private readonly hasBody: boolean,
-    private readonly startedAt: number,
-    private readonly trace: RequestTrace = noopRequestTrace(),
-  ) {}
+  private readonly req: IncomingMessage;
+  private readonly res: ServerResponse;
+  private readonly listener: ListenerIdentity;
+  private readonly route: ClusterRoute;
+  private readonly cluster: ClusterRuntime;
+  private readonly services: ProxyServices;
+  readonly requestId: string;
+  private readonly upstreamPath: string;
+  private readonly upstreamHeaders: string[];
+  private readonly hasBody: boolean;
+  private readonly startedAt: number;
+  private readonly trace: RequestTrace;
+
+  constructor(request: ProxiedRequest) {
+    // Copied, not kept: the fields are read on every event of the exchange.
+    this.req = request.req;
+    this.res = request.res;
+    this.listener = request.listener;
+    this.route = request.route;
+    this.cluster = request.cluster;
+    this.services = request.services;
+    this.requestId = request.requestId;
+    this.upstreamPath = request.upstreamPath;
+    this.upstreamHeaders = request.upstreamHeaders;
+    this.hasBody = request.hasBody;
+    this.startedAt = request.startedAt;
+    this.trace = request.trace;
+  }
+
+  // --- what the access log says of the exchange (LoggedRequest) ---
+  get method(): string | undefined {
+    return this.req.method;
+  }
+  get path(): string | undefined {
+    return this.req.url;
+  }
+  get listenerName(): string {
+    return this.listener.name;
+  }
+  get routeName(): string {
+    return this.route.name;
+  }
+  get clusterName(): string {
+    return this.cluster.config.name;
+  }
+  get attempts(): number {
+    return this.attempt;
+  }
+  get upstreamUrl(): string | undefined {
+    return this.endpoint?.config.url;
+  }
 
   private routeInstruments: RouteInstruments | undefined;
   /** The route's metric series (the route belongs to one listener and one cluster), looked up once. */
@@ -169,7 +208,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.trace.attemptStarted(
       this.attempt,
       endpoint.config.url,
-      this.path,
+      this.upstreamPath,
       this.upstreamHeaders,
       this.attempt > 1 ? { reason: this.retryReasonOfAttempt, backoffMs: this.backoffBeforeAttemptMs } : undefined,
     );
@@ -178,7 +217,7 @@ export class ProxyExchange implements AdmissionWaiter {
     const handler = new AttemptHandler(this, endpoint, this.cluster.limit);
     this.handler = handler;
     const options: Dispatcher.DispatchOptions = {
-      path: this.path,
+      path: this.upstreamPath,
       method: this.req.method as Dispatcher.HttpMethod,
       headers: this.upstreamHeaders,
       body: this.attemptBody(),
@@ -598,25 +637,7 @@ export class ProxyExchange implements AdmissionWaiter {
     if (this.upstreamMs !== undefined) instruments.upstreamResponded(this.upstreamMs / 1000);
     // A line nobody reads is not built (an error line still is: recent errors keep it).
     if (accessLog.enabled === false && this.errorCode === undefined) return;
-    accessLog.write({
-      method: this.req.method ?? '',
-      path: this.req.url ?? '',
-      listener: this.listener.name,
-      route: this.route.name,
-      cluster: clusterName,
-      status,
-      duration_ms: round3(durationMs),
-      upstream_ms: this.upstreamMs === undefined ? undefined : round3(this.upstreamMs),
-      bytes_in: this.bytesIn,
-      bytes_out: this.bytesOut,
-      request_id: this.requestId,
-      attempts: this.attempt,
-      error: this.errorCode,
-      flags,
-      upstream: this.endpoint?.config.url,
-      trace_id: this.trace.traceId,
-      span_id: this.trace.spanId,
-    });
+    accessLog.write(accessLogEntry(this, durationMs, flags, this.trace, status));
   }
 }
 
@@ -746,8 +767,4 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
 
 function statusClass(status: number): string {
   return status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 300 ? '3xx' : '2xx';
-}
-
-function round3(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }

@@ -9,7 +9,7 @@ import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections'
 import { checkRequest } from './request-guard';
 import { connectionOf, requestHasBody } from './http2-request';
 import { sendDirectResponse, sendError } from './respond';
-import type { AccessLogEntry } from '../telemetry/access-log';
+import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
@@ -119,7 +119,7 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new ProxyExchange(req, res, listener, route, cluster, services, requestId, upstreamPath, headers, hasBody, startedAt, trace).start();
+    new ProxyExchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }).start();
   };
 }
 
@@ -150,40 +150,32 @@ export function recordLocalAnswer(
   const durationMs = performance.now() - startedAt;
   trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
-  services.accessLog.write({
-    ...localAnswerEntry(req, listener, requestId, durationMs, res.statusCode, route, cluster, error, flags),
-    trace_id: trace.traceId,
-    span_id: trace.spanId,
-  });
+  services.accessLog.write(accessLogEntry(localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), durationMs, flags, trace));
 }
 
-/** The access log line of a request the sidecar answered itself (no upstream attempt). */
-export function localAnswerEntry(
+/** What the access log says of a request the sidecar answered itself (no upstream attempt). */
+export function localAnswer(
   req: IncomingMessage,
   listener: ListenerIdentity,
   requestId: string,
-  durationMs: number,
   status: number,
   route: string,
   cluster: string,
   error: ErrorCode | undefined,
-  flags: string | undefined,
-): AccessLogEntry {
+): LoggedRequest {
   return {
-    method: req.method ?? '',
-    path: req.url ?? '',
-    listener: listener.name,
-    route: route || undefined,
-    cluster: cluster || undefined,
+    method: req.method,
+    path: req.url,
+    listenerName: listener.name,
+    routeName: route || undefined,
+    clusterName: cluster || undefined,
+    requestId,
     status,
-    duration_ms: Math.round(durationMs * 1000) / 1000,
-    upstream_ms: undefined,
-    bytes_in: 0,
-    bytes_out: 0,
-    request_id: requestId,
+    upstreamMs: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
     attempts: 0,
-    error,
-    flags,
-    upstream: undefined,
+    errorCode: error,
+    upstreamUrl: undefined,
   };
 }

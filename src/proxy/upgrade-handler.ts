@@ -3,8 +3,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors';
 import { findRoute, rewritePath } from '../router/route-table';
+import { accessLogEntry } from '../telemetry/access-log';
 import type { WebSocketProxy } from '../upstream/websocket';
-import { localAnswerEntry, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
+import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
 import { checkRequest } from './request-guard';
@@ -131,8 +132,7 @@ function recordRefusal(
   flags: string | undefined,
 ): void {
   services.metrics.websocketUpgrades.labels(listener.name, route, cluster, String(status)).inc();
-  services.accessLog.write({
-    ...localAnswerEntry(req, listener, requestId, performance.now() - startedAt, status, route, cluster, error, flags),
-    upgrade: 'websocket',
-  });
+  const entry = accessLogEntry(localAnswer(req, listener, requestId, status, route, cluster, error), performance.now() - startedAt, flags, undefined);
+  entry.upgrade = 'websocket';
+  services.accessLog.write(entry);
 }

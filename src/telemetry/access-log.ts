@@ -30,6 +30,65 @@ export interface AccessLogEntry {
   path_truncated?: boolean;
 }
 
+/**
+ * What the access log says of one request, as the code that served it holds it: a proxied
+ * exchange's context, a tunnel, or a request the sidecar answered itself.
+ */
+export interface LoggedRequest {
+  readonly method: string | undefined;
+  /** The client's request target (before any rewrite). */
+  readonly path: string | undefined;
+  readonly listenerName: string;
+  readonly routeName: string | undefined;
+  readonly clusterName: string | undefined;
+  readonly requestId: string;
+  readonly status: number;
+  readonly upstreamMs: number | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly attempts: number;
+  readonly errorCode: string | undefined;
+  readonly upstreamUrl: string | undefined;
+}
+
+/**
+ * The one builder of an access log entry (the exchange, the tunnel and local answers all use
+ * it, so that the lines agree field by field). `status` overrides the request's own (a client
+ * that left before any response is logged 499).
+ */
+export function accessLogEntry(
+  r: LoggedRequest,
+  durationMs: number,
+  flags: string | undefined,
+  trace: { readonly traceId?: string; readonly spanId?: string } | undefined,
+  status = r.status,
+): AccessLogEntry {
+  return {
+    method: r.method ?? '',
+    path: r.path ?? '',
+    listener: r.listenerName,
+    route: r.routeName,
+    cluster: r.clusterName,
+    status,
+    duration_ms: roundMs(durationMs),
+    upstream_ms: r.upstreamMs === undefined ? undefined : roundMs(r.upstreamMs),
+    bytes_in: r.bytesIn,
+    bytes_out: r.bytesOut,
+    request_id: r.requestId,
+    attempts: r.attempts,
+    error: r.errorCode,
+    flags,
+    upstream: r.upstreamUrl,
+    trace_id: trace?.traceId,
+    span_id: trace?.spanId,
+  };
+}
+
+/** Milliseconds to the microsecond, as the log writes them. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
 export interface AccessLog {
   /** false: write() keeps nothing (`path: off`), so callers may skip building entries. */
   readonly enabled?: boolean;

@@ -7,7 +7,7 @@ import { downstreamResponseHeaders } from '../proxy/headers';
 import { sendError } from '../proxy/respond';
 import { closeSocketGracefully, responseOnSocket } from '../proxy/socket-response';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
-import type { AccessLogEntry } from '../telemetry/access-log';
+import { accessLogEntry, type AccessLogEntry } from '../telemetry/access-log';
 import type { ClusterRuntime, EndpointRuntime } from './cluster';
 import { classifyUpstreamError } from './error-map';
 
@@ -406,24 +406,27 @@ class Tunnel {
       metrics.websocketTunnelBytes.labels(clusterName, 'upstream').inc(this.bytesIn);
       metrics.websocketTunnelBytes.labels(clusterName, 'downstream').inc(this.bytesOut);
     }
-    const entry: AccessLogEntry = {
-      method: req.method ?? 'GET',
-      path: this.clientPath,
-      listener: listener.name,
-      route: route.name,
-      cluster: clusterName,
-      status: this.status,
-      duration_ms: round3(performance.now() - startedAt),
-      upstream_ms: this.upstreamMs === undefined ? undefined : round3(this.upstreamMs),
-      bytes_in: this.bytesIn,
-      bytes_out: this.bytesOut,
-      request_id: requestId,
-      attempts: this.upstreamRequest === undefined ? 0 : 1,
-      error: this.errorCode,
-      flags: this.flag,
-      upstream: this.endpoint?.config.url,
-      upgrade: 'websocket',
-    };
+    const entry = accessLogEntry(
+      {
+        method: req.method ?? 'GET',
+        path: this.clientPath,
+        listenerName: listener.name,
+        routeName: route.name,
+        clusterName,
+        requestId,
+        status: this.status,
+        upstreamMs: this.upstreamMs,
+        bytesIn: this.bytesIn,
+        bytesOut: this.bytesOut,
+        attempts: this.upstreamRequest === undefined ? 0 : 1,
+        errorCode: this.errorCode,
+        upstreamUrl: this.endpoint?.config.url,
+      },
+      performance.now() - startedAt,
+      this.flag,
+      undefined,
+    );
+    entry.upgrade = 'websocket';
     accessLog.write(entry);
     this.span.end(entry);
   }
@@ -446,8 +449,4 @@ function headerObject(list: readonly string[], extra: readonly string[]): Incomi
     }
   }
   return out;
-}
-
-function round3(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
