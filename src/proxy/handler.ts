@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors';
 import { ipInCidrs } from '../config/cidr';
 import { findRoute, rewritePath, type RoutableRequest } from '../router/route-table';
-import { ProxyExchange } from './exchange';
+import { chainFor } from '../pipeline/compose';
+import { Exchange } from '../pipeline/exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
@@ -119,7 +120,7 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new ProxyExchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route)).start();
   };
 }
 

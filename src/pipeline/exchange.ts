@@ -1,0 +1,172 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { RouteInstruments } from '../admin/metrics';
+import type { ClusterRoute } from '../config/types';
+import type { ErrorCode } from '../errors';
+import type { BreakerTicket } from '../policy/circuit-breaker';
+import type { AdmissionWaiter } from '../policy/concurrency-limit';
+import type { ReplayableBody } from '../policy/replay-body';
+import type { RetryReason } from '../policy/retry';
+import type { LoggedRequest } from '../telemetry/access-log';
+import type { RequestTrace } from '../telemetry/tracing';
+import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { limitRequestBody } from '../proxy/body-limit';
+import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import type { AttemptHandler } from './attempt';
+import type { RouteChain } from './compose';
+import type { ProxiedRequest } from './context';
+
+/**
+ * The one per-request object of a proxied exchange: the request's facts, and one group of
+ * fields per step of the route's chain, written only by that step's file (the steps themselves
+ * are shared by every request of the route). Short-lived: dropped when the client's response
+ * closes. Nothing else is allocated per request but the attempt handlers.
+ */
+export class Exchange implements AdmissionWaiter, LoggedRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly listener: ListenerIdentity;
+  readonly route: ClusterRoute;
+  readonly cluster: ClusterRuntime;
+  readonly services: ProxyServices;
+  readonly requestId: string;
+  readonly upstreamPath: string;
+  readonly upstreamHeaders: string[];
+  readonly hasBody: boolean;
+  readonly startedAt: number;
+  readonly trace: RequestTrace;
+  readonly chain: RouteChain;
+
+  // --- observe.ts: the client's response and the record of the exchange ---
+  status = 0;
+  errorCode: ErrorCode | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  upstreamMs: number | undefined;
+  /** Response headers went to the client: nothing is retried or answered by the sidecar any more. */
+  responseStarted = false;
+  clientGone = false;
+  clientStalled = false;
+  finished = false;
+  resumeUpstream: (() => void) | undefined;
+  /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
+  stallTimer: NodeJS.Timeout | undefined;
+  listeningForDrain = false;
+
+  // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
+  clock: NodeJS.Timeout | undefined;
+  clockIsPerTry = false;
+  deadlineAt = 0;
+  deadlineExpired = false;
+
+  // --- breaker.ts ---
+  breakerTicket: BreakerTicket | undefined;
+
+  // --- concurrency.ts ---
+  admitted = false;
+  /** The request waited for a slot: its first try's per-try timeout counts from its dispatch. */
+  waitedForSlot = false;
+
+  // --- retry.ts ---
+  /** Present when the request body may have to be sent again. */
+  body: ReplayableBody | undefined;
+  backoffTimer: NodeJS.Timeout | undefined;
+
+  // --- pool.ts (the terminal): the attempts ---
+  attempt = 0;
+  /** The attempt whose events may shape the response; undefined between attempts. */
+  handler: AttemptHandler | undefined;
+  endpoint: EndpointRuntime | undefined;
+  attemptStartedAt = 0;
+  /** Why the current attempt is a retry; undefined for the first try. */
+  retryReason: RetryReason | undefined;
+  /** The backoff waited before the current attempt, ms. */
+  backoffMs = 0;
+  /** The request had its one retry after the stale keep-alive race (not one of `retry.attempts`). */
+  staleConnectionRetried = false;
+  /** The wait (0ms) before the stale-connection retry is dispatched. */
+  redispatchTimer: NodeJS.Timeout | undefined;
+  /** Set once the exchange answered without the current attempt: a late attempt is aborted on connect. */
+  abandoned = false;
+  /** The client's body behind the route's size limit, created on first use. */
+  private limitedBody: Readable | undefined;
+
+  constructor(request: ProxiedRequest, chain: RouteChain) {
+    // Copied, not kept: the fields are read on every event of the exchange.
+    this.req = request.req;
+    this.res = request.res;
+    this.listener = request.listener;
+    this.route = request.route;
+    this.cluster = request.cluster;
+    this.services = request.services;
+    this.requestId = request.requestId;
+    this.upstreamPath = request.upstreamPath;
+    this.upstreamHeaders = request.upstreamHeaders;
+    this.hasBody = request.hasBody;
+    this.startedAt = request.startedAt;
+    this.trace = request.trace;
+    this.chain = chain;
+  }
+
+  start(): void {
+    this.chain.head.dispatch(this);
+  }
+
+  /** A slot of the cluster's concurrency limit freed up for this queued request. */
+  admit(): void {
+    this.chain.concurrency.admitted(this);
+  }
+
+  readonly onClientClose = (): void => {
+    this.chain.observe.onClientClose(this);
+  };
+
+  private routeInstruments: RouteInstruments | undefined;
+  /** The route's metric series (the route belongs to one listener and one cluster), looked up once. */
+  get instruments(): RouteInstruments {
+    return (this.routeInstruments ??= this.services.metrics.forClusterRoute(this.listener.name, this.route));
+  }
+
+  /** Whether events of this attempt may still shape the client's response. */
+  isCurrent(handler: AttemptHandler): boolean {
+    return handler === this.handler && !this.abandoned && !this.finished;
+  }
+
+  /** The client's body as the exchange reads it: behind the route's `maxRequestBodyBytes`. */
+  requestBodySource(): Readable {
+    return (this.limitedBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes));
+  }
+
+  /** The request has no body, or its body was kept whole for replay. */
+  bodyReplayable(): boolean {
+    return !this.hasBody || (this.body !== undefined && this.body.replayable);
+  }
+
+  /** Time left before the route timeout, ms (0 once it expired). */
+  remainingMs(): number {
+    return this.deadlineExpired ? 0 : this.deadlineAt - performance.now();
+  }
+
+  // --- what the access log says of the exchange (LoggedRequest) ---
+  get method(): string | undefined {
+    return this.req.method;
+  }
+  get path(): string | undefined {
+    return this.req.url;
+  }
+  get listenerName(): string {
+    return this.listener.name;
+  }
+  get routeName(): string {
+    return this.route.name;
+  }
+  get clusterName(): string {
+    return this.cluster.config.name;
+  }
+  get attempts(): number {
+    return this.attempt;
+  }
+  get upstreamUrl(): string | undefined {
+    return this.endpoint?.config.url;
+  }
+}

@@ -1,0 +1,66 @@
+import type { ErrorCode } from '../errors';
+import type { AttemptFailure } from '../upstream/error-map';
+import type { Exchange } from './exchange';
+import type { AttemptHandler } from './attempt';
+
+/**
+ * One step of a route's dispatch chain, in undici's interceptor style: it does its part on the
+ * way down (`dispatch`) and on the way up (the events an attempt or a policy below reports),
+ * and passes everything else on unchanged. A step is built once per route (compose.ts) and
+ * shared by the route's requests: what it keeps per request lives in its own fields of the
+ * request's one context object (Exchange), which only this step's file writes.
+ *
+ * Down: `dispatch` (run the request), `onPerTryTimeout`/`onDeadline` (the clock ran out: end
+ * what is in progress below) and `onEnd` (the exchange is over: release, bottom-up).
+ * Up: `onAttemptStart`/`onAttemptEnd` (a try began / got its answer), then exactly one final
+ * event per answer: `onResponse` (headers to relay), `onFailure` (no response),
+ * `onRefused` (a policy refused the request) or `onClientTimeout` (the client's body was late).
+ */
+export abstract class Interceptor {
+  /** The step below; the terminal has none. */
+  next: Interceptor | undefined;
+  /** The step above; observe (the head) has none. */
+  up: Interceptor | undefined;
+
+  abstract dispatch(x: Exchange): void;
+
+  onAttemptStart(x: Exchange): void {
+    this.up?.onAttemptStart(x);
+  }
+
+  onAttemptEnd(x: Exchange): void {
+    this.up?.onAttemptEnd(x);
+  }
+
+  /** Response headers of the current attempt; returns what undici's onHeaders returns. */
+  onResponse(x: Exchange, handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.up === undefined ? false : this.up.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
+  }
+
+  onFailure(x: Exchange, failure: AttemptFailure): void {
+    this.up?.onFailure(x, failure);
+  }
+
+  onRefused(x: Exchange, code: ErrorCode, message: string): void {
+    this.up?.onRefused(x, code, message);
+  }
+
+  onClientTimeout(x: Exchange, message: string): void {
+    this.up?.onClientTimeout(x, message);
+  }
+
+  /** The per-try timeout is up: false when no try was in flight (the clock then runs on to the deadline). */
+  onPerTryTimeout(x: Exchange): boolean {
+    return this.next === undefined ? false : this.next.onPerTryTimeout(x);
+  }
+
+  /** The route timeout is up and no response started: the step holding the request answers. */
+  onDeadline(x: Exchange): void {
+    this.next?.onDeadline(x);
+  }
+
+  /** The exchange is over; each step releases what it holds after the steps below it did. */
+  onEnd(x: Exchange): void {
+    this.next?.onEnd(x);
+  }
+}

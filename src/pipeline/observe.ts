@@ -1,0 +1,160 @@
+import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
+import { accessLogEntry } from '../telemetry/access-log';
+import { responseFlags } from '../telemetry/response-flags';
+import type { AttemptFailure } from '../upstream/error-map';
+import { downstreamResponseHeaders } from '../proxy/headers';
+import { abortResponse, isHttp1, responseCompleted } from '../proxy/http2-request';
+import { sendError } from '../proxy/respond';
+import type { AttemptHandler } from './attempt';
+import type { Exchange } from './exchange';
+import { Interceptor } from './interceptor';
+
+/**
+ * The head of every chain: the client's side of the exchange. It relays the response the
+ * steps below let through (headers, then the body with the client's backpressure), answers
+ * with the sidecar's error when they report one, and when the client's response closes it
+ * ends the chain (each step releases what it holds) and records the exchange once: the
+ * server span, the route's metrics and the access log line.
+ */
+export class ObserveInterceptor extends Interceptor {
+  dispatch(x: Exchange): void {
+    const cluster = x.cluster;
+    cluster.acquire();
+    x.res.on('close', x.onClientClose);
+    // Every request of the cluster counts towards its retry budget, retried or not.
+    cluster.retryBudget.recordRequest();
+    this.next!.dispatch(x);
+  }
+
+  override onAttemptStart(): void {}
+
+  override onAttemptEnd(): void {}
+
+  override onResponse(x: Exchange, handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    x.upstreamMs = performance.now() - x.attemptStartedAt;
+    x.responseStarted = true;
+    x.status = statusCode;
+    x.resumeUpstream = resume;
+    const headers = downstreamResponseHeaders(rawHeaders, x.route.responseHeaders, x.requestId);
+    try {
+      // HTTP/2 has no reason phrase (node:http2 warns when one is given).
+      if (statusText && isHttp1(x.req)) x.res.writeHead(statusCode, statusText, headers);
+      else x.res.writeHead(statusCode, headers);
+    } catch (error) {
+      // A header value Node refuses to send (it would be a response-splitting vector).
+      x.responseStarted = false;
+      handler.abort?.(new SidecarError('UPSTREAM_PROTOCOL_ERROR', 'the upstream sent a header the sidecar cannot relay', { cause: error }));
+      return false;
+    }
+    // Body bytes that came in the same read as the headers are written before this runs and
+    // carry the headers with them; otherwise (an event stream waiting for its first event)
+    // the client gets the headers now instead of with the first chunk.
+    // (A tick, not a microtask: queueMicrotask makes an AsyncResource for every call.)
+    process.nextTick(flushHeadersIfIdle, x);
+    return true;
+  }
+
+  /** A chunk of the relayed response body (from the attempt's handler). */
+  onData(x: Exchange, chunk: Buffer): boolean {
+    x.bytesOut += chunk.length;
+    const flushed = x.res.write(chunk);
+    if (!flushed) {
+      // Listened to from the first full write on: most responses never fill the socket.
+      if (!x.listeningForDrain) {
+        x.listeningForDrain = true;
+        x.res.on('drain', () => onClientDrain(x));
+      }
+      // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
+      if (x.stallTimer === undefined) x.stallTimer = setTimeout(clientStalled, x.route.timeoutMs, x);
+    }
+    return flushed;
+  }
+
+  onComplete(x: Exchange): void {
+    x.trace.attemptEnded();
+    x.res.end();
+  }
+
+  override onFailure(x: Exchange, failure: AttemptFailure): void {
+    if (x.responseStarted) {
+      // Part of the response is already with the client: cutting the connection is the
+      // only way to tell it the body is incomplete.
+      x.errorCode = failure.code;
+      abortResponse(x.res);
+      return;
+    }
+    respondWithError(x, failure.code, undefined);
+  }
+
+  override onRefused(x: Exchange, code: ErrorCode, message: string): void {
+    x.services.metrics.circuitRejections.labels(x.cluster.config.name, code.toLowerCase()).inc();
+    respondWithError(x, code, message);
+  }
+
+  override onClientTimeout(x: Exchange, message: string): void {
+    respondWithError(x, 'REQUEST_TIMEOUT', message);
+  }
+
+  onClientClose(x: Exchange): void {
+    if (!responseCompleted(x.res)) {
+      x.clientGone = true;
+      x.abandoned = true;
+    }
+    this.finish(x);
+  }
+
+  private finish(x: Exchange): void {
+    if (x.finished) return;
+    x.finished = true;
+    this.next!.onEnd(x);
+    clearStallTimer(x);
+    const cluster = x.cluster;
+    cluster.release();
+    const durationMs = performance.now() - x.startedAt;
+    const status = x.clientGone && !x.responseStarted ? 499 : x.status;
+    const clusterName = cluster.config.name;
+    const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
+    x.trace.end({ status, route: x.route.name, cluster: clusterName, errorCode: x.errorCode, flags });
+    const instruments = x.instruments;
+    instruments.answered(status, durationMs / 1000);
+    if (x.upstreamMs !== undefined) instruments.upstreamResponded(x.upstreamMs / 1000);
+    const accessLog = x.services.accessLog;
+    // A line nobody reads is not built (an error line still is: recent errors keep it).
+    if (accessLog.enabled === false && x.errorCode === undefined) return;
+    accessLog.write(accessLogEntry(x, durationMs, flags, x.trace, status));
+  }
+}
+
+function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined): void {
+  x.errorCode = code;
+  x.status = x.res.headersSent ? x.status : ERROR_STATUS[code];
+  sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded });
+}
+
+function onClientDrain(x: Exchange): void {
+  clearStallTimer(x);
+  const resume = x.resumeUpstream;
+  if (resume !== undefined) resume();
+}
+
+function clearStallTimer(x: Exchange): void {
+  if (x.stallTimer !== undefined) {
+    clearTimeout(x.stallTimer);
+    x.stallTimer = undefined;
+  }
+}
+
+// Timers and the tick take the exchange as an argument: no closure is allocated per request.
+
+/** The client read nothing of the response for the route timeout. */
+function clientStalled(x: Exchange): void {
+  x.stallTimer = undefined;
+  x.clientStalled = true;
+  abortResponse(x.res);
+}
+
+/** The tick after the response headers (see onResponse). */
+function flushHeadersIfIdle(x: Exchange): void {
+  // (headersSent turns true at writeHead, before anything is on the wire.)
+  if (x.bytesOut === 0 && !x.res.writableEnded && !x.res.destroyed) x.res.flushHeaders();
+}
