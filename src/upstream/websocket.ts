@@ -10,6 +10,8 @@ import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import { accessLogEntry, type AccessLogEntry } from '../telemetry/access-log';
 import type { ClusterRuntime, EndpointRuntime } from './cluster';
 import { classifyUpstreamError } from './error-map';
+import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
+import type { AdmissionWaiter } from '../policy/concurrency-limit';
 
 /**
  * WebSocket tunnels: an `Upgrade: websocket` request that matched a cluster route is sent to
@@ -142,8 +144,12 @@ export class WebSocketProxy {
 type TunnelFlag = 'DC' | 'UC' | 'SI';
 
 /** Short-lived state of one tunnel, from the upgrade request to both sockets closed. */
-class Tunnel {
+class Tunnel implements AdmissionWaiter {
   private endpoint: EndpointRuntime | undefined;
+  /** The cluster breaker's ticket, settled once, by the handshake's outcome. */
+  private breakerTicket: BreakerTicket | undefined;
+  /** Holds a slot of the cluster's concurrency limit until both sockets closed. */
+  private admitted = false;
   private upstreamRequest: ClientRequest | undefined;
   private upstreamSocket: Socket | undefined;
   private upstreamSocketsOpen = 0;
@@ -178,6 +184,23 @@ class Tunnel {
     socket.on('error', this.onClientError);
     socket.once('end', this.onClientEnd);
     socket.once('close', this.onClientClose);
+    // The cluster's policies, as for any request: an open circuit refuses the upgrade, and an
+    // open tunnel holds a slot of the concurrency limit for its whole life. A tunnel does not
+    // wait for a slot (one frees up when a tunnel or request ends, which may take hours).
+    const ticket = cluster.breaker.admit();
+    if (ticket === undefined) {
+      this.refuse('CIRCUIT_OPEN', `the circuit breaker of cluster ${cluster.config.name} is ${cluster.breaker.state}`);
+      return;
+    }
+    this.breakerTicket = ticket;
+    const limit = cluster.limit;
+    const admission = limit.enter(this);
+    if (admission !== 'admitted') {
+      if (admission === 'queued') limit.cancel(this);
+      this.refuse('OVERLOADED', `cluster ${cluster.config.name} has ${limit.active} requests and tunnels in flight, its limit`);
+      return;
+    }
+    this.admitted = true;
     const endpoint = cluster.pick();
     if (endpoint === undefined) {
       this.answerLocally('NO_HEALTHY_UPSTREAM');
@@ -223,6 +246,7 @@ class Tunnel {
   /** The app answered the upgrade with something else than 101: relay it, then close both sides. */
   private readonly onUpstreamResponse = (res: IncomingMessage): void => {
     this.clearTimers();
+    this.settleBreaker((res.statusCode ?? 502) >= 500 ? 'failure' : 'success');
     this.upstreamMs = performance.now() - this.dispatchedAt;
     this.markAnswered(res.statusCode ?? ERROR_STATUS.UPSTREAM_PROTOCOL_ERROR);
     // http-proxy writes `res.headers` and pipes the decoded body: Transfer-Encoding must go
@@ -238,6 +262,7 @@ class Tunnel {
 
   private readonly onUpstreamUpgrade = (res: IncomingMessage, upstream: Socket): void => {
     this.clearTimers();
+    this.settleBreaker('success');
     this.upstreamMs = performance.now() - this.dispatchedAt;
     this.upgraded = true;
     this.markAnswered(101);
@@ -265,6 +290,7 @@ class Tunnel {
     this.upstreamRequest?.destroy();
     const failure = classifyUpstreamError(error);
     if (this.endpoint !== undefined) this.endpoint.failures++;
+    this.settleBreaker('failure');
     this.answerLocally(failure.code);
   }
 
@@ -353,13 +379,31 @@ class Tunnel {
     return downstreamResponseHeaders(raw, this.request.route.responseHeaders, this.request.requestId);
   }
 
-  private answerLocally(code: ErrorCode): void {
+  /** A cluster policy refused the upgrade: it says nothing about the app. */
+  private refuse(code: ErrorCode, message: string): void {
+    this.owner.services.metrics.circuitRejections.labels(this.request.cluster.config.name, code.toLowerCase()).inc();
+    this.answerLocally(code, message);
+  }
+
+  /** The one place the breaker's ticket is settled; later calls find none. */
+  private settleBreaker(outcome: BreakerOutcome): void {
+    const ticket = this.breakerTicket;
+    if (ticket !== undefined) {
+      this.breakerTicket = undefined;
+      ticket.settle(outcome);
+    }
+  }
+
+  /** Tunnels do not wait for a slot (see start): never called. */
+  admit(): void {}
+
+  private answerLocally(code: ErrorCode, message?: string): void {
     this.clearTimers();
     this.errorCode = code;
     this.markAnswered(ERROR_STATUS[code]);
     const { req, socket, requestId } = this.request;
     if (socket.destroyed) return;
-    sendError(responseOnSocket(req, socket), code, requestId, undefined, { close: true });
+    sendError(responseOnSocket(req, socket), code, requestId, message, { close: true });
   }
 
   private markAnswered(status: number): void {
@@ -396,6 +440,12 @@ class Tunnel {
     this.finished = true;
     this.clearTimers();
     this.owner.removed(this);
+    // Ended before any answer of the app (the client left, or no endpoint was healthy).
+    this.settleBreaker('neutral');
+    if (this.admitted) {
+      this.admitted = false;
+      this.request.cluster.limit.leave();
+    }
     const { metrics, accessLog } = this.owner.services;
     const { listener, route, cluster, req, requestId, startedAt } = this.request;
     const clusterName = cluster.config.name;
