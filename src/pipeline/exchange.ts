@@ -22,7 +22,7 @@ import type { ProxiedRequest } from './context';
  * are shared by every request of the route). Short-lived: dropped when the client's response
  * closes. Nothing else is allocated per request but the attempt handlers.
  */
-export class Exchange implements AdmissionWaiter, LoggedRequest {
+export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly listener: ListenerIdentity;
@@ -92,7 +92,8 @@ export class Exchange implements AdmissionWaiter, LoggedRequest {
   private limitedBody: Readable | undefined;
 
   constructor(request: ProxiedRequest, chain: RouteChain) {
-    // Copied, not kept: the fields are read on every event of the exchange.
+    // Copied, not kept: the fields are read on every event of the exchange (implementing
+    // ProxiedRequest makes the compiler hold the two lists of fields to each other).
     this.req = request.req;
     this.res = request.res;
     this.listener = request.listener;
