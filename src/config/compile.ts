@@ -8,6 +8,7 @@ import * as nodePath from 'node:path';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
 import { type Loose } from './plain-data';
+import { redactSecrets } from './redact';
 import { compileRouteRegex, isRouteRegex } from './route-regex';
 import {
   type ClusterDocument,
@@ -100,14 +101,9 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
       timeoutMs: durationMs(doc.drain?.timeout, D.DEFAULT_DRAIN_TIMEOUT_MS),
     },
     workers: workers === 'auto' ? availableParallelism() : workers,
+    // /config shows the document and it crosses to workers: no secret travels with it.
     document: redactSecrets(doc),
   };
-}
-
-/** /config shows the document; the admin token must not travel with it. */
-function redactSecrets(doc: ConfigDocument): ConfigDocument {
-  if (doc.admin?.token === undefined) return doc;
-  return { ...doc, admin: { ...doc.admin, token: '<redacted>' } };
 }
 
 function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
