@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { configJsonSchema } from './json-schema';
 import { isRecord } from './plain-data';
 import { show } from './schema';
-import type { SidecarConfig } from './types';
+import type { SidecarConfig, TracingExporter } from './types';
 
 export interface ConfigError {
   /** Where in the document, e.g. `listeners[0].routes[1].retry.perTryTimeout`; '' for the whole file. */
@@ -40,12 +40,16 @@ export function formatConfigErrors(file: string, errors: readonly ConfigError[])
     .join('\n');
 }
 
-/** One line for logs and `sidecar validate`, e.g. `ok: 2 listeners, 5 routes, 2 clusters (4 endpoints), tracing otlp-http`. */
-export function summarizeConfig(config: SidecarConfig): string {
+/**
+ * One line for logs and `sidecar validate`, e.g. `ok: 2 listeners, 5 routes, 2 clusters (4 endpoints), tracing otlp-http`.
+ * `tracingExporter`: the effective exporter when the caller knows it (the OTEL_* variables can
+ * change it, see telemetry/tracing-settings.ts); the file's otherwise.
+ */
+export function summarizeConfig(config: SidecarConfig, tracingExporter: TracingExporter = config.tracing.exporter): string {
   const routes = config.listeners.reduce((n, l) => n + l.routes.length, 0);
   let endpoints = 0;
   for (const cluster of config.clusters.values()) endpoints += cluster.endpoints.length;
-  const tracing = config.tracing.exporter === 'none' ? 'tracing off' : `tracing ${config.tracing.exporter}`;
+  const tracing = tracingExporter === 'none' ? 'tracing off' : `tracing ${tracingExporter}`;
   return (
     `ok: ${plural(config.listeners.length, 'listener')}, ${plural(routes, 'route')}, ` +
     `${plural(config.clusters.size, 'cluster')} (${plural(endpoints, 'endpoint')}), ${tracing}`
