@@ -6,6 +6,7 @@ import { formatConfigErrors, loadConfigFile, summarizeConfig } from './config/lo
 import { configJsonSchema } from './config/json-schema';
 import { DEFAULT_ADMIN_ADDRESS } from './config/defaults';
 import { formatDurationMs, parseDurationMs } from './config/units';
+import { describeTracingSettings, resolveTracingSettings } from './telemetry/tracing-settings';
 import { DEFAULT_WAIT_READY_TIMEOUT_MS, waitReady } from './lifecycle/wait-ready';
 
 // `run` and `certs` load the proxy, TLS and telemetry modules only when they are used, so
@@ -93,7 +94,10 @@ export function buildCli(): Command {
         process.exitCode = 1;
         return;
       }
-      process.stdout.write(`${file}: ${summarizeConfig(result.config)}\n`);
+      // The tracing `run` would start: the file's section merged with the OTEL_* variables.
+      const tracing = resolveTracingSettings(result.config, process.env);
+      process.stdout.write(`${file}: ${summarizeConfig(result.config, tracing.exporter)}\n${describeTracingSettings(tracing)}\n`);
+      for (const warning of tracing.warnings) process.stderr.write(`${file}: warning: tracing: ${warning}\n`);
     });
 
   program

@@ -1,64 +1,107 @@
 /**
- * The one catalogue of errors the sidecar answers itself. Each code has a stable name
- * and a bound HTTP status; responses carry `x-sidecar-error: CODE` and a JSON body
- * `{ error, message, requestId }`. Upstream and socket errors are mapped to these codes
- * in one place: `classifyUpstreamError` in upstream/error-map.ts.
+ * The one catalogue of errors the sidecar answers itself. Each code has one entry holding all
+ * its facts: a bound HTTP status, the default message, the access-log response flag, and (for
+ * the codes an upstream attempt can fail with) the failure kind retry policies read. Responses
+ * carry `x-sidecar-error: CODE` and a JSON body `{ error, message, requestId }`. Upstream and
+ * socket errors are mapped to these codes in one place: `classifyUpstreamError` in
+ * upstream/error-map.ts; response flags are described in telemetry/response-flags.ts.
  */
 
-export const ERROR_STATUS = {
-  NO_ROUTE: 404,
-  BAD_REQUEST: 400,
-  METHOD_NOT_ALLOWED: 405,
-  REQUEST_TIMEOUT: 408,
-  REQUEST_TOO_LARGE: 413,
-  HEADERS_TOO_LARGE: 431,
-  UPSTREAM_CONNECT_FAILURE: 503,
-  UPSTREAM_RESET: 502,
-  UPSTREAM_PROTOCOL_ERROR: 502,
-  UPSTREAM_TIMEOUT: 504,
-  CIRCUIT_OPEN: 503,
-  OVERLOADED: 503,
-  NO_HEALTHY_UPSTREAM: 503,
-  DRAINING: 503,
-  ADMIN_FORBIDDEN: 403,
-} as const;
+/** Why an upstream attempt failed before a response could be relayed. Retry policies read this. */
+export type AttemptFailureKind = 'connect-failure' | 'reset' | 'timeout' | 'protocol-error' | 'request-body';
 
-export type ErrorCode = keyof typeof ERROR_STATUS;
+/**
+ * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
+ * telemetry/response-flags.ts, which checks that each is one of its own).
+ */
+export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE';
 
-export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+export interface ErrorFacts {
+  readonly status: number;
+  /** Human-readable default message: what happened and what the operator can do. */
+  readonly message: string;
+  /** The access-log and span flag; null where none applies (a drain answer, an admin refusal). */
+  readonly flag: ErrorResponseFlag | null;
+  /** The attempt failure this code stands for; only on the codes an attempt can fail with. */
+  readonly failureKind?: AttemptFailureKind;
+}
 
-/** Human-readable default messages: what happened and what the operator can do. */
-export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = {
-  NO_ROUTE: 'no route matches this request',
-  BAD_REQUEST: 'the request is malformed',
-  METHOD_NOT_ALLOWED: 'the sidecar never forwards this method',
-  REQUEST_TIMEOUT: 'the client did not send a complete request in time',
-  REQUEST_TOO_LARGE: 'the request body is larger than the route allows',
-  HEADERS_TOO_LARGE: 'the request headers are larger or more numerous than the listener allows',
-  UPSTREAM_CONNECT_FAILURE: 'the upstream refused or did not accept the connection',
-  UPSTREAM_RESET: 'the upstream closed the connection before a complete response',
-  UPSTREAM_PROTOCOL_ERROR: 'the upstream answered with malformed HTTP',
-  UPSTREAM_TIMEOUT: 'the upstream did not answer within the route timeout',
-  CIRCUIT_OPEN: 'the circuit breaker of the cluster is open',
-  OVERLOADED: 'the cluster is at its concurrency limit',
-  NO_HEALTHY_UPSTREAM: 'no endpoint of the cluster is healthy',
-  DRAINING: 'the sidecar is shutting down',
-  ADMIN_FORBIDDEN: 'the admin API refuses requests for another host name or from another origin',
-};
+const CATALOGUE = {
+  NO_ROUTE: { status: 404, message: 'no route matches this request', flag: 'NR' },
+  BAD_REQUEST: { status: 400, message: 'the request is malformed', flag: 'DPE', failureKind: 'request-body' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'the sidecar never forwards this method', flag: 'DPE' },
+  REQUEST_TIMEOUT: { status: 408, message: 'the client did not send a complete request in time', flag: 'DT' },
+  REQUEST_TOO_LARGE: { status: 413, message: 'the request body is larger than the route allows', flag: 'DPE' },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    message: 'the request headers are larger or more numerous than the listener allows',
+    flag: 'DPE',
+  },
+  UPSTREAM_CONNECT_FAILURE: {
+    status: 503,
+    message: 'the upstream refused or did not accept the connection',
+    flag: 'UF',
+    failureKind: 'connect-failure',
+  },
+  UPSTREAM_RESET: {
+    status: 502,
+    message: 'the upstream closed the connection before a complete response',
+    flag: 'UR',
+    failureKind: 'reset',
+  },
+  UPSTREAM_PROTOCOL_ERROR: {
+    status: 502,
+    message: 'the upstream answered with malformed HTTP',
+    flag: 'UPE',
+    failureKind: 'protocol-error',
+  },
+  UPSTREAM_TIMEOUT: {
+    status: 504,
+    message: 'the upstream did not answer within the route timeout',
+    flag: 'UT',
+    failureKind: 'timeout',
+  },
+  CIRCUIT_OPEN: { status: 503, message: 'the circuit breaker of the cluster is open', flag: 'UO' },
+  OVERLOADED: { status: 503, message: 'the cluster is at its concurrency limit', flag: 'UO' },
+  NO_HEALTHY_UPSTREAM: { status: 503, message: 'no endpoint of the cluster is healthy', flag: 'UH' },
+  DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
+  ADMIN_FORBIDDEN: {
+    status: 403,
+    message: 'the admin API refuses requests for another host name or from another origin',
+    flag: null,
+  },
+} as const satisfies Readonly<Record<string, ErrorFacts>>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+/** Every code's facts, e.g. `ERRORS.UPSTREAM_RESET.flag === 'UR'`. */
+export const ERRORS: Readonly<Record<ErrorCode, ErrorFacts>> = CATALOGUE;
+
+export const ERROR_CODES = Object.keys(CATALOGUE) as readonly ErrorCode[];
+
+/** The status of each code, e.g. `ERROR_STATUS.NO_ROUTE === 404` (a literal type per code). */
+export const ERROR_STATUS = mapCodes((code) => ERRORS[code].status) as { readonly [C in ErrorCode]: (typeof CATALOGUE)[C]['status'] };
+
+/** The default message of each code. */
+export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = mapCodes((code) => ERRORS[code].message);
 
 /** An error the sidecar turns into its own response. `cause` keeps the original error. */
 export class SidecarError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
 
-  constructor(code: ErrorCode, message: string = ERROR_MESSAGES[code], options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string = ERRORS[code].message, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'SidecarError';
     this.code = code;
-    this.status = ERROR_STATUS[code];
+    this.status = ERRORS[code].status;
   }
 }
 
 export function errorBody(code: ErrorCode, message: string, requestId: string): string {
   return JSON.stringify({ error: code, message, requestId });
+}
+
+function mapCodes<T>(fact: (code: ErrorCode) => T): Readonly<Record<ErrorCode, T>> {
+  return Object.freeze(Object.fromEntries(ERROR_CODES.map((code) => [code, fact(code)]))) as Record<ErrorCode, T>;
 }

@@ -244,6 +244,6 @@ export interface SidecarConfig {
   readonly drain: DrainConfig;
   /** Worker processes; `auto` is resolved to the number of cores. */
   readonly workers: number;
-  /** The validated document as written (before compilation), for /config. Secrets are not in it: the file holds paths only. */
+  /** The validated document as written (before compilation), for /config. Secrets are redacted (redact.ts); TLS fields are paths. */
   readonly document: unknown;
 }

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors';
+import { ERRORS, ERROR_CODES, type ErrorCode, type ErrorResponseFlag } from '../errors';
 
 /**
  * Envoy-style response flags for the access log and the SERVER span: a few letters that say
@@ -38,23 +38,13 @@ export const RESPONSE_FLAGS = {
 
 export type ResponseFlag = keyof typeof RESPONSE_FLAGS;
 
-const FLAG_OF_ERROR: Partial<Record<ErrorCode, ResponseFlag>> = {
-  NO_ROUTE: 'NR',
-  UPSTREAM_CONNECT_FAILURE: 'UF',
-  CIRCUIT_OPEN: 'UO',
-  OVERLOADED: 'UO',
-  NO_HEALTHY_UPSTREAM: 'UH',
-  UPSTREAM_TIMEOUT: 'UT',
-  UPSTREAM_RESET: 'UR',
-  UPSTREAM_PROTOCOL_ERROR: 'UPE',
-  REQUEST_TIMEOUT: 'DT',
-  BAD_REQUEST: 'DPE',
-  METHOD_NOT_ALLOWED: 'DPE',
-  REQUEST_TOO_LARGE: 'DPE',
-  HEADERS_TOO_LARGE: 'DPE',
-};
+/** Read from the error catalogue; typed so that a flag it names but this table lacks fails to compile. */
+const FLAG_OF_ERROR: Readonly<Record<ErrorCode, ResponseFlag | null>> = Object.fromEntries(
+  ERROR_CODES.map((code) => [code, ERRORS[code].flag]),
+) as Record<ErrorCode, ErrorResponseFlag | null>;
 
-const UPSTREAM_FAILURES = new Set<ErrorCode>(['UPSTREAM_CONNECT_FAILURE', 'UPSTREAM_TIMEOUT', 'UPSTREAM_RESET', 'UPSTREAM_PROTOCOL_ERROR']);
+/** The codes an upstream attempt fails with (a failure kind other than the client's body). */
+const UPSTREAM_FAILURES: ReadonlySet<ErrorCode> = new Set(ERROR_CODES.filter(isUpstreamFailure));
 const ORDER = Object.keys(RESPONSE_FLAGS) as ResponseFlag[];
 
 export interface FlagFacts {
@@ -71,9 +61,9 @@ export interface FlagFacts {
 /** The flags of one response, e.g. `UF,URX`; undefined when none applies. */
 export function responseFlags(facts: FlagFacts): string | undefined {
   const flags = new Set<ResponseFlag>();
-  const fromError = facts.errorCode === undefined ? undefined : FLAG_OF_ERROR[facts.errorCode];
+  const fromError = facts.errorCode === undefined ? null : FLAG_OF_ERROR[facts.errorCode];
   // A client that left is DC; the reset the sidecar then makes upstream is its consequence, not a UR.
-  if (fromError !== undefined && !(facts.clientGone && fromError === 'UR')) flags.add(fromError);
+  if (fromError !== null && !(facts.clientGone && fromError === 'UR')) flags.add(fromError);
   // With a sidecar error code, only upstream failures count: a 503 CIRCUIT_OPEN made no attempt fail.
   const lastAttemptFailed = facts.errorCode !== undefined ? UPSTREAM_FAILURES.has(facts.errorCode) : facts.status >= 500;
   if (facts.attempts > 1 && lastAttemptFailed && !facts.clientGone) flags.add('URX');
@@ -81,4 +71,9 @@ export function responseFlags(facts: FlagFacts): string | undefined {
   else if (facts.clientGone) flags.add('DC');
   if (flags.size === 0) return undefined;
   return ORDER.filter((flag) => flags.has(flag)).join(',');
+}
+
+function isUpstreamFailure(code: ErrorCode): boolean {
+  const kind = ERRORS[code].failureKind;
+  return kind !== undefined && kind !== 'request-body';
 }

@@ -122,6 +122,31 @@ export function describeSampler(sampler: SamplerSetting): string {
   return sampler.name.endsWith('traceidratio') ? `${sampler.name} ${sampler.ratio}` : sampler.name;
 }
 
+/**
+ * One line for `sidecar validate`: each effective setting and where it came from (`file`, a
+ * variable's name, or `default`), e.g. `tracing: exporter otlp-http (OTEL_TRACES_EXPORTER),
+ * endpoint http://collector:4318/v1/traces (OTEL_EXPORTER_OTLP_ENDPOINT), service orders (file),
+ * sampler parentbased_traceidratio 0.25 (OTEL_TRACES_SAMPLER)`. Batch limits are shown only
+ * when OTEL_BSP_* changed them.
+ */
+export function describeTracingSettings(settings: TracingSettings): string {
+  const { sources } = settings;
+  if (settings.exporter === 'none') return `tracing: off (${sources.exporter})`;
+  const parts = [`exporter ${settings.exporter} (${sources.exporter})`];
+  if (settings.endpoint !== undefined) parts.push(`endpoint ${settings.endpoint} (${sources.endpoint})`);
+  parts.push(`service ${settings.serviceName} (${sources.serviceName})`, `sampler ${describeSampler(settings.sampler)} (${sources.sampler})`);
+  const b = settings.batch;
+  if (
+    b.scheduledDelayMs !== DEFAULT_BSP_SCHEDULE_DELAY_MS ||
+    b.exportTimeoutMs !== DEFAULT_BSP_EXPORT_TIMEOUT_MS ||
+    b.maxQueueSize !== DEFAULT_BSP_MAX_QUEUE_SPANS ||
+    b.maxExportBatchSize !== DEFAULT_BSP_MAX_EXPORT_BATCH_SPANS
+  ) {
+    parts.push(`batch delay ${b.scheduledDelayMs}ms, export timeout ${b.exportTimeoutMs}ms, queue ${b.maxQueueSize}, batch size ${b.maxExportBatchSize} (OTEL_BSP_*)`);
+  }
+  return `tracing: ${parts.join(', ')}`;
+}
+
 function fileTracing(document: unknown): FileTracing {
   const section = isRecord(document) ? document.tracing : undefined;
   if (!isRecord(section)) return { present: false };

@@ -1,9 +1,8 @@
 import { errors } from 'undici';
-import { SidecarError, type ErrorCode } from '../errors';
+import { ERRORS, ERROR_CODES, SidecarError, type AttemptFailureKind, type ErrorCode } from '../errors';
 import { failedOnReusedConnection } from './connection-guard';
 
-/** Why an upstream attempt failed before a response could be relayed. Retry policies read this. */
-export type AttemptFailureKind = 'connect-failure' | 'reset' | 'timeout' | 'protocol-error' | 'request-body';
+export type { AttemptFailureKind } from '../errors';
 
 export interface AttemptFailure {
   readonly kind: AttemptFailureKind;
@@ -38,30 +37,42 @@ const RESET_ERRORS = new Set([
 
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
+/** The code of each failure kind, read from the error catalogue (each kind is one code's). */
+const CODE_OF_FAILURE = Object.fromEntries(
+  ERROR_CODES.flatMap((code) => {
+    const kind = ERRORS[code].failureKind;
+    return kind === undefined ? [] : [[kind, code]];
+  }),
+) as Readonly<Record<AttemptFailureKind, ErrorCode>>;
+
+function failure(kind: AttemptFailureKind, cause: unknown): AttemptFailure {
+  return { kind, code: CODE_OF_FAILURE[kind], cause };
+}
+
 /** The one place where undici and socket errors become the sidecar's error codes. */
 export function classifyUpstreamError(error: unknown): AttemptFailure {
   if (error instanceof SidecarError) {
+    const own = ERRORS[error.code].failureKind;
     const kind: AttemptFailureKind =
-      error.code === 'UPSTREAM_TIMEOUT' ? 'timeout'
-      : error.code === 'UPSTREAM_CONNECT_FAILURE' ? 'connect-failure'
+      own === 'timeout' || own === 'connect-failure' ? own
       // A 4xx of the sidecar's own catalogue raised while sending means the client's body failed.
       : error.status < 500 ? 'request-body'
+      // Any other error the sidecar raised itself dropped the attempt's connection: a reset
+      // (also for a response header it cannot relay, though its code is UPSTREAM_PROTOCOL_ERROR).
       : 'reset';
     return { kind, code: error.code, cause: error };
   }
   // undici leaves `code` unset on many parser errors (malformed status line, bad Content-Length).
-  if (error instanceof errors.HTTPParserError) return { kind: 'protocol-error', code: 'UPSTREAM_PROTOCOL_ERROR', cause: error };
+  if (error instanceof errors.HTTPParserError) return failure('protocol-error', error);
   const code = errorCode(error);
   if (code !== undefined) {
-    if (CONNECT_ERRORS.has(code)) return { kind: 'connect-failure', code: 'UPSTREAM_CONNECT_FAILURE', cause: error };
-    if (RESET_ERRORS.has(code)) return { kind: 'reset', code: 'UPSTREAM_RESET', cause: error, reusedConnection: failedOnReusedConnection(error) };
-    if (TIMEOUT_ERRORS.has(code)) return { kind: 'timeout', code: 'UPSTREAM_TIMEOUT', cause: error };
-    if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO') {
-      return { kind: 'protocol-error', code: 'UPSTREAM_PROTOCOL_ERROR', cause: error };
-    }
-    if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return { kind: 'request-body', code: 'BAD_REQUEST', cause: error };
+    if (CONNECT_ERRORS.has(code)) return failure('connect-failure', error);
+    if (RESET_ERRORS.has(code)) return { kind: 'reset', code: CODE_OF_FAILURE.reset, cause: error, reusedConnection: failedOnReusedConnection(error) };
+    if (TIMEOUT_ERRORS.has(code)) return failure('timeout', error);
+    if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_INFO') return failure('protocol-error', error);
+    if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return failure('request-body', error);
   }
-  return { kind: 'reset', code: 'UPSTREAM_RESET', cause: error };
+  return failure('reset', error);
 }
 
 function errorCode(error: unknown): string | undefined {

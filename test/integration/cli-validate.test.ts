@@ -9,7 +9,13 @@ const CLI = path.join(ROOT, 'dist', 'cli.js');
 const INVALID_DIR = path.join(ROOT, 'test', 'fixtures', 'config', 'invalid');
 
 function sidecar(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
+  return sidecarWithEnv({}, ...args);
+}
+
+/** The CLI with these OTEL_* variables and no others from the test's own environment. */
+function sidecarWithEnv(otel: Record<string, string>, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')));
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...env, ...otel } });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -49,6 +55,57 @@ t.test('sidecar validate prints a one-line summary and exits 0 on a valid file',
   const result = sidecar('validate', 'examples/sidecar.yaml');
   t.equal(result.status, 0);
   t.match(result.stdout, /^examples\/sidecar\.yaml: ok: 2 listeners, \d+ routes, 1 cluster/);
+});
+
+t.test('sidecar validate shows the tracing the OTEL_* variables give, and where each setting came from', async (t) => {
+  const file = 'test/fixtures/config/minimal.yaml';
+  const plain = sidecarWithEnv({}, 'validate', file);
+  t.equal(plain.status, 0);
+  t.match(plain.stdout, /, tracing off\n/, 'no tracing section, no variables: off');
+  t.match(plain.stdout, /^tracing: off \(default\)$/m);
+
+  const result = sidecarWithEnv(
+    {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector.example:4318',
+      OTEL_SERVICE_NAME: 'orders',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.25',
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+    },
+    'validate',
+    file,
+  );
+  t.equal(result.status, 0, result.stderr);
+  t.equal(result.stderr, '', 'no warning');
+  const [summary, tracing] = result.stdout.trimEnd().split('\n');
+  t.match(summary, /^test\/fixtures\/config\/minimal\.yaml: ok: 1 listener, 1 route, 1 cluster \(1 endpoint\), tracing otlp-http$/, 'the summary names the effective exporter');
+  t.match(tracing, /^tracing: exporter otlp-http \(OTEL_TRACES_EXPORTER\)/);
+  t.match(tracing, 'endpoint http://collector.example:4318/v1/traces (OTEL_EXPORTER_OTLP_ENDPOINT)');
+  t.match(tracing, 'service orders (OTEL_SERVICE_NAME)');
+  t.match(tracing, 'sampler parentbased_traceidratio 0.25 (OTEL_TRACES_SAMPLER)');
+  t.match(tracing, 'queue 100');
+
+  const disabled = sidecarWithEnv({ OTEL_SDK_DISABLED: 'true' }, 'validate', 'test/fixtures/config/full.yaml');
+  t.equal(disabled.status, 0);
+  t.match(disabled.stdout, /, tracing off\ntracing: off \(OTEL_SDK_DISABLED\)\n$/, 'OTEL_SDK_DISABLED turns off what the file turns on');
+});
+
+t.test('sidecar validate: the file wins over the variables; a bad variable is a warning, not an error', async (t) => {
+  const result = sidecarWithEnv(
+    { OTEL_SERVICE_NAME: 'from-env', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector.example:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'lots' },
+    'validate',
+    'test/fixtures/config/full.yaml',
+  );
+  t.equal(result.status, 0);
+  t.match(result.stdout, 'service orders (file)');
+  t.match(result.stdout, 'endpoint http://127.0.0.1:4318/v1/traces (file)');
+  t.match(result.stdout, 'sampler parentbased_traceidratio 1 (file)');
+  t.equal(result.stderr, '', 'the file sets the sampler: the variables are not read');
+
+  const warned = sidecarWithEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'lots' }, 'validate', 'test/fixtures/config/minimal.yaml');
+  t.equal(warned.status, 0);
+  t.match(warned.stderr, /^test\/fixtures\/config\/minimal\.yaml: warning: tracing: OTEL_TRACES_SAMPLER_ARG=lots is not a ratio from 0 to 1; using 1\.0$/m);
 });
 
 t.test('sidecar validate on a missing file says so', async (t) => {
