@@ -6,15 +6,16 @@
 #   2. waits until the sidecar is ready;
 #   3. runs every command of the README block marked `<!-- checked: scripts/check-quickstart.sh -->`
 #      (each must exit 0), then checks that GET / answers 200 through the sidecar with an
-#      x-request-id, the app having seen x-sidecar-attempt;
+#      x-request-id, the app having seen x-sidecar-attempt, and 200 over TLS on :8443 with
+#      HTTP/1.1 and HTTP/2;
 #   4. presses Ctrl-C (SIGINT to the process group) and expects a clean exit and free ports.
-# The demo uses fixed ports (3000, 8080, 9901): if one is taken, this says so and fails.
+# The demo uses fixed ports (3000, 8080, 8443, 9901): if one is taken, this says so and fails.
 # Prints "check-quickstart: ok" last on success.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 README="$REPO/README.md"
-PORTS=(3000 8080 9901)
+PORTS=(3000 8080 8443 9901)
 READY_URL="http://localhost:9901/ready"
 READY_WAIT_SECONDS=180 # `npm start` compiles first; a loaded CI machine is slow at it
 STOP_WAIT_SECONDS=30
@@ -87,6 +88,13 @@ grep -q '^HTTP/1.1 200' <<<"$headers" || die "expected 200, got: $(head -1 <<<"$
 grep -qi '^x-request-id: ' <<<"$headers" || die "the response has no x-request-id header"
 grep -q '"x-sidecar-attempt": "1"' "$LOG.body" || die "the app did not see x-sidecar-attempt: 1"
 printf '    200, x-request-id: %s\n' "$(grep -i '^x-request-id: ' <<<"$headers" | cut -d' ' -f2 | tr -d '\r')"
+
+say "GET https://localhost:8443/ answers over TLS, with HTTP/1.1 and with HTTP/2"
+tls_headers=$(curl -sS --cacert "$REPO/certs/ca.crt" --http1.1 -D - -o /dev/null https://localhost:8443/) || die "no TLS answer on :8443"
+grep -q '^HTTP/1.1 200' <<<"$tls_headers" || die "expected 200 over TLS, got: $(head -1 <<<"$tls_headers")"
+h2_headers=$(curl -sS --cacert "$REPO/certs/ca.crt" --http2 -D - -o /dev/null https://localhost:8443/) || die "no HTTP/2 answer on :8443"
+grep -q '^HTTP/2 200' <<<"$h2_headers" || die "expected HTTP/2 200, got: $(head -1 <<<"$h2_headers")"
+printf '    200 over HTTP/1.1 and HTTP/2\n'
 
 say "Ctrl-C"
 kill -INT -- "-$PID"

@@ -280,7 +280,7 @@ const adminSchema = z
     address: address()
       .optional()
       .describe(
-        `host:port of the admin API (/ready /live /metrics /config /clusters /reload). Keep it on loopback. Default ${D.DEFAULT_ADMIN_ADDRESS}.`,
+        `host:port of the admin API (/ready /live /metrics /stats /config /clusters /reload). Keep it on loopback. Default ${D.DEFAULT_ADMIN_ADDRESS}.`,
       ),
     token: z
       .string()
@@ -394,7 +394,8 @@ const retrySchema = z
       .min(1, { error: 'on needs at least one condition' })
       .optional()
       .describe(
-        'Conditions that trigger a retry: 5xx (any 5xx response, connect failures and resets), gateway-error (502, 503, 504), ' +
+        'Conditions that trigger a retry: 5xx (any 5xx response, and every failure that gets no response: connect failure, reset, per-try timeout, malformed response), ' +
+          'gateway-error (502, 503 and 504 responses, and the same failures as 5xx, as in Envoy), ' +
           'connect-failure, reset (connection closed before a response), retriable-4xx (409), ' +
           `retriable-status-codes (the codes in statusCodes). Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
       ),

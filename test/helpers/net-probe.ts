@@ -11,23 +11,3 @@ export function connectionRefused(port: number): Promise<boolean> {
     socket.once('error', () => resolve(true));
   });
 }
-
-/** Polls until connections to `port` are refused (closing a listener is asynchronous); false after `timeoutMs`. */
-export async function becomesRefused(port: number, timeoutMs = 10_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await connectionRefused(port)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return false;
-}
-
-/** Polls `check` every 10ms until it is true; false after `timeoutMs`. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return false;
-}

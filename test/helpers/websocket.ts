@@ -85,12 +85,3 @@ export async function refusedWs(url: string, options: ClientOptions = {}): Promi
   ws.terminate();
   return { status: res.statusCode ?? 0, headers: res.headers, body };
 }
-
-/** Polls `read` until it returns true or `timeoutMs` passes (for states with no event to await). */
-export async function eventually(read: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await read())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

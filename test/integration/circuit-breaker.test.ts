@@ -1,7 +1,8 @@
 import t from 'tap';
 import { request } from 'undici';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
-import { capturingLogger, cluster, metric, startScriptedUpstream, waitUntil } from '../helpers/resilience';
+import { capturingLogger, cluster, metric, startScriptedUpstream } from '../helpers/resilience';
+import { waitUntil } from '../helpers/wait';
 
 t.test('the breaker opens after the threshold, the app sees nothing while open, a successful probe closes it', async (t) => {
   let failing = true;

@@ -7,7 +7,7 @@
 import type net from 'node:net';
 import t from 'tap';
 import { closed } from '../helpers/raw';
-import { eventually } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { connectFrom, getFrom, getOn, holdConnections } from '../helpers/peer-sockets';
 import { parsePrometheusText } from '../helpers/prometheus';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
@@ -57,7 +57,7 @@ t.test('near maxConnections, connections that sent nothing are closed and a new 
 
   const started = performance.now();
   held.push(...(await holdConnections(port, 49)));
-  t.ok(await eventually(() => listener.connections === 50), 'the listener holds 50 of 50 connections');
+  await waitUntil(() => listener.connections === 50, 'the listener to hold 50 of 50 connections');
 
   const silent = held.slice(1);
   const closedByServer = await Promise.all(silent.map((socket) => closed(socket, CLOSE_BOUND_MS)));
@@ -78,7 +78,7 @@ t.test('below the near-capacity mark, a silent connection keeps headersTimeout',
     releaseAll(held);
     await proxy.close();
   });
-  t.ok(await eventually(() => proxy.sidecar.listeners[0].connections === 40), 'the listener holds 40 of 50 connections');
+  await waitUntil(() => proxy.sidecar.listeners[0].connections === 40, 'the listener to hold 40 of 50 connections');
   // A fixed wait is what this checks: nothing happens within the near-capacity deadline.
   t.notOk(await closed(held[0], 3_000), 'the oldest silent connection is still open after 3 s');
 });
@@ -95,7 +95,7 @@ t.test('one peer address is held to maxConnectionsPerPeer; other peers and trust
 
   const first = await holdConnections(port, 5, '127.0.0.2');
   held.push(...first);
-  t.ok(await eventually(() => listener.connections === 5), '5 connections from 127.0.0.2 are accepted');
+  await waitUntil(() => listener.connections === 5, '5 connections from 127.0.0.2 to be accepted');
   const sixth = await connectFrom(port, '127.0.0.2');
   held.push(sixth);
   t.ok(await closed(sixth, CLOSE_BOUND_MS), `the 6th from 127.0.0.2 is closed at once (headersTimeout is ${LONG})`);
@@ -107,7 +107,7 @@ t.test('one peer address is held to maxConnectionsPerPeer; other peers and trust
   t.ok(first.every((socket) => !socket.destroyed), 'the first 5 connections of 127.0.0.2 are still open');
 
   releaseAll(held.splice(0));
-  t.ok(await eventually(() => listener.connections === 0), 'the connections are released');
+  await waitUntil(() => listener.connections === 0, 'the connections to be released');
   t.equal((await getFrom(port, '/', '127.0.0.2')).status, 200, 'once its connections closed, 127.0.0.2 is served again');
   t.equal(await metric(proxy, 'sidecar_listener_connections_dropped_total', { listener: 'main', reason: 'per_peer_limit' }), 2, 'counted');
 });

@@ -5,7 +5,8 @@
  */
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
-import { becomesRefused, connectionRefused } from '../helpers/net-probe';
+import { connectionRefused } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { startUpstream } from '../helpers/upstream';
 
@@ -62,7 +63,7 @@ t.test('SIGTERM-style drain: ready 503 at once, serving during the delay, then r
   t.not(during.headers.connection, 'close');
   await during.body.dump();
 
-  t.ok(await becomesRefused(port), 'after drain.delay, new connections are refused');
+  await waitUntil(() => connectionRefused(port), 'new connections to be refused after drain.delay');
   t.equal(running.accessLog.filter((e) => e.path === '/slow').length, 0, 'the slow requests are still in flight');
   t.equal(completedWhenHookRan, undefined);
   release();

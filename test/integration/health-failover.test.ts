@@ -1,7 +1,8 @@
 import t from 'tap';
 import { request } from 'undici';
 import { startSidecar } from '../helpers/sidecar';
-import { cluster, metric, startScriptedUpstream, waitUntil, type ScriptedUpstream } from '../helpers/resilience';
+import { cluster, metric, startScriptedUpstream, type ScriptedUpstream } from '../helpers/resilience';
+import { waitUntil } from '../helpers/wait';
 
 function twoEndpoints(primary: string, backup: string, clusterExtra: string, backupPriority = 1): string {
   return `

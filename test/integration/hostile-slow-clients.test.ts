@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { closed, connect } from '../helpers/raw';
 import { startSidecarFor } from '../helpers/sidecar';
 import { startUpstream } from '../helpers/upstream';
+import { waitUntil } from '../helpers/wait';
 
 /** Far below Node's 30 s check interval, far above the 1 s timeouts under test: a loaded CI machine fits in between. */
 const CLOSE_BOUND_MS = 8_000;
@@ -106,7 +107,7 @@ t.test('maxConnections is enforced per listener', async (t) => {
   const listener = proxy.sidecar.listeners[0];
 
   const held = await Promise.all(Array.from({ length: 5 }, () => connect(port)));
-  await waitFor(() => listener.connections === 5, 'the five connections are accepted');
+  await waitUntil(() => listener.connections === 5, 'the five connections to be accepted', CLOSE_BOUND_MS);
   const sixth = await connect(port);
   const sixthText = collect(sixth);
   sixth.write('GET / HTTP/1.1\r\nHost: app\r\n\r\n');
@@ -115,7 +116,7 @@ t.test('maxConnections is enforced per listener', async (t) => {
   t.equal(listener.connections, 5);
 
   held[0].destroy();
-  await waitFor(() => listener.connections === 4, 'a slot frees up');
+  await waitUntil(() => listener.connections === 4, 'a slot to free up', CLOSE_BOUND_MS);
   const res = await request(`http://127.0.0.1:${port}/`, { reset: true });
   t.equal(await res.body.text(), 'ok', 'a new connection is served once a slot is free');
   for (const socket of held) socket.destroy();
@@ -131,19 +132,10 @@ t.test('a refused client that never closes its side does not keep the connection
     socket.on('error', () => {});
     socket.write('GET / HTTP/1.1\r\nHost: app\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n');
   }
-  await waitFor(() => listener.connections === 0, 'the sidecar released every refused connection although no client closed');
+  await waitUntil(() => listener.connections === 0, 'the sidecar to release every refused connection although no client closed', CLOSE_BOUND_MS);
   t.ok(sockets.every((socket) => !socket.destroyed), 'the clients kept their side open');
   for (const socket of sockets) socket.destroy();
 });
-
-/** Polls a condition (every 20 ms, up to CLOSE_BOUND_MS); fails the test if it never holds. */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + CLOSE_BOUND_MS;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 t.test('a client that stops reading the response is cut after the route timeout; the app is released', async (t) => {
   let appResponseClosed!: () => void;
@@ -169,7 +161,7 @@ t.test('a client that stops reading the response is cut after the route timeout;
   reader.on('error', () => {});
   reader.write('GET /endless HTTP/1.1\r\nHost: app\r\n\r\n');
   reader.pause(); // and never reads again
-  await waitFor(() => listener.connections === 0, 'the sidecar cut the client that stopped reading');
+  await waitUntil(() => listener.connections === 0, 'the sidecar to cut the client that stopped reading', CLOSE_BOUND_MS);
   await appReleased;
   t.pass('the app\'s response was closed, its connection released');
   t.equal(proxy.accessLog.at(-1)?.flags, 'SI', 'the access log says the stream went idle');

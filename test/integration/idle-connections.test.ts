@@ -10,6 +10,7 @@ import { startChildSidecar } from '../helpers/child-sidecar';
 import { openFds, openFileLimit, rssBytes } from '../helpers/proc';
 import { connect } from '../helpers/raw';
 import { startUpstream } from '../helpers/upstream';
+import { waitUntil } from '../helpers/wait';
 
 const WANTED_CONNECTIONS = Number(process.env.SIDECAR_IDLE_CONNECTIONS ?? 10_000);
 /** Descriptors this test process keeps for itself (tap, the app, the clients that are served). */
@@ -74,7 +75,7 @@ clusters:
       held.push(socket);
     }
   }
-  await waitFor(() => (openFds(sidecar.pid) ?? 0) >= fdsAtStart + count, `the sidecar accepted all ${count} connections`);
+  await waitUntil(() => (openFds(sidecar.pid) ?? 0) >= fdsAtStart + count, `the sidecar to accept all ${count} connections`, WAIT_BOUND_MS, 50);
   const openMs = performance.now() - openedAt;
   const rssHeld = rssBytes(sidecar.pid) as number;
 
@@ -95,16 +96,8 @@ clusters:
   t.ok(perConnection < MAX_RSS_PER_CONNECTION_BYTES, `memory per idle connection is bounded (${(perConnection / 1024).toFixed(1)} KiB)`);
 
   for (const socket of held.splice(0)) socket.destroy();
-  await waitFor(() => (openFds(sidecar.pid) ?? Infinity) <= fdsAtStart + 20, 'the sidecar released the connections');
+  await waitUntil(() => (openFds(sidecar.pid) ?? Infinity) <= fdsAtStart + 20, 'the sidecar to release the connections', WAIT_BOUND_MS, 50);
   await get();
   t.comment(`after closing them: sidecar RSS ${mib(rssBytes(sidecar.pid) as number)} MiB, ${openFds(sidecar.pid)} descriptors`);
   t.pass('served after the idle connections closed');
 });
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + WAIT_BOUND_MS;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

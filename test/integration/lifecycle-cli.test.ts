@@ -10,7 +10,8 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { writeAtomic } from '../helpers/config-file';
-import { becomesRefused, eventually } from '../helpers/net-probe';
+import { connectionRefused } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { closedPort, startUpstream } from '../helpers/upstream';
 
 const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
@@ -122,13 +123,14 @@ t.test('SIGTERM with slow requests in flight: all complete, new connections refu
   const slow = Array.from({ length: 4 }, () =>
     request(`http://127.0.0.1:${cli.listenerPort}/slow`, { dispatcher: agent }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() })),
   );
-  t.ok(await eventually(() => seen() === 4, CHILD_WAIT_MS), 'the slow requests reached the app');
+  await waitUntil(() => seen() === 4, 'the slow requests to reach the app', CHILD_WAIT_MS);
   cli.child.kill('SIGTERM');
-  t.ok(
-    await eventually(async () => (await request(`http://127.0.0.1:${cli.adminPort}/ready`).then((r) => r.body.text().then(() => r.statusCode), () => 0)) === 503, CHILD_WAIT_MS),
-    '/ready turns 503',
+  await waitUntil(
+    async () => (await request(`http://127.0.0.1:${cli.adminPort}/ready`).then((r) => r.body.text().then(() => r.statusCode), () => 0)) === 503,
+    '/ready to turn 503',
+    CHILD_WAIT_MS,
   );
-  t.ok(await becomesRefused(cli.listenerPort, CHILD_WAIT_MS), 'new connections are refused after drain.delay');
+  await waitUntil(() => connectionRefused(cli.listenerPort), 'new connections to be refused after drain.delay', CHILD_WAIT_MS);
   t.equal(cli.child.exitCode, null, 'still running: requests are in flight');
   release();
   t.same(await Promise.all(slow), Array.from({ length: 4 }, () => ({ status: 200, body: 'slow done' })), 'every request in flight completed');
@@ -145,9 +147,9 @@ t.test('a second SIGTERM exits at once, without waiting for requests in flight',
     () => 'answered',
     () => 'cut',
   );
-  t.ok(await eventually(() => seen() === 1, CHILD_WAIT_MS));
+  await waitUntil(() => seen() === 1, 'the slow request to reach the app', CHILD_WAIT_MS);
   cli.child.kill('SIGTERM');
-  t.ok(await eventually(() => cli.log.some((e) => e.msg === 'stop signal: draining'), CHILD_WAIT_MS));
+  await waitUntil(() => cli.log.some((e) => e.msg === 'stop signal: draining'), "the 'stop signal: draining' log line", CHILD_WAIT_MS);
   cli.child.kill('SIGTERM');
   t.same(await cli.exited, { code: 1, signal: null });
   t.equal(await stuck, 'cut');
@@ -162,12 +164,12 @@ t.test('SIGHUP reloads the file', async (t) => {
 
   const sighupOutcomes = (): unknown[] => cli.log.filter((e) => e.msg === 'reload after SIGHUP').map((e) => e.result);
   cli.child.kill('SIGHUP');
-  t.ok(await eventually(() => sighupOutcomes().length === 1, CHILD_WAIT_MS));
+  await waitUntil(() => sighupOutcomes().length === 1, 'the first SIGHUP reload outcome', CHILD_WAIT_MS);
   t.same(sighupOutcomes(), ['unchanged'], 'an unchanged file: nothing to do');
 
   await writeAtomic(file, config('http://127.0.0.1:9', 'v2'));
   cli.child.kill('SIGHUP');
-  t.ok(await eventually(() => sighupOutcomes().length === 2, CHILD_WAIT_MS));
+  await waitUntil(() => sighupOutcomes().length === 2, 'the second SIGHUP reload outcome', CHILD_WAIT_MS);
   // The file watcher may have applied the change first; either way the SIGHUP reload saw it.
   t.match(sighupOutcomes()[1], /^(applied|unchanged)$/);
   t.equal(await hello(), 'v2', 'the new config is served');

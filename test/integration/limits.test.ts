@@ -57,6 +57,7 @@ async function rawUpload(port: number, head: string, chunks: number, chunkBytes:
   const chunk = Buffer.alloc(chunkBytes, 'b');
   for (let i = 0; i < chunks && !socket.destroyed && answer === ''; i++) {
     socket.write(chunked ? Buffer.concat([Buffer.from(`${chunkBytes.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]) : chunk);
+    // A slow upload is the scenario: the sidecar must answer while the body is still coming.
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   if (!socket.destroyed && answer === '' && chunked) socket.write('0\r\n\r\n');
@@ -103,6 +104,7 @@ t.test('a body over maxRequestBodyBytes gets 413 REQUEST_TOO_LARGE', async (t) =
     async function* slowBody(): AsyncGenerator<Buffer> {
       for (let i = 0; i < 64; i++) {
         yield Buffer.alloc(64 * KiB, 'c');
+        // Paced on purpose: the limit must trip while the body is still arriving.
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
     }
@@ -156,6 +158,7 @@ t.test('a body crossing the limit after the app started answering: the connectio
   res.resume();
   for (let i = 0; i < 40 && !req.destroyed; i++) {
     req.write(Buffer.alloc(64 * KiB));
+    // Paced on purpose: the body crosses the limit after the response has started.
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
   t.equal(await cut, true, 'the response is cut: the only honest signal once it has started');

@@ -10,7 +10,8 @@ import { Agent, request } from 'undici';
 import { formatConfigErrors, parseConfigText } from '../../src/config/load';
 import type { SidecarConfig } from '../../src/config/types';
 import { FIXTURE_DIR, startSidecar } from '../helpers/sidecar';
-import { becomesRefused, eventually } from '../helpers/net-probe';
+import { connectionRefused } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { closedPort, startUpstream } from '../helpers/upstream';
 
 function compile(yaml: string): SidecarConfig {
@@ -54,7 +55,7 @@ t.test('a listener added by a reload is bound; removed, it drains: kept-alive re
   const removed = await running.sidecar.applyConfig(compile(configYaml([listenerYaml('main', '127.0.0.1:0', 'main')])));
   t.match(removed, { ok: true, changes: ['listener extra: removed (closing once its connections are done)'] });
   t.equal(running.sidecar.listenerPort('main'), mainPort, 'the kept listener keeps its socket');
-  t.ok(await becomesRefused(extraPort), 'new connections to the removed listener are refused');
+  await waitUntil(() => connectionRefused(extraPort), 'new connections to the removed listener to be refused');
   t.equal((await get(`http://127.0.0.1:${mainPort}/`, agent)).body, 'main');
 });
 
@@ -97,10 +98,10 @@ t.test('a removed listener finishes the response it is streaming; a request sent
 
   const removed = await running.sidecar.applyConfig(compile(configYaml([listenerYaml('main', '127.0.0.1:0', 'main')], clusters)));
   t.equal(removed.ok, true);
-  t.ok(await becomesRefused(extraPort), 'new connections are refused at once');
+  await waitUntil(() => connectionRefused(extraPort), 'new connections to be refused at once');
   socket.write('GET /again HTTP/1.1\r\nhost: x\r\n\r\n');
   // The second request has reached the sidecar once it is in the access log.
-  t.ok(await eventually(() => running.accessLog.some((e) => e.error === 'DRAINING')));
+  await waitUntil(() => running.accessLog.some((e) => e.error === 'DRAINING'), 'a DRAINING access log line');
   release();
   await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const [first, second] = received.split(/(?=HTTP\/1\.1 )/);
@@ -144,7 +145,7 @@ t.test('a listener moved to another address is bound there before the old addres
   const moved = await running.sidecar.applyConfig(compile(configYaml([listenerYaml('main', `127.0.0.1:${to}`, 'after')])));
   t.match(moved, { ok: true, changes: [`listener main: moved from 127.0.0.1:${from} to 127.0.0.1:${to}`] });
   t.equal((await get(`http://127.0.0.1:${to}/`)).body, 'after');
-  t.ok(await becomesRefused(from), 'the old address is released');
+  await waitUntil(() => connectionRefused(from), 'the old address to be released');
 });
 
 t.test('a bind failure refuses the whole reload: nothing half-applied, the other new socket closed, the error names the listener', async (t) => {
@@ -165,7 +166,7 @@ t.test('a bind failure refuses the whole reload: nothing half-applied, the other
   }
   t.equal((await get(running.url())).body, 'v1', 'the old routes still answer');
   t.same(running.sidecar.listeners.map((l) => l.config.name), ['main']);
-  t.ok(await becomesRefused(free), 'the listener bound before the failure was closed again');
+  await waitUntil(() => connectionRefused(free), 'the listener bound before the failure to close again');
   t.equal(running.sidecar.isReady(), true);
 });
 
@@ -235,5 +236,5 @@ t.test('the admin listener moves with admin.address; the old one closes', async 
   const result = await running.sidecar.applyConfig(compile(configYaml([listenerYaml('main', '127.0.0.1:0', 'v1')]).replace('127.0.0.1:0 }', `127.0.0.1:${newPort} }`)));
   t.match(result, { ok: true, changes: [`admin: moved to 127.0.0.1:${newPort}`] });
   t.equal((await get(`http://127.0.0.1:${newPort}/ready`)).status, 200);
-  t.ok(await becomesRefused(oldPort));
+  await waitUntil(() => connectionRefused(oldPort), 'the old port to close');
 });

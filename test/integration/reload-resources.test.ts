@@ -5,7 +5,8 @@ import { request } from 'undici';
 import { parseConfigText } from '../../src/config/load';
 import type { SidecarConfig } from '../../src/config/types';
 import { FIXTURE_DIR, startSidecar } from '../helpers/sidecar';
-import { cluster, startScriptedUpstream, waitUntil } from '../helpers/resilience';
+import { cluster, startScriptedUpstream } from '../helpers/resilience';
+import { waitUntil } from '../helpers/wait';
 
 /**
  * Timers alive now, unref'd ones included (process.getActiveResourcesInfo lists only the ref'd
@@ -75,8 +76,20 @@ listeners:
   });
   const timers = liveTimerCounter();
   t.teardown(() => timers.stop());
-  // Let the start-up settle, then take the baseline.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Nothing announces the end of the start-up's own work (file reads, first timers): the
+  // baseline is taken once two readings 50 ms apart agree.
+  let previousReading = '';
+  await waitUntil(
+    () => {
+      const reading = JSON.stringify([Object.entries(resourceCounts()).sort(), timers.count()]);
+      const settledNow = reading === previousReading;
+      previousReading = reading;
+      return settledNow;
+    },
+    'the start-up resources to settle',
+    10_000,
+    50,
+  );
   const baselineResources = resourceCounts();
   const baselineTimers = timers.count();
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { appliedText, startSidecarFromFile, writeAtomic } from '../helpers/config-file';
-import { eventually } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { startUpstream } from '../helpers/upstream';
 
 const RELOADS = 50;
@@ -84,14 +84,14 @@ ${Math.floor(generation / 5) % 2 === 1 ? `  - name: extra
 
   for (let generation = 1; generation <= RELOADS; generation++) {
     const before = sent;
-    await eventually(() => sent >= before + REQUESTS_BETWEEN_RELOADS, 10_000);
+    await waitUntil(() => sent >= before + REQUESTS_BETWEEN_RELOADS, `${REQUESTS_BETWEEN_RELOADS} requests before reload ${generation}`);
     const text = config(generation);
     const applied = appliedText(running.sidecar.reloader, text);
     await writeAtomic(file, text);
     await applied;
   }
   const afterLast = sent;
-  await eventually(() => sent >= afterLast + REQUESTS_BETWEEN_RELOADS, 10_000);
+  await waitUntil(() => sent >= afterLast + REQUESTS_BETWEEN_RELOADS, `${REQUESTS_BETWEEN_RELOADS} requests after the last reload`);
   stop = true;
   await Promise.all(workers);
 

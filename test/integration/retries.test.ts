@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { closedPort } from '../helpers/upstream';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
-import { cluster, metric, startScriptedUpstream, waitUntil } from '../helpers/resilience';
+import { cluster, metric, startScriptedUpstream } from '../helpers/resilience';
+import { waitUntil } from '../helpers/wait';
 
 /** Fails the first `failures` requests with `status`, then answers 200 "ok". */
 function failFirst(failures: number, status = 503) {

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { startUpstream } from '../helpers/upstream';
 import { startChildSidecar } from '../helpers/child-sidecar';
+import { withTimeout } from '../helpers/certs';
 
 const MiB = 1024 * 1024;
 const DOWNLOAD_BYTES = 1024 * MiB;
@@ -31,18 +32,22 @@ interface AppStream {
   sent: number;
   closedEarly: boolean;
   closedAt: number | undefined;
+  /** Resolves when the app's response closes. */
+  closed: Promise<void>;
 }
 
 t.test('a 1 GiB download to a rate-limited client: backpressure, bounded memory, abort on leave', async (t) => {
   const streams: AppStream[] = [];
   const app = await startUpstream((req, res) => {
-    const state: AppStream = { sent: 0, closedEarly: false, closedAt: undefined };
+    let appClosed!: () => void;
+    const state: AppStream = { sent: 0, closedEarly: false, closedAt: undefined, closed: new Promise((resolve) => (appClosed = resolve)) };
     streams.push(state);
     const endless = req.url === '/endless';
     res.writeHead(200, { 'content-type': 'application/octet-stream', ...(endless ? {} : { 'content-length': String(DOWNLOAD_BYTES) }) });
     res.on('close', () => {
       state.closedAt = performance.now();
       state.closedEarly = !res.writableFinished;
+      appClosed();
     });
     // The app honours backpressure: it writes only while the sidecar keeps reading.
     const pump = (): void => {
@@ -105,6 +110,7 @@ clusters:
       let lastSent = appStream.sent;
       let quietSince = pausedAt;
       while (performance.now() - pausedAt < MAX_PAUSE_MS) {
+        // Nothing announces that the app stopped writing: its byte count is read until it stays still.
         await new Promise((resolve) => setTimeout(resolve, 20));
         if (appStream.sent !== lastSent) {
           lastSent = appStream.sent;
@@ -146,7 +152,7 @@ clusters:
   if (appStream === undefined) throw new Error('the app saw no request');
   // An endless response only ends if the sidecar aborts it; the bound is generous (the test
   // shares two cores with others), the latency is reported.
-  while (appStream.closedAt === undefined && performance.now() - leftAt < ABORT_BOUND_MS) await new Promise((resolve) => setTimeout(resolve, 10));
+  await withTimeout(appStream.closed, ABORT_BOUND_MS, "the app's response to close").catch(() => undefined);
   t.ok(appStream.closedEarly, 'the app\'s response was closed before it ended');
   t.ok(appStream.closedAt !== undefined && appStream.closedAt - leftAt < ABORT_BOUND_MS, `the app saw it ${((appStream.closedAt ?? Infinity) - leftAt).toFixed(1)} ms after the client left`);
   t.equal(sidecar.child.exitCode, null, 'the sidecar is still running');

@@ -13,6 +13,7 @@ import { issueServerCertificate, makeTestPki, peerCertificate, withTimeout, writ
 import { startSidecar } from '../helpers/sidecar';
 import { captureLogger, connectH2, h2Request, httpsRequest } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
+import { waitUntil } from '../helpers/wait';
 
 const ROTATION_TIMEOUT_MS = 15_000;
 /** Requests each loop completes before the swap and after the new certificate is seen, so the loops span it. */
@@ -98,23 +99,11 @@ clusters:
     'one HTTP/2 session': loop(() => h2Request(session, { ':path': '/' })),
   };
 
-  await withTimeout(
-    (async () => {
-      while (allStats.some((stats) => stats.ok < REQUESTS_AFTER_SWAP)) await new Promise((resolve) => setTimeout(resolve, 10));
-    })(),
-    ROTATION_TIMEOUT_MS,
-    'the request loops to get going',
-  );
+  await waitUntil(() => allStats.every((stats) => stats.ok >= REQUESTS_AFTER_SWAP), 'the request loops to get going', ROTATION_TIMEOUT_MS);
   // Tools replace certificates by renaming new files over the old ones.
   await writeFileAtomic(keyPath, next.key);
   await writeFileAtomic(certPath, next.cert, 0o644);
-  await withTimeout(
-    (async () => {
-      while ((await served()) !== next.serial) await new Promise((resolve) => setTimeout(resolve, 50));
-    })(),
-    ROTATION_TIMEOUT_MS,
-    'a new handshake to see the new certificate',
-  );
+  await waitUntil(async () => (await served()) === next.serial, 'a new handshake to see the new certificate', ROTATION_TIMEOUT_MS, 50);
   swapped = true;
   const results = await withTimeout(
     Promise.all(Object.entries(loops).map(async ([name, stats]) => [name, await stats] as const)),

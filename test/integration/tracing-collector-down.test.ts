@@ -4,6 +4,7 @@ import { TRACING_FLUSH_TIMEOUT_MS } from '../../src/sidecar';
 import { startOtlpReceiver } from '../helpers/otlp-receiver';
 import { simpleConfig, startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { closedPort, startUpstream, type Upstream } from '../helpers/upstream';
+import { waitUntil } from '../helpers/wait';
 
 // Short exporter and batching timings, read by the exporter and the span processor at start,
 // so that export failures and full queues happen within the test's time.
@@ -52,13 +53,6 @@ async function droppedSpans(proxy: RunningSidecar, reason: string): Promise<numb
   return match ? Number(match[1]) : NaN;
 }
 
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + METRIC_WAIT_MS;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function pair(t: Test, app: Upstream, collectorUrl: string): Promise<{ traced: RunningSidecar; untraced: RunningSidecar; agent: Agent }> {
   const traced = await startSidecar(`${simpleConfig(app.url)}\ntracing: { endpoint: "${collectorUrl}" }\n`);
@@ -81,7 +75,7 @@ t.test('with the collector down, every request succeeds, latency stays that of a
   const untracedMs = median(run.untraced);
   t.ok(tracedMs <= untracedMs * ALLOWED_SLOWDOWN_FACTOR + ALLOWED_SLOWDOWN_MS, `median ${tracedMs.toFixed(2)} ms traced vs ${untracedMs.toFixed(2)} ms untraced`);
 
-  await eventually('export_failed to be counted', async () => (await droppedSpans(traced, 'export_failed')) > 0);
+  await waitUntil(async () => (await droppedSpans(traced, 'export_failed')) > 0, 'export_failed to be counted', METRIC_WAIT_MS, 50);
   t.ok((await droppedSpans(traced, 'export_failed')) > 0, 'spans lost to failed exports are counted');
   const stats = (await (await request(`${traced.adminUrl}/stats`)).body.json()) as { recentErrors: Array<{ code: string; message: string }> };
   t.match(stats.recentErrors.find((e) => e.code === 'SPAN_EXPORT_FAILED')?.message ?? '', /export failed/, 'the loss is among the recent errors');
@@ -98,7 +92,7 @@ t.test('with a collector that never answers, the bounded queue drops spans inste
   const untracedMs = median(run.untraced);
   t.ok(tracedMs <= untracedMs * ALLOWED_SLOWDOWN_FACTOR + ALLOWED_SLOWDOWN_MS, `median ${tracedMs.toFixed(2)} ms traced vs ${untracedMs.toFixed(2)} ms untraced`);
   t.ok(collector.requests > 0, 'the exporter did try');
-  await eventually('queue_full to be counted', async () => (await droppedSpans(traced, 'queue_full')) > 0);
+  await waitUntil(async () => (await droppedSpans(traced, 'queue_full')) > 0, 'queue_full to be counted', METRIC_WAIT_MS, 50);
   t.ok((await droppedSpans(traced, 'queue_full')) > 0, `${await droppedSpans(traced, 'queue_full')} spans dropped on a full queue`);
 
   const started = performance.now();

@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import WebSocket, { WebSocketServer } from 'ws';
 import { closedPort, startUpstream } from '../helpers/upstream';
 import { simpleConfig, startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { APP_CLOSE_MESSAGE, eventually, openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
+import { APP_CLOSE_MESSAGE, openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
+import { waitUntil } from '../helpers/wait';
 
 /** The issue's bound for "the other side closes". */
 const OTHER_SIDE_CLOSES_WITHIN_MS = 1000;
@@ -60,8 +61,8 @@ t.test('killing the app closes the client within 1 s', async (t) => {
   const latency = performance.now() - killedAt;
   t.ok(latency < OTHER_SIDE_CLOSES_WITHIN_MS, `the client saw the close ${latency.toFixed(1)} ms after the app was killed`);
   t.equal(code, 1006, 'abnormal closure: the app sent no close frame');
-  await eventually(() => sidecarSockets(proxy).upstreamSockets === 0 && sidecarSockets(proxy).clientConnections === 0, 2000, 'both sockets closed');
-  await eventually(() => proxy.accessLog.length === 1, 2000, 'the tunnel log line');
+  await waitUntil(() => sidecarSockets(proxy).upstreamSockets === 0 && sidecarSockets(proxy).clientConnections === 0, 'both sockets closed', 2000);
+  await waitUntil(() => proxy.accessLog.length === 1, 'the tunnel log line', 2000);
   t.equal(proxy.accessLog[0].flags, 'UC', 'logged as closed by the app');
 });
 
@@ -89,7 +90,7 @@ t.test('killing the client closes the app\'s side within 1 s', async (t) => {
     t.ok(latency < OTHER_SIDE_CLOSES_WITHIN_MS, `${how}: the app saw the close ${latency.toFixed(1)} ms after the client left`);
     t.equal(code, 1006, `${how}: abnormal closure at the app`);
   }
-  await eventually(() => proxy.accessLog.length === 2, 2000, 'two tunnel log lines');
+  await waitUntil(() => proxy.accessLog.length === 2, 'two tunnel log lines', 2000);
   t.same(proxy.accessLog.map((l) => l.flags), ['DC', 'DC'], 'logged as closed by the client');
 });
 
@@ -121,14 +122,14 @@ t.test('200 connect/disconnect cycles leave no socket behind', async (t) => {
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 
-  await eventually(async () => {
+  await waitUntil(async () => {
     const now = sidecarSockets(proxy);
     return now.clientConnections === 0 && now.upstreamSockets === 0 && now.tunnels === 0 && (await app.openSockets()) === 0;
-  }, 5000, 'every socket to close');
+  }, 'every socket to close', 5000);
   t.same(sidecarSockets(proxy), before, 'the sidecar holds no client connection, upstream socket or tunnel');
   t.equal(await app.openSockets(), 0, 'the app holds no socket from the sidecar');
   t.equal(app.wss.clients.size, 0, 'the app has no WebSocket client left');
-  await eventually(() => proxy.accessLog.length === CYCLES, 2000, 'one log line per tunnel');
+  await waitUntil(() => proxy.accessLog.length === CYCLES, 'one log line per tunnel', 2000);
   t.equal(proxy.accessLog.filter((l) => l.status === 101).length, CYCLES, 'every cycle was a tunnel');
 });
 
@@ -181,8 +182,8 @@ clusters:
   // side (the app reads end-of-stream) and drop its socket.
   if (!socket.readableEnded) await once(socket, 'end');
   t.pass('the sidecar closed its connection to the app');
-  await eventually(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0, 2000, 'both sides closed');
-  await eventually(() => proxy.accessLog.length === 2, 2000, 'two log lines');
+  await waitUntil(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0, 'both sides closed', 2000);
+  await waitUntil(() => proxy.accessLog.length === 2, 'two log lines', 2000);
   t.same(proxy.accessLog.map((l) => l.status).sort(), [401, 403], 'logged with the relayed status');
 });
 
@@ -240,15 +241,15 @@ clusters:
   // A client that leaves during the handshake: the pending upstream request is aborted.
   const leaving = new WebSocket(wsUrl(proxy, '/leave'));
   leaving.on('error', () => {});
-  await eventually(() => handshakeSockets.length === 3, 2000, 'the handshake to reach the app');
+  await waitUntil(() => handshakeSockets.length === 3, 'the handshake to reach the app', 2000);
   const pending = handshakeSockets[2];
   const leftAt = performance.now();
   leaving.terminate();
   if (!pending.readableEnded && !pending.destroyed) await Promise.race([once(pending, 'end'), once(pending, 'close')]);
   t.ok(performance.now() - leftAt < OTHER_SIDE_CLOSES_WITHIN_MS, 'the app\'s handshake socket closes when the client leaves');
 
-  await eventually(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0 && sidecarSockets(proxy).tunnels === 0, 2000, 'no socket left');
-  await eventually(() => proxy.accessLog.length === 6, 2000, 'six log lines');
+  await waitUntil(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0 && sidecarSockets(proxy).tunnels === 0, 'no socket left', 2000);
+  await waitUntil(() => proxy.accessLog.length === 6, 'six log lines', 2000);
   const byPath = new Map(proxy.accessLog.map((l) => [l.path, l]));
   t.match(byPath.get('/elsewhere'), { status: 404, error: 'NO_ROUTE', flags: 'NR' });
   t.match(byPath.get('/down'), { status: 503, error: 'UPSTREAM_CONNECT_FAILURE' });
@@ -269,6 +270,7 @@ t.test('an idle tunnel is closed after the route\'s websocket idleTimeout', asyn
   // Traffic keeps it open past the idle timeout...
   const closed = once(ws, 'close') as Promise<[number]>;
   for (let i = 0; i < 6; i++) {
+    // Spaced traffic is the scenario: six messages 100 ms apart outlast the idle timeout.
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
     t.equal(await echo(ws, `keep ${i}`), `keep ${i}`);
   }
@@ -279,7 +281,7 @@ t.test('an idle tunnel is closed after the route\'s websocket idleTimeout', asyn
   const idle = performance.now() - silentFrom;
   t.ok(idle >= 250 && idle < 3000, `closed after ${idle.toFixed(0)} ms of silence`);
   t.equal(code, 1006);
-  await eventually(() => proxy.accessLog.length === 1 && sidecarSockets(proxy).upstreamSockets === 0, 2000, 'the tunnel to end');
+  await waitUntil(() => proxy.accessLog.length === 1 && sidecarSockets(proxy).upstreamSockets === 0, 'the tunnel to end', 2000);
   t.equal(proxy.accessLog[0].flags, 'SI', 'logged as an idle timeout');
 });
 
@@ -322,7 +324,7 @@ t.test('stopping the sidecar cuts open tunnels instead of waiting for them', asy
   await proxy.sidecar.drain({ delayMs: 0 });
   await closed;
   t.ok(performance.now() - stoppedAt < 5000, 'a graceful stop is not held open by a tunnel');
-  await eventually(() => proxy.accessLog.length === 1, 2000, 'the tunnel log line');
+  await waitUntil(() => proxy.accessLog.length === 1, 'the tunnel log line', 2000);
   t.match(proxy.accessLog[0], { status: 101, error: 'DRAINING' }, 'logged as cut by the shutdown');
   t.equal(proxy.sidecar.websockets.openUpstreamSockets, 0, 'no upstream socket left');
 });

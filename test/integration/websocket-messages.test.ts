@@ -24,7 +24,8 @@ import { silentLogger } from '../../src/telemetry/logger';
 import { WebSocketProxy } from '../../src/upstream/websocket';
 import { makeTestPki } from '../helpers/certs';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
-import { eventually, openWs, startWsEchoApp } from '../helpers/websocket';
+import { openWs, startWsEchoApp } from '../helpers/websocket';
+import { waitUntil } from '../helpers/wait';
 
 async function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
   const [data, isBinary] = (await once(ws, 'message')) as [Buffer, boolean];
@@ -80,7 +81,7 @@ t.test('text, binary, ping/pong and close codes pass through the tunnel', async 
   t.equal(code, 4002, 'the client gets the app\'s close code');
   t.equal(reason.toString(), 'app bye', 'and its reason');
 
-  await eventually(() => proxy.accessLog.length === 2, 2000, 'two tunnel log lines');
+  await waitUntil(() => proxy.accessLog.length === 2, 'two tunnel log lines', 2000);
   const line = proxy.accessLog[0];
   t.match(line, { method: 'GET', path: '/chat?room=1', status: 101, route: 'all', cluster: 'app', upgrade: 'websocket', attempts: 1 }, 'one access log line per tunnel');
   t.ok(line.bytes_in > payload.length && line.bytes_out > payload.length, `bytes both ways counted (in ${line.bytes_in}, out ${line.bytes_out})`);
@@ -178,6 +179,6 @@ t.test('wss: a TLS listener terminates TLS and tunnels to the plain app', async 
   ws.close(1000, 'done');
   const [code] = (await once(ws, 'close')) as [number];
   t.equal(code, 1000);
-  await eventually(() => lines.length === 1 && listener.connections === 0 && websockets.openUpstreamSockets === 0, 2000, 'the wss tunnel to close on both sides');
+  await waitUntil(() => lines.length === 1 && listener.connections === 0 && websockets.openUpstreamSockets === 0, 'the wss tunnel to close on both sides', 2000);
   t.match(lines[0], { status: 101, listener: 'main', upgrade: 'websocket' });
 });

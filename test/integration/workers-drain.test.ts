@@ -3,7 +3,8 @@
  * the requests in flight in every worker and exits 0.
  */
 import t, { type Test } from 'tap';
-import { becomesRefused, eventually } from '../helpers/net-probe';
+import { connectionRefused } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { startUpstream } from '../helpers/upstream';
 import { fetchOnce, GROUP_WAIT_MS, primaryLog, readyStatus, startGroup, type RunningGroup } from '../helpers/worker-group';
 
@@ -45,10 +46,10 @@ function slowRequests(group: RunningGroup, count: number): Promise<Array<{ statu
 
 async function drainsInOrder(t: Test, group: RunningGroup, signal: () => void, upstream: Awaited<ReturnType<typeof gatedUpstream>>): Promise<void> {
   const slow = slowRequests(group, 4);
-  t.ok(await eventually(() => upstream.seen() === 4, GROUP_WAIT_MS), 'the slow requests reached the app');
+  await waitUntil(() => upstream.seen() === 4, 'the slow requests to reach the app', GROUP_WAIT_MS);
   signal();
-  t.ok(await eventually(async () => (await readyStatus(group)) === 503, GROUP_WAIT_MS), '/ready turns 503');
-  t.ok(await becomesRefused(group.listenerPort, GROUP_WAIT_MS), 'new connections are refused after drain.delay');
+  await waitUntil(async () => (await readyStatus(group)) === 503, '/ready to turn 503', GROUP_WAIT_MS);
+  await waitUntil(() => connectionRefused(group.listenerPort), 'new connections to be refused after drain.delay', GROUP_WAIT_MS);
   t.equal(group.child.exitCode, null, 'still running: requests are in flight');
   upstream.release();
   t.same(await slow, Array.from({ length: 4 }, () => ({ status: 200, body: 'slow done' })), 'every request in flight completed');

@@ -7,7 +7,8 @@
 import net from 'node:net';
 import t from 'tap';
 import { sha256, writeAtomic } from '../helpers/config-file';
-import { becomesRefused, eventually } from '../helpers/net-probe';
+import { connectionRefused } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { closedPort, startUpstream } from '../helpers/upstream';
 import { adminJson, fetchOnce, GROUP_WAIT_MS, primaryLog, readyStatus, scrape, startGroup, workersOf, type RunningGroup } from '../helpers/worker-group';
 
@@ -156,14 +157,14 @@ t.test('reloads reach every worker', async (t) => {
       'moved in both workers',
     );
     t.same(await answersOf(`http://127.0.0.1:${movedTo}/`), { '200 extra': REQUESTS_PER_CHECK }, 'served at the new address');
-    t.ok(await becomesRefused(extraPort, GROUP_WAIT_MS), 'the old address closes');
+    await waitUntil(() => connectionRefused(extraPort), 'the old address to close', GROUP_WAIT_MS);
 
     const without = groupConfig(upstream.url, 'v5');
     await writeAtomic(group.file, without);
     t.match((await reload(group)).outcome.result, /^(applied|unchanged)$/);
     t.ok(await everyWorkerRuns(group, without));
-    t.ok(await becomesRefused(movedTo, GROUP_WAIT_MS), 'the removed listener closes in every worker');
-    t.ok(await eventually(async () => (await workersOf(group)).every((w) => w.listeners.length === 1), GROUP_WAIT_MS));
+    await waitUntil(() => connectionRefused(movedTo), 'the removed listener to close in every worker', GROUP_WAIT_MS);
+    await waitUntil(async () => (await workersOf(group)).every((w) => w.listeners.length === 1), 'every worker to report one listener', GROUP_WAIT_MS);
     t.same(await answersOf(hello), { '200 v5': REQUESTS_PER_CHECK });
   });
 

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { makeTestPki } from '../helpers/certs';
-import { eventually } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { startUpstream } from '../helpers/upstream';
 import { fetchOnce, GROUP_WAIT_MS, readyStatus, scrape, startGroup, tempDir, workersOf } from '../helpers/worker-group';
 
@@ -43,12 +43,13 @@ t.test('a killed worker is restarted; the other serves meanwhile', async (t) => 
     const answer = await fetchOnce(`http://127.0.0.1:${group.listenerPort}/`);
     t.equal(answer.status, 200, `request ${i + 1} during the restart`);
   }
-  t.ok(
-    await eventually(async () => {
+  await waitUntil(
+    async () => {
       const workers = await workersOf(group);
       return (await readyStatus(group)) === 200 && workers[0].pid !== victim.pid && workers[0].state === 'ready';
-    }, GROUP_WAIT_MS),
-    '/ready is 200 again, with a new worker 1',
+    },
+    '/ready to be 200 again, with a new worker 1',
+    GROUP_WAIT_MS,
   );
   const workers = await workersOf(group);
   t.equal(workers[1].pid, other.pid, 'the other worker was left alone');
@@ -84,7 +85,7 @@ t.test('a worker that keeps crashing is restarted with a growing delay, not in a
   const [victim] = await workersOf(group);
   process.kill(victim.pid as number, 'SIGKILL');
   const crashes = (): Array<Record<string, unknown>> => group.log.filter((e) => e.msg === 'worker exited unexpectedly: restarting it' && e.worker === 1);
-  t.ok(await eventually(() => crashes().length >= 3, GROUP_WAIT_MS), 'three crashes');
+  await waitUntil(() => crashes().length >= 3, 'three crashes', GROUP_WAIT_MS);
   const [first, second, third] = crashes();
   t.same([first.restartInMs, second.restartInMs, third.restartInMs], [500, 1000, 2000], 'the delay doubles');
   t.match(second.error, /secure/, 'the reason the restart failed is logged');
@@ -94,7 +95,7 @@ t.test('a worker that keeps crashing is restarted with a growing delay, not in a
   t.equal((await fetchOnce(`http://127.0.0.1:${group.listenerPort}/`)).status, 200, 'the other worker serves');
 
   await fsp.copyFile(pki.serverKeyPath, keyCopy);
-  t.ok(await eventually(async () => (await readyStatus(group)) === 200, GROUP_WAIT_MS), 'ready again once a restart succeeds');
+  await waitUntil(async () => (await readyStatus(group)) === 200, '/ready to be 200 again once a restart succeeds', GROUP_WAIT_MS);
   group.child.kill('SIGTERM');
   t.equal((await group.exited).code, 0);
 });

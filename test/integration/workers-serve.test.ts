@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { eventually } from '../helpers/net-probe';
+import { waitUntil } from '../helpers/wait';
 import { startUpstream } from '../helpers/upstream';
 import { adminJson, CLI, fetchOnce, GROUP_WAIT_MS, scrape, startGroup, workersOf, type RunningGroup } from '../helpers/worker-group';
 
@@ -148,14 +148,14 @@ t.test('workers: 2', async (t) => {
     const silent = (await statsWorkers(group)).find((w) => w.worker === stopped.worker);
     t.match(silent?.error, /did not answer within/, '/stats says so too');
     process.kill(pid, 'SIGCONT');
-    t.ok(await eventually(async () => (await scrape(group)).value('sidecar_worker_up', { worker: String(stopped.worker) }) === 1, GROUP_WAIT_MS), 'back once it answers');
+    await waitUntil(async () => (await scrape(group)).value('sidecar_worker_up', { worker: String(stopped.worker) }) === 1, 'sidecar_worker_up to be 1 again once the worker answers', GROUP_WAIT_MS);
   });
 
   await t.test('both workers write the access log to one pipe, never interleaving lines', async (t) => {
     const loggedBefore = group.stdout.length;
     const batch = 60;
     await Promise.all(Array.from({ length: batch }, () => send(LONG_PATH)));
-    t.ok(await eventually(() => group.stdout.length - loggedBefore >= batch, GROUP_WAIT_MS), 'every request logged');
+    await waitUntil(() => group.stdout.length - loggedBefore >= batch, 'every request to be logged', GROUP_WAIT_MS);
     const lines = group.stdout.slice(loggedBefore);
     let whole = 0;
     for (const line of lines) {

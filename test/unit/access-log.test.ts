@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createAccessLog, formatAccessLine, isoTimestamp, lineWithin, PIPE_BUF_BYTES, type AccessLogEntry } from '../../src/telemetry/access-log';
 import { LINE_WRITER_FLUSH_INTERVAL_MS, LINE_WRITER_MAX_BUFFERED_BYTES, LineWriter } from '../../src/telemetry/line-writer';
+import { waitUntil } from '../helpers/wait';
 
 t.test('each access log line is one JSON object with a time', async (t) => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'access-log-')), 'access.log');
@@ -146,8 +147,7 @@ t.test('a quiet sidecar\'s lines leave within the flush interval, without a flus
   const writer = LineWriter.open(file);
   writer.write('one\n');
   t.equal(readFileSync(file, 'utf8'), '', 'buffered at first');
-  const deadline = Date.now() + 10_000;
-  while (readFileSync(file, 'utf8') === '' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, LINE_WRITER_FLUSH_INTERVAL_MS / 5));
+  await waitUntil(() => readFileSync(file, 'utf8') !== '', 'the periodic flush to write the line', 10_000, LINE_WRITER_FLUSH_INTERVAL_MS / 5);
   t.equal(readFileSync(file, 'utf8'), 'one\n');
   await writer.close();
 });
