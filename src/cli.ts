@@ -84,14 +84,25 @@ export function buildCli(): Command {
 
   program
     .command('validate')
-    .description('check a configuration file; prints every error with its path and line, exits 1 if any')
+    .description('check a configuration file and every file it names (certificates, keys, CAs, the access log folder); prints every error with its path and line, exits 1 if any')
     .argument('<file>', 'the YAML configuration file')
-    .action(async (file: string) => {
+    .option('--syntax-only', 'check the file alone, not the files it names (for a file checked away from where it runs)')
+    .action(async (file: string, options: { syntaxOnly?: boolean }) => {
       const result = await loadConfigFile(file);
       if (!result.ok) {
         process.stderr.write(formatConfigErrors(file, result.errors) + '\n');
         process.exitCode = 1;
         return;
+      }
+      if (options.syntaxOnly !== true) {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { checkConfigFiles } = require('./lifecycle/config-files') as typeof import('./lifecycle/config-files');
+        const fileErrors = checkConfigFiles(result.config);
+        if (fileErrors.length > 0) {
+          process.stderr.write(formatConfigErrors(file, fileErrors) + '\n');
+          process.exitCode = 1;
+          return;
+        }
       }
       process.stdout.write(`${file}: ${summarizeConfig(result.config)}\n`);
     });
