@@ -476,7 +476,7 @@ NODE
   PIDS+=($!)
 
   say "docker run IMAGE (${entrypoint[*]} ${cmd[*]})"
-  STAGE_ENV[SIDECAR_HEALTHCHECK_URL]="http://127.0.0.1:$admin_port/ready"
+  STAGE_ENV[SIDECAR_ADMIN_URL]="http://127.0.0.1:$admin_port"
   image_exec "${entrypoint[@]}" "${cmd[@]}" >"$WORK/sidecar.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")

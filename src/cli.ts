@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatConfigErrors, loadConfigFile, summarizeConfig } from './config/load';
 import { configJsonSchema } from './config/json-schema';
@@ -18,7 +18,8 @@ function loadCertificates(): typeof import('./tls/certificates') {
 }
 
 const DEFAULT_CONFIG_PATH = process.env.SIDECAR_CONFIG ?? 'sidecar.yaml';
-const DEFAULT_ADMIN_URL = process.env.SIDECAR_ADMIN_URL ?? `http://${DEFAULT_ADMIN_ADDRESS}`;
+/** The admin listener for `status` and `wait-ready`; SIDECAR_ADMIN is the old name of wait-ready's variable, still read. */
+const DEFAULT_ADMIN_URL = process.env.SIDECAR_ADMIN_URL ?? process.env.SIDECAR_ADMIN ?? `http://${DEFAULT_ADMIN_ADDRESS}`;
 /** `sidecar status` exit codes: 0 ready, 1 the admin listener could not be read, 2 reachable but not ready. */
 const STATUS_EXIT_UNREACHABLE = 1;
 const STATUS_EXIT_NOT_READY = 2;
@@ -55,6 +56,9 @@ export function buildCli(): Command {
     .description('run the sidecar with a configuration file (reloaded when it changes)')
     .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
+      if (!existsSync(options.config)) {
+        throw new Error(`no configuration file at ${path.resolve(options.config)}: pass one with -c FILE (or set SIDECAR_CONFIG=FILE)`);
+      }
       // Loaded on use: `run` starts tracing before the proxy modules are loaded (see main.ts).
       await loadMain().run(options.config);
     });
@@ -110,8 +114,12 @@ export function buildCli(): Command {
   program
     .command('wait-ready')
     .description("wait until the sidecar's /ready answers 200 (a pod's postStart hook, a compose healthcheck); exits 1 on timeout")
-    .option('--admin <url>', 'base URL of the admin listener (env SIDECAR_ADMIN)', process.env.SIDECAR_ADMIN ?? `http://${DEFAULT_ADMIN_ADDRESS}`)
-    .option('--timeout <duration>', 'how long to wait, e.g. 30s', duration, DEFAULT_WAIT_READY_TIMEOUT_MS)
+    .option('--admin <url>', 'base URL of the admin listener (env SIDECAR_ADMIN_URL)', DEFAULT_ADMIN_URL)
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait, e.g. 10s or 2m')
+        .argParser(duration)
+        .default(DEFAULT_WAIT_READY_TIMEOUT_MS, formatDurationMs(DEFAULT_WAIT_READY_TIMEOUT_MS)),
+    )
     .action(async (options: { admin: string; timeout: number }) => {
       let base: URL;
       try {
