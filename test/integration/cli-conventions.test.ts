@@ -3,6 +3,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { CLI_PATH } from '../helpers/child-sidecar';
+import { loadConfigFile } from '../../src/config/load';
+import { EXAMPLES } from '../helpers/examples';
 import { closedPort } from '../helpers/upstream';
 
 function cli(cwd: string, args: string[], env: Record<string, string> = {}) {
@@ -42,4 +44,10 @@ t.test('an address without a host says so, with the two usual hosts', async (t) 
   const result = cli(dir, ['validate', 'sidecar.yaml']);
   t.equal(result.status, 1);
   t.equal(result.stderr.trim(), 'sidecar.yaml:3:14 listeners[0].address: address "8080" has no host: write 0.0.0.0:8080 (every interface) or 127.0.0.1:8080 (this machine only)');
+});
+
+t.test('the demo (npm start) stops at once on Ctrl-C: its drain.delay is 0s', async (t) => {
+  const loaded = await loadConfigFile(path.join(EXAMPLES, 'sidecar.yaml'));
+  t.ok(loaded.ok);
+  if (loaded.ok) t.same(loaded.config.drain, { delayMs: 0, timeoutMs: 5000 });
 });
