@@ -26,7 +26,7 @@ RUN npm run build
 FROM node:24.21.0-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     PATH=/app/bin:$PATH \
-    SIDECAR_HEALTHCHECK_URL=http://127.0.0.1:9901/ready
+    SIDECAR_ADMIN_URL=http://127.0.0.1:9901
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
@@ -40,9 +40,10 @@ USER 1000:1000
 # your configuration binds.
 EXPOSE 8080 8443 9901
 # /ready answers 200 once the configuration is loaded and every listener is bound. The admin
-# address comes from the configuration: set SIDECAR_HEALTHCHECK_URL if yours is not :9901.
+# address comes from the configuration: set SIDECAR_ADMIN_URL if yours is not :9901 (the
+# variable `sidecar status` and `sidecar wait-ready` read too).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch(process.env.SIDECAR_HEALTHCHECK_URL).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch(new URL('/ready', process.env.SIDECAR_ADMIN_URL)).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM (docker stop, the kubelet) drains: give the container drain.delay + drain.timeout
 # + a margin before SIGKILL (docker stop -t, stop_grace_period, terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM

@@ -459,8 +459,8 @@ doc.set('drain', doc.createNode({ delay: '0s', timeout: '5s' }));
 fs.writeFileSync(target, doc.toString());
 NODE
 
-  say "docker run IMAGE validate $config_img"
-  (image_exec "${entrypoint[@]}" validate "$config_img") || die "sidecar validate rejected $config_img"
+  say "docker run IMAGE validate --syntax-only $config_img (before its certificates exist)"
+  (image_exec "${entrypoint[@]}" validate --syntax-only "$config_img") || die "sidecar validate --syntax-only rejected $config_img"
   # The example's HTTPS listener reads ../certs/ next to the config: made with the image's own
   # `sidecar certs`, as an operator without a certificate of their own would.
   local certs_img
@@ -468,13 +468,15 @@ NODE
   say "docker run IMAGE certs --out $certs_img --host localhost"
   mkdir -p "$(to_host "$certs_img")"
   (image_exec "${entrypoint[@]}" certs --out "$certs_img" --host localhost >/dev/null) || die "sidecar certs failed"
+  say "docker run IMAGE validate $config_img (the certificates it names too)"
+  (image_exec "${entrypoint[@]}" validate "$config_img") || die "sidecar validate rejected $config_img"
 
 
   node "$DEMO_APP" --host 127.0.0.1 --port "$app_port" >"$WORK/app.log" 2>&1 &
   PIDS+=($!)
 
   say "docker run IMAGE (${entrypoint[*]} ${cmd[*]})"
-  STAGE_ENV[SIDECAR_HEALTHCHECK_URL]="http://127.0.0.1:$admin_port/ready"
+  STAGE_ENV[SIDECAR_ADMIN_URL]="http://127.0.0.1:$admin_port"
   image_exec "${entrypoint[@]}" "${cmd[@]}" >"$WORK/sidecar.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")

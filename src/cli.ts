@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatConfigErrors, loadConfigFile, summarizeConfig } from './config/load';
 import { configJsonSchema } from './config/json-schema';
@@ -19,7 +19,8 @@ function loadCertificates(): typeof import('./tls/certificates') {
 }
 
 const DEFAULT_CONFIG_PATH = process.env.SIDECAR_CONFIG ?? 'sidecar.yaml';
-const DEFAULT_ADMIN_URL = process.env.SIDECAR_ADMIN_URL ?? `http://${DEFAULT_ADMIN_ADDRESS}`;
+/** The admin listener for `status` and `wait-ready`; SIDECAR_ADMIN is the old name of wait-ready's variable, still read. */
+const DEFAULT_ADMIN_URL = process.env.SIDECAR_ADMIN_URL ?? process.env.SIDECAR_ADMIN ?? `http://${DEFAULT_ADMIN_ADDRESS}`;
 /** `sidecar status` exit codes: 0 ready, 1 the admin listener could not be read, 2 reachable but not ready. */
 const STATUS_EXIT_UNREACHABLE = 1;
 const STATUS_EXIT_NOT_READY = 2;
@@ -56,6 +57,9 @@ export function buildCli(): Command {
     .description('run the sidecar with a configuration file (reloaded when it changes)')
     .option('-c, --config <file>', 'the YAML configuration file (env SIDECAR_CONFIG)', DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
+      if (!existsSync(options.config)) {
+        throw new Error(`no configuration file at ${path.resolve(options.config)}: pass one with -c FILE (or set SIDECAR_CONFIG=FILE)`);
+      }
       // Loaded on use: `run` starts tracing before the proxy modules are loaded (see main.ts).
       await loadMain().run(options.config);
     });
@@ -85,14 +89,25 @@ export function buildCli(): Command {
 
   program
     .command('validate')
-    .description('check a configuration file; prints every error with its path and line, exits 1 if any')
+    .description('check a configuration file and every file it names (certificates, keys, CAs, the access log folder); prints every error with its path and line, exits 1 if any')
     .argument('<file>', 'the YAML configuration file')
-    .action(async (file: string) => {
+    .option('--syntax-only', 'check the file alone, not the files it names (for a file checked away from where it runs)')
+    .action(async (file: string, options: { syntaxOnly?: boolean }) => {
       const result = await loadConfigFile(file);
       if (!result.ok) {
         process.stderr.write(formatConfigErrors(file, result.errors) + '\n');
         process.exitCode = 1;
         return;
+      }
+      if (options.syntaxOnly !== true) {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { checkConfigFiles } = require('./lifecycle/config-files') as typeof import('./lifecycle/config-files');
+        const fileErrors = checkConfigFiles(result.config);
+        if (fileErrors.length > 0) {
+          process.stderr.write(formatConfigErrors(file, fileErrors) + '\n');
+          process.exitCode = 1;
+          return;
+        }
       }
       // The tracing `run` would start: the file's section merged with the OTEL_* variables.
       const tracing = resolveTracingSettings(result.config, process.env);
@@ -103,8 +118,12 @@ export function buildCli(): Command {
   program
     .command('wait-ready')
     .description("wait until the sidecar's /ready answers 200 (a pod's postStart hook, a compose healthcheck); exits 1 on timeout")
-    .option('--admin <url>', 'base URL of the admin listener (env SIDECAR_ADMIN)', process.env.SIDECAR_ADMIN ?? `http://${DEFAULT_ADMIN_ADDRESS}`)
-    .option('--timeout <duration>', 'how long to wait, e.g. 30s', duration, DEFAULT_WAIT_READY_TIMEOUT_MS)
+    .option('--admin <url>', 'base URL of the admin listener (env SIDECAR_ADMIN_URL)', DEFAULT_ADMIN_URL)
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait, e.g. 10s or 2m')
+        .argParser(duration)
+        .default(DEFAULT_WAIT_READY_TIMEOUT_MS, formatDurationMs(DEFAULT_WAIT_READY_TIMEOUT_MS)),
+    )
     .action(async (options: { admin: string; timeout: number }) => {
       let base: URL;
       try {

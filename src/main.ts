@@ -1,5 +1,6 @@
 import { loadConfigFile, formatConfigErrors } from './config/load';
 import type { SidecarConfig } from './config/types';
+import { routeProcessWarnings } from './lifecycle/process-warnings';
 import { installCrashGuards } from './lifecycle/crash-guards';
 import { installLifecycleSignals } from './lifecycle/signals';
 import type { Sidecar } from './sidecar';
@@ -48,6 +49,7 @@ function removeEarlyStop(): void {
 async function loadOrExit(configPath: string): Promise<{ config: SidecarConfig; logger: Logger }> {
   const logger = createProcessLogger();
   installCrashGuards(logger);
+  routeProcessWarnings(logger);
   earlyStopLogger = logger;
   process.on('SIGTERM', earlyStop);
   process.on('SIGINT', earlyStop);

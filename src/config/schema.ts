@@ -57,7 +57,10 @@ export function parseAddress(text: string): HostPort | string {
     if (!isIPv6(host)) return bad(`"${host}" is not an IPv6 address`);
   } else {
     const colon = text.lastIndexOf(':');
-    if (colon < 0) return bad('missing port: use host:port, e.g. 127.0.0.1:8080');
+    if (colon < 0) {
+      if (/^\d+$/.test(text)) return `address ${show(text)} has no host: write 0.0.0.0:${text} (every interface) or 127.0.0.1:${text} (this machine only)`;
+      return bad('missing port: use host:port, e.g. 127.0.0.1:8080');
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
     if (host.includes(':')) return bad('put IPv6 addresses in brackets, e.g. [::1]:8080');

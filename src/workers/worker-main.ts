@@ -6,6 +6,7 @@
  */
 import { freezeSnapshot } from '../config/load';
 import type { SidecarConfig } from '../config/types';
+import { routeProcessWarnings } from '../lifecycle/process-warnings';
 import { installCrashGuards } from '../lifecycle/crash-guards';
 import type { Sidecar } from '../sidecar';
 import { createProcessLogger, type Logger } from '../telemetry/logger';
@@ -14,6 +15,7 @@ import { isPrimaryMessage, WORKER_ID_ENV, type ApplyAnswer, type BoundListener, 
 const workerId = Number(process.env[WORKER_ID_ENV] ?? 0);
 const logger = createProcessLogger().child({ worker: workerId });
 installCrashGuards(logger);
+routeProcessWarnings(logger);
 
 // The primary orders the drain (after drain.delay, with /ready already 503). A Ctrl-C in a
 // terminal reaches every process of the group, and systemd's default KillMode signals all

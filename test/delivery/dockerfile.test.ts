@@ -76,9 +76,10 @@ t.test('the runtime runs as a numeric non-root user with the health check and co
   t.same(JSON.parse(inFinal('CMD').pop()?.args ?? 'null'), ['run', '-c', CONFIG_PATH_IN_IMAGE], `CMD run -c ${CONFIG_PATH_IN_IMAGE}`);
   const health = inFinal('HEALTHCHECK').pop()?.args ?? '';
   const env = inFinal('ENV').map((s) => s.args).join(' ');
-  t.match(health, /\bCMD \[.*(SIDECAR_HEALTHCHECK_URL|wait-ready)/, 'HEALTHCHECK asks the admin listener (exec form)');
-  if (health.includes('SIDECAR_HEALTHCHECK_URL')) {
-    t.match(env, `SIDECAR_HEALTHCHECK_URL=http://${DEFAULT_ADMIN_ADDRESS}/ready`, 'its URL defaults to /ready on the default admin address');
+  t.match(health, /\bCMD \[.*(SIDECAR_ADMIN_URL|wait-ready)/, 'HEALTHCHECK asks the admin listener (exec form)');
+  t.notMatch(health, /SIDECAR_HEALTHCHECK_URL/, 'through the one admin URL variable of the CLI');
+  if (health.includes('SIDECAR_ADMIN_URL')) {
+    t.match(env, `SIDECAR_ADMIN_URL=http://${DEFAULT_ADMIN_ADDRESS}`, 'it defaults to the default admin address');
   }
   t.match(env, /NODE_ENV=production/, 'NODE_ENV=production');
 });

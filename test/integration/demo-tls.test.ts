@@ -59,11 +59,21 @@ t.test('npm start: demo certificates on first start, HTTPS on the second listene
   t.equal(await plain.text(), 'pong\n', 'the plain listener still answers');
 });
 
-t.test('sidecar validate passes on a fresh clone, before any certificate exists', async (t) => {
+t.test('on a fresh clone, sidecar validate names the missing certificates and how to make them; --syntax-only passes', async (t) => {
   const scratch = t.testdir({ examples: {} });
   const copy = path.join(scratch, 'examples', 'sidecar.yaml');
   await fsp.copyFile(EXAMPLE, copy);
-  const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'validate', copy], { encoding: 'utf8' });
-  t.equal(result.status, 0, result.stderr);
-  t.match(result.stdout, /ok: 2 listeners/);
+  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8' });
+  const full = cli('validate', copy);
+  t.equal(full.status, 1, 'run would fail: so does validate');
+  const certs = path.join(scratch, 'certs');
+  t.match(full.stderr, `listeners[1].tls.cert: ${path.join(certs, 'server.crt')}: file not found`);
+  t.match(full.stderr, `sidecar certs --out ${certs} --host`);
+  const syntax = cli('validate', '--syntax-only', copy);
+  t.equal(syntax.status, 0, syntax.stderr);
+  t.match(syntax.stdout, /ok: 2 listeners/);
+  t.equal(cli('certs', '--out', certs, '--host', 'localhost').status, 0);
+  const after = cli('validate', copy);
+  t.equal(after.status, 0, after.stderr);
+  t.match(after.stdout, /ok: 2 listeners/);
 });
