@@ -167,7 +167,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       await sidecar.stop({ graceful: false });
       throw error;
     }
-    sidecar.metrics.configReloads.labels('success').inc();
+    // The initial load is not a reload: sidecar_config_reloads_total counts only the later ones.
     sidecar.metrics.configLastReloadSuccess.set(1);
     sidecar.phase = 'ready';
     if (options.watchConfig !== undefined && options.watchConfig !== false) {

@@ -107,7 +107,7 @@ export class WorkerGroup implements ReloadTarget {
       await this.admin.close();
       throw error;
     }
-    this.metrics.configReloads.labels('success').inc();
+    // The initial load is not a reload: sidecar_config_reloads_total counts only the later ones.
     this.metrics.configLastReloadSuccess.set(1);
     this.phase = 'ready';
     this.reloader.watch({});
