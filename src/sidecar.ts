@@ -15,7 +15,7 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
 import { readTraffic, TrafficWindow } from './admin/traffic-window';
-import { createAccessLog, type AccessLog } from './telemetry/access-log';
+import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
 import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
@@ -134,7 +134,11 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.servesAdmin = options.adminListener !== false;
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { shared: options.sharedAccessLog, onDropped: this.onAccessLogDropped }), this.recentErrors);
+    // The query policy first: the recent errors `sidecar status` shows keep the query only when the log does.
+    this.accessLog = withQueryPolicy(
+      recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { shared: options.sharedAccessLog, onDropped: this.onAccessLogDropped }), this.recentErrors),
+      config.accessLog.query,
+    );
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };

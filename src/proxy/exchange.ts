@@ -568,7 +568,7 @@ export class ProxyExchange implements AdmissionWaiter {
     this.settleBreaker('neutral');
     this.errorCode = code;
     this.status = this.res.headersSent ? this.status : ERROR_STATUS[code];
-    sendError(this.res, code, this.requestId, message, { close: this.hasBody && !this.req.readableEnded });
+    this.bytesOut += sendError(this.res, code, this.requestId, message, { close: this.hasBody && !this.req.readableEnded });
   }
 
   private finish(): void {

@@ -8,7 +8,7 @@ import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './h
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
 import { connectionOf, requestHasBody } from './http2-request';
-import { sendDirectResponse, sendError } from './respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
 import type { AccessLogEntry } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
@@ -152,6 +152,7 @@ export function recordLocalAnswer(
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
   services.accessLog.write({
     ...localAnswerEntry(req, listener, requestId, durationMs, res.statusCode, route, cluster, error, flags),
+    bytes_out: localAnswerBodyBytes(res),
     trace_id: trace.traceId,
     span_id: trace.spanId,
   });
