@@ -120,6 +120,12 @@ function metric(text, name, labels = '') {
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** The sum of a family's samples over all its label sets (undefined when it has none). */
+function metricSum(text, name) {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return lines.length === 0 ? undefined : lines.reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 /** @param {number} pid */
 function procStats(pid) {
   try {
@@ -289,8 +295,8 @@ async function main() {
     }
     const { rss, fds } = procStats(pid);
     // prom-client's default metrics, under the sidecar's prefix (src/admin/metrics.ts).
-    const heap = metric(text, 'sidecar_process_nodejs_heap_size_used_bytes');
-    const handles = metric(text, 'sidecar_process_nodejs_active_handles_total');
+    const heap = metric(text, 'sidecar_nodejs_heap_size_used_bytes');
+    const handles = metricSum(text, 'sidecar_nodejs_active_handles');
     const reloads = metric(text, 'sidecar_config_reloads_total', '{result="success"}');
     const count = [...interval.values()].reduce((a, b) => a + b, 0);
     const ok = interval.get('ok') ?? 0;
@@ -300,7 +306,7 @@ async function main() {
     rows.push(row);
     process.stdout.write(
       `${row.minute.toFixed(1).padStart(4)}  ${mib(rss).padStart(7)} ${mib(heap).padStart(8)} ${String(handles ?? '?').padStart(7)} ${String(fds ?? '?').padStart(4)} ` +
-        `${row.rate.toFixed(0).padStart(8)} ${String(ok).padStart(6)}  ${errors.padEnd(46)} ${String(reloads === undefined ? '?' : reloads - 1).padStart(3)}/${reloadsWritten} ${String(restarts).padStart(4)}\n`,
+        `${row.rate.toFixed(0).padStart(8)} ${String(ok).padStart(6)}  ${errors.padEnd(46)} ${String(reloads ?? '?').padStart(3)}/${reloadsWritten} ${String(restarts).padStart(4)}\n`,
     );
     interval = new Map();
     intervalStartedAt = now;

@@ -15,7 +15,7 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
 import { readTraffic, TrafficWindow } from './admin/traffic-window';
-import { createAccessLog, type AccessLog } from './telemetry/access-log';
+import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
 import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
@@ -134,7 +134,11 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.servesAdmin = options.adminListener !== false;
     this.logger = options.logger ?? silentLogger();
     this.metrics = new Metrics({ processMetrics: options.processMetrics });
-    this.accessLog = recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { shared: options.sharedAccessLog, onDropped: this.onAccessLogDropped }), this.recentErrors);
+    // The query policy first: the recent errors `sidecar status` shows keep the query only when the log does.
+    this.accessLog = withQueryPolicy(
+      recordingErrors(options.accessLog ?? createAccessLog(config.accessLog, { shared: options.sharedAccessLog, onDropped: this.onAccessLogDropped }), this.recentErrors),
+      config.accessLog.query,
+    );
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
@@ -167,7 +171,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       await sidecar.stop({ graceful: false });
       throw error;
     }
-    sidecar.metrics.configReloads.labels('success').inc();
+    // The initial load is not a reload: sidecar_config_reloads_total counts only the later ones.
     sidecar.metrics.configLastReloadSuccess.set(1);
     sidecar.phase = 'ready';
     if (options.watchConfig !== undefined && options.watchConfig !== false) {
@@ -328,10 +332,14 @@ export class Sidecar implements StateHolder, ReloadTarget {
   recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
     this.metrics.configReloads.labels(result).inc();
     this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
+    // The file went back to the running bytes after a rejection: the operator fixed it, and
+    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
+    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
     this.lastReloadError = result === 'failure' ? error : undefined;
     this.lastReloadAt = new Date();
     if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
     if (result === 'success') this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
+    else if (restored) this.logger.info({ sha256: this.current.config.sha256 }, 'config restored: the file holds the running configuration again');
     else if (result === 'unchanged') this.logger.debug({ sha256: this.current.config.sha256 }, 'config file unchanged');
     else this.logger.error({ error }, 'config rejected; the last good config stays');
   }

@@ -2,6 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterRoute } from '../config/types';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
 import type { ClusterRuntime } from '../upstream/cluster';
+import { BREAKER_STATE_VALUE, type BreakerState } from '../policy/circuit-breaker';
 
 /**
  * Every metric the sidecar exports, declared in one place. Labels are bounded: listener,
@@ -19,13 +20,32 @@ export type ClusterSource = () => Iterable<ClusterRuntime>;
 // Declared once, registered by Metrics (one process) or PrimaryMetrics (a worker group).
 const CONFIG_RELOADS = {
   name: 'sidecar_config_reloads_total',
-  help: 'Configuration loads, by result (success, failure, unchanged).',
+  help: 'Configuration reloads after the start (file change, SIGHUP, POST /reload), by result (success, failure, unchanged). The initial load is not one.',
   labelNames: ['result'] as const,
 };
+/** The results of CONFIG_RELOADS, each exported from the start at 0. */
+export const CONFIG_RELOAD_RESULTS = ['success', 'failure', 'unchanged'] as const;
 const CONFIG_LAST_RELOAD_SUCCESS = {
   name: 'sidecar_config_last_reload_success',
-  help: '1 when the last configuration load succeeded, 0 while the last one was rejected.',
+  help: '1 when the running configuration is the last one read (the initial load, or a reload that succeeded), 0 while the last reload was rejected.',
 };
+
+/**
+ * prom-client's process and Node.js metrics, in the sidecar_ namespace once:
+ * sidecar_process_cpu_seconds_total, sidecar_process_resident_memory_bytes,
+ * sidecar_nodejs_eventloop_lag_seconds... Its three `nodejs_active_*_total` families are
+ * removed: they are gauges, and a gauge named `_total` reads as a counter (promtool flags
+ * it); each equals the sum over `type` of its `sidecar_nodejs_active_*{type}` family.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRICS_PREFIX });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(PROCESS_METRICS_PREFIX + name);
+  }
+}
+const PROCESS_METRICS_PREFIX = 'sidecar_';
+
+const BREAKER_STATES = Object.keys(BREAKER_STATE_VALUE) as BreakerState[];
 
 const ADMIN_CONNECTIONS_CLOSED = {
   name: 'sidecar_admin_connections_closed_total',
@@ -175,6 +195,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** The same state as circuitState, one series per state; read from it when scraped. */
+  readonly circuitBreakerState: Gauge<'cluster' | 'state'> = new Gauge({
+    name: 'sidecar_circuit_breaker_state',
+    help: 'Circuit breaker state by cluster, one series per state (closed, half-open, open): 1 for the current state, 0 for the others.',
+    labelNames: ['cluster', 'state'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      this.circuitBreakerState.reset();
+      for (const { labels, value } of (await this.circuitState.get()).values) {
+        for (const state of BREAKER_STATES) this.circuitBreakerState.labels(String(labels.cluster), state).set(BREAKER_STATE_VALUE[state] === value ? 1 : 0);
+      }
+    },
+  });
+
   readonly circuitRejections = new Counter({
     name: 'sidecar_circuit_rejections_total',
     help: 'Requests refused before reaching the app, by cluster and reason (circuit_open, overloaded, no_healthy_upstream).',
@@ -272,8 +306,9 @@ export class Metrics {
   });
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
+    if (options.processMetrics !== false) collectProcessMetrics(this.registry);
     // Present from the start at 0, so that alerts on them have a series to watch.
+    for (const result of CONFIG_RELOAD_RESULTS) this.configReloads.labels(result).inc(0);
     this.tracingSpansDropped.labels('queue_full').inc(0);
     this.tracingSpansDropped.labels('export_failed').inc(0);
   }
@@ -362,8 +397,9 @@ export class PrimaryMetrics {
   });
 
   constructor(options: { processMetrics?: boolean; workers?: number } = {}) {
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'sidecar_process_' });
+    if (options.processMetrics !== false) collectProcessMetrics(this.registry);
     // Present from the start at 0, so that alerts on them have a series to watch.
+    for (const result of CONFIG_RELOAD_RESULTS) this.configReloads.labels(result).inc(0);
     for (let worker = 1; worker <= (options.workers ?? 0); worker++) this.workerRestarts.labels(String(worker)).inc(0);
   }
 }

@@ -123,7 +123,7 @@ export class AdminServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
-    const handler = this.routes.get(`${req.method} ${path}`);
+    const handler = this.handlerFor(req.method ?? '', path);
     const refusal = OPEN_PATHS.has(path) && PROBE_METHODS.has(req.method ?? '') ? undefined : adminRequestRefusal(req.headers, this.config.host);
     if (refusal !== undefined) {
       this.refuse(res, refusal);
@@ -134,10 +134,14 @@ export class AdminServer {
       return;
     }
     if (handler === undefined) {
-      const known = [...this.routes.keys()].filter((key) => key.endsWith(` ${path}`));
-      this.send(res, known.length > 0
-        ? json(405, { error: 'METHOD_NOT_ALLOWED', message: `use ${known.join(' or ')}` })
-        : json(404, { error: 'NOT_FOUND', message: `no admin endpoint ${path}`, endpoints: [...this.routes.keys()] }));
+      const allowed = this.methodsOf(path);
+      if (allowed.length > 0) {
+        // RFC 9110 §15.5.6: a 405 lists the methods the resource supports in Allow.
+        const message = `use ${allowed.map((method) => `${method} ${path}`).join(' or ')}`;
+        this.send(res, json(405, { error: 'METHOD_NOT_ALLOWED', message }), { allow: allowed.join(', ') });
+      } else {
+        this.send(res, json(404, { error: 'NOT_FOUND', message: `no admin endpoint ${path}`, endpoints: [...this.routes.keys()] }));
+      }
       return;
     }
     const chunks: Buffer[] = [];
@@ -159,6 +163,25 @@ export class AdminServer {
     req.on('error', () => res.destroy());
   }
 
+  /**
+   * The route for `METHOD path`. HEAD is served wherever GET is (RFC 9110 §9.3.2): the GET
+   * handler runs and Node leaves the body out of a HEAD response, content-length kept.
+   */
+  private handlerFor(method: string, path: string): AdminHandler | undefined {
+    return this.routes.get(`${method} ${path}`) ?? (method === 'HEAD' ? this.routes.get(`GET ${path}`) : undefined);
+  }
+
+  /** The methods `path` answers, HEAD included where GET is; empty for an unknown path. */
+  private methodsOf(path: string): string[] {
+    const methods: string[] = [];
+    for (const key of this.routes.keys()) {
+      const space = key.indexOf(' ');
+      if (key.slice(space + 1) === path) methods.push(key.slice(0, space));
+    }
+    if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD');
+    return methods;
+  }
+
   /** 403 ADMIN_FORBIDDEN, in the sidecar's error format; the connection closes (a browser's request is not a client to keep). */
   private refuse(res: http.ServerResponse, message: string): void {
     const requestId = randomUUID();
@@ -174,9 +197,14 @@ export class AdminServer {
     res.end(body);
   }
 
-  private send(res: http.ServerResponse, response: AdminResponse): void {
+  private send(res: http.ServerResponse, response: AdminResponse, extraHeaders: Readonly<Record<string, string>> = {}): void {
     if (res.headersSent || res.destroyed) return;
-    res.writeHead(response.status, { 'content-type': response.contentType, 'content-length': Buffer.byteLength(response.body), 'cache-control': 'no-store' });
+    res.writeHead(response.status, {
+      'content-type': response.contentType,
+      'content-length': Buffer.byteLength(response.body),
+      'cache-control': 'no-store',
+      ...extraHeaders,
+    });
     res.end(response.body);
   }
 }

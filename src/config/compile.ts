@@ -95,7 +95,10 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
     listeners: doc.listeners.map((l) => compileListener(l, resolvePath)),
     clusters,
     tracing,
-    accessLog: { path: ['stdout', 'stderr', 'off'].includes(logPath) ? logPath : resolvePath(logPath) },
+    accessLog: {
+      path: ['stdout', 'stderr', 'off'].includes(logPath) ? logPath : resolvePath(logPath),
+      query: doc.accessLog?.query ?? D.DEFAULT_ACCESS_LOG_QUERY,
+    },
     drain: {
       delayMs: durationMs(doc.drain?.delay, D.DEFAULT_DRAIN_DELAY_MS),
       timeoutMs: durationMs(doc.drain?.timeout, D.DEFAULT_DRAIN_TIMEOUT_MS),

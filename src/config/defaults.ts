@@ -163,6 +163,12 @@ export const DEFAULT_TRACING_PROPAGATORS: readonly Propagator[] = ['tracecontext
 export const DEFAULT_TRACING_RESPONSE_HEADER = false;
 
 // process
+/**
+ * accessLog.query: the query string is left out of the access log, spans and status by
+ * default, because it often carries secrets (OAuth codes, signed-URL signatures, API keys,
+ * reset tokens) and logs are kept longer and read by more people than the requests were.
+ */
+export const DEFAULT_ACCESS_LOG_QUERY = 'drop';
 export const DEFAULT_ACCESS_LOG_PATH = 'stdout';
 /** Time to stay ready=false after SIGTERM so load balancers stop sending new requests. */
 export const DEFAULT_DRAIN_DELAY_MS = 5_000;

@@ -832,6 +832,14 @@ const accessLogSchema = z
       .min(1, { error: 'the access log path cannot be empty' })
       .optional()
       .describe(`stdout, stderr, off, or a file path (relative to this file). JSON lines. Default ${D.DEFAULT_ACCESS_LOG_PATH}.`),
+    query: z
+      .enum(['keep', 'drop'])
+      .optional()
+      .describe(
+        `Whether the request's query string is kept in the access log's \`path\`, in span attributes (url.query, url.full) and in the recent errors \`sidecar status\` shows: ` +
+          `drop (\`/login?code=abc\` is logged as \`/login\`) or keep. Default ${D.DEFAULT_ACCESS_LOG_QUERY}: query strings often carry secrets ` +
+          '(OAuth codes, signed-URL signatures, API keys, reset tokens), and logs and traces are kept longer and read by more people than the requests were.',
+      ),
   })
   .describe(`Access log, one JSON line per request. Default { path: ${D.DEFAULT_ACCESS_LOG_PATH} }.`);
 

@@ -223,6 +223,8 @@ export interface TracingConfig {
 export interface AccessLogConfig {
   /** `stdout`, `stderr`, `off`, or an absolute file path. */
   readonly path: string;
+  /** keep: the query string stays in the access log, spans and recent errors; drop: it is left out of all three. */
+  readonly query: 'keep' | 'drop';
 }
 
 export interface DrainConfig {

@@ -128,7 +128,7 @@ export class ObserveInterceptor extends Interceptor {
 function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined): void {
   x.errorCode = code;
   x.status = x.res.headersSent ? x.status : ERROR_STATUS[code];
-  sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded });
+  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded });
 }
 
 function onClientDrain(x: Exchange): void {

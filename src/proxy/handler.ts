@@ -9,7 +9,7 @@ import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './h
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
 import { connectionOf, requestHasBody } from './http2-request';
-import { sendDirectResponse, sendError } from './respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
@@ -151,7 +151,7 @@ export function recordLocalAnswer(
   const durationMs = performance.now() - startedAt;
   trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
-  services.accessLog.write(accessLogEntry(localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), durationMs, flags, trace));
+  services.accessLog.write(accessLogEntry({ ...localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), bytesOut: localAnswerBodyBytes(res) }, durationMs, flags, trace));
 }
 
 /** What the access log says of a request the sidecar answered itself (no upstream attempt). */

@@ -6,8 +6,21 @@ import { abortResponse, isHttp1, stopReceivingBody } from './http2-request';
 import { TRACE_ID_RESPONSE_HEADER } from '../telemetry/tracing';
 
 /**
+ * The body bytes of the answer the sidecar wrote itself on a response (an error or a direct
+ * response), for the access log's `bytes_out`. Only those answers are noted: a proxied
+ * response counts its own bytes as they stream.
+ */
+const localBodyBytes = new WeakMap<ServerResponse, number>();
+
+/** The body bytes sendError or sendDirectResponse wrote on `res` (0 when neither did). */
+export function localAnswerBodyBytes(res: ServerResponse): number {
+  return localBodyBytes.get(res) ?? 0;
+}
+
+/**
  * Answers with one of the sidecar's own errors: `x-sidecar-error: CODE` and a JSON body. When
  * the response has already started, the only honest signal left is to cut the connection.
+ * Returns the body bytes written (0 when the response could not be answered any more).
  */
 export function sendError(
   res: ServerResponse,
@@ -15,12 +28,12 @@ export function sendError(
   requestId: string,
   message: string = ERROR_MESSAGES[code],
   options: { close?: boolean } = {},
-): void {
+): number {
   if (res.headersSent) {
     abortResponse(res);
-    return;
+    return 0;
   }
-  if (res.destroyed) return;
+  if (res.destroyed) return 0;
   const body = errorBody(code, message, requestId);
   const headers: string[] = [
     'content-type', 'application/json',
@@ -41,6 +54,9 @@ export function sendError(
   else res.writeHead(status, headers);
   res.end(body);
   if (options.close) stopReceivingBody(res);
+  const bytes = Buffer.byteLength(body);
+  localBodyBytes.set(res, bytes);
+  return bytes;
 }
 
 export function sendDirectResponse(
@@ -49,14 +65,18 @@ export function sendDirectResponse(
   mutation: HeaderMutation,
   requestId: string,
   isHead: boolean,
-): void {
+): number {
   const headers: string[] = [];
   const dropped = new Set(mutation.remove);
   for (const [name] of mutation.add) dropped.add(name.toLowerCase());
   if (!dropped.has('content-type')) headers.push('content-type', direct.contentType);
-  headers.push('content-length', String(Buffer.byteLength(direct.body)));
+  const length = Buffer.byteLength(direct.body);
+  headers.push('content-length', String(length));
   for (const [name, value] of mutation.add) headers.push(name, value);
   headers.push(REQUEST_ID_HEADER, requestId);
   res.writeHead(direct.status, headers);
   res.end(isHead ? undefined : direct.body);
+  const bytes = isHead ? 0 : length;
+  localBodyBytes.set(res, bytes);
+  return bytes;
 }

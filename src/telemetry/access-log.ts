@@ -119,7 +119,7 @@ export interface AccessLogOptions {
   readonly onDropped?: () => void;
 }
 
-export function createAccessLog(config: AccessLogConfig, options: AccessLogOptions = {}): AccessLog {
+export function createAccessLog(config: Pick<AccessLogConfig, 'path'>, options: AccessLogOptions = {}): AccessLog {
   if (config.path === 'off') return DISABLED;
   const shared = options.shared === true;
   const writer = LineWriter.open(config.path, { maxWriteBytes: shared ? PIPE_BUF_BYTES : undefined, onDropped: options.onDropped });
@@ -130,6 +130,29 @@ export function createAccessLog(config: AccessLogConfig, options: AccessLogOptio
       await settlesWithin(writer.flush(), ACCESS_LOG_FLUSH_TIMEOUT_MS);
     },
   };
+}
+
+/**
+ * `accessLog.query: drop`: every entry written through the returned log has the query string
+ * cut from its `path` (the entry is changed in place: an entry is built for one write).
+ * `keep` returns `log` itself, so keeping costs nothing.
+ */
+export function withQueryPolicy(log: AccessLog, query: AccessLogConfig['query']): AccessLog {
+  if (query === 'keep') return log;
+  return {
+    enabled: log.enabled,
+    write: (entry) => {
+      entry.path = pathWithoutQuery(entry.path);
+      log.write(entry);
+    },
+    flush: () => log.flush(),
+  };
+}
+
+/** The path up to its `?`, if any. */
+export function pathWithoutQuery(path: string): string {
+  const queryAt = path.indexOf('?');
+  return queryAt === -1 ? path : path.slice(0, queryAt);
 }
 
 let isoSecond = Number.NaN;

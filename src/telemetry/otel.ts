@@ -102,6 +102,7 @@ export function startTracing(config: SidecarConfig, options: StartTracingOptions
     injector: propagators.injector,
     declinedTraceHeaders: propagators.declinedTraceHeaders,
     responseHeader: settings.responseHeader,
+    keepQuery: settings.keepQuery,
   };
   options.logger?.info(
     { exporter: settings.exporter, endpoint: settings.endpoint, serviceName: settings.serviceName, sampler: describeSampler(settings.sampler), sources: settings.sources },

@@ -24,12 +24,13 @@ export const DEFAULT_RECENT_ERRORS_KEPT = 20;
 /** Paths are cut to this length: the buffer must stay small whatever clients send. */
 const MAX_PATH_CHARS = 200;
 
-/** The path without its query string (which may carry tokens), cut to MAX_PATH_CHARS. */
+/**
+ * The path cut to MAX_PATH_CHARS. Its query string is already gone unless `accessLog.query`
+ * is keep: entries come from the access log's lines (see withQueryPolicy).
+ */
 function shortPath(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
-  const queryAt = path.indexOf('?');
-  const bare = queryAt === -1 ? path : path.slice(0, queryAt);
-  return bare.length > MAX_PATH_CHARS ? `${bare.slice(0, MAX_PATH_CHARS)}…` : bare;
+  return path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS)}…` : path;
 }
 
 /** The last few errors, newest last; a fixed-size ring, so recording costs no allocation beyond the entry. */

@@ -48,6 +48,8 @@ export interface TraceContextKit {
    */
   readonly declinedTraceHeaders: (traceId: string, spanId: string) => string[];
   readonly responseHeader: boolean;
+  /** accessLog.query is keep: the server span has url.query and the attempts' url.full keeps the query. */
+  readonly keepQuery: boolean;
 }
 
 /** Span attribute names: HTTP semantic conventions, and `sidecar.*` for the sidecar's own facts. */
@@ -60,6 +62,7 @@ const ATTR = {
   urlPath: 'url.path',
   urlScheme: 'url.scheme',
   urlFull: 'url.full',
+  urlQuery: 'url.query',
   clientAddress: 'client.address',
   serverAddress: 'server.address',
   serverPort: 'server.port',
@@ -186,7 +189,7 @@ export class OtelRequestTrace implements RequestTrace {
     this.unsampledAttempts = !this.recording && kit.unsampledParentMeansUnsampled;
     this.declinedNewTrace = false;
     if (!this.recording) return;
-    this.server.setAttributes(serverAttributes(req, this.method, listener, scheme, requestId));
+    this.server.setAttributes(serverAttributes(req, this.method, listener, scheme, requestId, kit.keepQuery));
     if (kit.responseHeader) res.setHeader(TRACE_ID_RESPONSE_HEADER, this.traceId);
   }
 
@@ -206,7 +209,7 @@ export class OtelRequestTrace implements RequestTrace {
         [ATTR.method]: KNOWN_METHODS.has(this.method) ? this.method : '_OTHER',
         [ATTR.serverAddress]: endpoint.host,
         [ATTR.serverPort]: endpoint.port,
-        [ATTR.urlFull]: endpoint.origin + (queryAt === -1 ? path : path.slice(0, queryAt)),
+        [ATTR.urlFull]: endpoint.origin + (queryAt === -1 || this.kit.keepQuery ? path : path.slice(0, queryAt)),
         [ATTR.endpoint]: endpointUrl,
         [ATTR.attempt]: attempt,
       };
@@ -301,7 +304,7 @@ function carriesTraceContext(headers: IncomingHttpHeaders, names: readonly strin
   return false;
 }
 
-function serverAttributes(req: IncomingMessage, method: string, listener: string, scheme: 'http' | 'https', requestId: string): Attributes {
+function serverAttributes(req: IncomingMessage, method: string, listener: string, scheme: 'http' | 'https', requestId: string, keepQuery: boolean): Attributes {
   const url = req.url ?? '/';
   const queryAt = url.indexOf('?');
   const known = KNOWN_METHODS.has(method);
@@ -315,6 +318,8 @@ function serverAttributes(req: IncomingMessage, method: string, listener: string
     [ATTR.requestId]: requestId,
   };
   if (!known) attributes[ATTR.methodOriginal] = method;
+  // OpenTelemetry's url.query: the part after `?`, present only when accessLog.query is keep.
+  if (keepQuery && queryAt !== -1) attributes[ATTR.urlQuery] = url.slice(queryAt + 1);
   const [host, port] = splitHostHeader(req.headers.host);
   if (host !== undefined) attributes[ATTR.serverAddress] = host;
   const serverPort = port ?? req.socket.localPort;

@@ -41,6 +41,8 @@ export interface TracingSettings {
   readonly sampler: SamplerSetting;
   readonly propagators: readonly Propagator[];
   readonly responseHeader: boolean;
+  /** accessLog.query is keep: spans carry the query string (url.query, url.full) too. */
+  readonly keepQuery: boolean;
   readonly batch: BatchSettings;
   /** Where each setting came from: `file`, an environment variable's name, or `default`. */
   readonly sources: Readonly<Record<'exporter' | 'endpoint' | 'serviceName' | 'sampler', string>>;
@@ -106,6 +108,7 @@ export function resolveTracingSettings(config: SidecarConfig, env: Env = process
     sampler: sampler.value,
     propagators: config.tracing.propagators,
     responseHeader: config.tracing.responseHeader,
+    keepQuery: config.accessLog.query === 'keep',
     batch: {
       scheduledDelayMs: envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY', DEFAULT_BSP_SCHEDULE_DELAY_MS, 0, warnings),
       exportTimeoutMs: envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT', DEFAULT_BSP_EXPORT_TIMEOUT_MS, 1, warnings),

@@ -24,7 +24,7 @@ export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 type MetricJson = MetricsJson[number];
 
 /** State gauges of one process: per worker, never summed. */
-export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set(['sidecar_circuit_state', 'sidecar_endpoint_healthy']);
+export const PER_WORKER_GAUGES: ReadonlySet<string> = new Set(['sidecar_circuit_state', 'sidecar_circuit_breaker_state', 'sidecar_endpoint_healthy']);
 
 /** Retired snapshots are folded into one once there are more than this many. */
 const RETIRED_FOLD_THRESHOLD = 4;

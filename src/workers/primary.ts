@@ -107,7 +107,7 @@ export class WorkerGroup implements ReloadTarget {
       await this.admin.close();
       throw error;
     }
-    this.metrics.configReloads.labels('success').inc();
+    // The initial load is not a reload: sidecar_config_reloads_total counts only the later ones.
     this.metrics.configLastReloadSuccess.set(1);
     this.phase = 'ready';
     this.reloader.watch({});
@@ -252,10 +252,14 @@ export class WorkerGroup implements ReloadTarget {
   recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
     this.metrics.configReloads.labels(result).inc();
     this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
+    // The file went back to the running bytes after a rejection: the operator fixed it, and
+    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
+    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
     this.lastReloadError = result === 'failure' ? error : undefined;
     this.lastReloadAt = new Date();
     if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
     if (result === 'success') this.logger.info({ sha256: this.current.sha256 }, 'config applied');
+    else if (restored) this.logger.info({ sha256: this.current.sha256 }, 'config restored: the file holds the running configuration again');
     else if (result === 'unchanged') this.logger.debug({ sha256: this.current.sha256 }, 'config file unchanged');
     else this.logger.error({ error }, 'config rejected; the last good config stays');
   }

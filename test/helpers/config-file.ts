@@ -30,7 +30,7 @@ export interface FileSidecar {
 }
 
 /** Starts a sidecar from a real file (so it can be reloaded), watching it unless `watchConfig: false`. */
-export async function startSidecarFromFile(file: string, options: Pick<SidecarOptions, 'watchConfig'> = {}): Promise<FileSidecar> {
+export async function startSidecarFromFile(file: string, options: Pick<SidecarOptions, 'watchConfig' | 'logger'> = {}): Promise<FileSidecar> {
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) throw new Error(`test config is invalid:\n${formatConfigErrors(file, loaded.errors)}`);
   const lines: AccessLogEntry[] = [];
@@ -38,6 +38,7 @@ export async function startSidecarFromFile(file: string, options: Pick<SidecarOp
   const sidecar = await Sidecar.start(loaded.config, {
     accessLog,
     processMetrics: false,
+    logger: options.logger,
     // Events only: a poll would hide a watch that missed the change.
     watchConfig: options.watchConfig ?? { debounceMs: 50, pollIntervalMs: 3_600_000 },
   });

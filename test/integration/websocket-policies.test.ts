@@ -7,7 +7,8 @@ import t from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startUpstream } from '../helpers/upstream';
 import { simpleConfig, startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { eventually, openWs, refusedWs } from '../helpers/websocket';
+import { openWs, refusedWs } from '../helpers/websocket';
+import { waitUntil } from '../helpers/wait';
 
 function wsUrl(proxy: RunningSidecar, path = '/'): string {
   return proxy.url().replace('http:', 'ws:') + path;
@@ -49,13 +50,13 @@ t.test('an open circuit refuses an upgrade with 503 CIRCUIT_OPEN', async (t) => 
   const failed = await fetch(proxy.url() + '/fail');
   await failed.arrayBuffer();
   t.equal(failed.status, 500, 'the app failed one request: the circuit opens');
-  await eventually(() => proxy.sidecar.current.clusters.get('app')?.breaker.state === 'open', 2000, 'the circuit to open');
+  await waitUntil(() => proxy.sidecar.current.clusters.get('app')?.breaker.state === 'open', 'the circuit to open');
 
   const refused = await refusedWs(wsUrl(proxy));
   t.equal(refused.status, 503);
   t.equal(refused.headers['x-sidecar-error'], 'CIRCUIT_OPEN');
   t.equal(app.upgrades(), 0, 'the app never saw the upgrade');
-  await eventually(() => proxy.accessLog.some((line) => line.upgrade === 'websocket'), 2000, 'the refused upgrade\'s log line');
+  await waitUntil(() => proxy.accessLog.some((line) => line.upgrade === 'websocket'), 'the refused upgrade\'s log line');
   const line = proxy.accessLog.find((l) => l.upgrade === 'websocket');
   t.equal(line?.error, 'CIRCUIT_OPEN');
 });
@@ -74,7 +75,7 @@ t.test('open tunnels count in the concurrency limit', async (t) => {
   t.equal(app.upgrades(), 1, 'the app saw only the first upgrade');
 
   first.close();
-  await eventually(() => proxy.sidecar.websockets.openTunnels === 0, 2000, 'the first tunnel to close');
+  await waitUntil(() => proxy.sidecar.websockets.openTunnels === 0, 'the first tunnel to close');
   const again: WebSocket = await openWs(wsUrl(proxy));
   t.pass('the slot is free again once the tunnel closed');
   again.terminate();

@@ -60,7 +60,7 @@ t.test('the DESIGN.md example compiles with ms, bytes, defaults and resolved pat
   t.ok(config.loadedAt instanceof Date);
   t.same(config.admin, { host: '127.0.0.1', port: 9901, token: undefined });
   t.equal(config.workers, 1);
-  t.same(config.accessLog, { path: 'stdout' });
+  t.same(config.accessLog, { path: 'stdout', query: 'drop' });
   t.same(config.drain, { delayMs: 5000, timeoutMs: 25000 });
   t.same(config.tracing, {
     serviceName: 'orders',
@@ -157,7 +157,7 @@ t.test('defaults fill every omitted field', async (t) => {
     propagators: ['tracecontext', 'baggage'],
     responseHeader: false,
   });
-  t.same(config.accessLog, { path: 'stdout' });
+  t.same(config.accessLog, { path: 'stdout', query: 'drop' });
   t.same(config.drain, { delayMs: D.DEFAULT_DRAIN_DELAY_MS, timeoutMs: D.DEFAULT_DRAIN_TIMEOUT_MS });
   t.equal(config.workers, 1);
 
