@@ -175,7 +175,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     sidecar.metrics.configLastReloadSuccess.set(1);
     sidecar.phase = 'ready';
     if (options.watchConfig !== undefined && options.watchConfig !== false) {
-      sidecar.reloader.watch(options.watchConfig === true ? {} : options.watchConfig);
+      await sidecar.reloader.watch(options.watchConfig === true ? {} : options.watchConfig);
     }
     sidecar.traffic.start();
     const listeners = sidecar.listeners.map((l) => `${l.config.name}@${l.config.host}:${l.port}`);

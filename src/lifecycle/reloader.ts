@@ -87,12 +87,15 @@ export class ConfigReloader extends EventEmitter<ReloaderEvents> {
     this.lastSeen = target.config.sha256;
   }
 
-  /** Starts watching the file's folder (plus the hash poll). Does nothing for an embedded config. */
-  watch(options: WatchConfigFileOptions = {}): void {
-    if (this.watcher !== undefined || this.closed || this.file === EMBEDDED_SOURCE) return;
+  /**
+   * Starts watching the file's folder (plus the hash poll). Does nothing for an embedded config.
+   * Resolves once the file has been looked at again: a change made between the initial load and
+   * this watch is caught at once (as a poll), not at the first poll; a change after it is an event.
+   */
+  watch(options: WatchConfigFileOptions = {}): Promise<void> {
+    if (this.watcher !== undefined || this.closed || this.file === EMBEDDED_SOURCE) return Promise.resolve();
     this.watcher = watchConfigFile(this.file, (trigger) => void this.onWatch(trigger), options);
-    // A change made between the initial load and this watch is caught at once, not at the first poll.
-    void this.onWatch('poll');
+    return this.onWatch('poll');
   }
 
   /** Re-reads the file now; the outcome says whether the running config changed and, if not, why. */

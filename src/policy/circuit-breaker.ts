@@ -2,11 +2,9 @@ import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { CircuitBreakerConfig } from '../config/types';
 import { CB_WINDOW_BUCKETS } from '../config/defaults';
+import { BREAKER_STATE_VALUE, type BreakerState } from './breaker-state';
 
-export type BreakerState = 'closed' | 'half-open' | 'open';
-
-/** The value of sidecar_circuit_state for each state. */
-export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = { closed: 0, 'half-open': 1, open: 2 };
+export { BREAKER_STATE_VALUE, type BreakerState };
 
 /**
  * How one request counts for the breaker, by its final outcome (retries included: a request

@@ -110,7 +110,7 @@ export class WorkerGroup implements ReloadTarget {
     // The initial load is not a reload: sidecar_config_reloads_total counts only the later ones.
     this.metrics.configLastReloadSuccess.set(1);
     this.phase = 'ready';
-    this.reloader.watch({});
+    void this.reloader.watch({});
     const slots = this.supervisor.views();
     this.logger.info(
       {

@@ -74,7 +74,7 @@ t.test('sidecar validate shows the tracing the OTEL_* variables give, and where 
       OTEL_TRACES_SAMPLER_ARG: '0.25',
       OTEL_BSP_MAX_QUEUE_SIZE: '100',
     },
-    'validate',
+    'validate', '--syntax-only',
     file,
   );
   t.equal(result.status, 0, result.stderr);
@@ -87,7 +87,7 @@ t.test('sidecar validate shows the tracing the OTEL_* variables give, and where 
   t.match(tracing, 'sampler parentbased_traceidratio 0.25 (OTEL_TRACES_SAMPLER)');
   t.match(tracing, 'queue 100');
 
-  const disabled = sidecarWithEnv({ OTEL_SDK_DISABLED: 'true' }, 'validate', 'test/fixtures/config/full.yaml');
+  const disabled = sidecarWithEnv({ OTEL_SDK_DISABLED: 'true' }, 'validate', '--syntax-only', 'test/fixtures/config/full.yaml');
   t.equal(disabled.status, 0);
   t.match(disabled.stdout, /, tracing off\ntracing: off \(OTEL_SDK_DISABLED\)\n$/, 'OTEL_SDK_DISABLED turns off what the file turns on');
 });
@@ -95,7 +95,7 @@ t.test('sidecar validate shows the tracing the OTEL_* variables give, and where 
 t.test('sidecar validate: the file wins over the variables; a bad variable is a warning, not an error', async (t) => {
   const result = sidecarWithEnv(
     { OTEL_SERVICE_NAME: 'from-env', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector.example:4318', OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'lots' },
-    'validate',
+    'validate', '--syntax-only',
     'test/fixtures/config/full.yaml',
   );
   t.equal(result.status, 0);
