@@ -6,7 +6,7 @@
  * blocks and in addresses to match: a dual-stack listener reports IPv4 peers in that form,
  * and `10.0.0.0/8` must still match them.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 import type { CidrBlock } from './types';
 
 export type IpFamily = 'ipv4' | 'ipv6';
@@ -73,39 +73,38 @@ export function parseCidr(text: string): CidrParseResult {
   return { ok: true, block: { text, family: resultFamily, address, prefix } };
 }
 
-/** True when `ip` lies in any of `blocks`. An unparseable `ip` matches nothing. */
+/**
+ * True when `ip` lies in any of `blocks`. An unparseable `ip` matches nothing. The match is
+ * node:net's BlockList, which compares IPv4 and IPv4-mapped IPv6 both ways.
+ */
 export function ipInCidrs(ip: string, blocks: readonly CidrBlock[]): boolean {
-  if (blocks.length === 0) return false;
-  const parsed = parseIp(ip);
-  if (parsed === undefined) return false;
-  for (const block of blocks) {
-    const net = blockBytes(block);
-    if (net === undefined || net.family !== parsed.family) continue;
-    if (prefixEqual(parsed.bytes, net.bytes, block.prefix)) return true;
-  }
-  return false;
+  if (blocks.length === 0 || typeof ip !== 'string') return false;
+  const zone = ip.indexOf('%');
+  const bare = zone >= 0 ? ip.slice(0, zone) : ip;
+  const family = isIP(bare);
+  if (family === 0) return false;
+  return blockListOf(blocks).check(bare, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-// Blocks are frozen config objects that may also be built by hand (tests); their bytes are
-// derived on first use and kept here rather than as a field on the block.
-const blockBytesCache = new WeakMap<CidrBlock, ParsedIp | null>();
+// Block lists are frozen config arrays (or built by hand in tests); the BlockList is made on
+// first use and kept here rather than as a field of the config.
+const blockLists = new WeakMap<readonly CidrBlock[], BlockList>();
 
-function blockBytes(block: CidrBlock): ParsedIp | undefined {
-  let cached = blockBytesCache.get(block);
-  if (cached === undefined) {
-    cached = parseIp(block.address) ?? null;
-    blockBytesCache.set(block, cached);
+function blockListOf(blocks: readonly CidrBlock[]): BlockList {
+  let list = blockLists.get(blocks);
+  if (list === undefined) {
+    list = new BlockList();
+    for (const block of blocks) {
+      // A hand-built block may hold an address BlockList refuses: it then matches nothing.
+      try {
+        list.addSubnet(block.address, block.prefix, block.family);
+      } catch {
+        continue;
+      }
+    }
+    blockLists.set(blocks, list);
   }
-  return cached ?? undefined;
-}
-
-function prefixEqual(a: readonly number[], b: readonly number[], prefix: number): boolean {
-  const fullBytes = prefix >> 3;
-  for (let i = 0; i < fullBytes; i++) if (a[i] !== b[i]) return false;
-  const rest = prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (a[fullBytes] & mask) === (b[fullBytes] & mask);
+  return list;
 }
 
 function maskBytes(bytes: readonly number[], prefix: number): number[] {

@@ -129,7 +129,7 @@ export function zodIssuesToPending(issues: readonly z.core.$ZodIssue[]): Pending
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeysAt(path);
       for (const key of issue.keys) {
-        out.push({ path: [...path, key], atKey: true, message: unknownKeyMessage(key, allowed) });
+        out.push({ path: [...path, key], atKey: true, message: unknownKeyMessage(key, allowed, path) });
       }
     } else if (issue.code === 'invalid_key' && issue.issues.length > 0) {
       // A record key (header name) that failed its own schema: its message says why.
@@ -141,13 +141,43 @@ export function zodIssuesToPending(issues: readonly z.core.$ZodIssue[]): Pending
   return out;
 }
 
-function unknownKeyMessage(key: string, allowed: readonly string[]): string {
+function unknownKeyMessage(key: string, allowed: readonly string[], path: PathSegments): string {
   const close = (key.length > 64 ? [] : allowed)
     .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
     .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)))
     .sort((a, b) => a.d - b.d);
   if (close.length > 0) return `unknown key ${show(key)} (did you mean "${close[0].k}"?)`;
+  const misplaced = misplacedKeyHint(key, path);
+  if (misplaced !== undefined) return misplaced;
   return allowed.length > 0 ? `unknown key ${show(key)}; allowed here: ${allowed.join(', ')}` : `unknown key ${show(key)}`;
+}
+
+/**
+ * A key the schema knows one level up or one level down from where it was found is most
+ * likely indented wrong (YAML nests by indentation alone): say where it belongs.
+ */
+function misplacedKeyHint(key: string, path: PathSegments): string | undefined {
+  const here = path.length === 0 ? 'the top level' : formatPath(path);
+  // One level down: a child object of this one, or each entry of a child list.
+  for (const child of allowedKeysAt(path)) {
+    if (allowedKeysAt([...path, child]).includes(key)) {
+      return `unknown key ${show(key)} in ${here}: it is a key of ${formatPath([...path, child])}; indent it under "${child}:"`;
+    }
+    if (allowedKeysAt([...path, child, 0]).includes(key)) {
+      return `unknown key ${show(key)} in ${here}: it is a key of each entry of ${formatPath([...path, child])}; indent it under an entry ("- ...") of "${child}:"`;
+    }
+  }
+  // One level up: the object holding this one (past a list index).
+  let up = path.length;
+  if (up > 0 && typeof path[up - 1] === 'number') up--;
+  if (up > 0) {
+    const parent = path.slice(0, up - 1);
+    if (allowedKeysAt(parent).includes(key)) {
+      const where = parent.length === 0 ? 'the top level' : formatPath(parent);
+      return `unknown key ${show(key)} in ${here}: it is a key of ${where}; indent it less, level with "${String(path[up - 1])}:"`;
+    }
+  }
+  return undefined;
 }
 
 /** The keys the schema allows at an object path, read from the JSON Schema (plain data, easy to walk). */

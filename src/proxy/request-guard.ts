@@ -107,6 +107,12 @@ export function checkRequest(req: IncomingMessage, policy: RequestPolicy): Check
  * send it (cross-site tracing); TRACK is IIS's spelling. HTTP/1 methods come from Node's
  * parser (known, upper-case); an HTTP/2 `:method` is any string nghttp2 let through.
  */
+/**
+ * The Allow header of the 405 that TRACE and TRACK get (RFC 9110 §15.5.6 requires one). Any
+ * other method is forwarded, so the list names the standard ones the app may serve.
+ */
+export const ALLOW_FORWARDED_METHODS = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
+
 function checkMethod(method: string, http2: boolean): RefusedRequest | undefined {
   if (method === 'TRACE' || method === 'TRACK') return refused('METHOD_NOT_ALLOWED', `${method} is never forwarded`);
   if (!http2) return undefined;

@@ -3,6 +3,7 @@ import type { DirectResponse, HeaderMutation } from '../config/types';
 import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
 import { abortResponse, isHttp1, stopReceivingBody } from './http2-request';
+import { ALLOW_FORWARDED_METHODS } from './request-guard';
 import { TRACE_ID_RESPONSE_HEADER } from '../telemetry/tracing';
 
 /**
@@ -41,6 +42,8 @@ export function sendError(
     ERROR_HEADER, code,
     REQUEST_ID_HEADER, requestId,
   ];
+  // The only 405 of the proxy path is the TRACE/TRACK refusal (request-guard.ts).
+  if (code === 'METHOD_NOT_ALLOWED') headers.push('allow', ALLOW_FORWARDED_METHODS);
   // HTTP/2 has no Connection header: the stream ends (see stopReceivingBody below).
   if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
   // A writeHead that threw (a header value Node refuses) may have left its headers behind

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors';
@@ -9,7 +9,7 @@ import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type Requ
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
 import { checkRequest } from './request-guard';
-import { sendDirectResponse, sendError } from './respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
 import { responseOnSocket } from './socket-response';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
@@ -48,7 +48,7 @@ export function createUpgradeHandler(
     if (!checked.ok) {
       const res = responseOnSocket(req, socket);
       sendError(res, checked.code, requestId, checked.reason, { close: true });
-      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, checked.code, 'DPE');
+      recordRefusal(services, listener, req, res, requestId, startedAt, '', '', checked.code, 'DPE');
       return;
     }
     const { path, query } = checked;
@@ -58,13 +58,13 @@ export function createUpgradeHandler(
     if (route === undefined) {
       const res = responseOnSocket(req, socket);
       sendError(res, 'NO_ROUTE', requestId, `no route of listener ${listener.name} matches GET ${path} (websocket upgrade)`);
-      recordRefusal(services, listener, req, requestId, startedAt, '', '', res.statusCode, 'NO_ROUTE', 'NR');
+      recordRefusal(services, listener, req, res, requestId, startedAt, '', '', 'NO_ROUTE', 'NR');
       return;
     }
     if (route.action === 'directResponse') {
       const res = responseOnSocket(req, socket);
       sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, false);
-      recordRefusal(services, listener, req, requestId, startedAt, route.name, '', res.statusCode, undefined, undefined);
+      recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', undefined, undefined);
       return;
     }
     const cluster = state.clusters.get(route.cluster);
@@ -123,16 +123,18 @@ function recordRefusal(
   services: ProxyServices,
   listener: ListenerIdentity,
   req: IncomingMessage,
+  res: ServerResponse,
   requestId: string,
   startedAt: number,
   route: string,
   cluster: string,
-  status: number,
   error: ErrorCode | undefined,
   flags: string | undefined,
 ): void {
+  const status = res.statusCode;
   services.metrics.websocketUpgrades.labels(listener.name, route, cluster, String(status)).inc();
-  const entry = accessLogEntry(localAnswer(req, listener, requestId, status, route, cluster, error), performance.now() - startedAt, flags, undefined);
+  const answer = { ...localAnswer(req, listener, requestId, status, route, cluster, error), bytesOut: localAnswerBodyBytes(res) };
+  const entry = accessLogEntry(answer, performance.now() - startedAt, flags, undefined);
   entry.upgrade = 'websocket';
   services.accessLog.write(entry);
 }

@@ -10,9 +10,16 @@ import type { WorkerStatsView } from '../workers/stats-aggregation';
 
 export const DEFAULT_STATUS_TIMEOUT_MS = 5_000;
 
+/**
+ * `unknown`: nothing has told yet whether the endpoint answers (an active health check has not
+ * run, or, without health checks, no request has been sent to it). It still takes traffic.
+ */
+export type EndpointHealth = 'healthy' | 'unhealthy' | 'unknown';
+
 export interface EndpointStatus extends EndpointStats {
   /** Extra facts from /clusters, e.g. `ejected`. */
   readonly notes: readonly string[];
+  readonly health: EndpointHealth;
 }
 
 export interface ClusterStatus extends Omit<ClusterStats, 'endpoints' | 'breaker'> {
@@ -131,13 +138,18 @@ export function mergeClusterDetails(clusters: readonly ClusterStats[], details: 
         const notes: string[] = [];
         let detailed: boolean | undefined;
         let ejected = false;
+        let checked = false;
         for (const extra of endpointDetails.get(endpoint.url) ?? []) {
           const said = typeof extra.healthy === 'boolean' ? extra.healthy : typeof extra.health === 'string' ? extra.health === 'healthy' : undefined;
           if (said !== undefined) detailed = (detailed ?? true) && said;
           if (extra.ejected === true) ejected = true;
+          if (isRecord(extra.healthCheck) && typeof extra.healthCheck.status === 'string' && extra.healthCheck.status !== 'unchecked') checked = true;
         }
         if (ejected) notes.push('ejected');
-        return { ...endpoint, healthy: detailed ?? endpoint.healthy, notes };
+        const healthy = detailed ?? endpoint.healthy;
+        // Healthy by default is not healthy by evidence: without a passed check or an attempt, say so.
+        const health: EndpointHealth = !healthy ? 'unhealthy' : checked || endpoint.requests > 0 ? 'healthy' : 'unknown';
+        return { ...endpoint, healthy, health, notes };
       }),
     };
   });

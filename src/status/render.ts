@@ -7,7 +7,8 @@ import type { ClusterStatus, StatusReport } from './collect';
 export const STATUS_WIDTH_COLUMNS = 80;
 export const BUSIEST_ROUTES_SHOWN = 8;
 export const LAST_ERRORS_SHOWN = 5;
-const MAX_RELOAD_ERROR_LINES = 3;
+/** Where `field` values start: the name column (8) and a space. */
+const FIELD_INDENT = ' '.repeat(9);
 
 export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_COLUMNS): string {
   const s = report.stats;
@@ -19,11 +20,15 @@ export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_
   out.push(field('config', config.source));
   out.push(field('', `sha256 ${config.sha256.slice(0, 12)}  loaded ${formatTime(config.loadedAt)}`));
   const reloads = `${config.reloads.success} ok, ${config.reloads.failure} rejected`;
+  const at = config.lastReload.at ? ` at ${formatTime(config.lastReload.at)}` : '';
   if (config.lastReload.error !== null) {
-    out.push(field('reloads', `${reloads}; the last one was REJECTED${config.lastReload.at ? ` at ${formatTime(config.lastReload.at)}` : ''}:`));
-    for (const line of config.lastReload.error.split('\n').slice(0, MAX_RELOAD_ERROR_LINES)) out.push(field('', line));
+    out.push(field('reloads', `${reloads}; the last one was REJECTED${at}:`));
+    // The whole reason, wrapped: the line number and the fix are often at its end.
+    for (const line of config.lastReload.error.split('\n')) out.push(...wrap(line, width, FIELD_INDENT));
+  } else if (config.reloads.success + config.reloads.failure === 0) {
+    out.push(field('reloads', 'none since start'));
   } else {
-    out.push(field('reloads', `${reloads}; the last one was applied${config.lastReload.at ? ` at ${formatTime(config.lastReload.at)}` : ''}`));
+    out.push(field('reloads', `${reloads}; the last one was applied${at}`));
   }
 
   const tracing = s.tracing;
@@ -83,11 +88,11 @@ function renderClusters(clusters: readonly ClusterStatus[], width: number): stri
   clusters.forEach((cluster, i) => {
     out.push(lines[i + 1]);
     for (const endpoint of cluster.endpoints) {
-      const state = [endpoint.healthy ? 'healthy' : 'UNHEALTHY', ...endpoint.notes].join(', ');
+      const state = [endpoint.health === 'unhealthy' ? 'UNHEALTHY' : endpoint.health, ...endpoint.notes].join(', ');
       const priority = endpoint.priority > 0 ? ` p${endpoint.priority}` : '';
       const facts =
         `${state}  in flight ${endpoint.inFlight}  conns ${endpoint.connections.busy} busy/${endpoint.connections.idle} idle` +
-        `${endpoint.pending > 0 ? `  pending ${endpoint.pending}` : ''}  failures ${endpoint.failures}/${endpoint.requests}`;
+        `${endpoint.pending > 0 ? `  pending ${endpoint.pending}` : ''}  unanswered ${endpoint.failures}/${endpoint.requests}`;
       out.push(`    ${endpoint.url}${priority}`, `      ${facts}`);
     }
   });
@@ -115,7 +120,7 @@ function renderError(error: RecentError, width: number): string[] {
   } else {
     for (const id of ids) lines.push(`      ${id}`);
   }
-  if (error.message) lines.push(`      ${error.message}`);
+  if (error.message) for (const line of error.message.split('\n')) lines.push(...wrap(line, width, '      '));
   return lines;
 }
 
@@ -146,6 +151,24 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 
 function field(name: string, value: string): string {
   return `${name.padEnd(8)} ${value}`;
+}
+
+/**
+ * `indent` + `text` in lines of at most `width` characters, broken at spaces where it can be
+ * and inside a word only when the word alone is too long. Every line carries the indent.
+ */
+export function wrap(text: string, width: number, indent: string): string[] {
+  const room = Math.max(width - indent.length, 1);
+  const lines: string[] = [];
+  let rest = text.trimEnd();
+  while (rest.length > room) {
+    const space = rest.lastIndexOf(' ', room);
+    const cut = space > 0 ? space : room;
+    lines.push(indent + rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).replace(/^ +/, '');
+  }
+  lines.push(indent + rest);
+  return lines;
 }
 
 /** Cuts a line to `width` characters, marking the cut with an ellipsis. */

@@ -526,23 +526,99 @@ function xfccValue(value: string): string {
   return /[,;="]/.test(value) ? quoteXfcc(value) : value;
 }
 
+/** A quoted-string: `\` and `"` inside are backslash-escaped, so the value cannot end it early. */
 function quoteXfcc(value: string): string {
-  return `"${value.replace(/"/g, '\\"')}"`;
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /**
- * Node prints a subject one attribute per line, in certificate order, with RFC 2253
- * escaping already applied (so a line break or `,` inside a value arrives escaped) and
- * ` + ` between the parts of a multi-valued RDN. RFC 2253 lists the RDNs in reverse order,
- * separated by `,` — the format Envoy uses for Subject.
+ * Node prints a subject one attribute per line, in certificate order, with ` + ` between the
+ * parts of a multi-valued RDN and OpenSSL's own escaping of each value. RFC 4514 lists the
+ * RDNs in reverse order, separated by `,` — the format Envoy uses for Subject. Each value is
+ * read back to its plain text and escaped again by RFC 4514 §2.4 here, so the header does not
+ * depend on how a Node or OpenSSL version chooses to print names.
  */
 export function rfc2253Subject(nodeSubject: string): string {
   return nodeSubject
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => line.split(' + ').join('+'))
+    .map((line) => splitUnescaped(line, ' + ').map(rfc4514Attribute).join('+'))
     .reverse()
     .join(',');
+}
+
+/** `TYPE=value` as Node prints it → `TYPE=value` with the value escaped by RFC 4514. */
+function rfc4514Attribute(printed: string): string {
+  const equals = printed.indexOf('=');
+  if (equals < 0) return escapeRfc4514Value(unescapeDnValue(printed));
+  return `${printed.slice(0, equals)}=${escapeRfc4514Value(unescapeDnValue(printed.slice(equals + 1)))}`;
+}
+
+/** Splits at `separator` where it does not start inside a `\x` escape. */
+function splitUnescaped(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\') {
+      i++;
+      continue;
+    }
+    if (text.startsWith(separator, i)) {
+      parts.push(text.slice(start, i));
+      start = i + separator.length;
+      i = start - 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+const HEX_PAIR = /^[0-9A-Fa-f]{2}$/;
+
+/** Undoes `\c` and `\XX` (hex byte) escapes; hex bytes are decoded as UTF-8. */
+export function unescapeDnValue(escaped: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < escaped.length; i++) {
+    const ch = escaped[i];
+    if (ch === '\\' && i + 1 < escaped.length) {
+      const pair = escaped.slice(i + 1, i + 3);
+      if (HEX_PAIR.test(pair)) {
+        bytes.push(parseInt(pair, 16));
+        i += 2;
+      } else {
+        for (const b of Buffer.from(escaped[i + 1], 'utf8')) bytes.push(b);
+        i += 1;
+      }
+      continue;
+    }
+    const codePoint = escaped.codePointAt(i) ?? 0;
+    const text = String.fromCodePoint(codePoint);
+    for (const b of Buffer.from(text, 'utf8')) bytes.push(b);
+    i += text.length - 1;
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** RFC 4514 §2.4 specials, escaped with a backslash wherever they occur. */
+const RFC4514_SPECIAL = new Set([',', '+', '"', '\\', '<', '>', ';']);
+
+/**
+ * RFC 4514 §2.4: `,+"\<>;` anywhere, `#` or space first, space last get a backslash; NUL
+ * becomes `\00`. Other control characters are written as `\XX` too (allowed by the RFC), so
+ * no raw control byte reaches a header.
+ */
+export function escapeRfc4514Value(value: string): string {
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i];
+    const code = ch.charCodeAt(0);
+    if (code < 0x20 || code === 0x7f) out += `\\${code.toString(16).toUpperCase().padStart(2, '0')}`;
+    else if (RFC4514_SPECIAL.has(ch)) out += `\\${ch}`;
+    else if (i === 0 && (ch === '#' || ch === ' ')) out += `\\${ch}`;
+    else if (i === value.length - 1 && ch === ' ') out += '\\ ';
+    else out += ch;
+  }
+  return out;
 }
 
 export interface SubjectAltName {

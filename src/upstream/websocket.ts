@@ -256,6 +256,8 @@ class Tunnel implements AdmissionWaiter {
       this.upstreamRequest?.destroy();
       closeSocketGracefully(this.request.socket);
     };
+    // The relayed refusal's body is what the client receives: bytes_out of the log line.
+    res.on('data', (chunk: Buffer) => (this.bytesOut += chunk.length));
     res.once('end', closeBoth);
     res.once('close', closeBoth);
   };
@@ -403,7 +405,7 @@ class Tunnel implements AdmissionWaiter {
     this.markAnswered(ERROR_STATUS[code]);
     const { req, socket, requestId } = this.request;
     if (socket.destroyed) return;
-    sendError(responseOnSocket(req, socket), code, requestId, message, { close: true });
+    this.bytesOut += sendError(responseOnSocket(req, socket), code, requestId, message, { close: true });
   }
 
   private markAnswered(status: number): void {

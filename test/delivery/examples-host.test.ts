@@ -3,7 +3,9 @@
  * /etc/sidecar/sidecar.yaml) and gives the drain the time it needs.
  */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { execSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ROOT, compiledConfig, durationSeconds, flagValue } from '../helpers/examples';
 
@@ -62,4 +64,25 @@ t.test('the unit runs as a system user and gives the drain its time', async (t) 
   const drain = (config.drain.delayMs + config.drain.timeoutMs) / 1000;
   t.ok(stop >= drain + MIN_SHUTDOWN_MARGIN_SECONDS, `TimeoutStopSec ${stop}s >= drain ${drain}s + margin`);
   t.equal(config.admin.host, '127.0.0.1', 'the admin API stays on loopback on a host');
+});
+
+t.test('the certificate commands of the README work as written (into a scratch folder) and give what the route file reads', async (t) => {
+  const readme = readFileSync(path.join(ROOT, DIR, 'README.md'), 'utf8');
+  const yaml = readFileSync(path.join(ROOT, DIR, 'sidecar.yaml'), 'utf8');
+  const certs = /^sudo (node \/opt\/sidecar\/dist\/cli\.js certs --out \/etc\/sidecar\/tls --host "\$\(hostname -f\)")$/m.exec(readme);
+  if (certs === null) throw new Error('the README has no certs command');
+  t.match(yaml, `# sudo ${certs[1]}`, 'the route file\'s comment gives the same command');
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'sidecar-host-'));
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+  const etc = path.join(scratch, 'etc', 'sidecar');
+  mkdirSync(etc, { recursive: true });
+  const command = certs[1].replace('node /opt/sidecar/dist/cli.js', `"${process.execPath}" "${path.join(ROOT, 'dist', 'cli.js')}"`).replace('/etc/sidecar', etc);
+  execSync(command, { cwd: scratch, stdio: 'pipe', shell: '/bin/sh' });
+  writeFileSync(path.join(etc, 'sidecar.yaml'), yaml);
+  for (const name of ['tls/server.crt', 'tls/server.key', 'tls/ca.crt']) t.ok(existsSync(path.join(etc, name)), `${name} written`);
+  t.ok(/cert: tls\/server\.crt/.test(yaml) && /key: tls\/server\.key/.test(yaml), 'the names the route file reads');
+  const mode = statSync(path.join(etc, 'tls', 'server.key')).mode & 0o777;
+  t.equal(mode & 0o077, 0, 'the key is private until the README grants the group');
+  const validate = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'validate', path.join(etc, 'sidecar.yaml')], { cwd: scratch, encoding: 'utf8' });
+  t.equal(validate.status, 0, `validate of the installed file passes: ${validate.stdout}${validate.stderr}`);
 });

@@ -62,10 +62,16 @@ t.test('TRACE is refused with 405 on both protocols', async (t) => {
   const h1 = await rawExchange(proxy.port('main'), 'TRACE /trace HTTP/1.1\r\nHost: app\r\nCookie: session=secret\r\nConnection: close\r\n\r\n');
   t.same(h1.statuses, [405], 'HTTP/1 TRACE → 405');
   t.match(h1.text, /x-sidecar-error: METHOD_NOT_ALLOWED/);
+  t.match(h1.text, /\r\nallow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n/i, 'the 405 says which methods are (RFC 9110 §15.5.6)');
   t.notMatch(h1.text, /session=secret/, 'the cookie is not echoed');
   const h2 = await h2Request(session, { ':method': 'TRACE', ':path': '/trace-h2', cookie: 'session=secret' });
   t.equal(h2.status, 405, 'HTTP/2 TRACE → 405');
   t.equal(h2.headers['x-sidecar-error'], 'METHOD_NOT_ALLOWED');
+  t.equal(h2.headers.allow, 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS', 'with Allow on HTTP/2 as well');
+  // HTTP/1 TRACK never reaches the sidecar (Node's parser knows no such method); HTTP/2 carries any token.
+  const track = await h2Request(session, { ':method': 'TRACK', ':path': '/track-h2' });
+  t.equal(track.status, 405, 'HTTP/2 TRACK → 405');
+  t.equal(track.headers.allow, 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS', 'TRACK\'s 405 carries Allow too');
   t.same(app.received, [], 'no TRACE reached the app');
 });
 

@@ -185,6 +185,9 @@ clusters:
   await waitUntil(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0, 'both sides closed', 2000);
   await waitUntil(() => proxy.accessLog.length === 2, 'two log lines', 2000);
   t.same(proxy.accessLog.map((l) => l.status).sort(), [401, 403], 'logged with the relayed status');
+  const relayed = new Map(proxy.accessLog.map((l) => [l.status, l]));
+  t.equal(relayed.get(401)?.bytes_out, Buffer.byteLength('who are you'), 'the relayed refusal body counts as bytes_out');
+  t.equal(relayed.get(403)?.bytes_out, 5, 'a chunked refusal counts its decoded body');
 });
 
 t.test('handshake failures get the sidecar\'s own errors', async (t) => {
@@ -251,10 +254,13 @@ clusters:
   await waitUntil(() => sidecarSockets(proxy).clientConnections === 0 && sidecarSockets(proxy).upstreamSockets === 0 && sidecarSockets(proxy).tunnels === 0, 'no socket left', 2000);
   await waitUntil(() => proxy.accessLog.length === 6, 'six log lines', 2000);
   const byPath = new Map(proxy.accessLog.map((l) => [l.path, l]));
-  t.match(byPath.get('/elsewhere'), { status: 404, error: 'NO_ROUTE', flags: 'NR' });
-  t.match(byPath.get('/down'), { status: 503, error: 'UPSTREAM_CONNECT_FAILURE' });
-  t.match(byPath.get('/slow'), { status: 504, error: 'UPSTREAM_TIMEOUT' });
-  t.match(byPath.get('/huge'), { status: 502, error: 'UPSTREAM_PROTOCOL_ERROR' });
+  // bytes_out counts the refusal's body as the client received it, as for any local answer.
+  t.match(byPath.get('/elsewhere'), { status: 404, error: 'NO_ROUTE', flags: 'NR', bytes_out: Buffer.byteLength(noRoute.body) });
+  t.match(byPath.get('/down'), { status: 503, error: 'UPSTREAM_CONNECT_FAILURE', bytes_out: Buffer.byteLength(down.body) });
+  t.match(byPath.get('/slow'), { status: 504, error: 'UPSTREAM_TIMEOUT', bytes_out: Buffer.byteLength(slow.body) });
+  t.match(byPath.get('/huge'), { status: 502, error: 'UPSTREAM_PROTOCOL_ERROR', bytes_out: Buffer.byteLength(huge.body) });
+  t.match(byPath.get('/nothing-here'), { status: 200, bytes_out: 4 });
+  t.ok(Buffer.byteLength(noRoute.body) > 0 && Buffer.byteLength(down.body) > 0, 'the refusals have bodies');
   t.match(byPath.get('/leave'), { status: 499, flags: 'DC' });
 });
 

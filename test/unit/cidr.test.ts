@@ -80,3 +80,18 @@ t.test('hand-built blocks (as tests of other modules write them) work', async (t
   const handMade: CidrBlock = { text: '127.0.0.0/8', family: 'ipv4', address: '127.0.0.0', prefix: 8 };
   t.equal(ipInCidrs('127.0.0.1', [handMade]), true);
 });
+
+t.test('matching goes through node:net BlockList: mapped forms both ways, zones, bad hand-built blocks', async (t) => {
+  const v4 = [block('10.0.0.0/8')];
+  t.equal(ipInCidrs('::ffff:0a01:0203', v4), true, 'a hex IPv4-mapped peer matches an IPv4 block');
+  t.equal(ipInCidrs('::FFFF:10.1.2.3', v4), true, 'upper case');
+  t.equal(ipInCidrs('::10.1.2.3', v4), false, 'IPv4-compatible (deprecated) is not mapped');
+  const mappedByHand: CidrBlock = { text: '::ffff:10.0.0.0/104', family: 'ipv6', address: '::ffff:10.0.0.0', prefix: 104 };
+  t.equal(ipInCidrs('10.9.9.9', [mappedByHand]), true, 'an IPv6 mapped block matches a plain IPv4 peer');
+  t.equal(ipInCidrs('11.0.0.1', [mappedByHand]), false);
+  t.equal(ipInCidrs('fe80::1%eth0', [block('fe80::/10')]), true, 'a peer zone id is ignored');
+  const broken: CidrBlock = { text: 'bad', family: 'ipv4', address: 'not-an-address', prefix: 8 };
+  t.equal(ipInCidrs('10.0.0.1', [broken, ...v4]), true, 'a bad block matches nothing and spoils nothing');
+  t.equal(ipInCidrs('10.0.0.1', [broken]), false);
+  t.equal(ipInCidrs('10.0.0.1', v4), ipInCidrs('10.0.0.1', v4), 'the same list gives the same answer (cached)');
+});

@@ -18,6 +18,16 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
   'yaml-syntax.yaml': [{ path: 'listeners[0].routes[0].cluster[0]', line: 8, message: /^YAML: Flow sequence/ }],
   'unknown-key-top.yaml': [{ path: 'tracin', line: 12, message: /^unknown key "tracin" \(did you mean "tracing"\?\)$/ }],
   'unknown-key-nested.yaml': [{ path: 'listeners[0].routes[0].retyr', line: 8, message: /^unknown key "retyr" \(did you mean "retry"\?\)$/ }],
+  'misplaced-key-deeper.yaml': [
+    {
+      path: 'listeners[0].retry',
+      line: 8,
+      message: /^unknown key "retry" in listeners\[0\]: it is a key of each entry of listeners\[0\]\.routes; indent it under an entry \("- \.\.\."\) of "routes:"$/,
+    },
+  ],
+  'misplaced-key-shallower.yaml': [
+    { path: 'clusters[0].tracing', line: 9, message: /^unknown key "tracing" in clusters\[0\]: it is a key of the top level; indent it less, level with "clusters:"$/ },
+  ],
   'bad-duration.yaml': [
     {
       path: 'listeners[0].routes[0].timeout',

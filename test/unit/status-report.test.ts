@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ClusterStats } from '../../src/admin/stats';
 import { collectStatus, mergeClusterDetails, StatusError, type StatusReport } from '../../src/status/collect';
-import { fit, formatMs, formatPercent, formatUptime, renderStatus } from '../../src/status/render';
+import { fit, formatMs, formatPercent, formatUptime, renderStatus, wrap } from '../../src/status/render';
 
 const LONG = 'a-cluster-name-that-someone-thought-was-a-good-idea-to-make-very-long';
 
@@ -86,7 +86,13 @@ t.test('every line fits 80 columns whatever the names, paths and numbers', async
   t.match(text, /live, NOT READY/);
   t.match(text, /up 1d 02h/);
   t.match(text, /the last one was REJECTED at 2026-05-02 12:03:04Z:/);
-  t.notMatch(text, /fourth/, 'a long reload error is cut to its first lines');
+  t.match(text, /^ {9}fourth$/m, 'a reload error is shown whole, every line');
+  const reasonAt = lines.findIndex((line) => line.includes('listeners[0].routes[3].timeout:'));
+  const reason = lines.slice(reasonAt, lines.findIndex((line) => line.endsWith('second line')));
+  t.ok(reason.length >= 2, 'a long reload error line is wrapped, not cut');
+  t.equal(reason.join(' ').match(/\breason\b/g)?.length, 10, 'every word of it is shown');
+  t.notMatch(text, /very long r…/, 'no ellipsis inside the reason');
+  t.match(text, new RegExp(`^ +${'m'.repeat(74)}$`, 'm'), 'a long error message is wrapped too');
   t.match(text, /UNHEALTHY/);
   t.match(text, /spans: 1 exported, 5 dropped/);
   t.match(text, /mtls/);
@@ -107,6 +113,36 @@ t.test('/clusters details are folded in when recognisable, ignored otherwise', a
   t.equal(unknown[0].breaker, null);
   t.same(unknown[0].endpoints[0].notes, []);
   t.same(mergeClusterDetails([base], 'not json we know')[0].endpoints[0].healthy, true);
+});
+
+t.test('an endpoint nothing has checked is unknown, not healthy; reloads say when there were none', async (t) => {
+  const fresh: ClusterStats = { ...cluster, name: 'app', breaker: null, endpoints: [{ ...cluster.endpoints[0], url: 'http://a:1', healthy: true, requests: 0, failures: 0 }] };
+  t.equal(mergeClusterDetails([fresh], undefined)[0].endpoints[0].health, 'unknown', 'no attempt, no /clusters');
+  const unchecked = { clusters: [{ name: 'app', endpoints: [{ url: 'http://a:1', healthy: true, healthCheck: { status: 'unchecked' } }] }] };
+  t.equal(mergeClusterDetails([fresh], unchecked)[0].endpoints[0].health, 'unknown', 'the health check has not run yet');
+  const checked = { clusters: [{ name: 'app', endpoints: [{ url: 'http://a:1', healthy: true, healthCheck: { status: 'healthy' } }] }] };
+  t.equal(mergeClusterDetails([fresh], checked)[0].endpoints[0].health, 'healthy', 'a passed check');
+  const used: ClusterStats = { ...fresh, endpoints: [{ ...fresh.endpoints[0], requests: 3 }] };
+  t.equal(mergeClusterDetails([used], undefined)[0].endpoints[0].health, 'healthy', 'answered attempts');
+  const down: ClusterStats = { ...fresh, endpoints: [{ ...fresh.endpoints[0], healthy: false }] };
+  t.equal(mergeClusterDetails([down], undefined)[0].endpoints[0].health, 'unhealthy');
+
+  const base = report();
+  const text = renderStatus({
+    ...base,
+    clusters: mergeClusterDetails([fresh], undefined),
+    stats: { ...base.stats, config: { ...base.stats.config, lastReload: { ok: true, at: null, error: null }, reloads: { success: 0, failure: 0 } } },
+  });
+  t.match(text, /^ +unknown  in flight \d+ .* unanswered 0\/0$/m, 'unknown, and the no-response count is not called a failure');
+  t.notMatch(text, /healthy  in flight/);
+  t.notMatch(text, /failure/i, 'the screen uses "failure" for nothing');
+  t.match(text, /^reloads +none since start$/m);
+});
+
+t.test('wrap', async (t) => {
+  t.same(wrap('one two three', 9, '  '), ['  one two', '  three']);
+  t.same(wrap('abcdefghij', 6, ' '), [' abcde', ' fghij'], 'a word longer than the room is broken');
+  t.same(wrap('', 10, '  '), ['  ']);
 });
 
 t.test('number formats', async (t) => {

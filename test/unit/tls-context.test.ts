@@ -1,9 +1,11 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { TlsConfig } from '../../src/config/types';
 import {
+  escapeRfc4514Value,
   formatForwardedClientCert,
   loadTlsMaterial,
   parseSubjectAltName,
@@ -11,6 +13,7 @@ import {
   TLS_CIPHERS,
   TlsConfigError,
   TlsContextProvider,
+  unescapeDnValue,
 } from '../../src/tls/context';
 import { issueServerCertificate, makeTestPki, runOpenssl } from '../helpers/certs';
 
@@ -165,8 +168,9 @@ t.test('x-forwarded-client-cert formatting', async (t) => {
   const hash = createHash('sha256').update(cert.raw).digest('hex');
   t.equal(
     formatForwardedClientCert(cert),
-    // RFC 2253 escapes `,` and `"` in the DN; XFCC then escapes every `"` once more.
-    String.raw`Hash=${hash};Subject="CN=ACME\, \\"Ops\\",O=sidecar";` +
+    // RFC 4514 escapes `,` and `"` in the DN; the XFCC quoted-string then escapes every `\` and `"`
+    // once more (RFC 9110 §5.6.4), so a reader that undoes the quoting gets the RFC 4514 DN back.
+    String.raw`Hash=${hash};Subject="CN=ACME\\, \\\"Ops\\\",O=sidecar";` +
       'URI=spiffe://example.org/ns/default/sa/web;URI="https://id.example/?a=1,2"',
   );
 
@@ -183,6 +187,8 @@ t.test('rfc2253Subject and parseSubjectAltName', async (t) => {
   t.equal(rfc2253Subject('C=US\nO=Example\nCN=web'), 'CN=web,O=Example,C=US');
   t.equal(rfc2253Subject('C=US\nOU=a + CN=b'), 'OU=a+CN=b,C=US', 'multi-valued RDN');
   t.equal(rfc2253Subject('CN=a\\, b'), 'CN=a\\, b', 'escapes are kept');
+  t.equal(rfc2253Subject('CN=a \\+ b'), 'CN=a \\+ b', 'an escaped plus is a character, not an RDN separator');
+  t.equal(rfc2253Subject('CN=x\\  + O=y'), 'CN=x\\ +O=y', 'a trailing space before the separator stays escaped');
   t.same(parseSubjectAltName(undefined), []);
   t.same(parseSubjectAltName('DNS:a.example, IP Address:127.0.0.1, URI:spiffe://x/y'), [
     { type: 'DNS', value: 'a.example' },
@@ -193,4 +199,34 @@ t.test('rfc2253Subject and parseSubjectAltName', async (t) => {
     { type: 'URI', value: 'http://a/?x=1,2' },
     { type: 'DNS', value: 'b' },
   ]);
+});
+
+t.test('rfc2253Subject escapes values as RFC 4514 says, whatever escaping Node printed', async (t) => {
+  // Each special of RFC 4514 §2.4, printed by Node as OpenSSL escapes it (or as a hex pair).
+  t.equal(rfc2253Subject('CN=\\#a\\,b\\"c\\\\d\\<e\\>f\\;g'), 'CN=\\#a\\,b\\"c\\\\d\\<e\\>f\\;g');
+  t.equal(rfc2253Subject('CN=\\2C\\2B\\3B'), 'CN=\\,\\+\\;', 'hex-escaped specials are escaped by character');
+  t.equal(rfc2253Subject('CN=\\ lead'), 'CN=\\ lead', 'a leading space');
+  t.equal(rfc2253Subject('CN=trail\\ '), 'CN=trail\\ ', 'a trailing space');
+  t.equal(rfc2253Subject('CN=in side'), 'CN=in side', 'an inner space is not escaped');
+  t.equal(rfc2253Subject('CN=a#b'), 'CN=a#b', 'an inner # is not escaped');
+  t.equal(rfc2253Subject('CN=nul\\00x'), 'CN=nul\\00x', 'NUL as \\00');
+  t.equal(rfc2253Subject('CN=line\\0Abreak'), 'CN=line\\0Abreak', 'control characters stay hex-escaped');
+  t.equal(rfc2253Subject('CN=caf\\C3\\A9'), 'CN=café', 'UTF-8 hex pairs decode to text');
+  t.equal(rfc2253Subject('CN=café'), 'CN=café');
+  t.equal(escapeRfc4514Value('#, x +"\\<>; '), '\\#\\, x \\+\\"\\\\\\<\\>\\;\\ ');
+  t.equal(escapeRfc4514Value('\0'), '\\00');
+  t.equal(escapeRfc4514Value(' '), '\\ ', 'a lone space is escaped once');
+  t.equal(unescapeDnValue('\\#a\\2Cb'), '#a,b');
+});
+
+t.test('XFCC Subject of a real certificate with RFC 4514 specials', async (t) => {
+  const dir = t.testdir();
+  const key = path.join(dir, 'k.pem');
+  const cert = path.join(dir, 'c.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key,
+    '-out', cert, '-days', '1', '-subj', String.raw`/CN=#a\,b;c/O=x\+y "q"/OU= lead`], { stdio: 'ignore' });
+  const x509 = new X509Certificate(readFileSync(cert));
+  t.equal(rfc2253Subject(x509.subject), String.raw`OU=\ lead,O=x\+y \"q\",CN=\#a\,b\;c`);
+  t.ok(formatForwardedClientCert(x509).endsWith(String.raw`;Subject="OU=\\ lead,O=x\\+y \\\"q\\\",CN=\\#a\\,b\\;c"`),
+    'backslashes and quotes are escaped again inside the quoted Subject');
 });
