@@ -191,6 +191,18 @@ export interface RetryBudgetConfig {
   readonly minPerSecond: number;
 }
 
+/** TLS origination to https:// endpoints. Verification is always on. */
+export interface UpstreamTlsConfig {
+  /** PEM CA bundle; undefined: the system roots. */
+  readonly caPath: string | undefined;
+  /** Client certificate and key (both or neither). */
+  readonly certPath: string | undefined;
+  readonly keyPath: string | undefined;
+  /** SNI and verified name; undefined: each endpoint's host. */
+  readonly serverName: string | undefined;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
 export interface ClusterConfig {
   readonly name: string;
   readonly endpoints: readonly EndpointConfig[];
@@ -203,6 +215,8 @@ export interface ClusterConfig {
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly retryBudget: RetryBudgetConfig;
+  /** TLS to the cluster's https:// endpoints; undefined when it has none. */
+  readonly tls: UpstreamTlsConfig | undefined;
   /** Stable text of the settings above: equal fingerprints mean a reload may keep the cluster's state. */
   readonly fingerprint: string;
 }
