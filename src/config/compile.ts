@@ -211,6 +211,7 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
     action: 'cluster',
     cluster: r.cluster,
     rewritePrefix: r.rewritePrefix,
+    hostRewrite: r.hostRewrite?.toLowerCase(),
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },

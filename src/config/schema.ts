@@ -483,7 +483,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'timeout', 'retry', 'websocket'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket'] as const;
 
 const websocketSchema = z
   .strictObject({
@@ -508,6 +508,13 @@ const routeSchema = z
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
+    hostRewrite: z
+      .string()
+      .refine((text) => text === 'auto' || HOSTNAME.test(text), { error: 'hostRewrite is auto or a host name' })
+      .optional()
+      .describe(
+        "Host header sent upstream: auto sends the endpoint's host (what a remote API expects, port omitted when it is the scheme's default), a name sends that name. Default: the client's Host.",
+      ),
     timeout: duration()
       .optional()
       .describe(`Deadline of the whole request, all tries and backoffs included. Default ${ms(D.DEFAULT_ROUTE_TIMEOUT_MS)}.`),

@@ -145,6 +145,8 @@ export interface ClusterRoute extends RouteBase {
   readonly cluster: string;
   /** Replaces the matched prefix (only for `prefix` matches), or undefined to keep the path. */
   readonly rewritePrefix: string | undefined;
+  /** Host header sent upstream: 'auto' (the endpoint's host) or a name; undefined keeps the client's. */
+  readonly hostRewrite: string | undefined;
   /** Deadline over all attempts and backoffs. */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;

@@ -18,6 +18,8 @@ import { UpstreamTls } from './upstream-tls';
  */
 export class EndpointRuntime {
   readonly config: EndpointConfig;
+  /** The endpoint's `host[:port]` as a Host header (port omitted when the scheme's default); routes with hostRewrite: auto send it. */
+  readonly hostHeader: string;
   /**
    * The pool requests are dispatched to. It is replaced (the old one closing once its requests
    * end) when the endpoint stops or resumes reusing connections after stray bytes.
@@ -43,6 +45,7 @@ export class EndpointRuntime {
     private readonly tls?: UpstreamTls,
   ) {
     this.config = config;
+    this.hostHeader = hostHeaderOf(config.url);
     this.pool = this.createPool(true);
   }
 
@@ -149,6 +152,12 @@ export class EndpointRuntime {
       outlier: this.ejection.view(),
     };
   }
+}
+
+function hostHeaderOf(origin: string): string {
+  const url = new URL(origin);
+  // The WHATWG parser already drops :80 for http and :443 for https.
+  return url.host;
 }
 
 export interface EndpointView {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { buildConnector } from 'undici';
 import type { UpstreamTlsConfig } from '../config/types';
@@ -34,8 +35,13 @@ export class UpstreamTls {
     }
   }
 
-  /** The connector undici calls for every new connection. */
-  readonly connect: Connector = (options, callback) => this.current(options, callback);
+  /**
+   * The connector undici calls for every new connection. undici derives the SNI name from the
+   * request's Host header; the name sent and verified is the cluster's serverName or the
+   * endpoint's own host instead, so a client's Host can never choose what is verified.
+   */
+  readonly connect: Connector = (options, callback) =>
+    this.current({ ...options, servername: this.config.serverName ?? (isIP(options.hostname) === 0 ? options.hostname : undefined) }, callback);
 
   /** Starts watching the files (none: nothing to watch, the system roots are read by Node). */
   watch(): void {

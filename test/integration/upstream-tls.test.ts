@@ -114,6 +114,19 @@ t.test('verified TLS to an https endpoint, and each verification failure named',
     const answer = await get(sidecar.url());
     t.equal(answer.status, 200);
     t.equal(answer.body, `hello 127.0.0.1:${sidecar.port()}`, 'the client Host is sent by default');
+    // The client's Host never chooses the name sent as SNI and verified: that is the endpoint's host.
+    const res = await request(`${sidecar.url()}/x`, { headers: { host: 'evil.example' } });
+    t.equal(res.statusCode, 200);
+    t.equal(await res.body.text(), 'hello evil.example');
+  });
+
+  t.test('hostRewrite: auto sends the endpoint host, a name sends that name', async (t) => {
+    const auto = await startSidecar(config(upstream.port, `{ ca: ${pki.caCertPath} }`, '        hostRewrite: auto'));
+    t.teardown(() => auto.close());
+    t.equal((await get(auto.url())).body, `hello localhost:${upstream.port}`);
+    const named = await startSidecar(config(upstream.port, `{ ca: ${pki.caCertPath} }`, '        hostRewrite: API.example'));
+    t.teardown(() => named.close());
+    t.equal((await get(named.url())).body, 'hello api.example');
   });
 
   t.test('another CA: UPSTREAM_TLS_FAILURE naming the unknown CA, in the body and the log, not retried', async (t) => {
