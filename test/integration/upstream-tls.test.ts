@@ -14,6 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import forge from 'node-forge';
 import t from 'tap';
 import { request } from 'undici';
+import { parseConfigText } from '../../src/config/load';
 import { makeTestPki, writeFileAtomic, type TestPki } from '../helpers/certs';
 import { startSidecar } from '../helpers/sidecar';
 import { captureLogger } from '../helpers/tls-clients';
@@ -173,6 +174,27 @@ t.test('verified TLS to an https endpoint, and each verification failure named',
     t.equal(answer.error, 'UPSTREAM_TLS_FAILURE');
     t.match(JSON.parse(answer.body).message, /expired/);
   });
+});
+
+t.test('config: tls only with https endpoints, cert and key together', async (t) => {
+  const base = (endpoint: string, tls: string): string =>
+    `listeners: [{ name: main, address: 127.0.0.1:0, routes: [{ name: all, match: { prefix: / }, cluster: c }] }]\nclusters: [{ name: c, endpoints: [{ url: ${endpoint} }], tls: ${tls} }]\n`;
+  const plain = parseConfigText(base('http://127.0.0.1:3000', '{}'), 'inline.yaml');
+  t.notOk(plain.ok);
+  if (!plain.ok) t.match(plain.errors[0].message, /tls applies to https:\/\/ endpoints/);
+  const half = parseConfigText(base('https://localhost:3443', '{ cert: a.crt }'), 'inline.yaml');
+  t.notOk(half.ok);
+  if (!half.ok) t.match(half.errors[0].message, /cert and key go together/);
+  const noPort = parseConfigText(base('https://localhost', '{}'), 'inline.yaml');
+  t.notOk(noPort.ok, 'an https endpoint names its port');
+  const good = parseConfigText(base('https://LOCALHOST:3443', '{ serverName: Payments.Example }'), 'inline.yaml');
+  t.ok(good.ok);
+  if (good.ok) {
+    const cluster = good.config.clusters.get('c');
+    t.equal(cluster?.endpoints[0].url, 'https://localhost:3443');
+    t.equal(cluster?.tls?.serverName, 'payments.example');
+    t.equal(cluster?.tls?.minVersion, 'TLSv1.2');
+  }
 });
 
 t.test('mTLS upstream: the client certificate, and rotation on both sides without restart', async (t) => {
