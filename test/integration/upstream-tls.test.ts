@@ -19,6 +19,7 @@ import { makeTestPki, writeFileAtomic, type TestPki } from '../helpers/certs';
 import { startSidecar } from '../helpers/sidecar';
 import { captureLogger } from '../helpers/tls-clients';
 import { waitUntil } from '../helpers/wait';
+import { refusedWs } from '../helpers/websocket';
 
 interface TlsUpstream {
   readonly port: number;
@@ -128,6 +129,16 @@ t.test('verified TLS to an https endpoint, and each verification failure named',
     const named = await startSidecar(config(upstream.port, `{ ca: ${pki.caCertPath} }`, '        hostRewrite: API.example'));
     t.teardown(() => named.close());
     t.equal((await get(named.url())).body, 'hello api.example');
+  });
+
+  t.test('attack: a WebSocket upgrade to an https endpoint is refused, never sent in plaintext', async (t) => {
+    const sidecar = await startSidecar(config(upstream.port, `{ ca: ${pki.caCertPath} }`));
+    t.teardown(() => sidecar.close());
+    const before = upstream.connections;
+    const refused = await refusedWs(`ws://127.0.0.1:${sidecar.port()}/ws`);
+    t.equal(refused.status, 502);
+    t.equal(refused.headers['x-sidecar-error'], 'UPSTREAM_TLS_FAILURE');
+    t.equal(upstream.connections, before, 'no connection to the upstream');
   });
 
   t.test('another CA: UPSTREAM_TLS_FAILURE naming the unknown CA, in the body and the log, not retried', async (t) => {
