@@ -8,7 +8,7 @@
  */
 
 /** Why an upstream attempt failed before a response could be relayed. Retry policies read this. */
-export type AttemptFailureKind = 'connect-failure' | 'reset' | 'timeout' | 'protocol-error' | 'request-body';
+export type AttemptFailureKind = 'connect-failure' | 'tls-failure' | 'reset' | 'timeout' | 'protocol-error' | 'request-body';
 
 /**
  * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
@@ -42,6 +42,12 @@ const CATALOGUE = {
     message: 'the upstream refused or did not accept the connection',
     flag: 'UF',
     failureKind: 'connect-failure',
+  },
+  UPSTREAM_TLS_FAILURE: {
+    status: 502,
+    message: 'the TLS handshake with the upstream failed: its certificate did not verify or it refused ours',
+    flag: 'UF',
+    failureKind: 'tls-failure',
   },
   UPSTREAM_RESET: {
     status: 502,

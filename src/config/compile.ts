@@ -24,6 +24,7 @@ import type {
   AdminConfig,
   CidrBlock,
   ClusterConfig,
+  UpstreamTlsConfig,
   HeaderMutation,
   ListenerConfig,
   RetryOn,
@@ -72,7 +73,7 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
   const admin: AdminConfig = { host: adminAddress.host, port: adminAddress.port, token: doc.admin?.token };
 
   const clusters = new Map<string, ClusterConfig>();
-  for (const c of doc.clusters ?? []) clusters.set(c.name, compileCluster(c));
+  for (const c of doc.clusters ?? []) clusters.set(c.name, compileCluster(c, resolvePath));
 
   const t = doc.tracing;
   const tracing: TracingConfig = {
@@ -210,13 +211,14 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
     action: 'cluster',
     cluster: r.cluster,
     rewritePrefix: r.rewritePrefix,
+    hostRewrite: r.hostRewrite?.toLowerCase(),
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
   };
 }
 
-function compileCluster(c: ClusterDocument): ClusterConfig {
+function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string): ClusterConfig {
   const cb = c.circuitBreaker;
   const hc = c.healthCheck;
   const od = c.outlierDetection;
@@ -260,8 +262,23 @@ function compileCluster(c: ClusterDocument): ClusterConfig {
       ratio: c.retryBudget?.ratio ?? D.DEFAULT_RETRY_BUDGET_RATIO,
       minPerSecond: c.retryBudget?.minPerSecond ?? D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND,
     },
+    tls: compileUpstreamTls(c, resolvePath),
   };
   return { ...settings, fingerprint: stableStringify(settings) };
+}
+
+/** The cluster's TLS settings: its own, or the defaults when it has https:// endpoints only by URL. */
+function compileUpstreamTls(c: ClusterDocument, resolvePath: (p: string) => string): UpstreamTlsConfig | undefined {
+  const t = c.tls;
+  const anyHttps = c.endpoints.some((e) => /^https:/i.test(e.url));
+  if (t === undefined && !anyHttps) return undefined;
+  return {
+    caPath: t?.ca === undefined ? undefined : resolvePath(t.ca),
+    certPath: t?.cert === undefined ? undefined : resolvePath(t.cert),
+    keyPath: t?.key === undefined ? undefined : resolvePath(t.key),
+    serverName: t?.serverName?.toLowerCase().replace(/\.$/, ''),
+    minVersion: t?.minVersion ?? D.DEFAULT_UPSTREAM_TLS_MIN_VERSION,
+  };
 }
 
 /** JSON with sorted keys, so equal settings give equal text whatever the key order in the file. */

@@ -175,3 +175,6 @@ export const DEFAULT_DRAIN_DELAY_MS = 5_000;
 /** Time then given to in-flight requests; delay + timeout fits Kubernetes' 30s grace period. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 25_000;
 export const DEFAULT_WORKERS = 1;
+
+/** Lowest TLS version offered to an https:// endpoint (clusters[].tls.minVersion). */
+export const DEFAULT_UPSTREAM_TLS_MIN_VERSION = 'TLSv1.2';

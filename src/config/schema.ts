@@ -72,34 +72,40 @@ export function parseAddress(text: string): HostPort | string {
 }
 
 export interface EndpointAddress extends HostPort {
-  /** `http://host:port` (IPv6 in brackets), lower-case. */
+  /** `http://host:port` or `https://host:port` (IPv6 in brackets), lower-case. */
   readonly origin: string;
+  /** An https:// endpoint: reached over TLS. */
+  readonly tls: boolean;
 }
 
-/** An upstream endpoint: `http://host:port` with an explicit port and nothing after it. */
+/**
+ * An upstream endpoint: `http://host:port` or `https://host:port` with an explicit port and
+ * nothing after it. An https endpoint is reached over TLS (clusters[].tls).
+ */
 export function parseEndpointUrl(text: string): EndpointAddress | string {
   const bad = (why: string): string => `invalid endpoint URL ${show(text)}: ${why}`;
-  if (/^https:/i.test(text)) return bad('https upstreams are not supported yet; the app is reached over plain http on localhost');
-  if (!/^http:\/\//i.test(text)) return bad('use http://host:port');
+  const schemeMatch = /^(https?):\/\//i.exec(text);
+  if (!schemeMatch) return bad('use http://host:port or https://host:port');
+  const scheme = schemeMatch[1].toLowerCase();
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return bad('not a URL; use http://host:port');
+    return bad(`not a URL; use ${scheme}://host:port`);
   }
   if (url.username !== '' || url.password !== '') return bad('credentials in the URL are not allowed');
   if (url.search !== '' || url.hash !== '' || (url.pathname !== '/' && url.pathname !== '')) {
-    return bad('no path, query or fragment: an endpoint is http://host:port only (use rewritePrefix on the route for paths)');
+    return bad(`no path, query or fragment: an endpoint is ${scheme}://host:port only (use rewritePrefix on the route for paths)`);
   }
-  // The WHATWG parser drops a default port (":80"), so presence is read from the text.
-  const authority = /^http:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
+  // The WHATWG parser drops a default port (":80", ":443"), so presence is read from the text.
+  const authority = /^https?:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
   const portMatch = /:(\d+)$/.exec(authority);
-  if (!portMatch) return bad('missing port: use http://host:port, e.g. http://127.0.0.1:3000');
+  if (!portMatch) return bad(`missing port: use ${scheme}://host:port, e.g. ${scheme === 'https' ? 'https://payments.example:443' : 'http://127.0.0.1:3000'}`);
   const port = Number(portMatch[1]);
   if (port < 1 || port > 65535) return bad('the port must be 1..65535');
   const hostname = url.hostname.toLowerCase();
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-  return { host, port, origin: `http://${hostname}:${port}` };
+  return { host, port, origin: `${scheme}://${hostname}:${port}`, tls: scheme === 'https' };
 }
 
 /** A short, safe rendering of a user value for error messages. */
@@ -477,7 +483,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'timeout', 'retry', 'websocket'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket'] as const;
 
 const websocketSchema = z
   .strictObject({
@@ -502,6 +508,13 @@ const routeSchema = z
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
+    hostRewrite: z
+      .string()
+      .refine((text) => text === 'auto' || HOSTNAME.test(text), { error: 'hostRewrite is auto or a host name' })
+      .optional()
+      .describe(
+        "Host header sent upstream: auto sends the endpoint's host (what a remote API expects, port omitted when it is the scheme's default), a name sends that name. Default: the client's Host.",
+      ),
     timeout: duration()
       .optional()
       .describe(`Deadline of the whole request, all tries and backoffs included. Default ${ms(D.DEFAULT_ROUTE_TIMEOUT_MS)}.`),
@@ -652,7 +665,9 @@ const endpointSchema = z
         const parsed = parseEndpointUrl(text);
         if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, input: text });
       })
-      .describe('http://host:port of one instance of the app (usually on localhost). Required.'),
+      .describe(
+        'http://host:port of one instance of the app (usually on localhost), or https://host:port of a remote service, reached over TLS (see the cluster\'s tls). Required.',
+      ),
     priority: z
       .int()
       .min(0)
@@ -759,6 +774,34 @@ const retryBudgetSchema = z
     `Cap on retries so they cannot multiply load during an outage. Always on; default { ratio: ${D.DEFAULT_RETRY_BUDGET_RATIO}, minPerSecond: ${D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND} }.`,
   );
 
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: filePath('CA')
+      .optional()
+      .describe('PEM CA bundle the endpoints\' certificates must chain to, relative to this file. Default: the system roots.'),
+    cert: filePath('certificate')
+      .optional()
+      .describe('PEM client certificate chain presented to endpoints that ask for one (mTLS), relative to this file. With key. Default: none.'),
+    key: filePath('key').optional().describe('PEM private key of cert, relative to this file. With cert. Default: none.'),
+    serverName: z
+      .string()
+      .regex(HOSTNAME, { error: 'serverName must be a host name' })
+      .optional()
+      .describe('Name sent as SNI and verified against the endpoint\'s certificate. Default: the endpoint\'s host.'),
+    minVersion: z
+      .enum(['TLSv1.2', 'TLSv1.3'])
+      .optional()
+      .describe(`Lowest TLS version offered. Default ${D.DEFAULT_UPSTREAM_TLS_MIN_VERSION}.`),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.cert === undefined) !== (value.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [value.cert === undefined ? 'cert' : 'key'], message: 'cert and key go together: set both for a client certificate, or neither', input: value });
+    }
+  })
+  .describe(
+    'TLS to the https:// endpoints: the certificate is always verified (there is no option to turn that off); the files reload on change. Default for https:// endpoints: system roots, SNI and verified name from the endpoint\'s host, no client certificate.',
+  );
+
 const clusterSchema = z
   .strictObject({
     name: name('cluster').describe('Cluster name, unique; routes refer to it. Required.'),
@@ -788,6 +831,17 @@ const clusterSchema = z
     healthCheck: healthCheckSchema.optional(),
     outlierDetection: outlierDetectionSchema.optional(),
     retryBudget: retryBudgetSchema.optional(),
+    tls: upstreamTlsSchema.optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.tls === undefined) return;
+    const plain = value.endpoints.findIndex((e) => {
+      const parsed = parseEndpointUrl(e.url);
+      return typeof parsed !== 'string' && !parsed.tls;
+    });
+    if (plain >= 0) {
+      ctx.addIssue({ code: 'custom', path: ['endpoints', plain, 'url'], message: 'tls applies to https:// endpoints: write this endpoint as https://host:port, or remove tls', input: value.endpoints[plain].url });
+    }
   })
   .describe('A group of app instances that routes forward to.');
 

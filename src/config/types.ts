@@ -145,6 +145,8 @@ export interface ClusterRoute extends RouteBase {
   readonly cluster: string;
   /** Replaces the matched prefix (only for `prefix` matches), or undefined to keep the path. */
   readonly rewritePrefix: string | undefined;
+  /** Host header sent upstream: 'auto' (the endpoint's host) or a name; undefined keeps the client's. */
+  readonly hostRewrite: string | undefined;
   /** Deadline over all attempts and backoffs. */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
@@ -191,6 +193,18 @@ export interface RetryBudgetConfig {
   readonly minPerSecond: number;
 }
 
+/** TLS origination to https:// endpoints. Verification is always on. */
+export interface UpstreamTlsConfig {
+  /** PEM CA bundle; undefined: the system roots. */
+  readonly caPath: string | undefined;
+  /** Client certificate and key (both or neither). */
+  readonly certPath: string | undefined;
+  readonly keyPath: string | undefined;
+  /** SNI and verified name; undefined: each endpoint's host. */
+  readonly serverName: string | undefined;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
 export interface ClusterConfig {
   readonly name: string;
   readonly endpoints: readonly EndpointConfig[];
@@ -203,6 +217,8 @@ export interface ClusterConfig {
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly retryBudget: RetryBudgetConfig;
+  /** TLS to the cluster's https:// endpoints; undefined when it has none. */
+  readonly tls: UpstreamTlsConfig | undefined;
   /** Stable text of the settings above: equal fingerprints mean a reload may keep the cluster's state. */
   readonly fingerprint: string;
 }

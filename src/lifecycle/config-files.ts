@@ -27,6 +27,16 @@ export function checkConfigFiles(config: SidecarConfig): ConfigError[] {
   config.listeners.forEach((listener, i) => {
     if (listener.tls !== undefined) problems.push(...checkTlsFiles(listener.tls, ['listeners', i, 'tls']));
   });
+  config.clusters.forEach((cluster) => {
+    const tls = cluster.tls;
+    if (tls === undefined) return;
+    const index = [...config.clusters.keys()].indexOf(cluster.name);
+    const files: [string, string | undefined][] = [['ca', tls.caPath], ['cert', tls.certPath], ['key', tls.keyPath]];
+    for (const [field, file] of files) {
+      const problem = file === undefined ? undefined : readProblem(file);
+      if (problem !== undefined) problems.push({ path: ['clusters', index, 'tls', field], message: `${file}: ${problem}` });
+    }
+  });
   const accessLog = LOG_STREAMS.has(config.accessLog.path) ? undefined : checkAccessLog(config.accessLog.path);
   if (accessLog !== undefined) problems.push({ path: ['accessLog', 'path'], message: accessLog });
   return locate(config.source, problems);

@@ -2,6 +2,7 @@ import type { ClusterRoute } from '../config/types';
 import { BreakerInterceptor } from './breaker';
 import { ConcurrencyInterceptor } from './concurrency';
 import { DeadlineInterceptor } from './deadline';
+import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
 import { PoolTerminal } from './pool';
@@ -48,6 +49,7 @@ export function compileChain(route: ClusterRoute): RouteChain {
   const terminal = new PoolTerminal();
   const steps: Interceptor[] = [observe, deadline, new BreakerInterceptor(), concurrency];
   if (retry !== undefined) steps.push(retry);
+  if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
   steps.push(terminal);
   for (let i = 0; i < steps.length; i++) {
     steps[i].up = steps[i - 1];

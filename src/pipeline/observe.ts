@@ -83,7 +83,7 @@ export class ObserveInterceptor extends Interceptor {
       abortResponse(x.res);
       return;
     }
-    respondWithError(x, failure.code, undefined);
+    respondWithError(x, failure.code, failure.message);
   }
 
   override onRefused(x: Exchange, code: ErrorCode, message: string): void {

@@ -77,6 +77,12 @@ export class PoolTerminal extends Interceptor {
   private attemptFailed(x: Exchange, handler: AttemptHandler, failure: AttemptFailure): void {
     if (failure.reusedConnection === true && this.retryStaleConnection(x, handler, failure)) return;
     // The client's own body failing says nothing about the app.
+    if (failure.kind === 'tls-failure') {
+      x.services.logger.warn(
+        { cluster: x.cluster.config.name, endpoint: handler.endpoint.config.url, reason: failure.message },
+        'TLS handshake with the upstream failed',
+      );
+    }
     if (failure.kind !== 'request-body') {
       handler.endpoint.failures++;
       x.cluster.recordAttempt(handler.endpoint, true);

@@ -39,7 +39,9 @@ export class RetryInterceptor extends Interceptor {
 
   override onFailure(x: Exchange, failure: AttemptFailure): void {
     // The route timeout ends the exchange: there is no time left for another attempt.
-    if (x.responseStarted || x.deadlineExpired || !this.retry(x, { failure: failure.kind }, undefined)) this.up!.onFailure(x, failure);
+    // A TLS failure is never retried to the same endpoint: its certificate would fail again.
+    const sameEndpointOnly = failure.kind === 'tls-failure' && (x.endpoint === undefined || !x.cluster.hasAlternativeTo(x.endpoint));
+    if (x.responseStarted || x.deadlineExpired || sameEndpointOnly || !this.retry(x, { failure: failure.kind }, undefined)) this.up!.onFailure(x, failure);
   }
 
   /**

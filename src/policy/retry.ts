@@ -93,6 +93,9 @@ export function matchesRetryOn(policy: RetryPolicy, outcome: AttemptOutcome): bo
   if (outcome.failure !== undefined) {
     switch (outcome.failure) {
       case 'connect-failure':
+      // A failed handshake: the request was not sent. The retry goes to another endpoint only
+      // (pipeline/retry.ts); the same certificate would fail the same way.
+      case 'tls-failure':
         return on.has('connect-failure') || on.has('reset') || on.has('5xx') || on.has('gateway-error');
       case 'reset':
       case 'timeout':

@@ -384,11 +384,15 @@ export function tlsFilePaths(config: TlsConfig): string[] {
  * process alive.
  */
 export function watchTlsFiles(config: TlsConfig, onChange: () => void, options: WatchTlsFilesOptions = {}): TlsFileWatcher {
+  return watchFiles(tlsFilePaths(config), onChange, options);
+}
+
+/** watchTlsFiles for any list of files (e.g. an upstream cluster's CA and client certificate). */
+export function watchFiles(files: readonly string[], onChange: () => void, options: WatchTlsFilesOptions = {}): TlsFileWatcher {
   const debounceMs = options.debounceMs ?? DEFAULT_WATCH_DEBOUNCE_MS;
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS;
   const onError =
     options.onError ?? ((err: unknown) => process.emitWarning(`TLS file change handler failed: ${message(err)}`));
-  const files = tlsFilePaths(config);
   const dirs = [...new Set(files.map((f) => path.dirname(f)))];
   const watchers = new Map<string, fs.FSWatcher>();
   let closed = false;

@@ -8,7 +8,8 @@ import { ConcurrencyLimit } from '../policy/concurrency-limit';
 import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
 import { EndpointHealth, HealthChecker, type HealthView } from './health-check';
 import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-detection';
-import { guardedConnector } from './connection-guard';
+import { guardedConnector, type Connector } from './connection-guard';
+import { UpstreamTls } from './upstream-tls';
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
@@ -17,6 +18,8 @@ import { guardedConnector } from './connection-guard';
  */
 export class EndpointRuntime {
   readonly config: EndpointConfig;
+  /** The endpoint's `host[:port]` as a Host header (port omitted when the scheme's default); routes with hostRewrite: auto send it. */
+  readonly hostHeader: string;
   /**
    * The pool requests are dispatched to. It is replaced (the old one closing once its requests
    * end) when the endpoint stops or resumes reusing connections after stray bytes.
@@ -38,8 +41,11 @@ export class EndpointRuntime {
     config: EndpointConfig,
     private readonly cluster: ClusterConfig,
     private readonly strayBytesSeen: (endpoint: EndpointRuntime) => void = () => {},
+    /** The cluster's TLS origination; used for https:// endpoints only. */
+    private readonly tls?: UpstreamTls,
   ) {
     this.config = config;
+    this.hostHeader = hostHeaderOf(config.url);
     this.pool = this.createPool(true);
   }
 
@@ -47,7 +53,7 @@ export class EndpointRuntime {
     const cluster = this.cluster;
     const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
-      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes),
+      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.tlsConnector),
       // An idle socket is closed before the app's own keep-alive timeout would close it under
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
@@ -89,6 +95,11 @@ export class EndpointRuntime {
     }, STRAY_BYTES_NO_REUSE_MS);
     this.noReuseTimer.unref();
   };
+
+  /** The TLS connector of an https:// endpoint (health checks use it too); undefined for http://. */
+  get tlsConnector(): Connector | undefined {
+    return this.config.url.startsWith('https:') ? this.tls?.connect : undefined;
+  }
 
   /** Whether connections to this endpoint are reused (false for a while after stray bytes). */
   get reusesConnections(): boolean {
@@ -141,6 +152,12 @@ export class EndpointRuntime {
       outlier: this.ejection.view(),
     };
   }
+}
+
+function hostHeaderOf(origin: string): string {
+  const url = new URL(origin);
+  // The WHATWG parser already drops :80 for http and :443 for https.
+  return url.host;
 }
 
 export interface EndpointView {
@@ -199,6 +216,8 @@ export class ClusterRuntime {
   /** undefined when the cluster has no `outlierDetection`. */
   readonly outliers: OutlierDetector | undefined;
   private readonly healthChecks: HealthChecker | undefined;
+  /** undefined when the cluster has no https:// endpoint. */
+  private readonly tls: UpstreamTls | undefined;
   private readonly levels: readonly (readonly EndpointRuntime[])[];
   private readonly cursors: number[];
   /** Requests of this cluster in flight; a retired cluster closes when this reaches 0. */
@@ -213,7 +232,8 @@ export class ClusterRuntime {
     private readonly observer?: ClusterObserver,
   ) {
     this.config = config;
-    this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config, (e) => this.onStrayBytes(e)));
+    this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome));
+    this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config, (e) => this.onStrayBytes(e), this.tls));
     const priorities = [...new Set(config.endpoints.map((e) => e.priority))].sort((a, b) => a - b);
     this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
     this.cursors = this.levels.map(() => 0);
@@ -246,6 +266,7 @@ export class ClusterRuntime {
       for (const endpoint of this.endpoints) metrics.endpointHealthy.labels(this.config.name, endpoint.config.url).set(endpoint.healthy ? 1 : 0);
     }
     this.healthChecks?.start();
+    this.tls?.watch();
   }
 
   /**
@@ -271,6 +292,15 @@ export class ClusterRuntime {
       if (fallback !== undefined) return fallback;
     }
     return undefined;
+  }
+
+  /** Whether pick(endpoint) could choose another endpoint than this one now. */
+  hasAlternativeTo(endpoint: EndpointRuntime): boolean {
+    for (const level of this.levels) {
+      if (level.some((e) => e.healthy && e !== endpoint)) return true;
+      if (level.some((e) => e.healthy)) return false;
+    }
+    return false;
   }
 
   /** One attempt's result, for outlier detection: `failed` for 5xx, connect failure, reset, timeout. */
@@ -343,6 +373,7 @@ export class ClusterRuntime {
     this.closed = true;
     this.reporting = false;
     this.healthChecks?.stop();
+    this.tls?.close();
     this.outliers?.stop();
     this.breaker.shutdown();
   }
@@ -354,6 +385,12 @@ export class ClusterRuntime {
     const fields = { cluster: this.config.name, state, previous };
     if (state === 'open') logger?.warn({ ...fields, resetTimeoutMs: this.config.circuitBreaker.resetTimeoutMs }, 'circuit breaker opened: requests get 503 CIRCUIT_OPEN');
     else logger?.info(fields, state === 'half-open' ? 'circuit breaker half-open: letting a probe through' : 'circuit breaker closed');
+  }
+
+  private onTlsReload(outcome: { ok: true } | { ok: false; error: string }): void {
+    const logger = this.observer?.logger;
+    if (outcome.ok) logger?.info({ cluster: this.config.name }, 'upstream TLS files changed: new connections use them');
+    else logger?.warn({ cluster: this.config.name, error: outcome.error }, 'upstream TLS files could not be reloaded: keeping the previous ones');
   }
 
   private onStrayBytes(endpoint: EndpointRuntime): void {

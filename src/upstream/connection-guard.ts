@@ -30,8 +30,9 @@ export type Connector = buildConnector.connector;
  * listener on each socket. `onStrayBytes` runs when a connection is destroyed for bytes no
  * request asked for.
  */
-export function guardedConnector(connectTimeoutMs: number, onStrayBytes: () => void): Connector {
-  const connect = buildConnector({ timeout: connectTimeoutMs });
+export function guardedConnector(connectTimeoutMs: number, onStrayBytes: () => void, base?: Connector): Connector {
+  // `base`: a TLS connector for https:// endpoints (upstream-tls.ts).
+  const connect = base ?? buildConnector({ timeout: connectTimeoutMs });
   return (options, callback) =>
     connect(options, (error, socket) => {
       // (undici's callback type is a union of two signatures; on a failure the socket is

@@ -1,6 +1,7 @@
 import { errors } from 'undici';
 import { ERRORS, ERROR_CODES, SidecarError, type AttemptFailureKind, type ErrorCode } from '../errors';
 import { failedOnReusedConnection } from './connection-guard';
+import { upstreamTlsFailureReason } from './tls-failure';
 
 export type { AttemptFailureKind } from '../errors';
 
@@ -13,6 +14,8 @@ export interface AttemptFailure {
    * i.e. the stale keep-alive race. Only ever true for kind 'reset'.
    */
   readonly reusedConnection?: boolean;
+  /** What the client and the log are told instead of the code's default message (TLS failures name their reason). */
+  readonly message?: string;
 }
 
 const CONNECT_ERRORS = new Set([
@@ -54,18 +57,20 @@ export function classifyUpstreamError(error: unknown): AttemptFailure {
   if (error instanceof SidecarError) {
     const own = ERRORS[error.code].failureKind;
     const kind: AttemptFailureKind =
-      own === 'timeout' || own === 'connect-failure' ? own
+      own === 'timeout' || own === 'connect-failure' || own === 'tls-failure' ? own
       // A 4xx of the sidecar's own catalogue raised while sending means the client's body failed.
       : error.status < 500 ? 'request-body'
       // Any other error the sidecar raised itself dropped the attempt's connection: a reset
       // (also for a response header it cannot relay, though its code is UPSTREAM_PROTOCOL_ERROR).
       : 'reset';
-    return { kind, code: error.code, cause: error };
+    return { kind, code: error.code, cause: error, ...(own === 'tls-failure' ? { message: error.message } : {}) };
   }
   // undici leaves `code` unset on many parser errors (malformed status line, bad Content-Length).
   if (error instanceof errors.HTTPParserError) return failure('protocol-error', error);
   const code = errorCode(error);
   if (code !== undefined) {
+    const tlsReason = upstreamTlsFailureReason(code, error);
+    if (tlsReason !== undefined) return { kind: 'tls-failure', code: CODE_OF_FAILURE['tls-failure'], cause: error, message: tlsReason };
     if (CONNECT_ERRORS.has(code)) return failure('connect-failure', error);
     if (RESET_ERRORS.has(code)) return { kind: 'reset', code: CODE_OF_FAILURE.reset, cause: error, reusedConnection: failedOnReusedConnection(error) };
     if (TIMEOUT_ERRORS.has(code)) return failure('timeout', error);

@@ -164,6 +164,7 @@ class EndpointProbe {
         keepAliveTimeout: this.config.intervalMs + this.config.timeoutMs,
         keepAliveMaxTimeout: this.config.intervalMs + this.config.timeoutMs,
         pipelining: 1,
+        ...(this.endpoint.tlsConnector === undefined ? {} : { connect: this.endpoint.tlsConnector }),
       });
       this.client.on('connectionError', () => {});
     }

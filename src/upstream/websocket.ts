@@ -206,6 +206,12 @@ class Tunnel implements AdmissionWaiter {
       this.answerLocally('NO_HEALTHY_UPSTREAM');
       return;
     }
+    if (endpoint.tlsConnector !== undefined) {
+      // The tunnel below speaks plain HTTP: an upgrade to an https:// endpoint would send the
+      // client's headers unencrypted to a remote host. Refused until it can originate TLS.
+      this.answerLocally('UPSTREAM_TLS_FAILURE', 'WebSocket upgrades to https:// endpoints are not supported yet');
+      return;
+    }
     this.endpoint = endpoint;
     this.span = this.owner.tracer.start(this.request);
     req.headers = headerObject(this.request.upstreamHeaders, ['connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket']);

@@ -52,7 +52,7 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
   'no-action.yaml': [{ path: 'listeners[0].routes[0]', line: 5, message: /exactly one of `cluster`, `directResponse`; none is set/ }],
   'two-matchers.yaml': [{ path: 'listeners[0].routes[0].match.prefix', line: 7, message: /^match needs exactly one of `path`, `prefix`, `regex`; both/ }],
   'bad-address.yaml': [{ path: 'listeners[0].address', line: 3, message: /^invalid address "0\.0\.0\.0:99999": the port must be 0\.\.65535$/ }],
-  'bad-endpoint-url.yaml': [{ path: 'clusters[0].endpoints[1].url', line: 12, message: /https upstreams are not supported yet/ }],
+  'bad-endpoint-url.yaml': [{ path: 'clusters[0].endpoints[1].url', line: 12, message: /use http:\/\/host:port or https:\/\/host:port/ }],
   'bad-retry-on.yaml': [
     { path: 'listeners[0].routes[0].retry.on[1]', line: 10, message: /^invalid value "timeouts": expected one of 5xx, gateway-error, .*retriable-4xx/ },
   ],
