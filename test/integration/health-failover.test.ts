@@ -41,7 +41,7 @@ t.test('failover to priority 1 while priority 0 fails its health checks, and bac
   const primary = await namedApp('primary', () => primaryHealth);
   const backup = await namedApp('backup', () => 200);
   const proxy = await startSidecar(
-    twoEndpoints(primary.url, backup.url, '    healthCheck: { path: /healthz, interval: 50ms, timeout: 50ms, unhealthyThreshold: 2, healthyThreshold: 2 }'),
+    twoEndpoints(primary.url, backup.url, '    healthCheck: { path: /healthz, interval: 200ms, timeout: 200ms, unhealthyThreshold: 2, healthyThreshold: 2 }'),
   );
   t.teardown(async () => {
     await proxy.close();
@@ -75,7 +75,7 @@ t.test('no healthy endpoint at all → 503 NO_HEALTHY_UPSTREAM, and the app is n
   const one = await namedApp('one', () => 500);
   const two = await namedApp('two', () => 500);
   const proxy = await startSidecar(
-    twoEndpoints(one.url, two.url, '    healthCheck: { path: /healthz, interval: 50ms, timeout: 50ms, unhealthyThreshold: 1 }', 0),
+    twoEndpoints(one.url, two.url, '    healthCheck: { path: /healthz, interval: 200ms, timeout: 200ms, unhealthyThreshold: 1 }', 0),
   );
   t.teardown(async () => {
     await proxy.close();
@@ -95,7 +95,7 @@ t.test('a health check that does not answer in time fails', async (t) => {
   const hanging = await startScriptedUpstream((_n, _req, res) => res.end('app'), { healthPath: '/healthz', health: () => 'no answer' });
   const backup = await namedApp('backup', () => 200);
   const proxy = await startSidecar(
-    twoEndpoints(hanging.url, backup.url, '    healthCheck: { path: /healthz, interval: 100ms, timeout: 50ms, unhealthyThreshold: 1 }'),
+    twoEndpoints(hanging.url, backup.url, '    healthCheck: { path: /healthz, interval: 300ms, timeout: 300ms, unhealthyThreshold: 1 }'),
   );
   t.teardown(async () => {
     await proxy.close();
@@ -103,7 +103,7 @@ t.test('a health check that does not answer in time fails', async (t) => {
     await backup.close();
   });
   await waitUntil(async () => !(await cluster(proxy.adminUrl)).endpoints[0].healthy, 'the silent endpoint to be marked unhealthy');
-  t.match((await cluster(proxy.adminUrl)).endpoints[0].healthCheck.lastFailure, /got no answer within 50ms/);
+  t.match((await cluster(proxy.adminUrl)).endpoints[0].healthCheck.lastFailure, /got no answer within 300ms/);
   t.ok(hanging.healthChecks >= 1);
 });
 
