@@ -5,7 +5,7 @@ import { startUpstream } from '../helpers/upstream';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { waitUntil } from '../helpers/wait';
 
-t.test('a client that leaves mid-response closes the app\'s request within 100 ms', async (t) => {
+t.test('a client that leaves mid-response closes the app\'s request at once, not at the route timeout', async (t) => {
   let appRequestClosed: ((at: number) => void) | undefined;
   const closedAt = new Promise<number>((resolve) => (appRequestClosed = resolve));
   const app = await startUpstream((_req, res) => {
@@ -27,7 +27,8 @@ t.test('a client that leaves mid-response closes the app\'s request within 100 m
   req.destroy();
   const appClosedAt = await closedAt;
   const latency = appClosedAt - leftAt;
-  t.ok(latency < 100, `the app saw its request close ${latency.toFixed(1)} ms after the client left`);
+  // The route timeout is 30 s: 2 s tells "at once" from "at the timeout" even on a loaded machine.
+  t.ok(latency < 2000, `the app saw its request close ${latency.toFixed(1)} ms after the client left`);
   // The access log line is written on the response's 'close', which may come after the app's.
   await waitUntil(() => proxy.accessLog.length === 1, 'the access log line');
   t.equal(proxy.accessLog[0].flags, 'DC', 'logged as a downstream disconnect');
