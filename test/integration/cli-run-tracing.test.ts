@@ -39,7 +39,7 @@ listeners:
 clusters: [{ name: app, endpoints: [{ url: "${app.url}" }] }]
 tracing: { propagators: [tracecontext] }
 accessLog: { path: off }
-drain: { delay: 0ms, timeout: 1s }
+drain: { delay: 0ms, timeout: 10s }
 `,
   );
   const child = spawn(process.execPath, ['-r', LOAD_ORDER, CLI, 'run', '-c', config], {
