@@ -2,19 +2,19 @@ import type { ConfigError } from './config/load';
 import type { ListenerConfig, SidecarConfig } from './config/types';
 import type { WatchConfigFileOptions } from './config/watch';
 import { AdminServer, json, text, type AdminHandler } from './admin/server';
-import { Metrics } from './admin/metrics';
+import { Metrics } from './telemetry/metrics/metrics';
 import type { AdminConnectionCloseReason } from './admin/connection-guard';
 import { createDrainingHandler } from './lifecycle/draining-handler';
 import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget } from './lifecycle/reloader';
-import { settlesWithin } from './lifecycle/within';
+import { settlesWithin } from './core/async';
 import { listenerAddress, planListeners } from './listener/plan';
 import { ListenerServer } from './listener/server';
 import { clientCertFromConnection } from './listener/tls';
-import { createRequestHandler, type RequestHandler } from './proxy/handler';
+import { createRequestHandler, type RequestHandler } from './listener/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
-import { createUpgradeHandler } from './proxy/upgrade-handler';
-import { buildStats } from './admin/stats';
-import { readTraffic, TrafficWindow } from './admin/traffic-window';
+import { createUpgradeHandler } from './listener/upgrade-handler';
+import { buildStats } from './telemetry/metrics/stats';
+import { readTraffic, TrafficWindow } from './telemetry/metrics/traffic-window';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
@@ -23,7 +23,7 @@ import { spanExportReporter } from './telemetry/span-export-reporter';
 import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
 import { redactSecrets } from './config/redact';
-import { WebSocketProxy } from './upstream/websocket';
+import { WebSocketProxy } from './proxy/websocket';
 
 /**
  * Time Sidecar.stop gives the last spans to reach the collector. A local collector takes

@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
 import { STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
-import type { Metrics } from '../admin/metrics';
+import type { Metrics } from '../telemetry/metrics/metrics';
 import type { Logger } from '../telemetry/logger';
 import { BREAKER_STATE_VALUE, ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
 import { ConcurrencyLimit } from '../policy/concurrency-limit';

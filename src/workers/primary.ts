@@ -9,8 +9,8 @@
  */
 import type { AdminConnectionCloseReason } from '../admin/connection-guard';
 import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
-import { PrimaryMetrics } from '../admin/metrics';
-import type { SidecarStats } from '../admin/stats';
+import { PrimaryMetrics } from '../telemetry/metrics/metrics';
+import type { SidecarStats } from '../telemetry/metrics/stats';
 import type { ConfigError } from '../config/load';
 import { redactSecrets } from '../config/redact';
 import type { SidecarConfig } from '../config/types';
