@@ -24,6 +24,8 @@ import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
 import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './proxy/websocket';
+import { ClusterReporter } from './telemetry/cluster-reporter';
+import type { ClusterEvents } from './upstream/cluster-events';
 
 /**
  * Time Sidecar.stop gives the last spans to reach the collector. A local collector takes
@@ -104,6 +106,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
+  private readonly clusterEvents: ClusterEvents;
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
   private lastReloadError: string | undefined;
@@ -142,7 +145,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
-    this.current = buildState(config, new Map(), this.services);
+    this.clusterEvents = new ClusterReporter(this.metrics, this.logger);
+    this.current = buildState(config, new Map(), this.clusterEvents);
     for (const cluster of this.current.clusters.values()) cluster.start();
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
@@ -253,7 +257,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     }
 
     const previous = this.current;
-    this.current = buildState(config, previous.clusters, this.services);
+    this.current = buildState(config, previous.clusters, this.clusterEvents);
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -550,13 +554,13 @@ function tracingSection(config: SidecarConfig): unknown {
 }
 
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices): RuntimeState {
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, events: ClusterEvents): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
     clusters.set(
       name,
-      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services),
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, events),
     );
   }
   return { config, clusters, routes: buildRouteTables(config) };
