@@ -59,6 +59,13 @@ module.exports = {
       from: { path: '^src/', pathNot: LAYERS.flatMap((l) => l.paths) },
       to: {},
     },
+    {
+      name: 'to-a-layer',
+      comment: 'every module of src/ is in one of the layers listed in .dependency-cruiser.cjs',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^src/', pathNot: LAYERS.flatMap((l) => l.paths) },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
