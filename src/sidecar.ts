@@ -1,4 +1,3 @@
-import type { ConfigError } from './config/load';
 import type { ListenerConfig, SidecarConfig } from './config/types';
 import type { WatchConfigFileOptions } from './config/watch';
 import { AdminServer, json, text, type AdminHandler } from './admin/server';
@@ -25,6 +24,7 @@ import { ClusterRuntime, type ClusterView } from './upstream/cluster';
 import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './proxy/websocket';
 import { ClusterReporter } from './telemetry/cluster-reporter';
+import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from './runtime/reload-history';
 import type { ClusterEvents } from './upstream/cluster-events';
 
 /**
@@ -79,9 +79,6 @@ export interface DrainReport {
   readonly durationMs: number;
 }
 
-/** starting → ready → draining → stopped; only `ready` answers 200 on /ready and accepts reloads. */
-type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
-
 /**
  * A running sidecar: listeners, admin listener and the current RuntimeState. The state is
  * swapped as one reference by `applyConfig`; everything a request needs hangs off it.
@@ -109,18 +106,16 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private readonly clusterEvents: ClusterEvents;
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
-  private lastReloadError: string | undefined;
-  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  private readonly reloads: ReloadHistory;
   /** Listeners a reload removed or moved away from, closing once their connections are done. */
   private readonly retiringListeners = new Set<ListenerServer>();
   /** Clusters a reload replaced that still had requests in flight. */
   private readonly retiringClusters = new Set<ClusterRuntime>();
   /** applyConfig calls run one at a time: each plans against the state the previous one left. */
-  private applying: Promise<unknown> = Promise.resolve();
+  private readonly changes = new SerialRuns();
   private draining: Promise<DrainReport> | undefined;
   /** Ends the drain delay early (a non-graceful stop during the drain). */
   private cancelDrainDelay: (() => void) | undefined;
-  private lastReloadAt: Date | undefined;
   private readonly servesAdmin: boolean;
 
   private accessLogDropping = false;
@@ -152,10 +147,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+    this.reloads = new ReloadHistory(this.metrics, this.logger, this.recentErrors, () => this.current.config);
     this.reloader = new ConfigReloader(this, config.source);
-    this.reloader.on('reload', (outcome) => {
-      this.lastReload = { ...outcome, at: new Date().toISOString() };
-    });
+    this.reloads.follow(this.reloader);
     // Every request has ended (and its spans with it) when the hooks run: what is left is
     // flushed, within a bound.
     this.onDrained.push(() => this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS));
@@ -212,18 +206,16 @@ export class Sidecar implements StateHolder, ReloadTarget {
    * settings are unchanged keep their pools; replaced ones close once their requests end.
    */
   applyConfig(config: SidecarConfig): Promise<ApplyResult> {
-    const run = this.applying.then(() => this.applyNow(config));
-    this.applying = run.catch(() => undefined);
-    return run;
+    return this.changes.run(() => this.applyNow(config));
   }
 
   private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
-    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    if (this.phase !== 'ready') return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     const plan = planListeners(
       this.listeners.map((l) => l.config),
       config.listeners,
     );
-    if (plan.refused.length > 0) return this.refuse(plan.refused.map((r) => ({ path: listenerPath(config, r.listener), message: r.message })));
+    if (plan.refused.length > 0) return this.reloads.refuse(plan.refused.map((r) => ({ path: listenerPath(config, r.listener), message: r.message })));
 
     // Bind every new socket before anything changes, so a failure leaves the running state whole.
     const fresh = new Map<string, ListenerServer>();
@@ -247,13 +239,13 @@ export class Sidecar implements StateHolder, ReloadTarget {
       for (const listener of fresh.values()) listener.destroy();
       void newAdmin?.close();
       const bind = error instanceof BindError ? error : new BindError(undefined, error);
-      return this.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
+      return this.reloads.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
     }
     if (this.phase !== 'ready') {
       // A shutdown began while the sockets were being bound.
       for (const listener of fresh.values()) listener.destroy();
       void newAdmin?.close();
-      return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+      return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     }
 
     const previous = this.current;
@@ -326,26 +318,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     return { ok: true, changes };
   }
 
-  private refuse(problems: ReadonlyArray<{ path: string; message: string }>): ApplyResult {
-    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
-    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
-    this.recordReload('failure', error);
-    return { ok: false, error, errors };
-  }
-
-  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
-    this.metrics.configReloads.labels(result).inc();
-    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
-    // The file went back to the running bytes after a rejection: the operator fixed it, and
-    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
-    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
-    this.lastReloadError = result === 'failure' ? error : undefined;
-    this.lastReloadAt = new Date();
-    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
-    if (result === 'success') this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
-    else if (restored) this.logger.info({ sha256: this.current.config.sha256 }, 'config restored: the file holds the running configuration again');
-    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.config.sha256 }, 'config file unchanged');
-    else this.logger.error({ error }, 'config rejected; the last good config stays');
+  recordReload(result: ReloadResult, error: string | undefined): void {
+    this.reloads.record(result, error);
   }
 
   /**
@@ -378,7 +352,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.cancelDrainDelay = undefined;
     // A non-graceful stop() during the delay has already cut everything.
     if ((this.phase as Phase) === 'stopped') return { cutConnections: 0, durationMs: Date.now() - startedAt };
-    await this.applying;
+    await this.changes.idle;
     const deadline = Date.now() + timeoutMs;
     this.logger.info({ listeners: this.listeners.length }, 'draining: listeners stopped accepting; waiting for requests in flight');
     // Tunnels have no request boundary to wait for, and would hold the listeners open.
@@ -465,7 +439,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       ready: this.phase === 'ready',
       startedAtMs: this.startedAt,
       config: this.current.config,
-      lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt, error: this.lastReloadError },
+      lastReload: { ok: this.reloads.lastError === undefined, at: this.reloads.lastAt, error: this.reloads.lastError },
       listeners: this.listeners.map((l) => ({
         name: l.config.name,
         host: l.config.host,
@@ -496,8 +470,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
       sha256: config.sha256,
       loadedAt: config.loadedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      lastReloadError: this.lastReloadError ?? null,
-      lastReload: this.lastReload ?? null,
+      lastReloadError: this.reloads.lastError ?? null,
+      lastReload: this.reloads.lastOutcome ?? null,
       // What a reload or the drain left behind that has not closed yet.
       retiring: {
         listeners: [...this.retiringListeners].map((l) => `${l.config.name}@${l.config.host}:${l.port}`),

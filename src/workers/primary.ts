@@ -15,8 +15,9 @@ import type { ConfigError } from '../config/load';
 import { redactSecrets } from '../config/redact';
 import type { SidecarConfig } from '../config/types';
 import { installLifecycleSignals } from '../lifecycle/signals';
-import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
+import { ConfigReloader, type ApplyResult, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
 import type { ConfigView } from '../sidecar';
+import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from '../runtime/reload-history';
 import type { Logger } from '../telemetry/logger';
 import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
 import type { ClusterView } from '../upstream/cluster';
@@ -29,8 +30,6 @@ import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnsw
 export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
 /** Bound on a worker applying a config (binding new listeners, reading certificates). */
 export const WORKER_APPLY_TIMEOUT_MS = 30_000;
-
-type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
 
 export interface GroupDrainReport {
   readonly cutConnections: number;
@@ -66,11 +65,9 @@ export class WorkerGroup implements ReloadTarget {
   private readonly recentErrors = new RecentErrors();
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
-  private lastReloadError: string | undefined;
-  private lastReloadAt: Date | undefined;
-  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  private readonly reloads: ReloadHistory;
   /** Reloads and catch-ups run one at a time, each against what the previous one left. */
-  private applying: Promise<unknown> = Promise.resolve();
+  private readonly changes = new SerialRuns();
   private draining: Promise<GroupDrainReport> | undefined;
 
   constructor(
@@ -87,10 +84,9 @@ export class WorkerGroup implements ReloadTarget {
       if (this.phase === 'ready') this.catchUp();
     });
     this.admin = new AdminServer(config.admin, this.adminRoutes(), logger, this.adminConnectionClosed);
+    this.reloads = new ReloadHistory(this.metrics, logger, this.recentErrors, () => this.current);
     this.reloader = new ConfigReloader(this, config.source);
-    this.reloader.on('reload', (outcome) => {
-      this.lastReload = { ...outcome, at: new Date().toISOString() };
-    });
+    this.reloads.follow(this.reloader);
   }
 
   get config(): SidecarConfig {
@@ -138,13 +134,11 @@ export class WorkerGroup implements ReloadTarget {
    * the group never serves two configs for longer than a drain.
    */
   applyConfig(config: SidecarConfig): Promise<ApplyResult> {
-    const run = this.applying.then(() => this.applyNow(config));
-    this.applying = run.catch(() => undefined);
-    return run;
+    return this.changes.run(() => this.applyNow(config));
   }
 
   private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
-    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    if (this.phase !== 'ready') return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     let newAdmin: AdminServer | undefined;
     if (adminAddress(config) !== adminAddress(this.current)) {
       newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
@@ -152,7 +146,7 @@ export class WorkerGroup implements ReloadTarget {
         await newAdmin.listen();
       } catch (error) {
         void newAdmin.close();
-        return this.refuse([{ path: 'admin.address', message: `${error instanceof Error ? error.message : String(error)}; nothing was changed` }]);
+        return this.reloads.refuse([{ path: 'admin.address', message: `${error instanceof Error ? error.message : String(error)}; nothing was changed` }]);
       }
     }
 
@@ -193,7 +187,7 @@ export class WorkerGroup implements ReloadTarget {
         problems.push({ path: '', message: 'no worker is running to take the configuration (every one is restarting); the running configuration stays' });
       }
       for (const { slot } of [...applied, ...unsure]) this.supervisor.recycle(slot.worker, this.current.drain.timeoutMs);
-      return this.refuse(problems, sortViews(views));
+      return this.reloads.refuse(problems, sortViews(views));
     }
 
     const previous = this.current;
@@ -224,7 +218,7 @@ export class WorkerGroup implements ReloadTarget {
    * reload was under way) applies the group's config, or is replaced when it cannot.
    */
   private catchUp(): void {
-    const run = this.applying.then(async () => {
+    void this.changes.run(async () => {
       if (this.phase !== 'ready') return;
       const config = this.current;
       for (const slot of this.supervisor.readySlots()) {
@@ -239,29 +233,10 @@ export class WorkerGroup implements ReloadTarget {
         if (this.supervisor.runs(slot.worker, slot.pid)) this.supervisor.recycle(slot.worker, config.drain.timeoutMs);
       }
     });
-    this.applying = run.catch(() => undefined);
   }
 
-  private refuse(problems: ReadonlyArray<{ path: string; message: string }>, workers?: readonly WorkerApplyView[]): ApplyResult {
-    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
-    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
-    this.recordReload('failure', error);
-    return { ok: false, error, errors, ...(workers === undefined ? {} : { workers }) };
-  }
-
-  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
-    this.metrics.configReloads.labels(result).inc();
-    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
-    // The file went back to the running bytes after a rejection: the operator fixed it, and
-    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
-    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
-    this.lastReloadError = result === 'failure' ? error : undefined;
-    this.lastReloadAt = new Date();
-    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
-    if (result === 'success') this.logger.info({ sha256: this.current.sha256 }, 'config applied');
-    else if (restored) this.logger.info({ sha256: this.current.sha256 }, 'config restored: the file holds the running configuration again');
-    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.sha256 }, 'config file unchanged');
-    else this.logger.error({ error }, 'config rejected; the last good config stays');
+  recordReload(result: ReloadResult, error: string | undefined): void {
+    this.reloads.record(result, error);
   }
 
   /**
@@ -282,7 +257,7 @@ export class WorkerGroup implements ReloadTarget {
     this.reloader.close();
     this.logger.info({ delayMs, timeoutMs, workers: this.supervisor.size }, 'draining: /ready answers 503; still serving during drain.delay');
     await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
-    await this.applying;
+    await this.changes.idle;
     this.logger.info({ workers: this.supervisor.size }, 'draining: the workers stopped accepting; waiting for requests in flight');
     const outcome = await this.supervisor.drain(timeoutMs, timeoutMs + WORKER_DRAIN_EXTRA_MS);
     if (outcome.cutConnections > 0) this.logger.warn({ cutConnections: outcome.cutConnections }, 'drain.timeout reached: busy connections were cut');
@@ -356,7 +331,7 @@ export class WorkerGroup implements ReloadTarget {
           source: config.source,
           sha256: config.sha256,
           loadedAt: config.loadedAt.toISOString(),
-          lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt?.toISOString() ?? null, error: this.lastReloadError ?? null },
+          lastReload: { ok: this.reloads.lastError === undefined, at: this.reloads.lastAt?.toISOString() ?? null, error: this.reloads.lastError ?? null },
           reloads,
         },
         recentErrors: this.recentErrors.list().reverse(),
@@ -406,8 +381,8 @@ export class WorkerGroup implements ReloadTarget {
       sha256: config.sha256,
       loadedAt: config.loadedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      lastReloadError: this.lastReloadError ?? null,
-      lastReload: this.lastReload ?? null,
+      lastReloadError: this.reloads.lastError ?? null,
+      lastReload: this.reloads.lastOutcome ?? null,
       retiring: { listeners: [...retiringListeners], clusters: [...retiringClusters] },
       workers: answers.map(({ slot, answer }) => ({
         worker: slot.worker,
