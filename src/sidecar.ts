@@ -1,6 +1,6 @@
 import type { ListenerConfig, SidecarConfig } from './config/types';
 import type { WatchConfigFileOptions } from './config/watch';
-import { AdminServer, json, text, type AdminHandler } from './admin/server';
+import { AdminServer, text, type AdminResponse } from './admin/server';
 import { Metrics } from './telemetry/metrics/metrics';
 import type { AdminConnectionCloseReason } from './admin/connection-guard';
 import { createDrainingHandler } from './lifecycle/draining-handler';
@@ -25,6 +25,7 @@ import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './proxy/websocket';
 import { ClusterReporter } from './telemetry/cluster-reporter';
 import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from './runtime/reload-history';
+import { adminRoutes, type AdminControl } from './runtime/admin-routes';
 import type { ClusterEvents } from './upstream/cluster-events';
 
 /**
@@ -83,7 +84,7 @@ export interface DrainReport {
  * A running sidecar: listeners, admin listener and the current RuntimeState. The state is
  * swapped as one reference by `applyConfig`; everything a request needs hangs off it.
  */
-export class Sidecar implements StateHolder, ReloadTarget {
+export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   current: RuntimeState;
   readonly metrics: Metrics;
   /** The admin listener's connection guard reports here (read at call time: the metrics exist by then). */
@@ -146,7 +147,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+    this.admin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
     this.reloads = new ReloadHistory(this.metrics, this.logger, this.recentErrors, () => this.current.config);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloads.follow(this.reloader);
@@ -230,7 +231,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
         });
       }
       if (adminMoves) {
-        newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+        newAdmin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
         await newAdmin.listen().catch((error: unknown) => {
           throw new BindError(undefined, error);
         });
@@ -418,19 +419,14 @@ export class Sidecar implements StateHolder, ReloadTarget {
     return createRequestHandler(identityOf(config), this, this.services, clientCert);
   }
 
-  private adminRoutes(): Map<string, AdminHandler> {
-    return new Map<string, AdminHandler>([
-      ['GET /live', () => text(200, 'live\n')],
-      ['GET /ready', () => (this.phase === 'ready' ? text(200, 'ready\n') : text(503, this.phase === 'draining' ? 'draining\n' : 'not ready\n'))],
-      ['GET /config', () => json(200, this.configView())],
-      ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
-      ['POST /reload', async () => {
-        const outcome = await this.reloader.reload('admin');
-        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
-      }],
-      ['GET /stats', async () => json(200, await this.stats())],
-      ['GET /clusters', () => json(200, this.clustersView())],
-    ]);
+  /** GET /ready: 200 only in the `ready` phase. */
+  readiness(): { ready: boolean; reason: string } {
+    return { ready: this.phase === 'ready', reason: this.phase === 'ready' ? 'ready' : this.phase === 'draining' ? 'draining' : 'not ready' };
+  }
+
+  /** GET /metrics of this process. */
+  async metricsAnswer(): Promise<AdminResponse> {
+    return text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
   }
 
   /** GET /stats of this process. */

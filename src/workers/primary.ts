@@ -8,7 +8,7 @@
  * are type-only.
  */
 import type { AdminConnectionCloseReason } from '../admin/connection-guard';
-import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
+import { AdminServer, text, type AdminResponse } from '../admin/server';
 import { PrimaryMetrics } from '../telemetry/metrics/metrics';
 import type { SidecarStats } from '../telemetry/metrics/stats';
 import type { ConfigError } from '../config/load';
@@ -18,6 +18,7 @@ import { installLifecycleSignals } from '../lifecycle/signals';
 import { ConfigReloader, type ApplyResult, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
 import type { ConfigView } from '../sidecar';
 import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from '../runtime/reload-history';
+import { adminRoutes, type AdminControl } from '../runtime/admin-routes';
 import type { Logger } from '../telemetry/logger';
 import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
 import type { ClusterView } from '../upstream/cluster';
@@ -52,7 +53,7 @@ export async function runWorkerGroup(config: SidecarConfig, logger: Logger, onSt
   return group;
 }
 
-export class WorkerGroup implements ReloadTarget {
+export class WorkerGroup implements ReloadTarget, AdminControl {
   /** The group's config: every ready worker runs it, and a (re)started worker starts with it. */
   current: SidecarConfig;
   readonly metrics: PrimaryMetrics;
@@ -83,7 +84,7 @@ export class WorkerGroup implements ReloadTarget {
     this.supervisor.on('ready', () => {
       if (this.phase === 'ready') this.catchUp();
     });
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), logger, this.adminConnectionClosed);
+    this.admin = new AdminServer(config.admin, adminRoutes(this), logger, this.adminConnectionClosed);
     this.reloads = new ReloadHistory(this.metrics, logger, this.recentErrors, () => this.current);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloads.follow(this.reloader);
@@ -141,7 +142,7 @@ export class WorkerGroup implements ReloadTarget {
     if (this.phase !== 'ready') return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     let newAdmin: AdminServer | undefined;
     if (adminAddress(config) !== adminAddress(this.current)) {
-      newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+      newAdmin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
       try {
         await newAdmin.listen();
       } catch (error) {
@@ -268,24 +269,6 @@ export class WorkerGroup implements ReloadTarget {
     return report;
   }
 
-  private adminRoutes(): Map<string, AdminHandler> {
-    return new Map<string, AdminHandler>([
-      ['GET /live', () => text(200, 'live\n')],
-      ['GET /ready', () => {
-        const { ready, reason } = this.readiness();
-        return ready ? text(200, 'ready\n') : text(503, `${reason}\n`);
-      }],
-      ['GET /config', async () => json(200, await this.configView())],
-      ['GET /metrics', () => this.metricsAnswer()],
-      ['POST /reload', async () => {
-        const outcome = await this.reloader.reload('admin');
-        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
-      }],
-      ['GET /stats', async () => json(200, await this.stats())],
-      ['GET /clusters', async () => json(200, await this.clusters())],
-    ]);
-  }
-
   /** Asks every slot; a slot with no process, or a worker that does not answer in time, gets an error naming it. */
   private ask<T>(query: WorkerQuery): Promise<Array<{ slot: SlotView; answer: WorkerAnswer<T> }>> {
     return Promise.all(
@@ -299,7 +282,7 @@ export class WorkerGroup implements ReloadTarget {
     );
   }
 
-  private async metricsAnswer(): Promise<AdminResponse> {
+  async metricsAnswer(): Promise<AdminResponse> {
     const answers = await this.ask<MetricsJson>('metrics');
     const workerAnswers: WorkerMetricsAnswer[] = [];
     for (const { slot, answer } of answers) {
@@ -352,7 +335,7 @@ export class WorkerGroup implements ReloadTarget {
   }
 
   /** Breakers, budgets, health checks and outlier detection are per worker: one entry per worker and cluster. */
-  private async clusters(): Promise<object> {
+  async clustersView(): Promise<object> {
     const answers = await this.ask<{ clusters: ClusterView[] }>('clusters');
     const entries: Array<ClusterView & { worker: number; pid: number | null }> = [];
     const unanswered: Array<{ worker: number; pid: number | null; error: string }> = [];
@@ -366,7 +349,7 @@ export class WorkerGroup implements ReloadTarget {
     return { clusters: entries, ...(unanswered.length > 0 ? { unanswered } : {}) };
   }
 
-  private async configView(): Promise<object> {
+  async configView(): Promise<object> {
     const config = this.current;
     const answers = await this.ask<ConfigView>('config');
     const retiringListeners = new Set<string>();
