@@ -294,7 +294,7 @@ async function main() {
       // the row shows blanks
     }
     const { rss, fds } = procStats(pid);
-    // prom-client's default metrics, under the sidecar's prefix (src/admin/metrics.ts).
+    // prom-client's default metrics, under the sidecar's prefix (src/telemetry/metrics/metrics.ts).
     const heap = metric(text, 'sidecar_nodejs_heap_size_used_bytes');
     const handles = metricSum(text, 'sidecar_nodejs_active_handles');
     const reloads = metric(text, 'sidecar_config_reloads_total', '{result="success"}');

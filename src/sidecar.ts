@@ -1,20 +1,19 @@
-import type { ConfigError } from './config/load';
 import type { ListenerConfig, SidecarConfig } from './config/types';
 import type { WatchConfigFileOptions } from './config/watch';
-import { AdminServer, json, text, type AdminHandler } from './admin/server';
-import { Metrics } from './admin/metrics';
+import { AdminServer, text, type AdminResponse } from './admin/server';
+import { Metrics } from './telemetry/metrics/metrics';
 import type { AdminConnectionCloseReason } from './admin/connection-guard';
 import { createDrainingHandler } from './lifecycle/draining-handler';
 import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget } from './lifecycle/reloader';
-import { settlesWithin } from './lifecycle/within';
+import { settlesWithin } from './core/async';
 import { listenerAddress, planListeners } from './listener/plan';
 import { ListenerServer } from './listener/server';
 import { clientCertFromConnection } from './listener/tls';
-import { createRequestHandler, type RequestHandler } from './proxy/handler';
+import { createRequestHandler, type RequestHandler } from './listener/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
-import { createUpgradeHandler } from './proxy/upgrade-handler';
-import { buildStats } from './admin/stats';
-import { readTraffic, TrafficWindow } from './admin/traffic-window';
+import { createUpgradeHandler } from './listener/upgrade-handler';
+import { buildStats } from './telemetry/metrics/stats';
+import { readTraffic, TrafficWindow } from './telemetry/metrics/traffic-window';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
@@ -23,7 +22,11 @@ import { spanExportReporter } from './telemetry/span-export-reporter';
 import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
 import { redactSecrets } from './config/redact';
-import { WebSocketProxy } from './upstream/websocket';
+import { WebSocketProxy } from './proxy/websocket';
+import { ClusterReporter } from './telemetry/cluster-reporter';
+import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from './runtime/reload-history';
+import { adminRoutes, type AdminControl } from './runtime/admin-routes';
+import type { ClusterEvents } from './upstream/cluster-events';
 
 /**
  * Time Sidecar.stop gives the last spans to reach the collector. A local collector takes
@@ -77,14 +80,11 @@ export interface DrainReport {
   readonly durationMs: number;
 }
 
-/** starting → ready → draining → stopped; only `ready` answers 200 on /ready and accepts reloads. */
-type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
-
 /**
  * A running sidecar: listeners, admin listener and the current RuntimeState. The state is
  * swapped as one reference by `applyConfig`; everything a request needs hangs off it.
  */
-export class Sidecar implements StateHolder, ReloadTarget {
+export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   current: RuntimeState;
   readonly metrics: Metrics;
   /** The admin listener's connection guard reports here (read at call time: the metrics exist by then). */
@@ -104,20 +104,19 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
+  private readonly clusterEvents: ClusterEvents;
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
-  private lastReloadError: string | undefined;
-  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  private readonly reloads: ReloadHistory;
   /** Listeners a reload removed or moved away from, closing once their connections are done. */
   private readonly retiringListeners = new Set<ListenerServer>();
   /** Clusters a reload replaced that still had requests in flight. */
   private readonly retiringClusters = new Set<ClusterRuntime>();
   /** applyConfig calls run one at a time: each plans against the state the previous one left. */
-  private applying: Promise<unknown> = Promise.resolve();
+  private readonly changes = new SerialRuns();
   private draining: Promise<DrainReport> | undefined;
   /** Ends the drain delay early (a non-graceful stop during the drain). */
   private cancelDrainDelay: (() => void) | undefined;
-  private lastReloadAt: Date | undefined;
   private readonly servesAdmin: boolean;
 
   private accessLogDropping = false;
@@ -142,16 +141,16 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
-    this.current = buildState(config, new Map(), this.services);
+    this.clusterEvents = new ClusterReporter(this.metrics, this.logger);
+    this.current = buildState(config, new Map(), this.clusterEvents);
     for (const cluster of this.current.clusters.values()) cluster.start();
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+    this.admin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
+    this.reloads = new ReloadHistory(this.metrics, this.logger, this.recentErrors, () => this.current.config);
     this.reloader = new ConfigReloader(this, config.source);
-    this.reloader.on('reload', (outcome) => {
-      this.lastReload = { ...outcome, at: new Date().toISOString() };
-    });
+    this.reloads.follow(this.reloader);
     // Every request has ended (and its spans with it) when the hooks run: what is left is
     // flushed, within a bound.
     this.onDrained.push(() => this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS));
@@ -208,18 +207,16 @@ export class Sidecar implements StateHolder, ReloadTarget {
    * settings are unchanged keep their pools; replaced ones close once their requests end.
    */
   applyConfig(config: SidecarConfig): Promise<ApplyResult> {
-    const run = this.applying.then(() => this.applyNow(config));
-    this.applying = run.catch(() => undefined);
-    return run;
+    return this.changes.run(() => this.applyNow(config));
   }
 
   private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
-    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    if (this.phase !== 'ready') return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     const plan = planListeners(
       this.listeners.map((l) => l.config),
       config.listeners,
     );
-    if (plan.refused.length > 0) return this.refuse(plan.refused.map((r) => ({ path: listenerPath(config, r.listener), message: r.message })));
+    if (plan.refused.length > 0) return this.reloads.refuse(plan.refused.map((r) => ({ path: listenerPath(config, r.listener), message: r.message })));
 
     // Bind every new socket before anything changes, so a failure leaves the running state whole.
     const fresh = new Map<string, ListenerServer>();
@@ -234,7 +231,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
         });
       }
       if (adminMoves) {
-        newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+        newAdmin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
         await newAdmin.listen().catch((error: unknown) => {
           throw new BindError(undefined, error);
         });
@@ -243,17 +240,17 @@ export class Sidecar implements StateHolder, ReloadTarget {
       for (const listener of fresh.values()) listener.destroy();
       void newAdmin?.close();
       const bind = error instanceof BindError ? error : new BindError(undefined, error);
-      return this.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
+      return this.reloads.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
     }
     if (this.phase !== 'ready') {
       // A shutdown began while the sockets were being bound.
       for (const listener of fresh.values()) listener.destroy();
       void newAdmin?.close();
-      return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+      return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     }
 
     const previous = this.current;
-    this.current = buildState(config, previous.clusters, this.services);
+    this.current = buildState(config, previous.clusters, this.clusterEvents);
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -322,26 +319,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     return { ok: true, changes };
   }
 
-  private refuse(problems: ReadonlyArray<{ path: string; message: string }>): ApplyResult {
-    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
-    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
-    this.recordReload('failure', error);
-    return { ok: false, error, errors };
-  }
-
-  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
-    this.metrics.configReloads.labels(result).inc();
-    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
-    // The file went back to the running bytes after a rejection: the operator fixed it, and
-    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
-    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
-    this.lastReloadError = result === 'failure' ? error : undefined;
-    this.lastReloadAt = new Date();
-    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
-    if (result === 'success') this.logger.info({ sha256: this.current.config.sha256 }, 'config applied');
-    else if (restored) this.logger.info({ sha256: this.current.config.sha256 }, 'config restored: the file holds the running configuration again');
-    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.config.sha256 }, 'config file unchanged');
-    else this.logger.error({ error }, 'config rejected; the last good config stays');
+  recordReload(result: ReloadResult, error: string | undefined): void {
+    this.reloads.record(result, error);
   }
 
   /**
@@ -374,7 +353,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.cancelDrainDelay = undefined;
     // A non-graceful stop() during the delay has already cut everything.
     if ((this.phase as Phase) === 'stopped') return { cutConnections: 0, durationMs: Date.now() - startedAt };
-    await this.applying;
+    await this.changes.idle;
     const deadline = Date.now() + timeoutMs;
     this.logger.info({ listeners: this.listeners.length }, 'draining: listeners stopped accepting; waiting for requests in flight');
     // Tunnels have no request boundary to wait for, and would hold the listeners open.
@@ -440,19 +419,14 @@ export class Sidecar implements StateHolder, ReloadTarget {
     return createRequestHandler(identityOf(config), this, this.services, clientCert);
   }
 
-  private adminRoutes(): Map<string, AdminHandler> {
-    return new Map<string, AdminHandler>([
-      ['GET /live', () => text(200, 'live\n')],
-      ['GET /ready', () => (this.phase === 'ready' ? text(200, 'ready\n') : text(503, this.phase === 'draining' ? 'draining\n' : 'not ready\n'))],
-      ['GET /config', () => json(200, this.configView())],
-      ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
-      ['POST /reload', async () => {
-        const outcome = await this.reloader.reload('admin');
-        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
-      }],
-      ['GET /stats', async () => json(200, await this.stats())],
-      ['GET /clusters', () => json(200, this.clustersView())],
-    ]);
+  /** GET /ready: 200 only in the `ready` phase. */
+  readiness(): { ready: boolean; reason: string } {
+    return { ready: this.phase === 'ready', reason: this.phase === 'ready' ? 'ready' : this.phase === 'draining' ? 'draining' : 'not ready' };
+  }
+
+  /** GET /metrics of this process. */
+  async metricsAnswer(): Promise<AdminResponse> {
+    return text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
   }
 
   /** GET /stats of this process. */
@@ -461,7 +435,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       ready: this.phase === 'ready',
       startedAtMs: this.startedAt,
       config: this.current.config,
-      lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt, error: this.lastReloadError },
+      lastReload: { ok: this.reloads.lastError === undefined, at: this.reloads.lastAt, error: this.reloads.lastError },
       listeners: this.listeners.map((l) => ({
         name: l.config.name,
         host: l.config.host,
@@ -492,8 +466,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
       sha256: config.sha256,
       loadedAt: config.loadedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      lastReloadError: this.lastReloadError ?? null,
-      lastReload: this.lastReload ?? null,
+      lastReloadError: this.reloads.lastError ?? null,
+      lastReload: this.reloads.lastOutcome ?? null,
       // What a reload or the drain left behind that has not closed yet.
       retiring: {
         listeners: [...this.retiringListeners].map((l) => `${l.config.name}@${l.config.host}:${l.port}`),
@@ -550,13 +524,13 @@ function tracingSection(config: SidecarConfig): unknown {
 }
 
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices): RuntimeState {
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, events: ClusterEvents): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
     clusters.set(
       name,
-      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services),
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, events),
     );
   }
   return { config, clusters, routes: buildRouteTables(config) };

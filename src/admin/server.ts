@@ -1,7 +1,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AdminConfig } from '../config/types';
-import { ERROR_STATUS, errorBody } from '../errors';
+import { ERROR_STATUS, errorBody } from '../core/errors';
 import type { Logger } from '../telemetry/logger';
 import { AdminConnectionGuard, type AdminConnectionObserver } from './connection-guard';
 import { adminRequestRefusal } from './request-origin';

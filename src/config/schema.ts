@@ -19,7 +19,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
-import { normalizePath } from '../proxy/path';
+import { normalizePath } from '../core/path';
 import { routeRegexError } from './route-regex';
 import { formatDurationMs, parseDurationMs, parseSizeBytes } from './units';
 

@@ -1,4 +1,4 @@
-import { recordLocalAnswer, type RequestHandler } from '../proxy/handler';
+import { recordLocalAnswer, type RequestHandler } from '../listener/handler';
 import { requestIdFrom } from '../proxy/headers';
 import { sendError } from '../proxy/respond';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';

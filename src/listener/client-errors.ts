@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
+import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../core/errors';
 
 /** Time a refused client gets to take the error answer before its socket is destroyed anyway. */
 const ERROR_ANSWER_FLUSH_TIMEOUT_MS = 2_000;

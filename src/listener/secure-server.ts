@@ -1,6 +1,6 @@
 import http2 from 'node:http2';
 import type { ListenerConfig } from '../config/types';
-import type { RequestHandler } from '../proxy/handler';
+import type { RequestHandler } from './handler';
 import type { TlsContextProvider } from '../tls/context';
 import { timeoutCheckIntervalMs } from './timeouts';
 import { http1HeaderCap, http2HeaderPairsCap } from './header-limits';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { TlsConfig } from '../config/types';
-import type { ClientCertLookup } from '../proxy/handler';
+import type { ClientCertLookup } from './handler';
 import type { Logger } from '../telemetry/logger';
 import {
   forwardedClientCert,

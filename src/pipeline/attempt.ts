@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { RETRY_DISCARDED_BODY_MAX_BYTES } from '../config/defaults';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 import type { ConcurrencyLimit } from '../policy/concurrency-limit';
 import type { EndpointRuntime } from '../upstream/cluster';
 import type { Exchange } from './exchange';

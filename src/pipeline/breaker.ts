@@ -1,5 +1,5 @@
 import type { BreakerOutcome } from '../policy/circuit-breaker';
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';

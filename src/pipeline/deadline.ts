@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';

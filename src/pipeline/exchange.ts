@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { RouteInstruments } from '../admin/metrics';
+import type { RouteInstruments } from '../telemetry/metrics/metrics';
 import type { ClusterRoute } from '../config/types';
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import type { BreakerTicket } from '../policy/circuit-breaker';
 import type { AdmissionWaiter } from '../policy/concurrency-limit';
 import type { ReplayableBody } from '../policy/replay-body';

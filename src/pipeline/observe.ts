@@ -1,4 +1,4 @@
-import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
+import { ERROR_STATUS, SidecarError, type ErrorCode } from '../core/errors';
 import { accessLogEntry } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';

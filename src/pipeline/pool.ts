@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 import { mayRetryStaleConnection, STALE_CONNECTION_RETRY_REASON } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import { refuseLaterRequests } from '../proxy/closing-connections';
-import { setAttempt } from '../proxy/headers';
+import { setAttempt } from '../core/header-list';
 import { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';

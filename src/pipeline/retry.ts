@@ -3,7 +3,7 @@ import { retryAfterFromRawHeaders, retryDelayMs, statusCarriesRetryAfter } from 
 import { ReplayableBody } from '../policy/replay-body';
 import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 import type { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 
 /**
  * A request body that can be sent more than once.

@@ -1,5 +1,5 @@
 import type { RetryPolicy } from '../config/types';
-import type { AttemptFailureKind } from '../upstream/error-map';
+import type { AttemptFailureKind } from '../core/errors';
 
 /**
  * The retry decision, and only the decision: given what one attempt came back with and the

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 
 /**
  * The request body as the upstream reads it, bounded by the route's `maxRequestBodyBytes`.

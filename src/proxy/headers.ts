@@ -160,21 +160,6 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** Rewrites the attempt number in a list built by `upstreamRequestHeaders`. */
-export function setAttempt(headers: string[], attempt: number): void {
-  headers[headers.length - 1] = String(attempt);
-}
-
-/**
- * Replaces the `previousEntries` entries (names and values) just before the attempt slot of a
- * list built by `upstreamRequestHeaders` with `entries`; returns how many entries are there
- * now. Each attempt writes its own trace context this way, and the attempt slot stays last.
- */
-export function replaceBeforeAttempt(headers: string[], previousEntries: number, entries: readonly string[]): number {
-  headers.splice(headers.length - 2 - previousEntries, previousEntries, ...entries);
-  return entries.length;
-}
-
 /**
  * The header list sent back to the client, from undici's raw response headers, as the flat
  * array `ServerResponse#writeHead` accepts (repeated names such as Set-Cookie stay separate).
@@ -213,10 +198,4 @@ function removeNamed(list: string[], named: ReadonlySet<string>): void {
     list[kept++] = list[i + 1];
   }
   list.length = kept;
-}
-
-/** `::ffff:10.0.0.1` → `10.0.0.1`; other addresses unchanged. */
-export function normalizePeerAddress(address: string | undefined): string {
-  if (!address) return '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ListenerConfig } from '../config/types';
 import { normalizeAuthority } from './authority';
 import { requestAuthority } from './http2-request';
-import { normalizePath, splitTarget } from './path';
+import { normalizePath, splitTarget } from '../core/path';
 
 /**
  * Checks the parts of a request Node's parser lets through but a proxy must not relay as

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { DirectResponse, HeaderMutation } from '../config/types';
-import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../errors';
+import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../core/errors';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
 import { abortResponse, isHttp1, stopReceivingBody } from './http2-request';
 import { ALLOW_FORWARDED_METHODS } from './request-guard';

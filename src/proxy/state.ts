@@ -1,5 +1,5 @@
 import type { ListenerConfig, RouteConfig, SidecarConfig } from '../config/types';
-import type { Metrics } from '../admin/metrics';
+import type { Metrics } from '../telemetry/metrics/metrics';
 import type { AccessLog } from '../telemetry/access-log';
 import type { Logger } from '../telemetry/logger';
 import type { Tracing } from '../telemetry/tracing';

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../admin/stats';
+import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../telemetry/metrics/stats';
 import type { WorkerStatsView } from '../workers/stats-aggregation';
 
 /**

@@ -1,4 +1,4 @@
-import type { RouteTraffic } from '../admin/traffic-window';
+import type { RouteTraffic } from '../telemetry/metrics/traffic-window';
 import type { RecentError } from '../telemetry/recent-errors';
 import type { ClusterStatus, StatusReport } from './collect';
 

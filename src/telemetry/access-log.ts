@@ -1,4 +1,4 @@
-import { settlesWithin } from '../lifecycle/within';
+import { settlesWithin } from '../core/async';
 import { LineWriter } from './line-writer';
 import type { AccessLogConfig } from '../config/types';
 

@@ -14,7 +14,8 @@ import {
   type TraceState,
   type Tracer,
 } from '@opentelemetry/api';
-import { normalizePeerAddress, replaceBeforeAttempt } from '../proxy/headers';
+import { replaceBeforeAttempt } from '../core/header-list';
+import { normalizePeerAddress } from '../core/peer-address';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { PooledIdGenerator } from './ids';
 import { TRACE_ID_RESPONSE_HEADER, type EventAttributes, type RequestOutcome, type RequestTrace, type RetryFacts } from './tracing';

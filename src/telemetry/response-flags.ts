@@ -1,4 +1,4 @@
-import { ERRORS, ERROR_CODES, type ErrorCode, type ErrorResponseFlag } from '../errors';
+import { ERRORS, ERROR_CODES, type ErrorCode, type ErrorResponseFlag } from '../core/errors';
 
 /**
  * Envoy-style response flags for the access log and the SERVER span: a few letters that say

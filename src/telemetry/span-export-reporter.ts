@@ -1,4 +1,4 @@
-import type { Metrics } from '../admin/metrics';
+import type { Metrics } from './metrics/metrics';
 import type { Logger } from './logger';
 import type { RecentErrors } from './recent-errors';
 import type { SpanExportObserver } from './tracing';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
 
 /**

@@ -12,9 +12,9 @@
 
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import tls from 'node:tls';
 import type { TlsConfig } from '../config/types';
+import { watchFileChanges } from '../core/file-watch';
 
 /** TLS 1.0/1.1 are deprecated (RFC 8996). */
 export const TLS_MIN_VERSION: tls.SecureVersion = 'TLSv1.2';
@@ -387,16 +387,14 @@ export function watchTlsFiles(config: TlsConfig, onChange: () => void, options: 
   return watchFiles(tlsFilePaths(config), onChange, options);
 }
 
-/** watchTlsFiles for any list of files (e.g. an upstream cluster's CA and client certificate). */
+/**
+ * watchTlsFiles for any list of files (e.g. an upstream cluster's CA and client certificate).
+ * The watching is core/file-watch.ts's; this adds the content hash that decides a change.
+ */
 export function watchFiles(files: readonly string[], onChange: () => void, options: WatchTlsFilesOptions = {}): TlsFileWatcher {
-  const debounceMs = options.debounceMs ?? DEFAULT_WATCH_DEBOUNCE_MS;
-  const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS;
   const onError =
     options.onError ?? ((err: unknown) => process.emitWarning(`TLS file change handler failed: ${message(err)}`));
-  const dirs = [...new Set(files.map((f) => path.dirname(f)))];
-  const watchers = new Map<string, fs.FSWatcher>();
   let closed = false;
-  let debounce: NodeJS.Timeout | undefined;
   // The baseline is taken synchronously so a change right after this call is not lost.
   let lastHash = hashFilesSync(files);
   // Checks run one after another so two overlapping checks cannot both report one change.
@@ -418,44 +416,16 @@ export function watchFiles(files: readonly string[], onChange: () => void, optio
     queue = queue.then(runCheck, runCheck);
     return queue;
   };
-  const schedule = (): void => {
-    if (closed) return;
-    if (debounce !== undefined) clearTimeout(debounce);
-    debounce = setTimeout(() => void check(), debounceMs);
-    debounce.unref();
-  };
-  const watchDir = (dir: string): void => {
-    if (watchers.has(dir)) return;
-    try {
-      // persistent: false — the listener keeps the process alive, the watcher must not.
-      const watcher = fs.watch(dir, { persistent: false }, schedule);
-      watcher.on('error', () => {
-        // e.g. the folder was deleted; the poll re-establishes the watch when it returns.
-        watcher.close();
-        watchers.delete(dir);
-        schedule();
-      });
-      watchers.set(dir, watcher);
-    } catch {
-      // The folder does not exist (yet); the poll retries.
-    }
-  };
-
-  dirs.forEach(watchDir);
-  const poll = setInterval(() => {
-    dirs.forEach(watchDir);
-    void check();
-  }, pollIntervalMs);
-  poll.unref();
+  const watcher = watchFileChanges(files, () => void check(), {
+    debounceMs: options.debounceMs ?? DEFAULT_WATCH_DEBOUNCE_MS,
+    pollIntervalMs: options.pollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS,
+  });
 
   return {
     check,
     close(): void {
       closed = true;
-      clearInterval(poll);
-      if (debounce !== undefined) clearTimeout(debounce);
-      for (const watcher of watchers.values()) watcher.close();
-      watchers.clear();
+      watcher.close();
     },
   };
 }

@@ -1,15 +1,14 @@
 import { Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
 import { STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
-import type { Metrics } from '../admin/metrics';
-import type { Logger } from '../telemetry/logger';
-import { BREAKER_STATE_VALUE, ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
+import { ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
 import { ConcurrencyLimit } from '../policy/concurrency-limit';
 import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
 import { EndpointHealth, HealthChecker, type HealthView } from './health-check';
 import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-detection';
 import { guardedConnector, type Connector } from './connection-guard';
 import { UpstreamTls } from './upstream-tls';
+import type { ClusterEvents, EndpointFacts } from './cluster-events';
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
@@ -189,12 +188,6 @@ export interface ClusterView {
   readonly endpoints: readonly EndpointView[];
 }
 
-/** Where a cluster reports its state changes. */
-export interface ClusterObserver {
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-}
-
 /**
  * A cluster's live state: endpoints grouped by priority with a round-robin cursor per
  * priority level, and its resilience state (breaker, concurrency limit, retry budget, health
@@ -224,12 +217,12 @@ export class ClusterRuntime {
   private inFlightCount = 0;
   private retiring = false;
   private closed = false;
-  /** Reports go to metrics only while this runtime is the current one for its name. */
+  /** Events are reported only while this runtime is the current one for its name. */
   private reporting = false;
 
   constructor(
     config: ClusterConfig,
-    private readonly observer?: ClusterObserver,
+    private readonly events?: ClusterEvents,
   ) {
     this.config = config;
     this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome));
@@ -260,11 +253,7 @@ export class ClusterRuntime {
   /** Makes this runtime the current one of its name: publishes its state and starts health checks. */
   start(): void {
     this.reporting = true;
-    const metrics = this.observer?.metrics;
-    if (metrics !== undefined) {
-      metrics.circuitState.labels(this.config.name).set(BREAKER_STATE_VALUE[this.breaker.state]);
-      for (const endpoint of this.endpoints) metrics.endpointHealthy.labels(this.config.name, endpoint.config.url).set(endpoint.healthy ? 1 : 0);
-    }
+    this.events?.published(this.config.name, this.breaker.state, this.endpoints.map(factsOf));
     this.healthChecks?.start();
     this.tls?.watch();
   }
@@ -329,11 +318,7 @@ export class ClusterRuntime {
     this.retiring = true;
     if (this.reporting) {
       this.reporting = false;
-      const metrics = this.observer?.metrics;
-      if (metrics !== undefined) {
-        metrics.circuitState.remove(this.config.name);
-        for (const endpoint of this.endpoints) metrics.endpointHealthy.remove(this.config.name, endpoint.config.url);
-      }
+      this.events?.withdrawn(this.config.name, this.endpoints.map(factsOf));
     }
     if (this.inFlightCount === 0) void this.close();
   }
@@ -379,32 +364,19 @@ export class ClusterRuntime {
   }
 
   private onBreakerState(state: BreakerState, previous: BreakerState): void {
-    if (!this.reporting) return;
-    const { metrics, logger } = this.observer ?? {};
-    metrics?.circuitState.labels(this.config.name).set(BREAKER_STATE_VALUE[state]);
-    const fields = { cluster: this.config.name, state, previous };
-    if (state === 'open') logger?.warn({ ...fields, resetTimeoutMs: this.config.circuitBreaker.resetTimeoutMs }, 'circuit breaker opened: requests get 503 CIRCUIT_OPEN');
-    else logger?.info(fields, state === 'half-open' ? 'circuit breaker half-open: letting a probe through' : 'circuit breaker closed');
+    if (this.reporting) this.events?.breakerChanged(this.config.name, state, previous, this.config.circuitBreaker.resetTimeoutMs);
   }
 
   private onTlsReload(outcome: { ok: true } | { ok: false; error: string }): void {
-    const logger = this.observer?.logger;
-    if (outcome.ok) logger?.info({ cluster: this.config.name }, 'upstream TLS files changed: new connections use them');
-    else logger?.warn({ cluster: this.config.name, error: outcome.error }, 'upstream TLS files could not be reloaded: keeping the previous ones');
+    this.events?.tlsReloaded(this.config.name, outcome);
   }
 
   private onStrayBytes(endpoint: EndpointRuntime): void {
-    if (!this.reporting) return;
-    const { metrics, logger } = this.observer ?? {};
-    metrics?.upstreamStrayBytes.labels(this.config.name).inc();
-    logger?.warn(
-      { cluster: this.config.name, endpoint: endpoint.config.url, noReuseMs: STRAY_BYTES_NO_REUSE_MS },
-      'the app sent response bytes no request asked for: connection closed; its connections carry one request each for a while',
-    );
+    if (this.reporting) this.events?.strayBytes(this.config.name, factsOf(endpoint), STRAY_BYTES_NO_REUSE_MS);
   }
 
   private onHealthChecked(endpoint: EndpointRuntime, passed: boolean): void {
-    if (this.reporting) this.observer?.metrics.healthChecks.labels(this.config.name, endpoint.config.url, passed ? 'pass' : 'fail').inc();
+    if (this.reporting) this.events?.healthChecked(this.config.name, factsOf(endpoint), passed);
   }
 
   private onHealthChanged(endpoint: EndpointRuntime, failure: string | undefined): void {
@@ -412,16 +384,16 @@ export class ClusterRuntime {
   }
 
   private onEjected(endpoint: EndpointRuntime, durationMs: number): void {
-    if (this.reporting) this.observer?.metrics.outlierEjections.labels(this.config.name, endpoint.config.url).inc();
+    if (this.reporting) this.events?.ejected(this.config.name, factsOf(endpoint));
     this.onEndpointChange(endpoint, `ejected for ${durationMs}ms after ${this.config.outlierDetection?.consecutive5xx ?? 0} consecutive failures`);
   }
 
   private onEndpointChange(endpoint: EndpointRuntime, why: string): void {
     endpoint.refreshHealthy();
-    if (!this.reporting) return;
-    const { metrics, logger } = this.observer ?? {};
-    metrics?.endpointHealthy.labels(this.config.name, endpoint.config.url).set(endpoint.healthy ? 1 : 0);
-    const level = endpoint.healthy ? 'info' : 'warn';
-    logger?.[level]({ cluster: this.config.name, endpoint: endpoint.config.url, healthy: endpoint.healthy }, `endpoint ${why}`);
+    if (this.reporting) this.events?.endpointChanged(this.config.name, factsOf(endpoint), why);
   }
+}
+
+function factsOf(endpoint: EndpointRuntime): EndpointFacts {
+  return { url: endpoint.config.url, healthy: endpoint.healthy };
 }

@@ -1,9 +1,9 @@
 import { errors } from 'undici';
-import { ERRORS, ERROR_CODES, SidecarError, type AttemptFailureKind, type ErrorCode } from '../errors';
+import { ERRORS, ERROR_CODES, SidecarError, type AttemptFailureKind, type ErrorCode } from '../core/errors';
 import { failedOnReusedConnection } from './connection-guard';
 import { upstreamTlsFailureReason } from './tls-failure';
 
-export type { AttemptFailureKind } from '../errors';
+export type { AttemptFailureKind } from '../core/errors';
 
 export interface AttemptFailure {
   readonly kind: AttemptFailureKind;

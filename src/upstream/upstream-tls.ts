@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { buildConnector } from 'undici';
 import type { UpstreamTlsConfig } from '../config/types';
-import { SidecarError } from '../errors';
+import { SidecarError } from '../core/errors';
 import { TLS_CIPHERS, watchFiles, type TlsFileWatcher } from '../tls/context';
 import type { Connector } from './connection-guard';
 

@@ -1,5 +1,5 @@
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { PRIMARY_OWNED_METRICS, type PrimaryMetrics } from '../admin/metrics';
+import { PRIMARY_OWNED_METRICS, type PrimaryMetrics } from '../telemetry/metrics/metrics';
 
 /**
  * One Prometheus exposition for a worker group. Every worker sends its registry as JSON

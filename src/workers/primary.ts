@@ -8,15 +8,17 @@
  * are type-only.
  */
 import type { AdminConnectionCloseReason } from '../admin/connection-guard';
-import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
-import { PrimaryMetrics } from '../admin/metrics';
-import type { SidecarStats } from '../admin/stats';
+import { AdminServer, text, type AdminResponse } from '../admin/server';
+import { PrimaryMetrics } from '../telemetry/metrics/metrics';
+import type { SidecarStats } from '../telemetry/metrics/stats';
 import type { ConfigError } from '../config/load';
 import { redactSecrets } from '../config/redact';
 import type { SidecarConfig } from '../config/types';
 import { installLifecycleSignals } from '../lifecycle/signals';
-import { ConfigReloader, type ApplyResult, type ReloadOutcome, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
+import { ConfigReloader, type ApplyResult, type ReloadTarget, type WorkerApplyView } from '../lifecycle/reloader';
 import type { ConfigView } from '../sidecar';
+import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from '../runtime/reload-history';
+import { adminRoutes, type AdminControl } from '../runtime/admin-routes';
 import type { Logger } from '../telemetry/logger';
 import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
 import type { ClusterView } from '../upstream/cluster';
@@ -29,8 +31,6 @@ import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnsw
 export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
 /** Bound on a worker applying a config (binding new listeners, reading certificates). */
 export const WORKER_APPLY_TIMEOUT_MS = 30_000;
-
-type Phase = 'starting' | 'ready' | 'draining' | 'stopped';
 
 export interface GroupDrainReport {
   readonly cutConnections: number;
@@ -53,7 +53,7 @@ export async function runWorkerGroup(config: SidecarConfig, logger: Logger, onSt
   return group;
 }
 
-export class WorkerGroup implements ReloadTarget {
+export class WorkerGroup implements ReloadTarget, AdminControl {
   /** The group's config: every ready worker runs it, and a (re)started worker starts with it. */
   current: SidecarConfig;
   readonly metrics: PrimaryMetrics;
@@ -66,11 +66,9 @@ export class WorkerGroup implements ReloadTarget {
   private readonly recentErrors = new RecentErrors();
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
-  private lastReloadError: string | undefined;
-  private lastReloadAt: Date | undefined;
-  private lastReload: (ReloadOutcome & { at: string }) | undefined;
+  private readonly reloads: ReloadHistory;
   /** Reloads and catch-ups run one at a time, each against what the previous one left. */
-  private applying: Promise<unknown> = Promise.resolve();
+  private readonly changes = new SerialRuns();
   private draining: Promise<GroupDrainReport> | undefined;
 
   constructor(
@@ -86,11 +84,10 @@ export class WorkerGroup implements ReloadTarget {
     this.supervisor.on('ready', () => {
       if (this.phase === 'ready') this.catchUp();
     });
-    this.admin = new AdminServer(config.admin, this.adminRoutes(), logger, this.adminConnectionClosed);
+    this.admin = new AdminServer(config.admin, adminRoutes(this), logger, this.adminConnectionClosed);
+    this.reloads = new ReloadHistory(this.metrics, logger, this.recentErrors, () => this.current);
     this.reloader = new ConfigReloader(this, config.source);
-    this.reloader.on('reload', (outcome) => {
-      this.lastReload = { ...outcome, at: new Date().toISOString() };
-    });
+    this.reloads.follow(this.reloader);
   }
 
   get config(): SidecarConfig {
@@ -138,21 +135,19 @@ export class WorkerGroup implements ReloadTarget {
    * the group never serves two configs for longer than a drain.
    */
   applyConfig(config: SidecarConfig): Promise<ApplyResult> {
-    const run = this.applying.then(() => this.applyNow(config));
-    this.applying = run.catch(() => undefined);
-    return run;
+    return this.changes.run(() => this.applyNow(config));
   }
 
   private async applyNow(config: SidecarConfig): Promise<ApplyResult> {
-    if (this.phase !== 'ready') return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
+    if (this.phase !== 'ready') return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     let newAdmin: AdminServer | undefined;
     if (adminAddress(config) !== adminAddress(this.current)) {
-      newAdmin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);
+      newAdmin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);
       try {
         await newAdmin.listen();
       } catch (error) {
         void newAdmin.close();
-        return this.refuse([{ path: 'admin.address', message: `${error instanceof Error ? error.message : String(error)}; nothing was changed` }]);
+        return this.reloads.refuse([{ path: 'admin.address', message: `${error instanceof Error ? error.message : String(error)}; nothing was changed` }]);
       }
     }
 
@@ -193,7 +188,7 @@ export class WorkerGroup implements ReloadTarget {
         problems.push({ path: '', message: 'no worker is running to take the configuration (every one is restarting); the running configuration stays' });
       }
       for (const { slot } of [...applied, ...unsure]) this.supervisor.recycle(slot.worker, this.current.drain.timeoutMs);
-      return this.refuse(problems, sortViews(views));
+      return this.reloads.refuse(problems, sortViews(views));
     }
 
     const previous = this.current;
@@ -224,7 +219,7 @@ export class WorkerGroup implements ReloadTarget {
    * reload was under way) applies the group's config, or is replaced when it cannot.
    */
   private catchUp(): void {
-    const run = this.applying.then(async () => {
+    void this.changes.run(async () => {
       if (this.phase !== 'ready') return;
       const config = this.current;
       for (const slot of this.supervisor.readySlots()) {
@@ -239,29 +234,10 @@ export class WorkerGroup implements ReloadTarget {
         if (this.supervisor.runs(slot.worker, slot.pid)) this.supervisor.recycle(slot.worker, config.drain.timeoutMs);
       }
     });
-    this.applying = run.catch(() => undefined);
   }
 
-  private refuse(problems: ReadonlyArray<{ path: string; message: string }>, workers?: readonly WorkerApplyView[]): ApplyResult {
-    const errors: ConfigError[] = problems.map((p) => ({ path: p.path, line: undefined, message: p.message }));
-    const error = problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('\n');
-    this.recordReload('failure', error);
-    return { ok: false, error, errors, ...(workers === undefined ? {} : { workers }) };
-  }
-
-  recordReload(result: 'success' | 'failure' | 'unchanged', error: string | undefined): void {
-    this.metrics.configReloads.labels(result).inc();
-    this.metrics.configLastReloadSuccess.set(result === 'failure' ? 0 : 1);
-    // The file went back to the running bytes after a rejection: the operator fixed it, and
-    // the rejection logged at error level is no longer pending. Said at the same level as "config applied".
-    const restored = result === 'unchanged' && this.lastReloadError !== undefined;
-    this.lastReloadError = result === 'failure' ? error : undefined;
-    this.lastReloadAt = new Date();
-    if (result === 'failure') this.recentErrors.record({ code: 'CONFIG_REJECTED', message: error });
-    if (result === 'success') this.logger.info({ sha256: this.current.sha256 }, 'config applied');
-    else if (restored) this.logger.info({ sha256: this.current.sha256 }, 'config restored: the file holds the running configuration again');
-    else if (result === 'unchanged') this.logger.debug({ sha256: this.current.sha256 }, 'config file unchanged');
-    else this.logger.error({ error }, 'config rejected; the last good config stays');
+  recordReload(result: ReloadResult, error: string | undefined): void {
+    this.reloads.record(result, error);
   }
 
   /**
@@ -282,7 +258,7 @@ export class WorkerGroup implements ReloadTarget {
     this.reloader.close();
     this.logger.info({ delayMs, timeoutMs, workers: this.supervisor.size }, 'draining: /ready answers 503; still serving during drain.delay');
     await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
-    await this.applying;
+    await this.changes.idle;
     this.logger.info({ workers: this.supervisor.size }, 'draining: the workers stopped accepting; waiting for requests in flight');
     const outcome = await this.supervisor.drain(timeoutMs, timeoutMs + WORKER_DRAIN_EXTRA_MS);
     if (outcome.cutConnections > 0) this.logger.warn({ cutConnections: outcome.cutConnections }, 'drain.timeout reached: busy connections were cut');
@@ -291,24 +267,6 @@ export class WorkerGroup implements ReloadTarget {
     const report = { cutConnections: outcome.cutConnections, durationMs: Date.now() - startedAt };
     this.logger.info({ ...report, ...(outcome.killed.length > 0 ? { killedWorkers: outcome.killed } : {}) }, 'drained');
     return report;
-  }
-
-  private adminRoutes(): Map<string, AdminHandler> {
-    return new Map<string, AdminHandler>([
-      ['GET /live', () => text(200, 'live\n')],
-      ['GET /ready', () => {
-        const { ready, reason } = this.readiness();
-        return ready ? text(200, 'ready\n') : text(503, `${reason}\n`);
-      }],
-      ['GET /config', async () => json(200, await this.configView())],
-      ['GET /metrics', () => this.metricsAnswer()],
-      ['POST /reload', async () => {
-        const outcome = await this.reloader.reload('admin');
-        return json(outcome.result === 'rejected' ? 422 : 200, outcome);
-      }],
-      ['GET /stats', async () => json(200, await this.stats())],
-      ['GET /clusters', async () => json(200, await this.clusters())],
-    ]);
   }
 
   /** Asks every slot; a slot with no process, or a worker that does not answer in time, gets an error naming it. */
@@ -324,7 +282,7 @@ export class WorkerGroup implements ReloadTarget {
     );
   }
 
-  private async metricsAnswer(): Promise<AdminResponse> {
+  async metricsAnswer(): Promise<AdminResponse> {
     const answers = await this.ask<MetricsJson>('metrics');
     const workerAnswers: WorkerMetricsAnswer[] = [];
     for (const { slot, answer } of answers) {
@@ -356,7 +314,7 @@ export class WorkerGroup implements ReloadTarget {
           source: config.source,
           sha256: config.sha256,
           loadedAt: config.loadedAt.toISOString(),
-          lastReload: { ok: this.lastReloadError === undefined, at: this.lastReloadAt?.toISOString() ?? null, error: this.lastReloadError ?? null },
+          lastReload: { ok: this.reloads.lastError === undefined, at: this.reloads.lastAt?.toISOString() ?? null, error: this.reloads.lastError ?? null },
           reloads,
         },
         recentErrors: this.recentErrors.list().reverse(),
@@ -377,7 +335,7 @@ export class WorkerGroup implements ReloadTarget {
   }
 
   /** Breakers, budgets, health checks and outlier detection are per worker: one entry per worker and cluster. */
-  private async clusters(): Promise<object> {
+  async clustersView(): Promise<object> {
     const answers = await this.ask<{ clusters: ClusterView[] }>('clusters');
     const entries: Array<ClusterView & { worker: number; pid: number | null }> = [];
     const unanswered: Array<{ worker: number; pid: number | null; error: string }> = [];
@@ -391,7 +349,7 @@ export class WorkerGroup implements ReloadTarget {
     return { clusters: entries, ...(unanswered.length > 0 ? { unanswered } : {}) };
   }
 
-  private async configView(): Promise<object> {
+  async configView(): Promise<object> {
     const config = this.current;
     const answers = await this.ask<ConfigView>('config');
     const retiringListeners = new Set<string>();
@@ -406,8 +364,8 @@ export class WorkerGroup implements ReloadTarget {
       sha256: config.sha256,
       loadedAt: config.loadedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      lastReloadError: this.lastReloadError ?? null,
-      lastReload: this.lastReload ?? null,
+      lastReloadError: this.reloads.lastError ?? null,
+      lastReload: this.reloads.lastOutcome ?? null,
       retiring: { listeners: [...retiringListeners], clusters: [...retiringClusters] },
       workers: answers.map(({ slot, answer }) => ({
         worker: slot.worker,

@@ -1,5 +1,5 @@
-import type { BreakerState, ClusterStats, EndpointStats, ListenerStats, SidecarStats } from '../admin/stats';
-import type { RouteTraffic } from '../admin/traffic-window';
+import type { BreakerState, ClusterStats, EndpointStats, ListenerStats, SidecarStats } from '../telemetry/metrics/stats';
+import type { RouteTraffic } from '../telemetry/metrics/traffic-window';
 import type { RecentError } from '../telemetry/recent-errors';
 import type { TracingDescription } from '../telemetry/tracing';
 

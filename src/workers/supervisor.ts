@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { SidecarConfig } from '../config/types';
-import { settlesWithin } from '../lifecycle/within';
+import { settlesWithin } from '../core/async';
 import type { Logger } from '../telemetry/logger';
 import { isWorkerMessage, WORKER_ID_ENV, type BoundListener, type PrimaryMessage, type WorkerMessage } from './protocol';
 

@@ -6,10 +6,10 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Metrics, PrimaryMetrics } from '../../src/admin/metrics';
+import { Metrics, PrimaryMetrics } from '../../src/telemetry/metrics/metrics';
 import { buildCli } from '../../src/cli';
 import { formatConfigErrors, parseConfigText } from '../../src/config/load';
-import { ERROR_STATUS, type ErrorCode } from '../../src/errors';
+import { ERROR_STATUS, type ErrorCode } from '../../src/core/errors';
 import { closedPort } from '../helpers/upstream';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { EXAMPLES, ROOT } from '../helpers/examples';

@@ -1,7 +1,7 @@
 /**
  * Path tricks over raw sockets. Routes: /admin → directResponse 403, /public → the app. No
  * spelling of /admin may reach the app, and the path the app receives is the path the route
- * matched (normalised once, see src/proxy/path.ts).
+ * matched (normalised once, see src/core/path.ts).
  */
 import t from 'tap';
 import { rawExchange } from '../helpers/raw';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { request } from 'undici';
-import { Metrics, PrimaryMetrics } from '../../src/admin/metrics';
+import { Metrics, PrimaryMetrics } from '../../src/telemetry/metrics/metrics';
 import { parseConfigText } from '../../src/config/load';
 import { Sidecar } from '../../src/sidecar';
 import { GroupMetrics } from '../../src/workers/metrics-aggregation';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Agent, request } from 'undici';
-import { LATENCY_BUCKETS_SECONDS } from '../../src/admin/metrics';
+import { LATENCY_BUCKETS_SECONDS } from '../../src/telemetry/metrics/metrics';
 import { parseConfigText } from '../../src/config/load';
 import { Sidecar } from '../../src/sidecar';
 import { parsePrometheusText, type Exposition } from '../helpers/prometheus';

@@ -1,6 +1,6 @@
 /**
  * Every line the process writes to stderr is JSON, process warnings included: http-proxy
- * (behind src/upstream/websocket.ts) calls `util._extend`, a runtime deprecation (DEP0060)
+ * (behind src/proxy/websocket.ts) calls `util._extend`, a runtime deprecation (DEP0060)
  * on Node 22+ that Node's own printer would write raw into the log. The built CLI runs a
  * WebSocket route under Node 24 when this machine has one (SIDECAR_TEST_NODE24, default the
  * CI's /tmp/n24 copy), else under this Node with --pending-deprecation, which emits DEP0060 too.

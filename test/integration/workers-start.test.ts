@@ -46,10 +46,9 @@ t.test('the primary loads neither the proxy, undici nor OpenTelemetry', async (t
     execFile(process.execPath, ['-e', script], (error, stdout) => (error ? reject(error) : resolve(JSON.parse(stdout) as string[])));
   });
   t.ok(loaded.some((file) => file.endsWith(path.join('workers', 'supervisor.js'))), 'the primary modules were loaded');
-  // Allowed: proxy/path.js (the config schema checks route paths with its normal form),
-  // policy/breaker-state.js (the names and metric values of the breaker's states, no breaker) and
-  // @opentelemetry/api (prom-client's dependency: the API, no SDK, no exporter).
-  const allowed = [path.join(dist, 'proxy', 'path.js'), path.join(dist, 'policy', 'breaker-state.js')];
+  // Allowed: policy/breaker-state.js (the names and metric values of the breaker's states, no
+  // breaker) and @opentelemetry/api (prom-client's dependency: the API, no SDK, no exporter).
+  const allowed = [path.join(dist, 'policy', 'breaker-state.js')];
   const requestPath = loaded.filter(
     (file) =>
       /[\\/]node_modules[\\/](undici|@opentelemetry[\\/](?!api[\\/])|opossum|http-proxy)/.test(file) ||

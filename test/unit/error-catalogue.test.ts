@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ERRORS, ERROR_CODES, ERROR_MESSAGES, ERROR_STATUS, SidecarError, type AttemptFailureKind, type ErrorCode } from '../../src/errors';
+import { ERRORS, ERROR_CODES, ERROR_MESSAGES, ERROR_STATUS, SidecarError, type AttemptFailureKind, type ErrorCode } from '../../src/core/errors';
 import { RESPONSE_FLAGS, responseFlags } from '../../src/telemetry/response-flags';
 import { classifyUpstreamError } from '../../src/upstream/error-map';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { normalizePath, splitTarget } from '../../src/proxy/path';
+import { normalizePath, splitTarget } from '../../src/core/path';
 
 const normalized = (path: string): string => {
   const result = normalizePath(path);

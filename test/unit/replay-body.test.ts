@@ -2,7 +2,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { ReplayableBody } from '../../src/policy/replay-body';
-import { SidecarError } from '../../src/errors';
+import { SidecarError } from '../../src/core/errors';
 
 async function readAll(body: Readable | Buffer): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return body;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { FastCounter, FastHistogram } from '../../src/admin/request-metrics';
+import { FastCounter, FastHistogram } from '../../src/telemetry/metrics/request-metrics';
 
 t.test('fast counters and histograms render as Prometheus text through the registry', async (t) => {
   const registry = new Registry();

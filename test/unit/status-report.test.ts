@@ -1,7 +1,7 @@
 import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClusterStats } from '../../src/admin/stats';
+import type { ClusterStats } from '../../src/telemetry/metrics/stats';
 import { collectStatus, mergeClusterDetails, StatusError, type StatusReport } from '../../src/status/collect';
 import { fit, formatMs, formatPercent, formatUptime, renderStatus, wrap } from '../../src/status/render';
 

@@ -8,9 +8,9 @@ import { PassThrough, Readable } from 'node:stream';
 import * as D from '../../src/config/defaults';
 import { formatConfigErrors, parseConfigText } from '../../src/config/load';
 import type { SidecarConfig } from '../../src/config/types';
-import { SidecarError } from '../../src/errors';
+import { SidecarError } from '../../src/core/errors';
 import { limitRequestBody } from '../../src/proxy/body-limit';
-import { isWebSocketUpgrade } from '../../src/proxy/upgrade-handler';
+import { isWebSocketUpgrade } from '../../src/listener/upgrade-handler';
 
 function load(routeExtra: string, clusterExtra = ''): ReturnType<typeof parseConfigText> {
   return parseConfigText(

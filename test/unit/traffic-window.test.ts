@@ -1,6 +1,6 @@
 import t from 'tap';
-import { LATENCY_BUCKETS_SECONDS, Metrics } from '../../src/admin/metrics';
-import { compareTraffic, histogramQuantile, readTraffic, TrafficWindow, type TrafficSnapshot } from '../../src/admin/traffic-window';
+import { LATENCY_BUCKETS_SECONDS, Metrics } from '../../src/telemetry/metrics/metrics';
+import { compareTraffic, histogramQuantile, readTraffic, TrafficWindow, type TrafficSnapshot } from '../../src/telemetry/metrics/traffic-window';
 
 t.test('histogramQuantile interpolates inside the bucket, as Prometheus does', async (t) => {
   const bounds = [0.001, 0.01, 0.1];

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Metrics, PrimaryMetrics } from '../../src/admin/metrics';
+import { Metrics, PrimaryMetrics } from '../../src/telemetry/metrics/metrics';
 import { GroupMetrics, type MetricsJson } from '../../src/workers/metrics-aggregation';
 import { parsePrometheusText } from '../helpers/prometheus';
 

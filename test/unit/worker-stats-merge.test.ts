@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { ClusterStats, SidecarStats } from '../../src/admin/stats';
+import type { ClusterStats, SidecarStats } from '../../src/telemetry/metrics/stats';
 import { mergeClusterDetails } from '../../src/status/collect';
 import { renderStatus } from '../../src/status/render';
 import { mergeStats, type PrimaryStats } from '../../src/workers/stats-aggregation';

@@ -1,17 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import { findRoute, rewritePath } from '../router/route-table';
 import { accessLogEntry } from '../telemetry/access-log';
-import type { WebSocketProxy } from '../upstream/websocket';
+import type { WebSocketProxy } from '../proxy/websocket';
 import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
-import { requestHasBody } from './http2-request';
-import { requestIdFrom, upstreamRequestHeaders } from './headers';
-import { checkRequest } from './request-guard';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
-import { responseOnSocket } from './socket-response';
-import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
+import { requestHasBody } from '../proxy/http2-request';
+import { requestIdFrom, upstreamRequestHeaders } from '../proxy/headers';
+import { checkRequest } from '../proxy/request-guard';
+import { localAnswerBodyBytes, sendDirectResponse, sendError } from '../proxy/respond';
+import { responseOnSocket } from '../proxy/socket-response';
+import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
 
 /** The signature of an http/https server's 'upgrade' event. */
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;

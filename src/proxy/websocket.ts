@@ -2,14 +2,14 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { ClusterRoute } from '../config/types';
-import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
-import { downstreamResponseHeaders } from '../proxy/headers';
-import { sendError } from '../proxy/respond';
-import { closeSocketGracefully, responseOnSocket } from '../proxy/socket-response';
-import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import { ERROR_STATUS, SidecarError, type ErrorCode } from '../core/errors';
+import { downstreamResponseHeaders } from './headers';
+import { sendError } from './respond';
+import { closeSocketGracefully, responseOnSocket } from './socket-response';
+import type { ListenerIdentity, ProxyServices } from './state';
 import { accessLogEntry, type AccessLogEntry } from '../telemetry/access-log';
-import type { ClusterRuntime, EndpointRuntime } from './cluster';
-import { classifyUpstreamError } from './error-map';
+import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import { classifyUpstreamError } from '../upstream/error-map';
 import type { BreakerOutcome, BreakerTicket } from '../policy/circuit-breaker';
 import type { AdmissionWaiter } from '../policy/concurrency-limit';
 

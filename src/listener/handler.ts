@@ -1,18 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../errors';
+import type { ErrorCode } from '../core/errors';
 import { ipInCidrs } from '../config/cidr';
 import { findRoute, rewritePath, type RoutableRequest } from '../router/route-table';
 import { chainFor } from '../pipeline/compose';
 import { Exchange } from '../pipeline/exchange';
-import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
-import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
-import { checkRequest } from './request-guard';
-import { connectionOf, requestHasBody } from './http2-request';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
+import { requestIdFrom, upstreamRequestHeaders } from '../proxy/headers';
+import { normalizePeerAddress } from '../core/peer-address';
+import { arrivedAfterRefusal, refuseLaterRequests } from '../proxy/closing-connections';
+import { checkRequest } from '../proxy/request-guard';
+import { connectionOf, requestHasBody } from '../proxy/http2-request';
+import { localAnswerBodyBytes, sendDirectResponse, sendError } from '../proxy/respond';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
-import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
+import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 

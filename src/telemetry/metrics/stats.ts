@@ -1,7 +1,7 @@
-import type { SidecarConfig } from '../config/types';
-import type { RecentError, RecentErrors } from '../telemetry/recent-errors';
-import type { Tracing, TracingDescription } from '../telemetry/tracing';
-import type { ClusterRuntime } from '../upstream/cluster';
+import type { SidecarConfig } from '../../config/types';
+import type { RecentError, RecentErrors } from '../recent-errors';
+import type { Tracing, TracingDescription } from '../tracing';
+import type { ClusterRuntime } from '../../upstream/cluster';
 import type { Metrics } from './metrics';
 import type { RouteTraffic, TrafficWindow } from './traffic-window';
 

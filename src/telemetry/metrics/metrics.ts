@@ -1,8 +1,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ClusterRoute } from '../config/types';
+import type { ClusterRoute } from '../../config/types';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
-import type { ClusterRuntime } from '../upstream/cluster';
-import { BREAKER_STATE_VALUE, type BreakerState } from '../policy/breaker-state';
+import type { ClusterRuntime } from '../../upstream/cluster';
+import { BREAKER_STATE_VALUE, type BreakerState } from '../../policy/breaker-state';
 
 /**
  * Every metric the sidecar exports, declared in one place. Labels are bounded: listener,
