@@ -22,6 +22,7 @@ import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
 import { spanExportReporter } from './telemetry/span-export-reporter';
 import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
+import { systemResolver, type HostResolver } from './upstream/dns';
 import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './upstream/websocket';
 
@@ -57,6 +58,8 @@ export interface SidecarOptions {
    * the primary serves the one admin listener of the process group.
    */
   readonly adminListener?: boolean;
+  /** Resolves the host names of endpoints (tests give their own; default: the system's resolver). */
+  readonly resolver?: HostResolver;
 }
 
 /**
@@ -104,6 +107,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
   private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
+  private readonly resolver: HostResolver;
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
   private lastReloadError: string | undefined;
@@ -142,8 +146,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
-    this.current = buildState(config, new Map(), this.services);
-    for (const cluster of this.current.clusters.values()) cluster.start();
+    this.resolver = options.resolver ?? systemResolver;
+    this.current = buildState(config, new Map(), this.services, this.resolver);
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
@@ -164,6 +168,9 @@ export class Sidecar implements StateHolder, ReloadTarget {
   static async start(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
     const sidecar = new Sidecar(config, options);
     try {
+      // Before any listener binds, so no request finds a named endpoint without addresses.
+      await Promise.all([...sidecar.current.clusters.values()].map((c) => c.resolveNames()));
+      for (const cluster of sidecar.current.clusters.values()) cluster.start();
       for (const listenerConfig of config.listeners) sidecar.listeners.push(sidecar.createListener(listenerConfig));
       if (sidecar.servesAdmin) await sidecar.admin.listen();
       for (const listener of sidecar.listeners) await listener.listen();
@@ -245,15 +252,20 @@ export class Sidecar implements StateHolder, ReloadTarget {
       const bind = error instanceof BindError ? error : new BindError(undefined, error);
       return this.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
     }
+    const next = buildState(config, this.current.clusters, this.services, this.resolver);
+    const added = [...next.clusters.values()].filter((c) => this.current.clusters.get(c.config.name) !== c);
+    // New clusters' host names are resolved before they take traffic (bounded: DNS_FIRST_RESOLUTION_WAIT_MS).
+    await Promise.all(added.map((c) => c.resolveNames()));
     if (this.phase !== 'ready') {
-      // A shutdown began while the sockets were being bound.
+      // A shutdown began while the sockets were being bound or the names resolved.
       for (const listener of fresh.values()) listener.destroy();
+      for (const cluster of added) void cluster.destroy();
       void newAdmin?.close();
       return this.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     }
 
     const previous = this.current;
-    this.current = buildState(config, previous.clusters, this.services);
+    this.current = next;
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -550,13 +562,13 @@ function tracingSection(config: SidecarConfig): unknown {
 }
 
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices): RuntimeState {
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, services: ProxyServices, resolver: HostResolver): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
     clusters.set(
       name,
-      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services),
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, services, resolver),
     );
   }
   return { config, clusters, routes: buildRouteTables(config) };

@@ -237,6 +237,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dnsResolutions = new Counter({
+    name: 'sidecar_dns_resolutions_total',
+    help: 'Resolutions of the host names of endpoints, by cluster and result (success, failure: the last good addresses stay in use).',
+    labelNames: ['cluster', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly outlierEjections = new Counter({
     name: 'sidecar_outlier_ejections_total',
     help: 'Endpoints ejected by outlier detection (consecutive failures), by cluster and endpoint.',

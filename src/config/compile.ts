@@ -232,6 +232,7 @@ function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string):
     connectTimeoutMs: durationMs(c.connectTimeout, D.DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(c.idleTimeout, D.DEFAULT_IDLE_TIMEOUT_MS),
     maxConnections: c.maxConnections ?? D.DEFAULT_MAX_CONNECTIONS,
+    dnsRefreshMs: durationMs(c.dnsRefresh, D.DEFAULT_DNS_REFRESH_MS),
     maxResponseHeaderBytes: sizeBytes(c.maxResponseHeaderBytes, D.DEFAULT_MAX_RESPONSE_HEADER_BYTES),
     circuitBreaker: {
       errorThresholdPercentage: cb?.errorThresholdPercentage ?? D.DEFAULT_CB_ERROR_THRESHOLD_PERCENT,

@@ -121,6 +121,14 @@ export const STRAY_BYTES_NO_REUSE_MS = 60_000;
  * sidecar refuses the same header size in both directions (larger → 502 UPSTREAM_PROTOCOL_ERROR).
  */
 export const DEFAULT_MAX_RESPONSE_HEADER_BYTES = DEFAULT_LISTENER_MAX_HEADER_BYTES;
+/** Time between resolutions of an endpoint's host name (Envoy's dns_refresh_rate default is 5s; records rarely move faster than their TTL). */
+export const DEFAULT_DNS_REFRESH_MS = 30_000;
+/** After a failed resolution the name is tried again this soon (or at dnsRefresh when shorter); the last good addresses stay in use meanwhile. */
+export const DNS_FAILURE_RETRY_MS = 5_000;
+/** A connect failure resolves the name again at once, but not more often than this: a dead address must not turn every failed attempt into a DNS query. */
+export const DNS_MIN_EARLY_REFRESH_INTERVAL_MS = 1_000;
+/** At start and on reload, a cluster with host names waits this long at most for their first answers before it takes traffic. */
+export const DNS_FIRST_RESOLUTION_WAIT_MS = 5_000;
 
 // circuit breaker (one per cluster)
 export const DEFAULT_CB_ERROR_THRESHOLD_PERCENT = 50;

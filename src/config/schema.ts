@@ -666,7 +666,7 @@ const endpointSchema = z
         if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, input: text });
       })
       .describe(
-        'http://host:port of one instance of the app (usually on localhost), or https://host:port of a remote service, reached over TLS (see the cluster\'s tls). Required.',
+        'http://host:port of one instance of the app (usually on localhost), or https://host:port of a remote service, reached over TLS (see the cluster\'s tls). A host name is resolved (see dnsRefresh) and each of its addresses is an endpoint. Required.',
       ),
     priority: z
       .int()
@@ -822,6 +822,11 @@ const clusterSchema = z
       .min(1)
       .optional()
       .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    dnsRefresh: duration()
+      .optional()
+      .describe(
+        `Time between resolutions of the endpoints' host names: every A and AAAA record of a name is an endpoint; a connect failure resolves again sooner; a failed resolution keeps the last good addresses. Endpoints given by IP address are not resolved. Default ${ms(D.DEFAULT_DNS_REFRESH_MS)}.`,
+      ),
     maxResponseHeaderBytes: size()
       .optional()
       .describe(

@@ -211,6 +211,8 @@ export interface ClusterConfig {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** Time between resolutions of the endpoints' host names (endpoints given by IP address are not resolved). */
+  readonly dnsRefreshMs: number;
   /** Largest response header block accepted from an endpoint. */
   readonly maxResponseHeaderBytes: number;
   readonly circuitBreaker: CircuitBreakerConfig;
