@@ -13,6 +13,7 @@ import { clientCertFromConnection } from './listener/tls';
 import { createRequestHandler, type RequestHandler } from './proxy/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createUpgradeHandler } from './proxy/upgrade-handler';
+import { createConnectHandler } from './proxy/connect-handler';
 import { buildStats } from './admin/stats';
 import { readTraffic, TrafficWindow } from './admin/traffic-window';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
@@ -444,6 +445,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     });
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
+    listener.server.on('connect', createConnectHandler(identityOf(config), this, this.services));
     return listener;
   }
 

@@ -65,6 +65,11 @@ export const DEFAULT_PATH_MATCHING_CASE_INSENSITIVE = false;
  */
 export const DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS = true;
 
+/** Time allowed to open the connection to a CONNECT destination (listeners[].forwardProxy). */
+export const DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS = 5_000;
+/** Silence allowed on a CONNECT tunnel before both sides are closed; the WebSocket tunnel's default. */
+export const DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS = 300_000;
+
 // routes
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * MiB;

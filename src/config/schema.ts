@@ -16,6 +16,7 @@
  * load.ts.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { parseEgressRule } from '../policy/egress';
 import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
@@ -580,6 +581,28 @@ const pathMatchingSchema = z
   })
   .describe('How request paths are compared with the routes. Default: case-sensitive, path parameters refused.');
 
+const forwardProxySchema = z
+  .strictObject({
+    allow: z
+      .array(
+        z.string().superRefine((text, ctx) => {
+          const rule = parseEgressRule(text);
+          if (typeof rule === 'string') ctx.addIssue({ code: 'custom', message: rule, input: text });
+        }),
+      )
+      .min(1, { error: 'forwardProxy.allow needs at least one destination: host[:port] or *.domain[:port]' })
+      .describe('Destinations CONNECT may tunnel to: host, *.domain (names under it) or IP address, each with an optional :port (without one, any port). Any other destination gets 403 EGRESS_DENIED. Required.'),
+    connectTimeout: duration()
+      .optional()
+      .describe(`Time allowed to open the connection to a CONNECT destination; beyond, 503 UPSTREAM_CONNECT_FAILURE. Default ${ms(D.DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS)}.`),
+    idleTimeout: duration()
+      .optional()
+      .describe(`Silence allowed on a tunnel (not a byte either way) before both sides are closed. Default ${ms(D.DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS)}.`),
+  })
+  .describe(
+    'HTTP_PROXY mode: absolute-form requests (GET http://host/path) are routed by host like any other, and CONNECT host:port opens a tunnel (not decrypted) to an allowed destination. Default: off (CONNECT gets 405).',
+  );
+
 const listenerSchema = z
   .strictObject({
     name: name('listener').describe('Listener name, unique; a label in metrics and logs. Required.'),
@@ -591,6 +614,7 @@ const listenerSchema = z
         'CIDR blocks (IPv4 or IPv6) of peers whose X-Forwarded-For/-Proto/-Host are appended to; from other peers they are replaced. Default: none.',
       ),
     tls: tlsSchema.optional(),
+    forwardProxy: forwardProxySchema.optional(),
     routes: z
       .array(routeSchema)
       .min(1, { error: 'a listener needs at least one route' })
