@@ -160,6 +160,7 @@ export class EndpointRuntime {
 
   view(active: boolean): EndpointView {
     return {
+      name: this.name,
       url: this.config.url,
       address: this.address ?? null,
       priority: this.config.priority,
@@ -209,6 +210,8 @@ function hostHeaderOf(origin: string): string {
 }
 
 export interface EndpointView {
+  /** Unique in the cluster: the URL, with the resolved address in brackets for a named endpoint (the `endpoint` label of metrics, the `url` of /stats). */
+  readonly name: string;
   /** As configured (a named endpoint's addresses each have their own view with this URL). */
   readonly url: string;
   /** The resolved address of a named endpoint; null for an endpoint given by IP address. */

@@ -44,13 +44,16 @@ interface App {
   close(): Promise<void>;
 }
 
-/** HTTP apps on 127.0.0.1 and 127.0.0.2 with the same port; each answers with the address it was reached on. */
-async function startTwinApps(): Promise<App> {
+/**
+ * HTTP apps on 127.0.0.1 and 127.0.0.2 with the same port; each answers with the address it
+ * was reached on, and /healthz with 200 (503 on the `failingHealth` address).
+ */
+async function startTwinApps(failingHealth?: string): Promise<App> {
   for (let tries = 0; ; tries++) {
-    const first = await listen('127.0.0.1', 0);
+    const first = await listen('127.0.0.1', 0, failingHealth);
     const port = (first.address() as AddressInfo).port;
     try {
-      const second = await listen('127.0.0.2', port);
+      const second = await listen('127.0.0.2', port, failingHealth);
       return { port, close: async () => void (await Promise.all([close(first), close(second)])) };
     } catch (error) {
       await close(first);
@@ -59,8 +62,11 @@ async function startTwinApps(): Promise<App> {
   }
 }
 
-function listen(host: string, port: number): Promise<http.Server> {
-  const server = http.createServer((req, res) => res.end(req.socket.localAddress));
+function listen(host: string, port: number, failingHealth: string | undefined): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/healthz') res.statusCode = host === failingHealth ? 503 : 200;
+    res.end(req.socket.localAddress);
+  });
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -98,7 +104,7 @@ ${clusterExtra}
 interface ClustersView {
   clusters: Array<{
     name: string;
-    endpoints: Array<{ url: string; address: string | null; healthy: boolean }>;
+    endpoints: Array<{ name: string; url: string; address: string | null; healthy: boolean }>;
     dns: Array<{ name: string; addresses: string[]; lastError: string | null; resolutions: number; failures: number }>;
   }>;
 }
@@ -144,6 +150,9 @@ t.test('a name with two addresses: both take traffic, /clusters shows each addre
       [`http://app.test:${apps.port}`, '127.0.0.2'],
     ],
   );
+  t.same(view.endpoints.map((e) => e.name), [`http://app.test:${apps.port}[127.0.0.1]`, `http://app.test:${apps.port}[127.0.0.2]`], 'each named by its address');
+  const stats = (await (await request(`${sidecar.adminUrl}/stats`)).body.json()) as { clusters: Array<{ endpoints: Array<{ url: string; requests: number }> }> };
+  t.same(stats.clusters[0].endpoints.map((e) => [e.url, e.requests]), [[view.endpoints[0].name, 3], [view.endpoints[1].name, 3]], '/stats counts each address apart');
   t.match(view.dns, [{ name: 'app.test', addresses: ['127.0.0.1', '127.0.0.2'], lastError: null, failures: 0 }]);
   t.same(dns.calls, ['app.test'], 'resolved once at start (the refresh is 30s by default)');
   t.equal(await metric(sidecar, 'sidecar_dns_resolutions_total', { cluster: 'app', result: 'success' }), 1);
@@ -169,6 +178,21 @@ t.test('a change of records is picked up on refresh: new addresses take traffic,
     0,
     'the gauge of the removed address is withdrawn',
   );
+});
+
+t.test('health checks reach an address that appears on refresh: a failing one takes no traffic', async (t) => {
+  const apps = await startTwinApps('127.0.0.2');
+  t.teardown(() => apps.close());
+  const dns = testResolver({ 'app.test': ['127.0.0.1'] });
+  const sidecar = await startSidecar(
+    config(`http://app.test:${apps.port}`, '    dnsRefresh: 20ms\n    healthCheck: { path: /healthz, interval: 1s, timeout: 1s, unhealthyThreshold: 1 }'),
+    { resolver: dns.resolver },
+  );
+  t.teardown(() => sidecar.close());
+  dns.set('app.test', ['127.0.0.1', '127.0.0.2']);
+  await waitUntil(async () => (await clusters(sidecar)).endpoints.some((e) => e.address === '127.0.0.2' && !e.healthy), 'the new address to be checked and found unhealthy');
+  for (let i = 0; i < 4; i++) t.equal((await get(sidecar)).body, '127.0.0.1', 'traffic stays on the healthy address');
+  t.equal(await metric(sidecar, 'sidecar_health_checks_total', { cluster: 'app', endpoint: `http://app.test:${apps.port}[127.0.0.2]`, result: 'fail' }) > 0, true);
 });
 
 t.test('a failed resolution keeps the last good addresses, is logged and counted', async (t) => {
