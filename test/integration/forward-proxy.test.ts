@@ -216,6 +216,36 @@ t.test('refused CONNECTs: malformed target 400, unreachable destination 503, lis
   t.equal(s.echo.closed, 0, 'no connection was made for the refused CONNECTs');
 });
 
+t.test('a silent tunnel is closed after idleTimeout, both sides, and logged', async (t) => {
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const sidecar = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: egress
+    address: 127.0.0.1:0
+    forwardProxy: { allow: ["127.0.0.1:${echo.port}"], idleTimeout: 300ms }
+    routes: [{ name: r, match: { prefix: / }, directResponse: { status: 200 } }]
+clusters: []
+`);
+  t.teardown(() => sidecar.close());
+  const socket = net.connect(sidecar.port(), '127.0.0.1');
+  socket.on('error', () => {});
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (received += chunk));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\nping`);
+  await waitUntil(() => received.endsWith('ping'), 'the echo');
+  const openedAt = performance.now();
+  await closed;
+  const lived = performance.now() - openedAt;
+  t.ok(lived >= 250, `not closed before the idle timeout (${Math.round(lived)}ms)`);
+  await waitUntil(() => echo.closed === 1, 'the destination side to close too');
+  await waitUntil(() => sidecar.accessLog.some((l) => l.method === 'CONNECT'), 'the tunnel line');
+  t.match(sidecar.accessLog.find((l) => l.method === 'CONNECT'), { status: 200, bytes_in: 4, bytes_out: 4, upgrade: 'connect' });
+});
+
 t.test('forwardProxy.allow is validated', async (t) => {
   const yaml = (allow: string): string => `
 listeners:
