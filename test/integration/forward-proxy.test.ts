@@ -246,6 +246,38 @@ clusters: []
   t.match(sidecar.accessLog.find((l) => l.method === 'CONNECT'), { status: 200, bytes_in: 4, bytes_out: 4, upgrade: 'connect' });
 });
 
+t.test("an open tunnel is not cut by the listener's HTTP timeouts (headers, request, keep-alive)", async (t) => {
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const sidecar = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: egress
+    address: 127.0.0.1:0
+    headersTimeout: 100ms
+    requestTimeout: 150ms
+    keepAliveTimeout: 100ms
+    forwardProxy: { allow: ["127.0.0.1:${echo.port}"] }
+    routes: [{ name: r, match: { prefix: / }, directResponse: { status: 200 } }]
+clusters: []
+`);
+  t.teardown(() => sidecar.close());
+  const socket = net.connect(sidecar.port(), '127.0.0.1');
+  socket.on('error', () => {});
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (received += chunk));
+  socket.write(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\n\r\none,`);
+  await waitUntil(() => received.endsWith('one,'), 'the first echo');
+  // Silent for longer than every HTTP timeout of the listener (and its 1s connection check).
+  const quietUntil = performance.now() + 1_500;
+  await waitUntil(() => performance.now() > quietUntil || socket.destroyed, 'time to pass', 5_000, 100);
+  t.notOk(socket.destroyed, 'the tunnel is still open');
+  socket.write('two');
+  await waitUntil(() => received.endsWith('one,two'), 'the echo after the silence');
+  socket.destroy();
+});
+
 t.test('forwardProxy.allow is validated', async (t) => {
   const yaml = (allow: string): string => `
 listeners:
