@@ -14,6 +14,7 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './listener/upgrade-handler';
 import { buildStats } from './telemetry/metrics/stats';
 import { readTraffic, TrafficWindow } from './telemetry/metrics/traffic-window';
+import { createConnectHandler } from './listener/connect-handler';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
@@ -21,6 +22,7 @@ import { RecentErrors, recordingErrors } from './telemetry/recent-errors';
 import { spanExportReporter } from './telemetry/span-export-reporter';
 import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
+import { systemResolver, type HostResolver } from './upstream/dns';
 import { redactSecrets } from './config/redact';
 import { WebSocketProxy } from './proxy/websocket';
 import { ClusterReporter } from './telemetry/cluster-reporter';
@@ -60,6 +62,8 @@ export interface SidecarOptions {
    * the primary serves the one admin listener of the process group.
    */
   readonly adminListener?: boolean;
+  /** Resolves the host names of endpoints (tests give their own; default: the system's resolver). */
+  readonly resolver?: HostResolver;
 }
 
 /**
@@ -105,6 +109,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
   private readonly clusterEvents: ClusterEvents;
+  private readonly resolver: HostResolver;
   private readonly startedAt = Date.now();
   private phase: Phase = 'starting';
   private readonly reloads: ReloadHistory;
@@ -142,8 +147,8 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
     this.clusterEvents = new ClusterReporter(this.metrics, this.logger);
-    this.current = buildState(config, new Map(), this.clusterEvents);
-    for (const cluster of this.current.clusters.values()) cluster.start();
+    this.resolver = options.resolver ?? systemResolver;
+    this.current = buildState(config, new Map(), this.clusterEvents, this.resolver);
     this.websockets = new WebSocketProxy(this.services);
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
@@ -163,6 +168,9 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   static async start(config: SidecarConfig, options: SidecarOptions = {}): Promise<Sidecar> {
     const sidecar = new Sidecar(config, options);
     try {
+      // Before any listener binds, so no request finds a named endpoint without addresses.
+      await Promise.all([...sidecar.current.clusters.values()].map((c) => c.resolveNames()));
+      for (const cluster of sidecar.current.clusters.values()) cluster.start();
       for (const listenerConfig of config.listeners) sidecar.listeners.push(sidecar.createListener(listenerConfig));
       if (sidecar.servesAdmin) await sidecar.admin.listen();
       for (const listener of sidecar.listeners) await listener.listen();
@@ -242,15 +250,20 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
       const bind = error instanceof BindError ? error : new BindError(undefined, error);
       return this.reloads.refuse([{ path: bind.listener === undefined ? 'admin.address' : listenerPath(config, bind.listener), message: `${bind.message}; nothing was changed` }]);
     }
+    const next = buildState(config, this.current.clusters, this.clusterEvents, this.resolver);
+    const added = [...next.clusters.values()].filter((c) => this.current.clusters.get(c.config.name) !== c);
+    // New clusters' host names are resolved before they take traffic (bounded: DNS_FIRST_RESOLUTION_WAIT_MS).
+    await Promise.all(added.map((c) => c.resolveNames()));
     if (this.phase !== 'ready') {
-      // A shutdown began while the sockets were being bound.
+      // A shutdown began while the sockets were being bound or the names resolved.
       for (const listener of fresh.values()) listener.destroy();
+      for (const cluster of added) void cluster.destroy();
       void newAdmin?.close();
       return this.reloads.refuse([{ path: '', message: `the sidecar is ${this.phase}; the configuration was not applied` }]);
     }
 
     const previous = this.current;
-    this.current = buildState(config, previous.clusters, this.clusterEvents);
+    this.current = next;
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -411,6 +424,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     });
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
+    listener.server.on('connect', createConnectHandler(identityOf(config), this, this.services));
     return listener;
   }
 
@@ -524,13 +538,13 @@ function tracingSection(config: SidecarConfig): unknown {
 }
 
 
-function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, events: ClusterEvents): RuntimeState {
+function buildState(config: SidecarConfig, reusable: ReadonlyMap<string, ClusterRuntime>, events: ClusterEvents, resolver: HostResolver): RuntimeState {
   const clusters = new Map<string, ClusterRuntime>();
   for (const [name, clusterConfig] of config.clusters) {
     const existing = reusable.get(name);
     clusters.set(
       name,
-      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, events),
+      existing !== undefined && existing.config.fingerprint === clusterConfig.fingerprint ? existing : new ClusterRuntime(clusterConfig, events, resolver),
     );
   }
   return { config, clusters, routes: buildRouteTables(config) };

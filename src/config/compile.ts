@@ -3,6 +3,7 @@
  * applied (see defaults.ts) and route regexes compiled. The input is already validated: the
  * helpers here only fail on a broken invariant.
  */
+import { parseEgressRule } from '../policy/egress';
 import { availableParallelism } from 'node:os';
 import * as nodePath from 'node:path';
 import { parseCidr } from './cidr';
@@ -132,6 +133,18 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
               keyPath: resolvePath(s.key),
             })),
           },
+    forwardProxy:
+      l.forwardProxy === undefined
+        ? undefined
+        : {
+            allow: l.forwardProxy.allow.map((text) => {
+              const rule = parseEgressRule(text);
+              if (typeof rule === 'string') throw new Error(rule);
+              return rule;
+            }),
+            connectTimeoutMs: durationMs(l.forwardProxy.connectTimeout, D.DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS),
+            idleTimeoutMs: durationMs(l.forwardProxy.idleTimeout, D.DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS),
+          },
     routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
@@ -232,6 +245,7 @@ function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string):
     connectTimeoutMs: durationMs(c.connectTimeout, D.DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(c.idleTimeout, D.DEFAULT_IDLE_TIMEOUT_MS),
     maxConnections: c.maxConnections ?? D.DEFAULT_MAX_CONNECTIONS,
+    dnsRefreshMs: durationMs(c.dnsRefresh, D.DEFAULT_DNS_REFRESH_MS),
     maxResponseHeaderBytes: sizeBytes(c.maxResponseHeaderBytes, D.DEFAULT_MAX_RESPONSE_HEADER_BYTES),
     circuitBreaker: {
       errorThresholdPercentage: cb?.errorThresholdPercentage ?? D.DEFAULT_CB_ERROR_THRESHOLD_PERCENT,

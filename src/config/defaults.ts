@@ -65,6 +65,11 @@ export const DEFAULT_PATH_MATCHING_CASE_INSENSITIVE = false;
  */
 export const DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS = true;
 
+/** Time allowed to open the connection to a CONNECT destination (listeners[].forwardProxy). */
+export const DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS = 5_000;
+/** Silence allowed on a CONNECT tunnel before both sides are closed; the WebSocket tunnel's default. */
+export const DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS = 300_000;
+
 // routes
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * MiB;
@@ -121,6 +126,14 @@ export const STRAY_BYTES_NO_REUSE_MS = 60_000;
  * sidecar refuses the same header size in both directions (larger → 502 UPSTREAM_PROTOCOL_ERROR).
  */
 export const DEFAULT_MAX_RESPONSE_HEADER_BYTES = DEFAULT_LISTENER_MAX_HEADER_BYTES;
+/** Time between resolutions of an endpoint's host name (Envoy's dns_refresh_rate default is 5s; records rarely move faster than their TTL). */
+export const DEFAULT_DNS_REFRESH_MS = 30_000;
+/** After a failed resolution the name is tried again this soon (or at dnsRefresh when shorter); the last good addresses stay in use meanwhile. */
+export const DNS_FAILURE_RETRY_MS = 5_000;
+/** A connect failure resolves the name again at once, but not more often than this: a dead address must not turn every failed attempt into a DNS query. */
+export const DNS_MIN_EARLY_REFRESH_INTERVAL_MS = 1_000;
+/** At start and on reload, a cluster with host names waits this long at most for their first answers before it takes traffic. */
+export const DNS_FIRST_RESOLUTION_WAIT_MS = 5_000;
 
 // circuit breaker (one per cluster)
 export const DEFAULT_CB_ERROR_THRESHOLD_PERCENT = 50;

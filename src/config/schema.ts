@@ -16,6 +16,7 @@
  * load.ts.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { parseEgressRule } from '../policy/egress';
 import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';
@@ -580,6 +581,28 @@ const pathMatchingSchema = z
   })
   .describe('How request paths are compared with the routes. Default: case-sensitive, path parameters refused.');
 
+const forwardProxySchema = z
+  .strictObject({
+    allow: z
+      .array(
+        z.string().superRefine((text, ctx) => {
+          const rule = parseEgressRule(text);
+          if (typeof rule === 'string') ctx.addIssue({ code: 'custom', message: rule, input: text });
+        }),
+      )
+      .min(1, { error: 'forwardProxy.allow needs at least one destination: host[:port] or *.domain[:port]' })
+      .describe('Destinations CONNECT may tunnel to: host, *.domain (names under it) or IP address, each with an optional :port (without one, any port). Any other destination gets 403 EGRESS_DENIED. Required.'),
+    connectTimeout: duration()
+      .optional()
+      .describe(`Time allowed to open the connection to a CONNECT destination; beyond, 503 UPSTREAM_CONNECT_FAILURE. Default ${ms(D.DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS)}.`),
+    idleTimeout: duration()
+      .optional()
+      .describe(`Silence allowed on a tunnel (not a byte either way) before both sides are closed. Default ${ms(D.DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS)}.`),
+  })
+  .describe(
+    'HTTP_PROXY mode: absolute-form requests (GET http://host/path) are routed by host like any other, and CONNECT host:port opens a tunnel (not decrypted) to an allowed destination. Default: off (CONNECT gets 405).',
+  );
+
 const listenerSchema = z
   .strictObject({
     name: name('listener').describe('Listener name, unique; a label in metrics and logs. Required.'),
@@ -591,6 +614,7 @@ const listenerSchema = z
         'CIDR blocks (IPv4 or IPv6) of peers whose X-Forwarded-For/-Proto/-Host are appended to; from other peers they are replaced. Default: none.',
       ),
     tls: tlsSchema.optional(),
+    forwardProxy: forwardProxySchema.optional(),
     routes: z
       .array(routeSchema)
       .min(1, { error: 'a listener needs at least one route' })
@@ -666,7 +690,7 @@ const endpointSchema = z
         if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed, input: text });
       })
       .describe(
-        'http://host:port of one instance of the app (usually on localhost), or https://host:port of a remote service, reached over TLS (see the cluster\'s tls). Required.',
+        'http://host:port of one instance of the app (usually on localhost), or https://host:port of a remote service, reached over TLS (see the cluster\'s tls). A host name is resolved (see dnsRefresh) and each of its addresses is an endpoint. Required.',
       ),
     priority: z
       .int()
@@ -822,6 +846,11 @@ const clusterSchema = z
       .min(1)
       .optional()
       .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    dnsRefresh: duration()
+      .optional()
+      .describe(
+        `Time between resolutions of the endpoints' host names: every A and AAAA record of a name is an endpoint; a connect failure resolves again sooner; a failed resolution keeps the last good addresses. Endpoints given by IP address are not resolved. Default ${ms(D.DEFAULT_DNS_REFRESH_MS)}.`,
+      ),
     maxResponseHeaderBytes: size()
       .optional()
       .describe(

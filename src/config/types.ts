@@ -8,6 +8,7 @@
  * new snapshot and swaps the reference.
  */
 
+import type { EgressRule } from '../policy/egress';
 import type { RouteRegex } from './route-regex';
 
 export type HttpMethod = string;
@@ -39,6 +40,8 @@ export interface ListenerConfig {
   /** CIDR blocks whose X-Forwarded-* values are appended to instead of replaced. */
   readonly trustedProxies: readonly CidrBlock[];
   readonly tls: TlsConfig | undefined;
+  /** HTTP_PROXY mode; undefined: CONNECT is refused (405). */
+  readonly forwardProxy: ForwardProxyConfig | undefined;
   readonly routes: readonly RouteConfig[];
   readonly maxHeaderBytes: number;
   readonly headersTimeoutMs: number;
@@ -51,6 +54,13 @@ export interface ListenerConfig {
   readonly maxHeaderCount: number;
   readonly headersWithUnderscores: HeadersWithUnderscores;
   readonly pathMatching: PathMatching;
+}
+
+export interface ForwardProxyConfig {
+  /** CONNECT destinations allowed, in order; the first that matches labels the tunnel's metrics. */
+  readonly allow: readonly EgressRule[];
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
 }
 
 /** What happens to a request header whose name contains `_`. */
@@ -211,6 +221,8 @@ export interface ClusterConfig {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
+  /** Time between resolutions of the endpoints' host names (endpoints given by IP address are not resolved). */
+  readonly dnsRefreshMs: number;
   /** Largest response header block accepted from an endpoint. */
   readonly maxResponseHeaderBytes: number;
   readonly circuitBreaker: CircuitBreakerConfig;

@@ -70,6 +70,12 @@ const CATALOGUE = {
   CIRCUIT_OPEN: { status: 503, message: 'the circuit breaker of the cluster is open', flag: 'UO' },
   OVERLOADED: { status: 503, message: 'the cluster is at its concurrency limit', flag: 'UO' },
   NO_HEALTHY_UPSTREAM: { status: 503, message: 'no endpoint of the cluster is healthy', flag: 'UH' },
+  EGRESS_DENIED: {
+    status: 403,
+    message: 'the forward proxy does not allow this destination (listeners[].forwardProxy.allow)',
+    // A refused request, like a method never forwarded.
+    flag: 'DPE',
+  },
   DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
   ADMIN_FORBIDDEN: {
     status: 403,

@@ -20,6 +20,8 @@ export const LISTENER_FIELDS_APPLIED_IN_PLACE: ReadonlySet<string> = new Set([
   'maxConnectionsPerPeer',
   'headersWithUnderscores',
   'pathMatching',
+  // Read per CONNECT from the current state (listener/connect-handler.ts).
+  'forwardProxy',
 ]);
 
 export interface KeptListener {

@@ -79,7 +79,7 @@ export class PoolTerminal extends Interceptor {
     // The client's own body failing says nothing about the app.
     if (failure.kind === 'tls-failure') {
       x.services.logger.warn(
-        { cluster: x.cluster.config.name, endpoint: handler.endpoint.config.url, reason: failure.message },
+        { cluster: x.cluster.config.name, endpoint: handler.endpoint.name, reason: failure.message },
         'TLS handshake with the upstream failed',
       );
     }

@@ -206,7 +206,7 @@ class Tunnel implements AdmissionWaiter {
       this.answerLocally('NO_HEALTHY_UPSTREAM');
       return;
     }
-    if (endpoint.tlsConnector !== undefined) {
+    if (endpoint.tls) {
       // The tunnel below speaks plain HTTP: an upgrade to an https:// endpoint would send the
       // client's headers unencrypted to a remote host. Refused until it can originate TLS.
       this.answerLocally('UPSTREAM_TLS_FAILURE', 'WebSocket upgrades to https:// endpoints are not supported yet');
@@ -220,7 +220,7 @@ class Tunnel implements AdmissionWaiter {
     this.handshakeTimer = setTimeout(this.onHandshakeTimeout, route.timeoutMs);
     const target = new URL(endpoint.config.url);
     this.owner.forward(this, req, socket, this.request.head, {
-      target: { protocol: 'http:', host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) },
+      target: { protocol: 'http:', host: endpoint.address ?? target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) },
       // http-proxy builds the upstream request's options on top of this object: the response
       // header limit is the cluster's, as for every other request.
       ssl: { maxHeaderSize: cluster.config.maxResponseHeaderBytes },

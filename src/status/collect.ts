@@ -128,7 +128,9 @@ export function mergeClusterDetails(clusters: readonly ClusterStats[], details: 
     for (const detail of entries) {
       if (!Array.isArray(detail.endpoints)) continue;
       for (const endpoint of detail.endpoints) {
-        if (isRecord(endpoint) && typeof endpoint.url === 'string') endpointDetails.set(endpoint.url, [...(endpointDetails.get(endpoint.url) ?? []), endpoint]);
+        // `name` (the /stats url) tells apart the addresses of a named endpoint; older sidecars have `url` only.
+        const key = isRecord(endpoint) ? (typeof endpoint.name === 'string' ? endpoint.name : endpoint.url) : undefined;
+        if (isRecord(endpoint) && typeof key === 'string') endpointDetails.set(key, [...(endpointDetails.get(key) ?? []), endpoint]);
       }
     }
     return {

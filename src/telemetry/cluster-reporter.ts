@@ -12,12 +12,12 @@ export class ClusterReporter implements ClusterEvents {
 
   published(cluster: string, breaker: BreakerState, endpoints: readonly EndpointFacts[]): void {
     this.metrics.circuitState.labels(cluster).set(BREAKER_STATE_VALUE[breaker]);
-    for (const endpoint of endpoints) this.metrics.endpointHealthy.labels(cluster, endpoint.url).set(endpoint.healthy ? 1 : 0);
+    for (const endpoint of endpoints) this.metrics.endpointHealthy.labels(cluster, endpoint.name).set(endpoint.healthy ? 1 : 0);
   }
 
   withdrawn(cluster: string, endpoints: readonly EndpointFacts[]): void {
     this.metrics.circuitState.remove(cluster);
-    for (const endpoint of endpoints) this.metrics.endpointHealthy.remove(cluster, endpoint.url);
+    for (const endpoint of endpoints) this.metrics.endpointHealthy.remove(cluster, endpoint.name);
   }
 
   breakerChanged(cluster: string, state: BreakerState, previous: BreakerState, resetTimeoutMs: number): void {
@@ -28,25 +28,48 @@ export class ClusterReporter implements ClusterEvents {
   }
 
   endpointChanged(cluster: string, endpoint: EndpointFacts, why: string): void {
-    this.metrics.endpointHealthy.labels(cluster, endpoint.url).set(endpoint.healthy ? 1 : 0);
+    this.metrics.endpointHealthy.labels(cluster, endpoint.name).set(endpoint.healthy ? 1 : 0);
     const level = endpoint.healthy ? 'info' : 'warn';
-    this.logger[level]({ cluster, endpoint: endpoint.url, healthy: endpoint.healthy }, `endpoint ${why}`);
+    this.logger[level]({ cluster, endpoint: endpoint.name, healthy: endpoint.healthy }, `endpoint ${why}`);
   }
 
   healthChecked(cluster: string, endpoint: EndpointFacts, passed: boolean): void {
-    this.metrics.healthChecks.labels(cluster, endpoint.url, passed ? 'pass' : 'fail').inc();
+    this.metrics.healthChecks.labels(cluster, endpoint.name, passed ? 'pass' : 'fail').inc();
   }
 
   ejected(cluster: string, endpoint: EndpointFacts): void {
-    this.metrics.outlierEjections.labels(cluster, endpoint.url).inc();
+    this.metrics.outlierEjections.labels(cluster, endpoint.name).inc();
   }
 
   strayBytes(cluster: string, endpoint: EndpointFacts, noReuseMs: number): void {
     this.metrics.upstreamStrayBytes.labels(cluster).inc();
     this.logger.warn(
-      { cluster, endpoint: endpoint.url, noReuseMs },
+      { cluster, endpoint: endpoint.name, noReuseMs },
       'the app sent response bytes no request asked for: connection closed; its connections carry one request each for a while',
     );
+  }
+
+  endpointsReplaced(cluster: string, added: readonly EndpointFacts[], removed: readonly EndpointFacts[]): void {
+    for (const endpoint of added) this.metrics.endpointHealthy.labels(cluster, endpoint.name).set(endpoint.healthy ? 1 : 0);
+    for (const endpoint of removed) this.metrics.endpointHealthy.remove(cluster, endpoint.name);
+  }
+
+  nameResolved(cluster: string, name: string, addresses: readonly string[], previous: readonly string[]): void {
+    this.logger.info(
+      { cluster, name, addresses, previous },
+      previous.length === 0 ? 'endpoint host name resolved' : 'endpoint host name resolves to other addresses: endpoints updated',
+    );
+  }
+
+  nameResolutionFailed(cluster: string, name: string, error: string, kept: readonly string[]): void {
+    this.logger.warn(
+      { cluster, name, error, kept },
+      kept.length === 0 ? 'endpoint host name could not be resolved: it has no endpoint until it is' : 'endpoint host name could not be resolved: keeping its last good addresses',
+    );
+  }
+
+  nameResolutionCounted(cluster: string, ok: boolean): void {
+    this.metrics.dnsResolutions.labels(cluster, ok ? 'success' : 'failure').inc();
   }
 
   tlsReloaded(cluster: string, outcome: { readonly ok: true } | { readonly ok: false; readonly error: string }): void {

@@ -2,7 +2,8 @@ import type { BreakerState } from '../policy/breaker-state';
 
 /** One endpoint of a cluster as its events name it. */
 export interface EndpointFacts {
-  readonly url: string;
+  /** The endpoint's URL, with the resolved address in brackets for a named endpoint (the `endpoint` label). */
+  readonly name: string;
   readonly healthy: boolean;
 }
 
@@ -11,7 +12,7 @@ export interface EndpointFacts {
  * them into metrics and process-log lines (src/telemetry/cluster-reporter.ts), so that nothing
  * in upstream/ knows of prom-client or the logger.
  *
- * All but `tlsReloaded` are called only while the runtime is the current one of its name: a
+ * All but `tlsReloaded` and the name-resolution events are called only while the runtime is the current one of its name: a
  * retired runtime's late events would otherwise overwrite its successor's gauges.
  */
 export interface ClusterEvents {
@@ -26,5 +27,13 @@ export interface ClusterEvents {
   ejected(cluster: string, endpoint: EndpointFacts): void;
   /** The app sent bytes no request asked for; the endpoint's connections carry one request each for `noReuseMs`. */
   strayBytes(cluster: string, endpoint: EndpointFacts, noReuseMs: number): void;
+  /** A host name's addresses changed: endpoints were added and removed (published ones only). */
+  endpointsReplaced(cluster: string, added: readonly EndpointFacts[], removed: readonly EndpointFacts[]): void;
+  /** A host name resolved (any runtime, for the log). */
+  nameResolved(cluster: string, name: string, addresses: readonly string[], previous: readonly string[]): void;
+  /** A host name could not be resolved; `kept` are its last good addresses. */
+  nameResolutionFailed(cluster: string, name: string, error: string, kept: readonly string[]): void;
+  /** One resolution attempt, counted. */
+  nameResolutionCounted(cluster: string, ok: boolean): void;
   tlsReloaded(cluster: string, outcome: { readonly ok: true } | { readonly ok: false; readonly error: string }): void;
 }

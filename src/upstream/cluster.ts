@@ -1,6 +1,7 @@
-import { Pool } from 'undici';
+import { isIP } from 'node:net';
+import { buildConnector, Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
-import { STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
+import { DNS_FIRST_RESOLUTION_WAIT_MS, STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
 import { ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
 import { ConcurrencyLimit } from '../policy/concurrency-limit';
 import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
@@ -9,6 +10,15 @@ import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-
 import { guardedConnector, type Connector } from './connection-guard';
 import { UpstreamTls } from './upstream-tls';
 import type { ClusterEvents, EndpointFacts } from './cluster-events';
+import { NameResolution, systemResolver, type HostResolver, type NameResolutionView } from './dns';
+import { settlesWithin } from '../core/async';
+
+/** One address of a named endpoint (clusters[].endpoints[].url with a host name). */
+export interface ResolvedAddress {
+  readonly address: string;
+  /** Called when a connection to the address fails: the name may have moved. */
+  readonly connectFailed: () => void;
+}
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
@@ -17,6 +27,12 @@ import type { ClusterEvents, EndpointFacts } from './cluster-events';
  */
 export class EndpointRuntime {
   readonly config: EndpointConfig;
+  /** The resolved address connected to, for an endpoint given by host name; undefined for one given by IP address. */
+  readonly address: string | undefined;
+  /** Unique within the cluster: the URL, with the resolved address in brackets for a named endpoint (`https://payments.example:443[10.0.0.7]`). Metrics and logs label endpoints with it. */
+  readonly name: string;
+  /** How connections are opened (health checks use it too); undefined: undici's own, to the URL's host. */
+  readonly connector: Connector | undefined;
   /** The endpoint's `host[:port]` as a Host header (port omitted when the scheme's default); routes with hostRewrite: auto send it. */
   readonly hostHeader: string;
   /**
@@ -41,10 +57,14 @@ export class EndpointRuntime {
     private readonly cluster: ClusterConfig,
     private readonly strayBytesSeen: (endpoint: EndpointRuntime) => void = () => {},
     /** The cluster's TLS origination; used for https:// endpoints only. */
-    private readonly tls?: UpstreamTls,
+    tls?: UpstreamTls,
+    resolved?: ResolvedAddress,
   ) {
     this.config = config;
     this.hostHeader = hostHeaderOf(config.url);
+    this.address = resolved?.address;
+    this.name = resolved === undefined ? config.url : `${config.url}[${resolved.address}]`;
+    this.connector = connectorOf(config, cluster, tls, resolved);
     this.pool = this.createPool(true);
   }
 
@@ -52,7 +72,7 @@ export class EndpointRuntime {
     const cluster = this.cluster;
     const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
-      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.tlsConnector),
+      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.connector),
       // An idle socket is closed before the app's own keep-alive timeout would close it under
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
@@ -95,9 +115,9 @@ export class EndpointRuntime {
     this.noReuseTimer.unref();
   };
 
-  /** The TLS connector of an https:// endpoint (health checks use it too); undefined for http://. */
-  get tlsConnector(): Connector | undefined {
-    return this.config.url.startsWith('https:') ? this.tls?.connect : undefined;
+  /** Reached over TLS (an https:// endpoint). */
+  get tls(): boolean {
+    return this.config.url.startsWith('https:');
   }
 
   /** Whether connections to this endpoint are reused (false for a while after stray bytes). */
@@ -139,7 +159,9 @@ export class EndpointRuntime {
 
   view(active: boolean): EndpointView {
     return {
+      name: this.name,
       url: this.config.url,
+      address: this.address ?? null,
       priority: this.config.priority,
       healthy: this.healthy,
       active,
@@ -153,6 +175,33 @@ export class EndpointRuntime {
   }
 }
 
+/**
+ * The connector of an endpoint: TLS for https:// (with SNI and verification on the URL's host
+ * name even when connecting to a resolved address); for a resolved address, connections go to
+ * that address and a failure to connect asks for the name to be resolved again.
+ */
+function connectorOf(config: EndpointConfig, cluster: ClusterConfig, tls: UpstreamTls | undefined, resolved: ResolvedAddress | undefined): Connector | undefined {
+  const https = config.url.startsWith('https:');
+  if (resolved === undefined) return https ? tls?.connect : undefined;
+  const address = resolved.address;
+  let base: Connector;
+  if (https && tls !== undefined) base = tls.connectorTo(address);
+  else {
+    const plain = buildConnector({ timeout: cluster.connectTimeoutMs });
+    base = (options, callback) => plain({ ...options, hostname: address }, callback);
+  }
+  return (options, callback) =>
+    base(options, (error, socket) => {
+      // (undici's callback type is a union of two signatures; see connection-guard.ts.)
+      if (error !== null && error !== undefined) {
+        resolved.connectFailed();
+        callback(error, null);
+        return;
+      }
+      callback(null, socket as NonNullable<typeof socket>);
+    });
+}
+
 function hostHeaderOf(origin: string): string {
   const url = new URL(origin);
   // The WHATWG parser already drops :80 for http and :443 for https.
@@ -160,7 +209,12 @@ function hostHeaderOf(origin: string): string {
 }
 
 export interface EndpointView {
+  /** Unique in the cluster: the URL, with the resolved address in brackets for a named endpoint (the `endpoint` label of metrics, the `url` of /stats). */
+  readonly name: string;
+  /** As configured (a named endpoint's addresses each have their own view with this URL). */
   readonly url: string;
+  /** The resolved address of a named endpoint; null for an endpoint given by IP address. */
+  readonly address: string | null;
   readonly priority: number;
   readonly healthy: boolean;
   /** In the priority level that takes traffic now. */
@@ -186,6 +240,16 @@ export interface ClusterView {
   readonly healthCheck: { readonly path: string; readonly intervalMs: number } | null;
   readonly outlierDetection: { readonly consecutive5xx: number; readonly baseEjectionTimeMs: number } | null;
   readonly endpoints: readonly EndpointView[];
+  /** The host names of the endpoints, with their last good addresses and resolution state. */
+  readonly dns: readonly NameResolutionView[];
+}
+
+/** One configured endpoint: itself (given by IP address), or the endpoints of its name's addresses. */
+interface EndpointSlot {
+  readonly config: EndpointConfig;
+  runtimes: readonly EndpointRuntime[];
+  /** undefined for an endpoint given by IP address. */
+  readonly resolution: NameResolution | undefined;
 }
 
 /**
@@ -202,7 +266,11 @@ export interface ClusterView {
  */
 export class ClusterRuntime {
   readonly config: ClusterConfig;
-  readonly endpoints: readonly EndpointRuntime[];
+  /**
+   * The endpoints taking part now, in configured order; a named endpoint contributes one per
+   * resolved address. Replaced (never mutated) when a name's addresses change.
+   */
+  endpoints: readonly EndpointRuntime[] = [];
   readonly breaker: ClusterBreaker;
   readonly limit: ConcurrencyLimit;
   readonly retryBudget: RetryBudget;
@@ -211,8 +279,9 @@ export class ClusterRuntime {
   private readonly healthChecks: HealthChecker | undefined;
   /** undefined when the cluster has no https:// endpoint. */
   private readonly tls: UpstreamTls | undefined;
-  private readonly levels: readonly (readonly EndpointRuntime[])[];
-  private readonly cursors: number[];
+  private readonly slots: readonly EndpointSlot[];
+  private levels: readonly (readonly EndpointRuntime[])[] = [];
+  private cursors: number[] = [];
   /** Requests of this cluster in flight; a retired cluster closes when this reaches 0. */
   private inFlightCount = 0;
   private retiring = false;
@@ -223,13 +292,12 @@ export class ClusterRuntime {
   constructor(
     config: ClusterConfig,
     private readonly events?: ClusterEvents,
+    resolver: HostResolver = systemResolver,
   ) {
     this.config = config;
     this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome));
-    this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config, (e) => this.onStrayBytes(e), this.tls));
-    const priorities = [...new Set(config.endpoints.map((e) => e.priority))].sort((a, b) => a - b);
-    this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
-    this.cursors = this.levels.map(() => 0);
+    this.slots = config.endpoints.map((endpoint) => this.slotFor(endpoint, resolver));
+    this.rebuildEndpoints();
     const cb = config.circuitBreaker;
     this.breaker = new ClusterBreaker(cb, (state, previous) => this.onBreakerState(state, previous));
     this.limit = new ConcurrencyLimit(cb.maxConcurrentRequests, cb.maxPendingRequests);
@@ -237,7 +305,7 @@ export class ClusterRuntime {
     this.outliers =
       config.outlierDetection === undefined
         ? undefined
-        : new OutlierDetector(config.outlierDetection, this.endpoints, {
+        : new OutlierDetector(config.outlierDetection, () => this.endpoints, {
             ejected: (endpoint, durationMs) => this.onEjected(endpoint, durationMs),
             returned: (endpoint) => this.onEndpointChange(endpoint, 'returned after ejection'),
           });
@@ -256,6 +324,17 @@ export class ClusterRuntime {
     this.events?.published(this.config.name, this.breaker.state, this.endpoints.map(factsOf));
     this.healthChecks?.start();
     this.tls?.watch();
+    for (const slot of this.slots) slot.resolution?.start();
+  }
+
+  /**
+   * Resolves the endpoints' host names once (none: nothing to do) and settles when each has an
+   * answer, or after DNS_FIRST_RESOLUTION_WAIT_MS: the sidecar calls it before the cluster takes
+   * traffic, so the first requests do not find a named endpoint without addresses.
+   */
+  async resolveNames(): Promise<void> {
+    const pending = this.slots.filter((s) => s.resolution !== undefined && s.resolution.addresses.length === 0).map((s) => s.resolution?.resolve());
+    if (pending.length > 0) await settlesWithin(Promise.all(pending), DNS_FIRST_RESOLUTION_WAIT_MS);
   }
 
   /**
@@ -316,6 +395,7 @@ export class ClusterRuntime {
    */
   retire(): void {
     this.retiring = true;
+    for (const slot of this.slots) slot.resolution?.stop();
     if (this.reporting) {
       this.reporting = false;
       this.events?.withdrawn(this.config.name, this.endpoints.map(factsOf));
@@ -349,7 +429,66 @@ export class ClusterRuntime {
       healthCheck: this.config.healthCheck === undefined ? null : { path: this.config.healthCheck.path, intervalMs: this.config.healthCheck.intervalMs },
       outlierDetection: this.config.outlierDetection ?? null,
       endpoints: this.endpoints.map((e) => e.view(activeLevel?.includes(e) === true)),
+      dns: this.slots.flatMap((s) => (s.resolution === undefined ? [] : [s.resolution.view()])),
     };
+  }
+
+  private slotFor(endpoint: EndpointConfig, resolver: HostResolver): EndpointSlot {
+    const host = new URL(endpoint.url).hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) !== 0) return { config: endpoint, runtimes: [new EndpointRuntime(endpoint, this.config, this.strayBytesSeen, this.tls)], resolution: undefined };
+    const slot: { config: EndpointConfig; runtimes: readonly EndpointRuntime[]; resolution: NameResolution | undefined } = { config: endpoint, runtimes: [], resolution: undefined };
+    slot.resolution = new NameResolution(host, this.config.dnsRefreshMs, resolver, {
+      resolved: (ok) => this.onNameResolved(ok),
+      changed: (addresses, previous) => this.onAddressesChanged(slot, addresses, previous),
+      failed: (error, kept) => this.onResolutionFailed(slot, error, kept),
+    });
+    return slot;
+  }
+
+  private readonly strayBytesSeen = (endpoint: EndpointRuntime): void => this.onStrayBytes(endpoint);
+
+  /** Recomputes the endpoint list and the priority levels from the slots. */
+  private rebuildEndpoints(): void {
+    this.endpoints = this.slots.flatMap((s) => s.runtimes);
+    const priorities = [...new Set(this.endpoints.map((e) => e.config.priority))].sort((a, b) => a - b);
+    const previous = this.cursors;
+    this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
+    this.cursors = this.levels.map((level, i) => (previous[i] ?? 0) % level.length);
+  }
+
+  /**
+   * A name's addresses changed: endpoints of the addresses kept keep their pools and state, new
+   * addresses get endpoints, and those of addresses gone stop taking traffic and close once
+   * their requests end.
+   */
+  private onAddressesChanged(slot: EndpointSlot, addresses: readonly string[], previous: readonly string[]): void {
+    if (this.closed || this.retiring) return;
+    const kept = new Map(slot.runtimes.map((e) => [e.address, e]));
+    const resolution = slot.resolution;
+    const connectFailed = (): void => resolution?.connectFailed();
+    const next = addresses.map((address) => kept.get(address) ?? new EndpointRuntime(slot.config, this.config, this.strayBytesSeen, this.tls, { address, connectFailed }));
+    const gone = slot.runtimes.filter((e) => !next.includes(e));
+    const added = next.filter((e) => !slot.runtimes.includes(e));
+    slot.runtimes = next;
+    this.rebuildEndpoints();
+    for (const endpoint of added) this.healthChecks?.add(endpoint);
+    for (const endpoint of gone) {
+      this.healthChecks?.remove(endpoint);
+      this.outliers?.forget(endpoint);
+      void endpoint.close();
+    }
+    if (this.reporting) this.events?.endpointsReplaced(this.config.name, added.map(factsOf), gone.map(factsOf));
+    this.events?.nameResolved(this.config.name, resolution?.name ?? '', addresses, previous);
+  }
+
+  private onResolutionFailed(slot: EndpointSlot, error: string, kept: readonly string[]): void {
+    if (this.closed || this.retiring) return;
+    this.events?.nameResolutionFailed(this.config.name, slot.resolution?.name ?? '', error, kept);
+  }
+
+  private onNameResolved(ok: boolean): void {
+    if (this.closed || this.retiring) return;
+    this.events?.nameResolutionCounted(this.config.name, ok);
   }
 
   /** Every timer of the cluster's policies; idempotent. */
@@ -358,6 +497,7 @@ export class ClusterRuntime {
     this.closed = true;
     this.reporting = false;
     this.healthChecks?.stop();
+    for (const slot of this.slots) slot.resolution?.stop();
     this.tls?.close();
     this.outliers?.stop();
     this.breaker.shutdown();
@@ -395,5 +535,5 @@ export class ClusterRuntime {
 }
 
 function factsOf(endpoint: EndpointRuntime): EndpointFacts {
-  return { url: endpoint.config.url, healthy: endpoint.healthy };
+  return { name: endpoint.name, healthy: endpoint.healthy };
 }

@@ -47,13 +47,22 @@ export function guardedConnector(connectTimeoutMs: number, onStrayBytes: () => v
 }
 
 function watch(socket: Socket, onStrayBytes: () => void): void {
-  socket.on('error', (error: Error) => {
+  socket.on('error', (error: NodeJS.ErrnoException) => {
     if (error instanceof errors.SocketError) {
       if (error.message === UNSOLICITED_RESPONSE_MESSAGE) onStrayBytes();
       return; // undici's socket errors carry their own socket info
     }
     bytesReadAtFailure.set(error, socket.bytesRead);
+    // A fatal TLS alert from the upstream (TLS 1.3 "certificate required" arrives after the
+    // handshake, once the request is on its way). The TLS socket stays open for the peer's
+    // FIN, and undici's 'end' handler would then replace this error with "other side closed"
+    // (a reset): destroyed now, it ends with this error, which names the reason.
+    if (isTlsAlert(error)) socket.destroy();
   });
+}
+
+function isTlsAlert(error: NodeJS.ErrnoException): boolean {
+  return typeof error.code === 'string' && error.code.startsWith('ERR_SSL_') && error.code.includes('_ALERT_');
 }
 
 /**

@@ -81,18 +81,39 @@ const USER_AGENT = 'sidecar-health-check';
  * all of them, aborts checks in flight and closes the connections.
  */
 export class HealthChecker {
-  private readonly probes: EndpointProbe[];
+  private readonly probes = new Map<EndpointRuntime, EndpointProbe>();
+  private started = false;
 
-  constructor(config: HealthCheckConfig, endpoints: readonly EndpointRuntime[], events: HealthCheckEvents) {
-    this.probes = endpoints.map((endpoint) => new EndpointProbe(endpoint, config, events));
+  constructor(
+    private readonly config: HealthCheckConfig,
+    endpoints: readonly EndpointRuntime[],
+    private readonly events: HealthCheckEvents,
+  ) {
+    for (const endpoint of endpoints) this.probes.set(endpoint, new EndpointProbe(endpoint, config, events));
   }
 
   start(): void {
-    for (const probe of this.probes) probe.schedule(0);
+    this.started = true;
+    for (const probe of this.probes.values()) probe.schedule(0);
+  }
+
+  /** An endpoint joined the cluster (a new address of a named endpoint); checked at once when checks run. */
+  add(endpoint: EndpointRuntime): void {
+    if (this.probes.has(endpoint)) return;
+    const probe = new EndpointProbe(endpoint, this.config, this.events);
+    this.probes.set(endpoint, probe);
+    if (this.started) probe.schedule(0);
+  }
+
+  /** An endpoint left the cluster: its checks stop. */
+  remove(endpoint: EndpointRuntime): void {
+    this.probes.get(endpoint)?.stop();
+    this.probes.delete(endpoint);
   }
 
   stop(): void {
-    for (const probe of this.probes) probe.stop();
+    this.started = false;
+    for (const probe of this.probes.values()) probe.stop();
   }
 }
 
@@ -164,7 +185,7 @@ class EndpointProbe {
         keepAliveTimeout: this.config.intervalMs + this.config.timeoutMs,
         keepAliveMaxTimeout: this.config.intervalMs + this.config.timeoutMs,
         pipelining: 1,
-        ...(this.endpoint.tlsConnector === undefined ? {} : { connect: this.endpoint.tlsConnector }),
+        ...(this.endpoint.connector === undefined ? {} : { connect: this.endpoint.connector }),
       });
       this.client.on('connectionError', () => {});
     }

@@ -51,12 +51,17 @@ export interface OutlierEvents {
  * request (a whole-cluster outage is the circuit breaker's job).
  */
 export class OutlierDetector {
+  /** The cluster's endpoints now (a named endpoint's addresses come and go). */
+  private readonly endpoints: () => readonly EndpointRuntime[];
+
   constructor(
     private readonly config: OutlierDetectionConfig,
-    private readonly endpoints: readonly EndpointRuntime[],
+    endpoints: readonly EndpointRuntime[] | (() => readonly EndpointRuntime[]),
     private readonly events: OutlierEvents,
     private readonly clock: () => number = Date.now,
-  ) {}
+  ) {
+    this.endpoints = typeof endpoints === 'function' ? endpoints : () => endpoints;
+  }
 
   /** One attempt's result on `endpoint`: `failed` for 5xx, connect failure, reset, timeout. */
   record(endpoint: EndpointRuntime, failed: boolean): void {
@@ -67,17 +72,20 @@ export class OutlierDetector {
     }
     state.consecutiveFailures++;
     if (state.ejected || state.consecutiveFailures < this.config.consecutive5xx) return;
-    if (!this.endpoints.some((other) => other !== endpoint && other.healthy)) return;
+    if (!this.endpoints().some((other) => other !== endpoint && other.healthy)) return;
     this.eject(endpoint);
   }
 
   /** Clears every ejection timer (the cluster is closing). */
   stop(): void {
-    for (const endpoint of this.endpoints) {
-      const state = endpoint.ejection;
-      if (state.timer !== undefined) clearTimeout(state.timer);
-      state.timer = undefined;
-    }
+    for (const endpoint of this.endpoints()) this.forget(endpoint);
+  }
+
+  /** Clears the endpoint's ejection timer (it left the cluster). */
+  forget(endpoint: EndpointRuntime): void {
+    const state = endpoint.ejection;
+    if (state.timer !== undefined) clearTimeout(state.timer);
+    state.timer = undefined;
   }
 
   private eject(endpoint: EndpointRuntime): void {

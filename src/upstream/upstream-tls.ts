@@ -43,6 +43,15 @@ export class UpstreamTls {
   readonly connect: Connector = (options, callback) =>
     this.current({ ...options, servername: this.config.serverName ?? (isIP(options.hostname) === 0 ? options.hostname : undefined) }, callback);
 
+  /**
+   * The connector of one resolved address of a named endpoint: the TCP connection goes to
+   * `address`, while the SNI and the verified name stay the endpoint's host name (or serverName).
+   */
+  connectorTo(address: string): Connector {
+    return (options, callback) =>
+      this.current({ ...options, servername: this.config.serverName ?? (isIP(options.hostname) === 0 ? options.hostname : undefined), hostname: address }, callback);
+  }
+
   /** Starts watching the files (none: nothing to watch, the system roots are read by Node). */
   watch(): void {
     const files = [this.config.caPath, this.config.certPath, this.config.keyPath].filter((f): f is string => f !== undefined);

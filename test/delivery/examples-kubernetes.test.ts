@@ -113,9 +113,12 @@ t.test('certificates come from a Secret mounted where the route file looks for t
   }
 });
 
+/** Listeners on loopback serve the pod's own containers (the egress listener): no containerPort. */
+const isLoopback = (host: string): boolean => host === '127.0.0.1' || host === '::1';
+
 t.test("the sidecar container's ports are the route file's listener and admin ports", async (t) => {
   const declared = asMaps(sidecar.ports).map((p) => p.containerPort).sort();
-  const configured = [...config.listeners.map((l) => l.port), config.admin.port].sort();
+  const configured = [...config.listeners.filter((l) => !isLoopback(l.host)).map((l) => l.port), config.admin.port].sort();
   t.same(declared, configured, `containerPorts ${declared.join(', ')}`);
   t.not(config.admin.host, '127.0.0.1', 'the admin listener is reachable by the kubelet (not loopback)');
 });
@@ -141,8 +144,20 @@ t.test('terminationGracePeriodSeconds covers the app preStop, drain.delay and dr
   t.ok(grace >= needed, `grace ${grace}s >= preStop ${preStop}s + drain ${config.drain.delayMs / 1000}s + ${config.drain.timeoutMs / 1000}s + margin`);
 });
 
+t.test('both directions in one pod: an inbound listener for the Service, an egress listener on loopback for the app', async (t) => {
+  const egress = config.listeners.filter((l) => isLoopback(l.host));
+  t.equal(egress.length, 1, 'one loopback listener: the egress');
+  const app = appContainers.find((c) => c.name === 'app') ?? {};
+  const env = new Map(asMaps(app.env).map((e) => [asString(e.name), asString(e.value)]));
+  t.equal(env.get('PAYMENTS_URL'), `http://127.0.0.1:${egress[0]?.port}`, 'the app calls out through it');
+  t.equal(env.get('HTTPS_PROXY'), `http://127.0.0.1:${egress[0]?.port}`, 'and tunnels through it');
+  t.ok(egress[0]?.forwardProxy !== undefined, 'with a forwardProxy allow list');
+  const remote = [...config.clusters.values()].flatMap((c) => c.endpoints).filter((e) => !e.url.includes('//127.0.0.1:'));
+  t.ok(remote.length > 0 && remote.every((e) => e.url.startsWith('https://')), 'remote endpoints are https');
+});
+
 t.test("the app listens where the route file's cluster sends requests", async (t) => {
-  const endpoints = [...config.clusters.values()].flatMap((c) => c.endpoints.map((e) => new URL(e.url)));
+  const endpoints = [...config.clusters.values()].flatMap((c) => c.endpoints.map((e) => new URL(e.url))).filter((url) => url.protocol === 'http:');
   t.ok(endpoints.length > 0, 'the route file has endpoints');
   for (const url of endpoints) {
     t.equal(url.hostname, '127.0.0.1', `${url.href}: the app shares the pod's network namespace`);

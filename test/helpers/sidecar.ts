@@ -3,6 +3,7 @@ import { parseConfigText, formatConfigErrors } from '../../src/config/load';
 import { Sidecar } from '../../src/sidecar';
 import type { AccessLog, AccessLogEntry } from '../../src/telemetry/access-log';
 import type { Logger } from '../../src/telemetry/logger';
+import type { HostResolver } from '../../src/upstream/dns';
 
 export interface RunningSidecar {
   readonly sidecar: Sidecar;
@@ -23,13 +24,13 @@ export const FIXTURE_DIR = path.join(__dirname, '..', 'fixtures');
  * Starts a real sidecar from YAML text. Listener and admin addresses should use port 0;
  * the bound ports are read back from the servers.
  */
-export async function startSidecar(yaml: string, options: { dir?: string; logger?: Logger } = {}): Promise<RunningSidecar> {
+export async function startSidecar(yaml: string, options: { dir?: string; logger?: Logger; resolver?: HostResolver } = {}): Promise<RunningSidecar> {
   const source = path.join(options.dir ?? FIXTURE_DIR, 'inline.yaml');
   const loaded = parseConfigText(yaml, source);
   if (!loaded.ok) throw new Error(`test config is invalid:\n${formatConfigErrors(source, loaded.errors)}`);
   const lines: AccessLogEntry[] = [];
   const accessLog: AccessLog = { write: (entry) => void lines.push(entry), flush: async () => {} };
-  const sidecar = await Sidecar.start(loaded.config, { accessLog, processMetrics: false, logger: options.logger });
+  const sidecar = await Sidecar.start(loaded.config, { accessLog, processMetrics: false, logger: options.logger, resolver: options.resolver });
   const port = (listener?: string): number => sidecar.listenerPort(listener ?? sidecar.config.listeners[0].name);
   return {
     sidecar,

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterRoute } from '../../config/types';
 import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from './request-metrics';
 import type { ClusterRuntime } from '../../upstream/cluster';
@@ -13,6 +13,9 @@ import { BREAKER_STATE_VALUE, type BreakerState } from '../../policy/breaker-sta
 export const LATENCY_BUCKETS_SECONDS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
+
+/** Seconds; a CONNECT tunnel lives from one request to a long-lived stream. */
+export const TUNNEL_DURATION_BUCKETS_SECONDS = [0.01, 0.1, 1, 10, 60, 300, 1800, 3600];
 
 /** The clusters the collect-time gauges read (those of the current config). */
 export type ClusterSource = () => Iterable<ClusterRuntime>;
@@ -177,6 +180,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly egressTunnels = new Counter({
+    name: 'sidecar_egress_tunnels_total',
+    help:
+      'CONNECT requests of forward-proxy listeners, by listener, destination (the allow entry that matched; "" when none did) and result: ' +
+      'opened, denied (403 EGRESS_DENIED), connect_failure (503), bad_request (400).',
+    labelNames: ['listener', 'destination', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly egressTunnelBytes = new Counter({
+    name: 'sidecar_egress_tunnel_bytes_total',
+    help: 'Bytes relayed through closed CONNECT tunnels, by listener, destination (the allow entry) and direction (upstream: app to destination; downstream: destination to app).',
+    labelNames: ['listener', 'destination', 'direction'] as const,
+    registers: [this.registry],
+  });
+
+  readonly egressTunnelDuration = new Histogram({
+    name: 'sidecar_egress_tunnel_duration_seconds',
+    help: 'Lifetime of closed CONNECT tunnels, from the 200 to the close of both sides, by listener and destination (the allow entry).',
+    labelNames: ['listener', 'destination'] as const,
+    buckets: TUNNEL_DURATION_BUCKETS_SECONDS,
+    registers: [this.registry],
+  });
+
   readonly listenerConnectionsDropped = new Counter({
     name: 'sidecar_listener_connections_dropped_total',
     help:
@@ -234,6 +261,13 @@ export class Metrics {
     name: 'sidecar_upstream_stray_bytes_total',
     help: 'Connections to the app closed because they received response bytes no request asked for (the endpoint then stops reusing connections for a while), by cluster.',
     labelNames: ['cluster'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dnsResolutions = new Counter({
+    name: 'sidecar_dns_resolutions_total',
+    help: 'Resolutions of the host names of endpoints, by cluster and result (success, failure: the last good addresses stay in use).',
+    labelNames: ['cluster', 'result'] as const,
     registers: [this.registry],
   });
 

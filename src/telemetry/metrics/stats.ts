@@ -55,6 +55,7 @@ export interface ClusterStats {
 }
 
 export interface EndpointStats {
+  /** The endpoint's name: its URL, with the resolved address in brackets for a named endpoint. */
   readonly url: string;
   readonly priority: number;
   readonly healthy: boolean;
@@ -107,7 +108,7 @@ export async function buildStats(source: StatsSource): Promise<SidecarStats> {
       endpoints: cluster.endpoints.map((endpoint) => {
         const stats = endpoint.pool.stats;
         return {
-          url: endpoint.config.url,
+          url: endpoint.name,
           priority: endpoint.config.priority,
           healthy: endpoint.healthy,
           inFlight: endpoint.inFlight,
