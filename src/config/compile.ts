@@ -3,7 +3,7 @@
  * applied (see defaults.ts) and route regexes compiled. The input is already validated: the
  * helpers here only fail on a broken invariant.
  */
-import { parseEgressRule } from '../policy/egress';
+import { parseEgressRule } from './egress';
 import { availableParallelism } from 'node:os';
 import * as nodePath from 'node:path';
 import { parseCidr } from './cidr';

@@ -16,7 +16,7 @@
  * load.ts.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { parseEgressRule } from '../policy/egress';
+import { parseEgressRule } from './egress';
 import { z } from 'zod';
 import { parseCidr } from './cidr';
 import * as D from './defaults';

@@ -8,7 +8,7 @@
  * new snapshot and swaps the reference.
  */
 
-import type { EgressRule } from '../policy/egress';
+import type { EgressRule } from './egress';
 import type { RouteRegex } from './route-regex';
 
 export type HttpMethod = string;

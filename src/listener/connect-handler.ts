@@ -3,7 +3,7 @@ import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ForwardProxyConfig } from '../config/types';
 import { ERRORS, type ErrorCode } from '../core/errors';
-import { allowedBy, formatDestination, parseConnectTarget, type Destination, type EgressRule } from '../policy/egress';
+import { allowedBy, formatDestination, parseConnectTarget, type Destination, type EgressRule } from '../config/egress';
 import { accessLogEntry } from '../telemetry/access-log';
 import { localAnswer } from './handler';
 import { requestIdFrom } from '../proxy/headers';

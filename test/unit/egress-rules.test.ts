@@ -1,5 +1,5 @@
 import t from 'tap';
-import { allowedBy, formatDestination, parseConnectTarget, parseEgressRule, type EgressRule } from '../../src/policy/egress';
+import { allowedBy, formatDestination, parseConnectTarget, parseEgressRule, type EgressRule } from '../../src/config/egress';
 
 function rules(...texts: string[]): EgressRule[] {
   return texts.map((text) => {
