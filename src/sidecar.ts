@@ -144,7 +144,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
     this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
     this.current = buildState(config, new Map(), this.services);
     for (const cluster of this.current.clusters.values()) cluster.start();
-    this.websockets = new WebSocketProxy(this.services);
+    this.websockets = new WebSocketProxy();
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
     this.admin = new AdminServer(config.admin, this.adminRoutes(), this.logger, this.adminConnectionClosed);

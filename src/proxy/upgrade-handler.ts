@@ -5,6 +5,8 @@ import type { ErrorCode } from '../errors';
 import { findRoute, rewritePath } from '../router/route-table';
 import { accessLogEntry } from '../telemetry/access-log';
 import type { WebSocketProxy } from '../upstream/websocket';
+import { chainFor } from '../pipeline/compose';
+import { Tunnel } from '../pipeline/tunnel';
 import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from './headers';
@@ -84,6 +86,7 @@ export function createUpgradeHandler(
         proto: listener.proto,
         requestId,
         clientCert: clientCert?.(socket),
+        traceHeaders: services.tracing.ownedRequestHeaders,
         authority: checked.authority,
         dropUnderscored: checked.underscoreHeaders > 0,
       },
@@ -91,7 +94,8 @@ export function createUpgradeHandler(
     );
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
-    websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+    const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt };
+    new Tunnel(request, chainFor(route)).start();
   };
 }
 
