@@ -9,7 +9,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { closedPort } from '../helpers/upstream';
+import { closedPort, startUpstream } from '../helpers/upstream';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { parsePrometheusText, type Exposition } from '../helpers/prometheus';
 import { openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
@@ -91,6 +91,32 @@ t.test('a connect failure is retried to another endpoint and counted as a retry'
   t.match(proxy.accessLog[0], { status: 101, attempts: 2, upstream: app.upstream.url, upgrade: 'websocket' });
   const endpoints = proxy.sidecar.current.clusters.get('app')?.endpoints ?? [];
   t.same(endpoints.map((e) => e.failures), [1, 0], 'the connect failure counts against the closed endpoint only');
+});
+
+t.test('an app\'s 5xx answer to the upgrade is retried when retry.on lists it, and never relayed', async (t) => {
+  const app = await startWsEchoApp();
+  // An app that answers every upgrade 503 with a body.
+  const failing = await startUpstream((_req, res) => res.end());
+  let failingUpgrades = 0;
+  failing.server.on('upgrade', (_req: unknown, socket: Socket) => {
+    failingUpgrades++;
+    socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nx-failing: yes\r\n\r\nbusy');
+  });
+  const proxy = await startSidecar(config([failing.url, app.upstream.url], 'retry: { attempts: 1, on: [5xx], backoff: { base: 1ms, max: 1ms } }', ''));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+    await failing.close();
+  });
+  const ws = await openWs(wsUrl(proxy));
+  t.equal(failingUpgrades, 1, 'the first endpoint answered 503');
+  t.equal(app.handshakes.length, 1, 'the retry went to the second endpoint');
+  ws.close();
+  await waitUntil(() => proxy.accessLog.length === 1, 'the tunnel\'s log line');
+  t.match(proxy.accessLog[0], { status: 101, attempts: 2 });
+  const exposition = await metrics(proxy);
+  t.equal(exposition.value('sidecar_retries_total', { cluster: 'app', reason: '503' }), 1, 'the retry is counted with the status');
+  await waitUntil(() => proxy.sidecar.websockets.openUpstreamSockets === 0, 'no socket to the apps left');
 });
 
 t.test('a connect failure is not retried past the retry budget', async (t) => {
