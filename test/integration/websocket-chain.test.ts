@@ -119,6 +119,19 @@ t.test('an app\'s 5xx answer to the upgrade is retried when retry.on lists it, a
   await waitUntil(() => proxy.sidecar.websockets.openUpstreamSockets === 0, 'no socket to the apps left');
 });
 
+t.test('the route\'s hostRewrite applies to the handshake of each attempt', async (t) => {
+  const app = await startWsEchoApp();
+  const proxy = await startSidecar(config([app.upstream.url], 'hostRewrite: auto', ''));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const ws = await openWs(wsUrl(proxy), { headers: { host: 'chat.example' } });
+  t.equal(app.handshakes[0].headers.host, new URL(app.upstream.url).host, 'the app gets its own host, not the client\'s');
+  ws.close();
+  await once(ws, 'close');
+});
+
 t.test('a connect failure is not retried past the retry budget', async (t) => {
   const app = await startWsEchoApp();
   const down = `http://127.0.0.1:${await closedPort()}`;

@@ -6,7 +6,8 @@
  */
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
+import type { IncomingMessage } from 'node:http';
 import { SPAN_KIND, STATUS_CODE, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { closedPort } from '../helpers/upstream';
@@ -21,7 +22,7 @@ function wsUrl(proxy: RunningSidecar, path = '/'): string {
   return proxy.url().replace('http:', 'ws:') + path;
 }
 
-async function startTraced(t: Test, endpoints: string[], routeExtra = '', clusterExtra = ''): Promise<{ proxy: RunningSidecar; receiver: OtlpReceiver }> {
+async function startTraced(t: Test, endpoints: string[], routeExtra = '', clusterExtra = '', tracingExtra = ''): Promise<{ proxy: RunningSidecar; receiver: OtlpReceiver }> {
   const receiver = await startOtlpReceiver();
   const proxy = await startSidecar(`
 admin: { address: 127.0.0.1:0 }
@@ -34,7 +35,7 @@ clusters:
   - name: app
     endpoints: [${endpoints.map((url) => `{ url: ${url} }`).join(', ')}]
 ${clusterExtra ? `    ${clusterExtra}` : ''}
-tracing: { endpoint: "${receiver.url}", serviceName: chat-sidecar }
+tracing: { endpoint: "${receiver.url}", serviceName: chat-sidecar${tracingExtra ? `, ${tracingExtra}` : ''} }
 `);
   t.teardown(async () => {
     await proxy.close();
@@ -142,4 +143,20 @@ t.test('a refused upgrade is a SERVER span with the sidecar\'s error', async (t)
   t.match(failed.attributes, { 'http.response.status_code': 503, 'sidecar.error.code': 'OVERLOADED', 'sidecar.upgrade': 'websocket' });
   t.ok(failed.events.some((e) => e.name === 'sidecar.breaker.rejected'), 'with the rejection event');
   t.equal(spans.filter((s) => s.kind === SPAN_KIND.CLIENT).length, 1, 'only the tunnel that opened made an attempt');
+});
+
+t.test('with tracing.responseHeader the 101 and a refusal carry x-trace-id', async (t) => {
+  const app = await echoApp(t);
+  const { proxy } = await startTraced(t, [app.upstream.url], '', 'circuitBreaker: { maxConcurrentRequests: 1, maxPendingRequests: 0 }', 'responseHeader: true');
+  const client = new WebSocket(wsUrl(proxy), { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_SPAN}-01` } });
+  // 'open' follows 'upgrade' in the same tick: both are listened to before either comes.
+  const opened = once(client, 'open');
+  const [response] = (await once(client, 'upgrade')) as [IncomingMessage];
+  t.equal(response.headers['x-trace-id'], INCOMING_TRACE, 'the 101 carries the trace id');
+  await opened;
+  const refused = await refusedWs(wsUrl(proxy), { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_SPAN}-01` } });
+  t.equal(refused.status, 503);
+  t.equal(refused.headers['x-trace-id'], INCOMING_TRACE, 'the sidecar\'s refusal carries it too');
+  client.terminate();
+  await waitUntil(() => proxy.accessLog.length === 2, 'both log lines');
 });
