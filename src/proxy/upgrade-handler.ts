@@ -23,9 +23,11 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
  * 'upgrade' the way node:http does: http, https, http2 with allowHTTP1).
  *
  * `Upgrade: websocket` on a GET is routed like any request (the same route table, the same
- * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster. Any other
- * upgrade (h2c, ...) is not switched: the request is served as an ordinary one by the
- * listener's request handler, as Node would have done without an 'upgrade' listener.
+ * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster through the
+ * route's chain (src/pipeline/tunnel.ts: the same deadline, breaker, concurrency and retry
+ * steps as its HTTP requests). Any other upgrade (h2c, ...) is not switched: the request is
+ * served as an ordinary one by the listener's request handler, as Node would have done
+ * without an 'upgrade' listener.
  */
 export function createUpgradeHandler(
   listener: ListenerIdentity,
