@@ -65,10 +65,15 @@ async function echoApp(t: Test): Promise<WsEchoApp> {
 t.test('a tunnel is one SERVER span from upgrade to close, with its attempt\'s CLIENT span as child', async (t) => {
   const app = await echoApp(t);
   const { proxy, receiver } = await startTraced(t, [app.upstream.url]);
+  const beforeUpgrade = performance.now();
   const ws = await openWs(wsUrl(proxy, '/room/7'), { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_SPAN}-01` } });
+  const openedAt = performance.now();
   t.equal(await echo(ws, 'hello'), 'hello');
   t.equal(await echo(ws, 'a longer message, both ways'), 'a longer message, both ways');
-  const beforeClose = Date.now();
+  // The tunnel stays open longer than its handshake took, so that a span ended at the 101
+  // would be shorter than the time the tunnel was open.
+  while (performance.now() - openedAt <= openedAt - beforeUpgrade) await echo(ws, 'more');
+  const beforeClose = performance.now();
   ws.close(1000, 'bye');
   await once(ws, 'close');
   await waitUntil(() => proxy.accessLog.length === 1, 'the tunnel\'s log line');
@@ -93,7 +98,8 @@ t.test('a tunnel is one SERVER span from upgrade to close, with its attempt\'s C
   t.ok(line.bytes_in > 0 && line.bytes_out > 0, 'the tunnel carried bytes both ways');
   t.equal(server.attributes['sidecar.tunnel.bytes_in'], line.bytes_in, 'the span has the bytes from the client, as the log line');
   t.equal(server.attributes['sidecar.tunnel.bytes_out'], line.bytes_out, 'and the bytes to the client');
-  t.ok(server.endMs >= beforeClose - 1, 'the SERVER span ends when the tunnel closes, not at the 101');
+  const openFor = beforeClose - openedAt;
+  t.ok(server.endMs - server.startMs >= openFor - 0.01, `the SERVER span lasts as long as the tunnel was open (${(server.endMs - server.startMs).toFixed(1)}ms >= ${openFor.toFixed(1)}ms), not until the 101`);
   t.equal(server.status.code, STATUS_CODE.UNSET);
 
   t.equal(client.traceId, INCOMING_TRACE);
