@@ -24,7 +24,7 @@ import type { Tracing } from './telemetry/tracing';
 import { ClusterRuntime, type ClusterView } from './upstream/cluster';
 import { systemResolver, type HostResolver } from './upstream/dns';
 import { redactSecrets } from './config/redact';
-import { WebSocketProxy } from './proxy/websocket';
+import { WebSocketProxy } from './upstream/websocket';
 import { ClusterReporter } from './telemetry/cluster-reporter';
 import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from './runtime/reload-history';
 import { adminRoutes, type AdminControl } from './runtime/admin-routes';
@@ -149,7 +149,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     this.clusterEvents = new ClusterReporter(this.metrics, this.logger);
     this.resolver = options.resolver ?? systemResolver;
     this.current = buildState(config, new Map(), this.clusterEvents, this.resolver);
-    this.websockets = new WebSocketProxy(this.services);
+    this.websockets = new WebSocketProxy();
     this.metrics.observeClusters(() => this.current.clusters.values());
     this.traffic = new TrafficWindow(() => readTraffic(this.metrics));
     this.admin = new AdminServer(config.admin, adminRoutes(this), this.logger, this.adminConnectionClosed);

@@ -1,7 +1,7 @@
 import type { Logger } from '../telemetry/logger';
 
 /**
- * Process warnings (deprecations such as http-proxy's DEP0060 `util._extend` on Node 22+,
+ * Process warnings (deprecations a dependency triggers, such as DEP0060 `util._extend` on Node 22+,
  * experimental features, MaxListeners) become JSON log lines like every other line on
  * stderr. Node's own printer is a 'warning' listener installed at startup (unless
  * --no-warnings): it is removed, so nothing raw reaches the log.

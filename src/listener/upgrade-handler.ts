@@ -4,7 +4,9 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../core/errors';
 import { findRoute, rewritePath } from '../router/route-table';
 import { accessLogEntry } from '../telemetry/access-log';
-import type { WebSocketProxy } from '../proxy/websocket';
+import type { WebSocketProxy } from '../upstream/websocket';
+import { chainFor } from '../pipeline/compose';
+import { Tunnel } from '../pipeline/tunnel';
 import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from '../proxy/http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from '../proxy/headers';
@@ -21,9 +23,11 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
  * 'upgrade' the way node:http does: http, https, http2 with allowHTTP1).
  *
  * `Upgrade: websocket` on a GET is routed like any request (the same route table, the same
- * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster. Any other
- * upgrade (h2c, ...) is not switched: the request is served as an ordinary one by the
- * listener's request handler, as Node would have done without an 'upgrade' listener.
+ * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster through the
+ * route's chain (src/pipeline/tunnel.ts: the same deadline, breaker, concurrency and retry
+ * steps as its HTTP requests). Any other upgrade (h2c, ...) is not switched: the request is
+ * served as an ordinary one by the listener's request handler, as Node would have done
+ * without an 'upgrade' listener.
  */
 export function createUpgradeHandler(
   listener: ListenerIdentity,
@@ -84,6 +88,7 @@ export function createUpgradeHandler(
         proto: listener.proto,
         requestId,
         clientCert: clientCert?.(socket),
+        traceHeaders: services.tracing.ownedRequestHeaders,
         authority: checked.authority,
         dropUnderscored: checked.underscoreHeaders > 0,
       },
@@ -91,7 +96,8 @@ export function createUpgradeHandler(
     );
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
-    websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+    const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt };
+    new Tunnel(request, chainFor(route)).start();
   };
 }
 

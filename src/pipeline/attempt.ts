@@ -68,7 +68,7 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const x = this.exchange;
     if (!x.isCurrent(this)) return false;
-    return x.chain.terminal.onAttemptHeaders(x, this, statusCode, rawHeaders, resume, statusText);
+    return x.ends.terminal.onAttemptHeaders(x, this, statusCode, rawHeaders, resume, statusText);
   }
 
   onData(chunk: Buffer): boolean {
@@ -79,7 +79,7 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
     }
     const x = this.exchange;
     if (!x.isCurrent(this)) return false;
-    return x.chain.observe.onData(x, chunk);
+    return x.ends.head.onData(x, chunk);
   }
 
   /**
@@ -96,13 +96,13 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.end();
     const x = this.exchange;
-    if (x.isCurrent(this)) x.chain.observe.onComplete(x);
+    if (x.isCurrent(this)) x.ends.head.onComplete(x);
   }
 
   onError(error: Error): void {
     this.end();
     const x = this.exchange;
-    if (x.isCurrent(this)) x.chain.terminal.onAttemptError(x, this, error);
+    if (x.isCurrent(this)) x.ends.terminal.onAttemptError(x, this, error);
   }
 
   private end(): void {

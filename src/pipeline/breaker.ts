@@ -1,8 +1,7 @@
 import type { BreakerOutcome } from '../policy/circuit-breaker';
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
-import type { AttemptHandler } from './attempt';
-import type { Exchange } from './exchange';
+import type { AttemptControl, ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -12,7 +11,7 @@ import { Interceptor } from './interceptor';
  * request a retry saved counts as a success.
  */
 export class BreakerInterceptor extends Interceptor {
-  dispatch(x: Exchange): void {
+  dispatch(x: ChainContext): void {
     const breaker = x.cluster.breaker;
     const ticket = breaker.admit();
     if (ticket === undefined) {
@@ -23,31 +22,31 @@ export class BreakerInterceptor extends Interceptor {
     this.next!.dispatch(x);
   }
 
-  override onResponse(x: Exchange, handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     settle(x, statusCode >= 500 ? 'failure' : 'success');
     return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
   }
 
-  override onFailure(x: Exchange, failure: AttemptFailure): void {
+  override onFailure(x: ChainContext, failure: AttemptFailure): void {
     // The client's own body failing says nothing about the app.
     settle(x, failure.kind === 'request-body' ? 'neutral' : 'failure');
     this.up!.onFailure(x, failure);
   }
 
-  override onRefused(x: Exchange, code: ErrorCode, message: string): void {
+  override onRefused(x: ChainContext, code: ErrorCode, message: string): void {
     // Refused before any attempt, the request says nothing about the app; refused for a
     // retry, it ends a request the app failed.
     settle(x, x.attempt > 0 ? 'failure' : 'neutral');
     this.up!.onRefused(x, code, message);
   }
 
-  override onClientTimeout(x: Exchange, message: string): void {
+  override onClientTimeout(x: ChainContext, message: string): void {
     // The client was late with its body: nothing is counted against the app.
     settle(x, 'neutral');
     this.up!.onClientTimeout(x, message);
   }
 
-  override onEnd(x: Exchange): void {
+  override onEnd(x: ChainContext): void {
     this.next!.onEnd(x);
     // Ended without an outcome (the client went away).
     settle(x, 'neutral');
@@ -55,7 +54,7 @@ export class BreakerInterceptor extends Interceptor {
 }
 
 /** The one place a ticket is settled; later calls find none. */
-function settle(x: Exchange, outcome: BreakerOutcome): void {
+function settle(x: ChainContext, outcome: BreakerOutcome): void {
   const ticket = x.breakerTicket;
   if (ticket !== undefined) {
     x.breakerTicket = undefined;

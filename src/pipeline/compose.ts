@@ -1,28 +1,49 @@
 import type { ClusterRoute } from '../config/types';
 import { BreakerInterceptor } from './breaker';
 import { ConcurrencyInterceptor } from './concurrency';
+import type { ChainEnds } from './context';
 import { DeadlineInterceptor } from './deadline';
 import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
 import { PoolTerminal } from './pool';
+import { HeadPort, TerminalPort } from './ports';
 import { RetryInterceptor } from './retry';
+import { TunnelObserveInterceptor } from './tunnel-observe';
+import { TunnelTerminal } from './tunnel-terminal';
 
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → deadline → breaker → concurrency → [retry] → terminal (pool)
+ *   head → deadline → breaker → concurrency → [retry] → [host rewrite] → terminal
  *
- * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0). The named steps are the ones a request's timers and callbacks come back to.
+ * The policy steps between the two ports are the route's, shared by every exchange of the
+ * route whatever its kind. The ports pass each event on to the exchange's own ends: observe
+ * and the pool for an HTTP request (Exchange), the tunnel's client side and the tunnel
+ * terminal for a WebSocket upgrade (Tunnel). A policy the route does not configure is not in
+ * its chain (retry, when `retry.attempts` is 0). The named steps are the ones a request's
+ * timers and callbacks come back to.
  */
 export interface RouteChain {
+  /** The port above the policies (the client's side of the exchange at hand). */
   readonly head: Interceptor;
-  readonly observe: ObserveInterceptor;
+  /** The port below the policies (the terminal of the exchange at hand). */
+  readonly terminal: Interceptor;
   readonly deadline: DeadlineInterceptor;
   readonly concurrency: ConcurrencyInterceptor;
   readonly retry: RetryInterceptor | undefined;
+  readonly http: HttpEnds;
+  readonly tunnel: TunnelEnds;
+}
+
+export interface HttpEnds extends ChainEnds {
+  readonly head: ObserveInterceptor;
   readonly terminal: PoolTerminal;
+}
+
+export interface TunnelEnds extends ChainEnds {
+  readonly head: TunnelObserveInterceptor;
+  readonly terminal: TunnelTerminal;
 }
 
 /**
@@ -42,12 +63,12 @@ export function chainFor(route: ClusterRoute): RouteChain {
 }
 
 export function compileChain(route: ClusterRoute): RouteChain {
-  const observe = new ObserveInterceptor();
+  const head = new HeadPort();
+  const terminal = new TerminalPort();
   const deadline = new DeadlineInterceptor(route.timeoutMs, route.retry.perTryTimeoutMs);
   const concurrency = new ConcurrencyInterceptor();
   const retry = route.retry.attempts > 0 ? new RetryInterceptor(route.retry) : undefined;
-  const terminal = new PoolTerminal();
-  const steps: Interceptor[] = [observe, deadline, new BreakerInterceptor(), concurrency];
+  const steps: Interceptor[] = [head, deadline, new BreakerInterceptor(), concurrency];
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
   steps.push(terminal);
@@ -55,5 +76,14 @@ export function compileChain(route: ClusterRoute): RouteChain {
     steps[i].up = steps[i - 1];
     steps[i].next = steps[i + 1];
   }
-  return { head: observe, observe, deadline, concurrency, retry, terminal };
+  // Each kind's ends talk to the policies next to the ports, as if they stood in their place.
+  const top = steps[1];
+  const bottom = steps[steps.length - 2];
+  const http = { head: new ObserveInterceptor(), terminal: new PoolTerminal() };
+  const tunnel = { head: new TunnelObserveInterceptor(), terminal: new TunnelTerminal() };
+  for (const ends of [http, tunnel]) {
+    ends.head.next = top;
+    ends.terminal.up = bottom;
+  }
+  return { head, terminal, deadline, concurrency, retry, http, tunnel };
 }

@@ -1,4 +1,4 @@
-import type { Exchange } from './exchange';
+import type { ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -8,7 +8,7 @@ import { Interceptor } from './interceptor';
  * The slot is taken here and given back in one place, onEnd.
  */
 export class ConcurrencyInterceptor extends Interceptor {
-  dispatch(x: Exchange): void {
+  dispatch(x: ChainContext): void {
     const limit = x.cluster.limit;
     const admission = limit.enter(x);
     if (admission === 'admitted') {
@@ -22,14 +22,14 @@ export class ConcurrencyInterceptor extends Interceptor {
     }
   }
 
-  /** A slot freed up for this queued request (through Exchange.admit). */
-  admitted(x: Exchange): void {
+  /** A slot freed up for this queued request (through the context's admit). */
+  admitted(x: ChainContext): void {
     x.admitted = true;
     if (x.abandoned || x.finished) return;
     this.next!.dispatch(x);
   }
 
-  override onDeadline(x: Exchange): void {
+  override onDeadline(x: ChainContext): void {
     if (x.admitted) {
       this.next!.onDeadline(x);
       return;
@@ -39,7 +39,7 @@ export class ConcurrencyInterceptor extends Interceptor {
     this.up!.onRefused(x, 'OVERLOADED', `no slot of cluster ${x.cluster.config.name} freed up within the route timeout (${x.route.timeoutMs}ms)`);
   }
 
-  override onEnd(x: Exchange): void {
+  override onEnd(x: ChainContext): void {
     this.next!.onEnd(x);
     if (x.admitted) x.cluster.limit.leave();
     else x.cluster.limit.cancel(x);

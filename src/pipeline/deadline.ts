@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
-import type { Exchange } from './exchange';
+import type { ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -20,13 +20,13 @@ export class DeadlineInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: Exchange): void {
+  dispatch(x: ChainContext): void {
     x.deadlineAt = performance.now() + this.timeoutMs;
     this.startClock(x, true);
     this.next!.dispatch(x);
   }
 
-  override onAttemptStart(x: Exchange): void {
+  override onAttemptStart(x: ChainContext): void {
     // A retry (the clock stopped after the last try), or a first try that waited for a slot:
     // its per-try timeout counts from its dispatch, not from the wait.
     if (x.clock === undefined) this.startClock(x, true);
@@ -36,28 +36,28 @@ export class DeadlineInterceptor extends Interceptor {
     }
   }
 
-  override onAttemptEnd(x: Exchange): void {
+  override onAttemptEnd(x: ChainContext): void {
     // Headers arrived, or the try failed: neither the per-try timeout nor the deadline applies to it any more.
     stopClock(x);
   }
 
-  override onFailure(x: Exchange, failure: AttemptFailure): void {
+  override onFailure(x: ChainContext, failure: AttemptFailure): void {
     stopClock(x);
     this.up!.onFailure(x, failure);
   }
 
-  override onRefused(x: Exchange, code: ErrorCode, message: string): void {
+  override onRefused(x: ChainContext, code: ErrorCode, message: string): void {
     stopClock(x);
     this.up!.onRefused(x, code, message);
   }
 
-  override onClientTimeout(x: Exchange, message: string): void {
+  override onClientTimeout(x: ChainContext, message: string): void {
     stopClock(x);
     this.up!.onClientTimeout(x, message);
   }
 
   /** @internal the per-try timeout or the deadline, whichever the clock was armed for, is up. */
-  onClock(x: Exchange): void {
+  onClock(x: ChainContext): void {
     x.clock = undefined;
     if (x.responseStarted || x.finished) return;
     if (x.clockIsPerTry) {
@@ -69,13 +69,13 @@ export class DeadlineInterceptor extends Interceptor {
     this.next!.onDeadline(x);
   }
 
-  override onEnd(x: Exchange): void {
+  override onEnd(x: ChainContext): void {
     this.next!.onEnd(x);
     stopClock(x);
   }
 
   /** Arms the clock for what comes first: the per-try timeout of the next try, or the deadline. */
-  private startClock(x: Exchange, forTry: boolean): void {
+  private startClock(x: ChainContext, forTry: boolean): void {
     const remainingMs = Math.max(0, x.deadlineAt - performance.now());
     const perTryTimeoutMs = this.perTryTimeoutMs;
     x.clockIsPerTry = forTry && perTryTimeoutMs !== undefined && perTryTimeoutMs < remainingMs;
@@ -83,7 +83,7 @@ export class DeadlineInterceptor extends Interceptor {
   }
 }
 
-function stopClock(x: Exchange): void {
+function stopClock(x: ChainContext): void {
   if (x.clock !== undefined) {
     clearTimeout(x.clock);
     x.clock = undefined;
@@ -91,6 +91,6 @@ function stopClock(x: Exchange): void {
 }
 
 // Timers take the exchange as an argument: no closure is allocated per request.
-function clockExpired(x: Exchange): void {
+function clockExpired(x: ChainContext): void {
   x.chain.deadline.onClock(x);
 }

@@ -4,7 +4,6 @@ import type { RouteInstruments } from '../telemetry/metrics/metrics';
 import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
 import type { BreakerTicket } from '../policy/circuit-breaker';
-import type { AdmissionWaiter } from '../policy/concurrency-limit';
 import type { ReplayableBody } from '../policy/replay-body';
 import type { RetryReason } from '../policy/retry';
 import type { LoggedRequest } from '../telemetry/access-log';
@@ -13,8 +12,8 @@ import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { limitRequestBody } from '../proxy/body-limit';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import type { AttemptHandler } from './attempt';
-import type { RouteChain } from './compose';
-import type { ProxiedRequest } from './context';
+import type { HttpEnds, RouteChain } from './compose';
+import type { ChainContext, ProxiedRequest } from './context';
 
 /**
  * The one per-request object of a proxied exchange: the request's facts, and one group of
@@ -22,7 +21,7 @@ import type { ProxiedRequest } from './context';
  * are shared by every request of the route). Short-lived: dropped when the client's response
  * closes. Nothing else is allocated per request but the attempt handlers.
  */
-export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest {
+export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly listener: ListenerIdentity;
@@ -36,6 +35,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   readonly startedAt: number;
   readonly trace: RequestTrace;
   readonly chain: RouteChain;
+  readonly ends: HttpEnds;
 
   // --- observe.ts: the client's response and the record of the exchange ---
   status = 0;
@@ -107,6 +107,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
     this.startedAt = request.startedAt;
     this.trace = request.trace;
     this.chain = chain;
+    this.ends = chain.http;
   }
 
   start(): void {
@@ -119,7 +120,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   }
 
   readonly onClientClose = (): void => {
-    this.chain.observe.onClientClose(this);
+    this.ends.head.onClientClose(this);
   };
 
   private routeInstruments: RouteInstruments | undefined;

@@ -1,4 +1,4 @@
-import type { Exchange } from './exchange';
+import type { ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -12,11 +12,11 @@ export class HostRewriteInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: Exchange): void {
+  dispatch(x: ChainContext): void {
     this.next!.dispatch(x);
   }
 
-  override onAttemptStart(x: Exchange): void {
+  override onAttemptStart(x: ChainContext): void {
     const host = this.rewrite === 'auto' ? x.endpoint?.hostHeader : this.rewrite;
     if (host !== undefined) setHost(x.upstreamHeaders, host);
     this.up!.onAttemptStart(x);

@@ -1,14 +1,14 @@
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
-import type { Exchange } from './exchange';
-import type { AttemptHandler } from './attempt';
+import type { AttemptControl, ChainContext } from './context';
 
 /**
  * One step of a route's dispatch chain, in undici's interceptor style: it does its part on the
  * way down (`dispatch`) and on the way up (the events an attempt or a policy below reports),
  * and passes everything else on unchanged. A step is built once per route (compose.ts) and
  * shared by the route's requests: what it keeps per request lives in its own fields of the
- * request's one context object (Exchange), which only this step's file writes.
+ * request's one context object (context.ts ChainContext: an Exchange for HTTP, a Tunnel for a
+ * WebSocket upgrade), which only this step's file writes.
  *
  * Down: `dispatch` (run the request), `onPerTryTimeout`/`onDeadline` (the clock ran out: end
  * what is in progress below) and `onEnd` (the exchange is over: release, bottom-up).
@@ -22,45 +22,45 @@ export abstract class Interceptor {
   /** The step above; observe (the head) has none. */
   up: Interceptor | undefined;
 
-  abstract dispatch(x: Exchange): void;
+  abstract dispatch(x: ChainContext): void;
 
-  onAttemptStart(x: Exchange): void {
+  onAttemptStart(x: ChainContext): void {
     this.up?.onAttemptStart(x);
   }
 
-  onAttemptEnd(x: Exchange): void {
+  onAttemptEnd(x: ChainContext): void {
     this.up?.onAttemptEnd(x);
   }
 
   /** Response headers of the current attempt; returns what undici's onHeaders returns. */
-  onResponse(x: Exchange, handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     return this.up === undefined ? false : this.up.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
   }
 
-  onFailure(x: Exchange, failure: AttemptFailure): void {
+  onFailure(x: ChainContext, failure: AttemptFailure): void {
     this.up?.onFailure(x, failure);
   }
 
-  onRefused(x: Exchange, code: ErrorCode, message: string): void {
+  onRefused(x: ChainContext, code: ErrorCode, message: string): void {
     this.up?.onRefused(x, code, message);
   }
 
-  onClientTimeout(x: Exchange, message: string): void {
+  onClientTimeout(x: ChainContext, message: string): void {
     this.up?.onClientTimeout(x, message);
   }
 
   /** The per-try timeout is up: false when no try was in flight (the clock then runs on to the deadline). */
-  onPerTryTimeout(x: Exchange): boolean {
+  onPerTryTimeout(x: ChainContext): boolean {
     return this.next === undefined ? false : this.next.onPerTryTimeout(x);
   }
 
   /** The route timeout is up and no response started: the step holding the request answers. */
-  onDeadline(x: Exchange): void {
+  onDeadline(x: ChainContext): void {
     this.next?.onDeadline(x);
   }
 
   /** The exchange is over; each step releases what it holds after the steps below it did. */
-  onEnd(x: Exchange): void {
+  onEnd(x: ChainContext): void {
     this.next?.onEnd(x);
   }
 }

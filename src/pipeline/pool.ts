@@ -216,7 +216,7 @@ function clientStillSending(x: Exchange, handler: AttemptHandler): boolean {
 
 // Timers take the exchange as an argument: no closure is allocated per request.
 function redispatch(x: Exchange): void {
-  x.chain.terminal.redispatch(x);
+  x.ends.terminal.redispatch(x);
 }
 
 function statusClass(status: number): string {

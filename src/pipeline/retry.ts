@@ -4,8 +4,7 @@ import { ReplayableBody } from '../policy/replay-body';
 import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import { SidecarError } from '../core/errors';
-import type { AttemptHandler } from './attempt';
-import type { Exchange } from './exchange';
+import type { AttemptControl, ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 const DEADLINE_IN_BACKOFF = classifyUpstreamError(new SidecarError('UPSTREAM_TIMEOUT'));
@@ -22,12 +21,12 @@ export class RetryInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: Exchange): void {
+  dispatch(x: ChainContext): void {
     if (x.hasBody) keepBodyForReplay(x, this.policy.maxBodyBytes);
     this.next!.dispatch(x);
   }
 
-  override onResponse(x: Exchange, handler: AttemptHandler, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusMayRetry(this.policy, statusCode) && this.retry(x, { status: statusCode }, rawHeaders)) {
       // Nothing of this response reaches the client; its body is read and dropped.
       handler.discard();
@@ -37,7 +36,7 @@ export class RetryInterceptor extends Interceptor {
     return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
   }
 
-  override onFailure(x: Exchange, failure: AttemptFailure): void {
+  override onFailure(x: ChainContext, failure: AttemptFailure): void {
     // The route timeout ends the exchange: there is no time left for another attempt.
     // A TLS failure is never retried to the same endpoint: its certificate would fail again.
     const sameEndpointOnly = failure.kind === 'tls-failure' && (x.endpoint === undefined || !x.cluster.hasAlternativeTo(x.endpoint));
@@ -49,7 +48,7 @@ export class RetryInterceptor extends Interceptor {
    * spends the budget, counts the retry and starts the backoff. False: the outcome goes up
    * (skipped retries are counted here).
    */
-  private retry(x: Exchange, outcome: AttemptOutcome, rawHeaders: Buffer[] | undefined): boolean {
+  private retry(x: ChainContext, outcome: AttemptOutcome, rawHeaders: Buffer[] | undefined): boolean {
     const policy = this.policy;
     const retryAfterMs =
       rawHeaders !== undefined && outcome.status !== undefined && statusCarriesRetryAfter(outcome.status)
@@ -86,13 +85,13 @@ export class RetryInterceptor extends Interceptor {
   }
 
   /** @internal the backoff before the next attempt is over. */
-  onBackoffElapsed(x: Exchange): void {
+  onBackoffElapsed(x: ChainContext): void {
     x.backoffTimer = undefined;
     if (x.abandoned || x.finished) return;
     this.next!.dispatch(x);
   }
 
-  override onDeadline(x: Exchange): void {
+  override onDeadline(x: ChainContext): void {
     if (x.backoffTimer === undefined) {
       this.next!.onDeadline(x);
       return;
@@ -103,7 +102,7 @@ export class RetryInterceptor extends Interceptor {
     this.up!.onFailure(x, DEADLINE_IN_BACKOFF);
   }
 
-  override onEnd(x: Exchange): void {
+  override onEnd(x: ChainContext): void {
     this.next!.onEnd(x);
     clearBackoff(x);
     x.body?.dispose();
@@ -114,13 +113,13 @@ export class RetryInterceptor extends Interceptor {
  * Keeps the body for replay unless it announces more than `retry.maxBodyBytes`: such a
  * body streams through once and its request is not retried (counted as body_too_large).
  */
-function keepBodyForReplay(x: Exchange, maxBodyBytes: number): void {
+function keepBodyForReplay(x: ChainContext, maxBodyBytes: number): void {
   const declared = x.req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBodyBytes) return;
   x.body = new ReplayableBody(x.requestBodySource(), maxBodyBytes);
 }
 
-function clearBackoff(x: Exchange): void {
+function clearBackoff(x: ChainContext): void {
   if (x.backoffTimer !== undefined) {
     clearTimeout(x.backoffTimer);
     x.backoffTimer = undefined;
@@ -128,6 +127,6 @@ function clearBackoff(x: Exchange): void {
 }
 
 // Timers take the exchange as an argument: no closure is allocated per request.
-function resumeAfterBackoff(x: Exchange): void {
+function resumeAfterBackoff(x: ChainContext): void {
   x.chain.retry?.onBackoffElapsed(x);
 }

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ROOT_CONTEXT, SamplingDecision, SpanKind, context, propagation, trace, ProxyTracerProvider, type Attributes, type Link, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
@@ -23,7 +23,7 @@ import { PooledIdGenerator } from './ids';
 import { OtelRequestTrace, type TraceContextKit } from './request-trace';
 import { queueFullMeterProvider } from './span-queue-meter';
 import { describeSampler, resolveTracingSettings, type Env, type SamplerSetting, type TracingSettings } from './tracing-settings';
-import { disabledTracing, type SpanCounts, type SpanExportObserver, type Tracing, type TracingDescription } from './tracing';
+import { disabledTracing, type SpanCounts, type SpanExportObserver, type TraceIdSink, type Tracing, type TracingDescription } from './tracing';
 
 /** The instrumentation scope of the sidecar's spans. */
 const TRACER_NAME = 'sidecar';
@@ -128,7 +128,7 @@ class OtelTracing implements Tracing {
     readonly setObserver: (observer: SpanExportObserver) => void,
   ) {}
 
-  startRequest(req: IncomingMessage, res: ServerResponse, listener: string, scheme: 'http' | 'https', requestId: string): OtelRequestTrace {
+  startRequest(req: IncomingMessage, res: TraceIdSink, listener: string, scheme: 'http' | 'https', requestId: string): OtelRequestTrace {
     return new OtelRequestTrace(this.kit, req, res, listener, scheme, requestId);
   }
 

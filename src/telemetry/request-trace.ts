@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -18,7 +18,7 @@ import { replaceBeforeAttempt } from '../core/header-list';
 import { normalizePeerAddress } from '../core/peer-address';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { PooledIdGenerator } from './ids';
-import { TRACE_ID_RESPONSE_HEADER, type EventAttributes, type RequestOutcome, type RequestTrace, type RetryFacts } from './tracing';
+import { TRACE_ID_RESPONSE_HEADER, type EventAttributes, type RequestOutcome, type RequestTrace, type RetryFacts, type TraceIdSink } from './tracing';
 
 /** What every request trace of one Tracing shares. */
 export interface TraceContextKit {
@@ -81,6 +81,9 @@ const ATTR = {
   outcome: 'sidecar.attempt.outcome',
   retryReason: 'sidecar.retry.reason',
   backoffMs: 'sidecar.retry.backoff_ms',
+  upgrade: 'sidecar.upgrade',
+  tunnelBytesIn: 'sidecar.tunnel.bytes_in',
+  tunnelBytesOut: 'sidecar.tunnel.bytes_out',
 } as const;
 
 /** Span events. */
@@ -154,7 +157,7 @@ export class OtelRequestTrace implements RequestTrace {
   constructor(
     private readonly kit: TraceContextKit,
     req: IncomingMessage,
-    res: ServerResponse,
+    res: TraceIdSink,
     listener: string,
     scheme: 'http' | 'https',
     requestId: string,
@@ -258,6 +261,10 @@ export class OtelRequestTrace implements RequestTrace {
       if (outcome.cluster !== undefined) server.setAttribute(ATTR.cluster, outcome.cluster);
       if (outcome.flags !== undefined) server.setAttribute(ATTR.flags, outcome.flags);
       if (this.attempts > 0) server.setAttribute(ATTR.attempts, this.attempts);
+      const tunnelBytes = outcome.tunnelBytes;
+      if (tunnelBytes !== undefined) {
+        server.setAttributes({ [ATTR.upgrade]: 'websocket', [ATTR.tunnelBytesIn]: tunnelBytes.in, [ATTR.tunnelBytesOut]: tunnelBytes.out });
+      }
       if (outcome.errorCode !== undefined) {
         server.setAttribute(ATTR.errorCode, outcome.errorCode);
         server.setAttribute(ATTR.errorType, outcome.errorCode);

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
 
@@ -25,6 +25,13 @@ export interface RequestOutcome {
   readonly errorCode: ErrorCode | undefined;
   /** Envoy-style response flags, see response-flags.ts. */
   readonly flags: string | undefined;
+  /** A WebSocket tunnel's bytes: client to app (`in`) and app to client (`out`). */
+  readonly tunnelBytes?: { readonly in: number; readonly out: number };
+}
+
+/** Where the trace id goes when `tracing.responseHeader` is true: the response, or a tunnel's answer. */
+export interface TraceIdSink {
+  setHeader(name: string, value: string): unknown;
 }
 
 /** Why an attempt after the first one was made; supplied by the retry policy when it knows. */
@@ -91,7 +98,7 @@ export interface Tracing {
    * Undefined when tracing is off: the client's trace headers then pass through untouched.
    */
   readonly ownedRequestHeaders: ReadonlySet<string> | undefined;
-  startRequest(req: IncomingMessage, res: ServerResponse, listener: string, scheme: 'http' | 'https', requestId: string): RequestTrace;
+  startRequest(req: IncomingMessage, res: TraceIdSink, listener: string, scheme: 'http' | 'https', requestId: string): RequestTrace;
   describe(): TracingDescription;
   setObserver(observer: SpanExportObserver): void;
   /** Exports every finished span now (tests, and before a planned stop). */

@@ -103,6 +103,8 @@ interface SpanObject {
   parentSpanId?: string;
   name?: string;
   kind?: number;
+  startTimeUnixNano?: number;
+  endTimeUnixNano?: number;
   attributes?: KeyValueObject[];
   events?: { name?: string; attributes?: KeyValueObject[] }[];
   status?: { code?: number; message?: string };
@@ -125,6 +127,9 @@ export interface ReceivedSpan {
   readonly parentSpanId: string;
   readonly name: string;
   readonly kind: number;
+  /** Start and end, ms since the epoch (decoded from the nanoseconds; precision is what a double keeps). */
+  readonly startMs: number;
+  readonly endMs: number;
   readonly attributes: Readonly<Record<string, AttributeValue>>;
   readonly events: readonly { readonly name: string; readonly attributes: Readonly<Record<string, AttributeValue>> }[];
   readonly status: { readonly code: number; readonly message: string };
@@ -219,6 +224,8 @@ function decodeSpans(body: Buffer): ReceivedSpan[] {
           parentSpanId: hex(span.parentSpanId),
           name: span.name ?? '',
           kind: span.kind ?? 0,
+          startMs: (span.startTimeUnixNano ?? 0) / 1e6,
+          endMs: (span.endTimeUnixNano ?? 0) / 1e6,
           attributes: attributesOf(span.attributes),
           events: (span.events ?? []).map((event) => ({ name: event.name ?? '', attributes: attributesOf(event.attributes) })),
           status: { code: span.status?.code ?? 0, message: span.status?.message ?? '' },

@@ -1,9 +1,10 @@
 /**
- * Every line the process writes to stderr is JSON, process warnings included: http-proxy
- * (behind src/proxy/websocket.ts) calls `util._extend`, a runtime deprecation (DEP0060)
- * on Node 22+ that Node's own printer would write raw into the log. The built CLI runs a
- * WebSocket route under Node 24 when this machine has one (SIDECAR_TEST_NODE24, default the
- * CI's /tmp/n24 copy), else under this Node with --pending-deprecation, which emits DEP0060 too.
+ * Every line the process writes to stderr is JSON, process warnings included: a deprecation
+ * or experimental warning from a dependency would otherwise be written raw into the log by
+ * Node's own printer. The built CLI runs a WebSocket route under Node 24 when this machine
+ * has one (SIDECAR_TEST_NODE24, default the CI's /tmp/n24 copy), else under this Node; a
+ * preloaded module emits a DeprecationWarning in the running sidecar when it gets SIGUSR2
+ * (the sidecar itself has no use for that signal).
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -17,7 +18,7 @@ import { openWs, startWsEchoApp } from '../helpers/websocket';
 const NODE24 = process.env.SIDECAR_TEST_NODE24 ?? '/tmp/n24/node_modules/node/bin/node';
 const NODE = Number(process.versions.node.split('.')[0]) >= 22 || !existsSync(NODE24) ? process.execPath : NODE24;
 
-t.test('a process warning (DEP0060 from http-proxy on a WebSocket upgrade) is a JSON log line', async (t) => {
+t.test('a process warning in the running sidecar is a JSON log line', async (t) => {
   const app = await startWsEchoApp();
   t.teardown(() => app.close());
   const dir = t.testdir({});
@@ -40,7 +41,9 @@ accessLog: { path: off }
 drain: { delay: 0s, timeout: 5s }
 `,
   );
-  const child = spawn(NODE, ['--pending-deprecation', CLI_PATH, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const warner = path.join(dir, 'warn-on-sigusr2.cjs');
+  writeFileSync(warner, `process.on('SIGUSR2', () => process.emitWarning('a test deprecation', { type: 'DeprecationWarning', code: 'DEP_SIDECAR_TEST' }));\n`);
+  const child = spawn(NODE, ['--require', warner, CLI_PATH, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -60,6 +63,13 @@ drain: { delay: 0s, timeout: 5s }
   t.equal(String(echo), 'hello', 'the tunnel works');
   ws.close();
   await once(ws, 'close');
+  const warned = new Promise<void>((resolve) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (line.includes('DEP_SIDECAR_TEST')) resolve();
+    });
+  });
+  child.kill('SIGUSR2');
+  await warned;
   child.kill('SIGTERM');
   const [code] = (await exited) as [number | null];
   t.equal(code, 0, 'a clean exit');
@@ -74,7 +84,7 @@ drain: { delay: 0s, timeout: 5s }
     }
     t.type(parsed, 'object', `JSON: ${line}`);
   }
-  const warning = lines.map((l) => JSON.parse(l) as { level: number; warning?: { name: string; code?: string; message: string } }).find((l) => l.warning?.code === 'DEP0060');
+  const warning = lines.map((l) => JSON.parse(l) as { level: number; warning?: { name: string; code?: string; message: string } }).find((l) => l.warning?.code === 'DEP_SIDECAR_TEST');
   t.ok(warning, 'the deprecation is logged');
-  t.match(warning, { level: 40, warning: { name: 'DeprecationWarning', code: 'DEP0060', message: /util\._extend/ } }, 'at warn level, with name, code and message');
+  t.match(warning, { level: 40, warning: { name: 'DeprecationWarning', code: 'DEP_SIDECAR_TEST', message: 'a test deprecation' } }, 'at warn level, with name, code and message');
 });

@@ -21,7 +21,7 @@ import type { ProxyServices } from '../../src/proxy/state';
 import type { AccessLogEntry } from '../../src/telemetry/access-log';
 import { disabledTracing } from '../../src/telemetry/tracing';
 import { silentLogger } from '../../src/telemetry/logger';
-import { WebSocketProxy } from '../../src/proxy/websocket';
+import { WebSocketProxy } from '../../src/upstream/websocket';
 import { makeTestPki } from '../helpers/certs';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { openWs, startWsEchoApp } from '../helpers/websocket';
@@ -159,7 +159,7 @@ t.test('wss: a TLS listener terminates TLS and tunnels to the plain app', async 
   const listenerConfig = proxy.sidecar.config.listeners[0];
   const identity = { name: listenerConfig.name, proto: 'https', config: listenerConfig } as const;
   const handleRequest = createRequestHandler(identity, proxy.sidecar, services);
-  const websockets = new WebSocketProxy(services);
+  const websockets = new WebSocketProxy();
   const server = https.createServer({ cert: pki.serverCert, key: pki.serverKey }, handleRequest);
   const listener = new ListenerServer(listenerConfig, handleRequest, services.logger, server);
   server.on('upgrade', createUpgradeHandler(identity, proxy.sidecar, services, websockets, handleRequest));

@@ -29,13 +29,13 @@ function steps(head: Interceptor): string[] {
 
 t.test('a route without retries has no retry step', async (t) => {
   const [plain] = routes();
-  t.same(steps(chainFor(plain).head), ['ObserveInterceptor', 'DeadlineInterceptor', 'BreakerInterceptor', 'ConcurrencyInterceptor', 'PoolTerminal']);
+  t.same(steps(chainFor(plain).head), ['HeadPort', 'DeadlineInterceptor', 'BreakerInterceptor', 'ConcurrencyInterceptor', 'TerminalPort']);
   t.equal(chainFor(plain).retry, undefined);
 });
 
 t.test('a route with retries has the retry step just above the terminal', async (t) => {
   const [, retried] = routes();
-  t.same(steps(chainFor(retried).head), ['ObserveInterceptor', 'DeadlineInterceptor', 'BreakerInterceptor', 'ConcurrencyInterceptor', 'RetryInterceptor', 'PoolTerminal']);
+  t.same(steps(chainFor(retried).head), ['HeadPort', 'DeadlineInterceptor', 'BreakerInterceptor', 'ConcurrencyInterceptor', 'RetryInterceptor', 'TerminalPort']);
 });
 
 t.test('the chain is compiled once per route object and links both ways', async (t) => {
@@ -46,4 +46,17 @@ t.test('the chain is compiled once per route object and links both ways', async 
   for (let step: Interceptor | undefined = chain.head; step?.next !== undefined; step = step.next) t.equal(step.next.up, step);
   t.equal(chain.head.up, undefined);
   t.equal(chain.terminal.next, undefined);
+});
+
+t.test('both kinds of exchange share the route\'s policy steps between their own ends', async (t) => {
+  const [, retried] = routes();
+  const chain = chainFor(retried);
+  const top = chain.head.next;
+  const bottom = chain.terminal.up;
+  for (const [kind, ends] of [['http', chain.http], ['tunnel', chain.tunnel]] as const) {
+    t.equal(ends.head.next, top, `the ${kind} head dispatches to the route's first policy`);
+    t.equal(ends.terminal.up, bottom, `the ${kind} terminal reports to the route's last policy`);
+  }
+  t.same([chain.http.head, chain.http.terminal, chain.tunnel.head, chain.tunnel.terminal].map((step) => step.constructor.name),
+    ['ObserveInterceptor', 'PoolTerminal', 'TunnelObserveInterceptor', 'TunnelTerminal']);
 });
