@@ -14,7 +14,7 @@ export type AttemptFailureKind = 'connect-failure' | 'tls-failure' | 'reset' | '
  * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
  * telemetry/response-flags.ts, which checks that each is one of its own).
  */
-export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE';
+export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE' | 'RL' | 'FI';
 
 export interface ErrorFacts {
   readonly status: number;
@@ -70,6 +70,9 @@ const CATALOGUE = {
   CIRCUIT_OPEN: { status: 503, message: 'the circuit breaker of the cluster is open', flag: 'UO' },
   OVERLOADED: { status: 503, message: 'the cluster is at its concurrency limit', flag: 'UO' },
   NO_HEALTHY_UPSTREAM: { status: 503, message: 'no endpoint of the cluster is healthy', flag: 'UH' },
+  RATE_LIMITED: { status: 429, message: 'the route\'s rate limit is reached for this client; retry after the Retry-After seconds', flag: 'RL' },
+  /** The status is the route's `fault.abort.status` (this one is its default). */
+  FAULT_ABORT: { status: 503, message: 'a fault was injected: the route\'s fault.abort answered instead of the app', flag: 'FI' },
   DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
   ADMIN_FORBIDDEN: {
     status: 403,

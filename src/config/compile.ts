@@ -18,12 +18,16 @@ import {
   type RouteDocument,
   parseAddress,
   parseEndpointUrl,
+  parseRequestKey,
   show,
 } from './schema';
 import type {
   AdminConfig,
   CidrBlock,
   ClusterConfig,
+  FaultPolicy,
+  RateLimitPolicy,
+  RequestKey,
   UpstreamTlsConfig,
   HeaderMutation,
   ListenerConfig,
@@ -86,14 +90,15 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
   };
 
   const logPath = doc.accessLog?.path ?? D.DEFAULT_ACCESS_LOG_PATH;
-  const workers = doc.workers ?? D.DEFAULT_WORKERS;
+  const workersSetting = doc.workers ?? D.DEFAULT_WORKERS;
+  const workers = workersSetting === 'auto' ? availableParallelism() : workersSetting;
 
   return {
     source,
     sha256: hash,
     loadedAt: new Date(),
     admin,
-    listeners: doc.listeners.map((l) => compileListener(l, resolvePath)),
+    listeners: doc.listeners.map((l) => compileListener(l, resolvePath, workers)),
     clusters,
     tracing,
     accessLog: {
@@ -104,13 +109,13 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
       delayMs: durationMs(doc.drain?.delay, D.DEFAULT_DRAIN_DELAY_MS),
       timeoutMs: durationMs(doc.drain?.timeout, D.DEFAULT_DRAIN_TIMEOUT_MS),
     },
-    workers: workers === 'auto' ? availableParallelism() : workers,
+    workers,
     // /config shows the document and it crosses to workers: no secret travels with it.
     document: redactSecrets(doc),
   };
 }
 
-function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
+function compileListener(l: ListenerDocument, resolvePath: (p: string) => string, workers: number): ListenerConfig {
   const address = hostPort(l.address);
   const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
   const caseInsensitive = l.pathMatching?.caseInsensitive ?? D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE;
@@ -132,7 +137,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
               keyPath: resolvePath(s.key),
             })),
           },
-    routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
+    routes: l.routes.map((r) => compileRoute(r, caseInsensitive, workers)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
@@ -186,7 +191,7 @@ function compileRetry(r: RouteDocument['retry']): RetryPolicy {
   };
 }
 
-function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
+function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: number): RouteConfig {
   const base = {
     name: r.name,
     match: compileMatch(r.match, caseInsensitive),
@@ -215,6 +220,35 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
+    rateLimit: compileRateLimit(r.rateLimit, workers),
+    fault: compileFault(r.fault),
+  };
+}
+
+function requestKey(text: string): RequestKey {
+  const key = parseRequestKey(text);
+  if (key === undefined) throw new Error(`unvalidated request key ${show(text)}`);
+  return key;
+}
+
+function compileRateLimit(r: RouteDocument['rateLimit'], workers: number): RateLimitPolicy | undefined {
+  if (r === undefined) return undefined;
+  return {
+    requests: r.requests,
+    perMs: durationMs(r.per, 0),
+    burst: r.burst ?? D.DEFAULT_RATE_LIMIT_BURST_REQUESTS,
+    key: requestKey(r.key ?? D.DEFAULT_RATE_LIMIT_KEY),
+    maxKeys: r.maxKeys ?? D.DEFAULT_RATE_LIMIT_MAX_KEYS,
+    processShare: 1 / workers,
+  };
+}
+
+function compileFault(f: RouteDocument['fault']): FaultPolicy | undefined {
+  if (f === undefined) return undefined;
+  return {
+    delay: f.delay === undefined ? undefined : { durationMs: durationMs(f.delay.duration, 0), percent: f.delay.percent },
+    abort: f.abort === undefined ? undefined : { status: f.abort.status ?? D.DEFAULT_FAULT_ABORT_STATUS, percent: f.abort.percent },
+    header: f.header?.toLowerCase(),
   };
 }
 

@@ -483,7 +483,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault'] as const;
 
 const websocketSchema = z
   .strictObject({
@@ -496,6 +496,87 @@ const websocketSchema = z
   .describe(
     'WebSocket tunnels opened through this route (requests with Upgrade: websocket are routed like any request). Default: idleTimeout only.',
   );
+
+/** `client`, `route` or `header:<name>`: what a request is counted or hashed by. */
+export function parseRequestKey(text: string): { kind: 'client' } | { kind: 'route' } | { kind: 'header'; header: string } | undefined {
+  if (text === 'client') return { kind: 'client' };
+  if (text === 'route') return { kind: 'route' };
+  if (text.startsWith('header:') && TOKEN.test(text.slice(7))) return { kind: 'header', header: text.slice(7).toLowerCase() };
+  return undefined;
+}
+
+const requestKey = (what: string, choices: readonly string[]) =>
+  z.string().refine((text) => {
+    const key = parseRequestKey(text);
+    return key !== undefined && choices.includes(key.kind);
+  }, {
+    error: unlessMissing(
+      (input) => `invalid ${what} ${show(input)}: use ${choices.map((c) => (c === 'header' ? 'header:<name> (e.g. header:x-api-key)' : c)).join(', ')}`,
+    ),
+  });
+
+const percent = (what: string) =>
+  z
+    .number({ error: unlessMissing((input) => `${what} must be a number from 0 to 100, got ${show(input)}`) })
+    .min(0, { error: `${what} must be from 0 to 100` })
+    .max(100, { error: unlessMissing((input) => `${what} must be from 0 to 100 (a share of requests), got ${show(input)}`) });
+
+const rateLimitSchema = z
+  .strictObject({
+    requests: z
+      .int({ error: unlessMissing((input) => `requests must be a whole number of requests, got ${show(input)}`) })
+      .min(1, { error: 'requests must be at least 1' })
+      .describe('Requests allowed per `per`, the bucket\'s refill rate. Required.'),
+    per: duration().describe('The period of `requests`, e.g. 1s or 1m. Required.'),
+    burst: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(`Requests a quiet key may send at once on top of \`requests\` (the bucket holds requests + burst). Default ${D.DEFAULT_RATE_LIMIT_BURST_REQUESTS}.`),
+    key: requestKey('rate limit key', ['client', 'route', 'header'])
+      .optional()
+      .describe(
+        `What a bucket counts: client (the peer address, or the client address in X-Forwarded-For when the peer is a trusted proxy), route (one bucket for the route), header:<name> (the header's value; requests without it share one bucket). Default ${D.DEFAULT_RATE_LIMIT_KEY}.`,
+      ),
+    maxKeys: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Buckets kept for distinct keys; beyond, the least recently used is forgotten (counted in sidecar_rate_limit_evictions_total). Default ${D.DEFAULT_RATE_LIMIT_MAX_KEYS}.`),
+  })
+  .describe('Local rate limit (token bucket) of the route: over it, 429 RATE_LIMITED with Retry-After, RateLimit-Policy and RateLimit; the app sees nothing. With workers, the limit holds for the whole sidecar. Default: none.');
+
+const faultSchema = z
+  .strictObject({
+    delay: z
+      .strictObject({
+        duration: duration().describe('Delay added before the request goes on. Required.'),
+        percent: percent('delay.percent').describe('Share of eligible requests delayed, 0 to 100. Required.'),
+      })
+      .optional()
+      .describe('Delay a share of requests (it counts against the route timeout). Default: none.'),
+    abort: z
+      .strictObject({
+        status: z
+          .int()
+          .min(200, { error: 'abort.status must be an HTTP status from 200 to 599' })
+          .max(599, { error: 'abort.status must be an HTTP status from 200 to 599' })
+          .optional()
+          .describe(`Status answered, with x-sidecar-error: FAULT_ABORT. Default ${D.DEFAULT_FAULT_ABORT_STATUS}.`),
+        percent: percent('abort.percent').describe('Share of eligible requests aborted, 0 to 100. Required.'),
+      })
+      .optional()
+      .describe('Answer a share of requests without reaching the app. Default: none.'),
+    header: headerName
+      .optional()
+      .describe('When set, only requests carrying this header are eligible; a value from 0 to 100 replaces both percentages. Default: every request is eligible.'),
+  })
+  .superRefine((value, ctx) => {
+    if (isLoose(value) && value.delay === undefined && value.abort === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'fault needs `delay`, `abort` or both', input: value });
+    }
+  }, always)
+  .describe('Fault injection for chaos tests: delay and/or abort a share of requests; flagged FI in the access log. Default: none.');
 
 const routeSchema = z
   .strictObject({
@@ -527,6 +608,8 @@ const routeSchema = z
     requestHeaders: headerMutationSchema('request to the upstream').optional(),
     responseHeaders: headerMutationSchema('response to the client').optional(),
     websocket: websocketSchema.optional(),
+    rateLimit: rateLimitSchema.optional(),
+    fault: faultSchema.optional(),
   })
   .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
   .superRefine((value, ctx) => {

@@ -140,6 +140,36 @@ export interface WebSocketPolicy {
   readonly idleTimeoutMs: number;
 }
 
+/** What a request is counted or hashed by: its client's address, one value for the route, or a request header's value. */
+export type RequestKey =
+  | { readonly kind: 'client' }
+  | { readonly kind: 'route' }
+  /** `header`: lower-case name; requests without it share one key. */
+  | { readonly kind: 'header'; readonly header: string };
+
+/** `routes[].rateLimit`: a token bucket per key. */
+export interface RateLimitPolicy {
+  readonly requests: number;
+  readonly perMs: number;
+  readonly burst: number;
+  readonly key: RequestKey;
+  /** Keyed buckets kept at most (least recently used forgotten first). */
+  readonly maxKeys: number;
+  /**
+   * The share of the limit this process enforces: 1 / workers (each worker of a group holds
+   * its own buckets, so the group together passes at most the limit; see the README).
+   */
+  readonly processShare: number;
+}
+
+/** `routes[].fault`: delays and/or aborts injected for a share of requests. */
+export interface FaultPolicy {
+  readonly delay: { readonly durationMs: number; readonly percent: number } | undefined;
+  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+  /** Lower-case header name: only requests carrying it are eligible; a 0-100 value replaces both percentages. */
+  readonly header: string | undefined;
+}
+
 export interface ClusterRoute extends RouteBase {
   readonly action: 'cluster';
   readonly cluster: string;
@@ -151,6 +181,10 @@ export interface ClusterRoute extends RouteBase {
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly websocket: WebSocketPolicy;
+  /** undefined: no rate limit (and no step in the chain). */
+  readonly rateLimit: RateLimitPolicy | undefined;
+  /** undefined: no fault injection (and no step in the chain). */
+  readonly fault: FaultPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {

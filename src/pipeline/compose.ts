@@ -2,19 +2,23 @@ import type { ClusterRoute } from '../config/types';
 import { BreakerInterceptor } from './breaker';
 import { ConcurrencyInterceptor } from './concurrency';
 import { DeadlineInterceptor } from './deadline';
+import { FaultInterceptor } from './fault';
 import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
 import { PoolTerminal } from './pool';
+import { RateLimitInterceptor } from './rate-limit';
 import { RetryInterceptor } from './retry';
 
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → deadline → breaker → concurrency → [retry] → terminal (pool)
+ *   observe → [rateLimit] → deadline → [fault] → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0). The named steps are the ones a request's timers and callbacks come back to.
+ * 0). The rate limit refuses before the clock is armed; the fault's delay runs on the clock;
+ * both refuse above the breaker, so that their refusals are not counted against the app.
+ * The named steps are the ones a request's timers and callbacks come back to.
  */
 export interface RouteChain {
   readonly head: Interceptor;
@@ -22,6 +26,7 @@ export interface RouteChain {
   readonly deadline: DeadlineInterceptor;
   readonly concurrency: ConcurrencyInterceptor;
   readonly retry: RetryInterceptor | undefined;
+  readonly fault: FaultInterceptor | undefined;
   readonly terminal: PoolTerminal;
 }
 
@@ -47,7 +52,12 @@ export function compileChain(route: ClusterRoute): RouteChain {
   const concurrency = new ConcurrencyInterceptor();
   const retry = route.retry.attempts > 0 ? new RetryInterceptor(route.retry) : undefined;
   const terminal = new PoolTerminal();
-  const steps: Interceptor[] = [observe, deadline, new BreakerInterceptor(), concurrency];
+  const fault = route.fault === undefined ? undefined : new FaultInterceptor(route.fault);
+  const steps: Interceptor[] = [observe];
+  if (route.rateLimit !== undefined) steps.push(new RateLimitInterceptor(route.rateLimit, route.name));
+  steps.push(deadline);
+  if (fault !== undefined) steps.push(fault);
+  steps.push(new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
   steps.push(terminal);
@@ -55,5 +65,5 @@ export function compileChain(route: ClusterRoute): RouteChain {
     steps[i].up = steps[i - 1];
     steps[i].next = steps[i + 1];
   }
-  return { head: observe, observe, deadline, concurrency, retry, terminal };
+  return { head: observe, observe, deadline, concurrency, retry, fault, terminal };
 }

@@ -3,6 +3,7 @@ import type { ClusterRoute } from '../config/types';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime } from '../upstream/cluster';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import type { PeerFacts } from '../proxy/client-address';
 
 /**
  * The facts of one proxied request, fixed once it is routed: what the listener's request entry
@@ -25,4 +26,6 @@ export interface ProxiedRequest {
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  /** The connection's peer (its address, and whether it is a trusted proxy). */
+  readonly peer: PeerFacts;
 }

@@ -12,6 +12,7 @@ import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { limitRequestBody } from '../proxy/body-limit';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import type { PeerFacts } from '../proxy/client-address';
 import type { AttemptHandler } from './attempt';
 import type { RouteChain } from './compose';
 import type { ProxiedRequest } from './context';
@@ -35,6 +36,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   readonly hasBody: boolean;
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  readonly peer: PeerFacts;
   readonly chain: RouteChain;
 
   // --- observe.ts: the client's response and the record of the exchange ---
@@ -52,6 +54,20 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
+
+  // --- rate-limit.ts ---
+  /** Retry-After and the RateLimit headers of a refusal, as a flat [name, value, ...] list. */
+  rateLimitHeaders: string[] | undefined;
+
+  // --- fault.ts ---
+  /** The route's fault policy delayed or aborted this request (flag FI). */
+  faultInjected = false;
+  /** The status of an injected abort. */
+  faultAbortStatus: number | undefined;
+  /** Armed during an injected delay. */
+  faultTimer: NodeJS.Timeout | undefined;
+  /** The delay is to be followed by an abort. */
+  faultAbortAfterDelay = false;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;
@@ -106,6 +122,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
     this.hasBody = request.hasBody;
     this.startedAt = request.startedAt;
     this.trace = request.trace;
+    this.peer = request.peer;
     this.chain = chain;
   }
 

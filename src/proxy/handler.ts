@@ -8,6 +8,7 @@ import { Exchange } from '../pipeline/exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
+import type { PeerFacts } from './client-address';
 import { connectionOf, requestHasBody } from './http2-request';
 import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
@@ -16,11 +17,8 @@ import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+export type { PeerFacts } from './client-address';
 /** Per-connection facts computed once, on the connection's first request. */
-export interface PeerFacts {
-  readonly address: string;
-  readonly trusted: boolean;
-}
 const peerFacts = new WeakMap<Socket, PeerFacts>();
 
 /** Client certificate description of an mTLS connection, provided by the TLS listener. */
@@ -120,7 +118,7 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route)).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer }, chainFor(route)).start();
   };
 }
 

@@ -1,0 +1,75 @@
+import type { RateLimitPolicy } from '../config/types';
+import { KeyedBuckets, msUntilToken, newBucket, takeToken, type BucketShape, type TokenBucket } from '../policy/token-bucket';
+import { clientAddress } from '../proxy/client-address';
+import type { Exchange } from './exchange';
+import { Interceptor } from './interceptor';
+
+/** The key of requests without the header a `header:<name>` limit counts by: they share one bucket. */
+const NO_HEADER_KEY = '\u0000none';
+
+/**
+ * `routes[].rateLimit` (only in the chain of a route that sets it): one token per request from
+ * the bucket of its key, or 429 RATE_LIMITED with Retry-After and the IETF RateLimit-Policy /
+ * RateLimit headers, before anything else is spent on it (it sits above the deadline's clock
+ * and the breaker: a refusal arms no timer and counts nothing against the app).
+ *
+ * The buckets belong to this step, so to the route object: a reload starts them full again.
+ */
+export class RateLimitInterceptor extends Interceptor {
+  private readonly shape: BucketShape;
+  /** `key: route`: the route's one bucket. */
+  private readonly routeBucket: TokenBucket | undefined;
+  private readonly keyed: KeyedBuckets | undefined;
+  private evictionsCounted = 0;
+  /** The RateLimit-Policy value: quota `q` per window `w` (whole seconds, rounded up). */
+  private readonly policyHeader: string;
+
+  constructor(
+    private readonly policy: RateLimitPolicy,
+    private readonly routeName: string,
+  ) {
+    super();
+    const share = policy.processShare;
+    // One process of a group never holds less than one token, or a small limit would pass nothing.
+    this.shape = {
+      capacity: Math.max(1, (policy.requests + policy.burst) * share),
+      refillPerMs: (policy.requests * share) / policy.perMs,
+    };
+    if (policy.key.kind === 'route') this.routeBucket = newBucket(this.shape, performance.now());
+    else this.keyed = new KeyedBuckets(this.shape, policy.maxKeys);
+    this.policyHeader = `"${routeName}";q=${policy.requests};w=${Math.max(1, Math.ceil(policy.perMs / 1000))}`;
+  }
+
+  dispatch(x: Exchange): void {
+    const now = performance.now();
+    const bucket = this.routeBucket ?? this.bucketOf(x, now);
+    if (takeToken(bucket, this.shape, now)) {
+      this.next!.dispatch(x);
+      return;
+    }
+    const waitS = Math.max(1, Math.ceil(msUntilToken(bucket, this.shape) / 1000));
+    x.rateLimitHeaders = ['retry-after', String(waitS), 'ratelimit-policy', this.policyHeader, 'ratelimit', `"${this.routeName}";r=0;t=${waitS}`];
+    x.services.metrics.rateLimited.labels(x.listener.name, x.route.name).inc();
+    this.up!.onRefused(x, 'RATE_LIMITED', `route ${x.route.name} allows ${this.policy.requests} requests per ${this.policy.perMs}ms (burst ${this.policy.burst}) per ${this.policy.key.kind}; retry in ${waitS}s`);
+  }
+
+  private bucketOf(x: Exchange, now: number): TokenBucket {
+    const keyed = this.keyed!;
+    const bucket = keyed.bucketFor(this.keyOf(x), now);
+    if (keyed.evictions !== this.evictionsCounted) {
+      x.services.metrics.rateLimitEvictions.labels(x.listener.name, x.route.name).inc(keyed.evictions - this.evictionsCounted);
+      this.evictionsCounted = keyed.evictions;
+    }
+    return bucket;
+  }
+
+  private keyOf(x: Exchange): string {
+    const key = this.policy.key;
+    if (key.kind === 'header') {
+      const value = x.req.headers[key.header];
+      if (value === undefined) return NO_HEADER_KEY;
+      return Array.isArray(value) ? value.join(',') : value;
+    }
+    return clientAddress(x.peer, x.req.headers['x-forwarded-for'], x.listener.config.trustedProxies);
+  }
+}

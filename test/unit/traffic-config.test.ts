@@ -1,0 +1,88 @@
+/** The traffic policies' fields: every bad value is refused with its path and YAML line. */
+import t from 'tap';
+import { parseConfigText } from '../../src/config/load';
+import type { ClusterRoute } from '../../src/config/types';
+
+function errorsOf(routeLines: string, extra = ''): Array<{ path: string; line: number | undefined; message: string }> {
+  const yaml = `listeners:
+  - name: in
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        match: { prefix: / }
+${routeLines}
+clusters:
+  - { name: app, endpoints: [{ url: http://127.0.0.1:1 }] }
+  - { name: shadow, endpoints: [{ url: http://127.0.0.1:2 }] }
+${extra}`;
+  const loaded = parseConfigText(yaml, '/tmp/traffic.yaml');
+  return loaded.ok ? [] : loaded.errors.map((e) => ({ path: e.path, line: e.line, message: e.message }));
+}
+
+function routeOf(routeLines: string, workers = 1): ClusterRoute {
+  const yaml = `workers: ${workers}
+listeners:
+  - name: in
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        match: { prefix: / }
+${routeLines}
+clusters:
+  - { name: app, endpoints: [{ url: http://127.0.0.1:1 }] }
+`;
+  const loaded = parseConfigText(yaml, '/tmp/traffic.yaml');
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  return loaded.config.listeners[0].routes[0] as ClusterRoute;
+}
+
+t.test('rateLimit: defaults, and the share of each worker', async (t) => {
+  const route = routeOf('        cluster: app\n        rateLimit: { requests: 100, per: 1s }');
+  t.same(route.rateLimit, { requests: 100, perMs: 1000, burst: 0, key: { kind: 'client' }, maxKeys: 10_000, processShare: 1 });
+  t.same(routeOf('        cluster: app\n        rateLimit: { requests: 5, per: 1m, burst: 2, key: header:X-Api-Key }', 4).rateLimit, {
+    requests: 5,
+    perMs: 60_000,
+    burst: 2,
+    key: { kind: 'header', header: 'x-api-key' },
+    maxKeys: 10_000,
+    processShare: 0.25,
+  });
+  t.equal(routeOf('        cluster: app').rateLimit, undefined, 'absent when not configured');
+});
+
+t.test('rateLimit without per, with a bad key or a zero rate', async (t) => {
+  const errors = errorsOf('        cluster: app\n        rateLimit:\n          requests: 0\n          key: user');
+  t.same(
+    errors.map((e) => [e.path, e.line]).sort(),
+    [
+      ['listeners[0].routes[0].rateLimit.requests', 9],
+      ['listeners[0].routes[0].rateLimit.per', 8],
+      ['listeners[0].routes[0].rateLimit.key', 10],
+    ].sort(),
+    JSON.stringify(errors),
+  );
+  t.match(errors.find((e) => e.path.endsWith('.key'))?.message, /invalid rate limit key "user": use client, route, header:<name>/);
+  t.match(errors.find((e) => e.path.endsWith('.requests'))?.message, /requests must be at least 1/);
+  t.match(errors.find((e) => e.path.endsWith('.per'))?.message, /required/);
+});
+
+t.test('fault: percent above 100, nothing to inject, a bad status', async (t) => {
+  const errors = errorsOf('        cluster: app\n        fault:\n          abort: { status: 99, percent: 150 }');
+  t.same(errors.map((e) => e.path).sort(), ['listeners[0].routes[0].fault.abort.percent', 'listeners[0].routes[0].fault.abort.status']);
+  t.ok(errors.every((e) => e.line === 9), 'on the line of abort');
+  t.match(errors.find((e) => e.path.endsWith('percent'))?.message, /abort.percent must be from 0 to 100 \(a share of requests\), got 150/);
+  const empty = errorsOf('        cluster: app\n        fault: { header: x-fault }');
+  t.equal(empty.length, 1);
+  t.match(empty[0].message, /fault needs `delay`, `abort` or both/);
+  t.equal(empty[0].line, 8);
+});
+
+t.test('fault compiles with its defaults', async (t) => {
+  const route = routeOf('        cluster: app\n        fault: { delay: { duration: 200ms, percent: 5 }, abort: { percent: 1 }, header: X-Fault }');
+  t.same(route.fault, { delay: { durationMs: 200, percent: 5 }, abort: { status: 503, percent: 1 }, header: 'x-fault' });
+});
+
+t.test('policies of cluster routes are refused on a directResponse route', async (t) => {
+  const errors = errorsOf('        directResponse: { status: 200 }\n        rateLimit: { requests: 1, per: 1s }\n        fault: { abort: { percent: 1 } }');
+  t.same(errors.map((e) => e.path).sort(), ['listeners[0].routes[0].fault', 'listeners[0].routes[0].rateLimit']);
+});
