@@ -47,3 +47,27 @@ t.test('the chain is compiled once per route object and links both ways', async 
   t.equal(chain.head.up, undefined);
   t.equal(chain.terminal.next, undefined);
 });
+
+t.test('rate limit and fault sit above the breaker, the limit above the clock', async (t) => {
+  const yaml = `
+listeners:
+  - name: in
+    address: 127.0.0.1:0
+    routes:
+      - { name: guarded, match: { prefix: / }, cluster: app, rateLimit: { requests: 1, per: 1s }, fault: { abort: { percent: 1 } } }
+clusters:
+  - { name: app, endpoints: [{ url: http://127.0.0.1:1 }] }
+`;
+  const loaded = parseConfigText(yaml, '/tmp/pipeline.yaml');
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  const route = loaded.config.listeners[0].routes[0] as ClusterRoute;
+  t.same(steps(chainFor(route).head), [
+    'ObserveInterceptor',
+    'RateLimitInterceptor',
+    'DeadlineInterceptor',
+    'FaultInterceptor',
+    'BreakerInterceptor',
+    'ConcurrencyInterceptor',
+    'PoolTerminal',
+  ]);
+});
