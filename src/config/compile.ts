@@ -296,6 +296,8 @@ function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string):
       ratio: c.retryBudget?.ratio ?? D.DEFAULT_RETRY_BUDGET_RATIO,
       minPerSecond: c.retryBudget?.minPerSecond ?? D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND,
     },
+    loadBalancer: c.loadBalancer ?? D.DEFAULT_LOAD_BALANCER,
+    hashOn: (c.loadBalancer ?? D.DEFAULT_LOAD_BALANCER) === 'hash' ? requestKey(c.hashOn ?? D.DEFAULT_HASH_ON) : undefined,
     tls: compileUpstreamTls(c, resolvePath),
   };
   return { ...settings, fingerprint: stableStringify(settings) };

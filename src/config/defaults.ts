@@ -189,3 +189,8 @@ export const DEFAULT_RATE_LIMIT_MAX_KEYS = 10_000;
 // routes[].fault
 /** The status of an injected abort when `abort.status` is not set. */
 export const DEFAULT_FAULT_ABORT_STATUS = 503;
+
+// clusters[].loadBalancer
+export const DEFAULT_LOAD_BALANCER = 'round-robin';
+/** What `loadBalancer: hash` hashes when `hashOn` is not set. */
+export const DEFAULT_HASH_ON = 'client';

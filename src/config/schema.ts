@@ -915,6 +915,20 @@ const clusterSchema = z
     outlierDetection: outlierDetectionSchema.optional(),
     retryBudget: retryBudgetSchema.optional(),
     tls: upstreamTlsSchema.optional(),
+    loadBalancer: z
+      .enum(['round-robin', 'least-request', 'random', 'hash'])
+      .optional()
+      .describe(
+        `How requests are spread over the healthy endpoints of a priority level: round-robin, least-request (fewest attempts in flight; a slow endpoint gets less), random, or hash (consistent hashing on hashOn: one key stays on one endpoint, and only the keys of an endpoint that leaves move). Default ${D.DEFAULT_LOAD_BALANCER}.`,
+      ),
+    hashOn: requestKey('hashOn', ['client', 'header'])
+      .optional()
+      .describe(`What loadBalancer: hash hashes: client (its address, as rateLimit's key) or header:<name> (requests without it share one key). Default ${D.DEFAULT_HASH_ON}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (value.hashOn !== undefined && value.loadBalancer !== 'hash') {
+      ctx.addIssue({ code: 'custom', path: ['hashOn'], message: 'hashOn is only used with loadBalancer: hash; add it, or remove hashOn', input: value.hashOn });
+    }
   })
   .superRefine((value, ctx) => {
     if (value.tls === undefined) return;

@@ -251,6 +251,9 @@ export interface ClusterConfig {
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly retryBudget: RetryBudgetConfig;
+  readonly loadBalancer: 'round-robin' | 'least-request' | 'random' | 'hash';
+  /** What `loadBalancer: hash` hashes; undefined for the other balancers. */
+  readonly hashOn: RequestKey | undefined;
   /** TLS to the cluster's https:// endpoints; undefined when it has none. */
   readonly tls: UpstreamTlsConfig | undefined;
   /** Stable text of the settings above: equal fingerprints mean a reload may keep the cluster's state. */

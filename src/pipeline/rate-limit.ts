@@ -1,11 +1,8 @@
 import type { RateLimitPolicy } from '../config/types';
 import { KeyedBuckets, msUntilToken, newBucket, takeToken, type BucketShape, type TokenBucket } from '../policy/token-bucket';
-import { clientAddress } from '../proxy/client-address';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
-
-/** The key of requests without the header a `header:<name>` limit counts by: they share one bucket. */
-const NO_HEADER_KEY = '\u0000none';
+import { requestKeyValue } from './request-key';
 
 /**
  * `routes[].rateLimit` (only in the chain of a route that sets it): one token per request from
@@ -55,21 +52,11 @@ export class RateLimitInterceptor extends Interceptor {
 
   private bucketOf(x: Exchange, now: number): TokenBucket {
     const keyed = this.keyed!;
-    const bucket = keyed.bucketFor(this.keyOf(x), now);
+    const bucket = keyed.bucketFor(requestKeyValue(x, this.policy.key), now);
     if (keyed.evictions !== this.evictionsCounted) {
       x.services.metrics.rateLimitEvictions.labels(x.listener.name, x.route.name).inc(keyed.evictions - this.evictionsCounted);
       this.evictionsCounted = keyed.evictions;
     }
     return bucket;
-  }
-
-  private keyOf(x: Exchange): string {
-    const key = this.policy.key;
-    if (key.kind === 'header') {
-      const value = x.req.headers[key.header];
-      if (value === undefined) return NO_HEADER_KEY;
-      return Array.isArray(value) ? value.join(',') : value;
-    }
-    return clientAddress(x.peer, x.req.headers['x-forwarded-for'], x.listener.config.trustedProxies);
   }
 }

@@ -86,3 +86,22 @@ t.test('policies of cluster routes are refused on a directResponse route', async
   const errors = errorsOf('        directResponse: { status: 200 }\n        rateLimit: { requests: 1, per: 1s }\n        fault: { abort: { percent: 1 } }');
   t.same(errors.map((e) => e.path).sort(), ['listeners[0].routes[0].fault', 'listeners[0].routes[0].rateLimit']);
 });
+
+t.test('loadBalancer and hashOn', async (t) => {
+  const errors = errorsOf('        cluster: app', '  - name: c3\n    loadBalancer: round-robin\n    hashOn: header:x-user\n    endpoints: [{ url: http://127.0.0.1:3 }]');
+  t.equal(errors.length, 1, JSON.stringify(errors));
+  t.equal(errors[0].path, 'clusters[2].hashOn');
+  t.equal(errors[0].line, 13);
+  t.match(errors[0].message, /hashOn is only used with loadBalancer: hash/);
+  const bad = errorsOf('        cluster: app', '  - { name: c3, loadBalancer: fastest, endpoints: [{ url: http://127.0.0.1:3 }] }');
+  t.equal(bad[0]?.path, 'clusters[2].loadBalancer');
+  const yaml = `listeners: [{ name: in, address: 127.0.0.1:0, routes: [{ name: r, match: { prefix: / }, cluster: app }] }]
+clusters:
+  - { name: app, loadBalancer: hash, endpoints: [{ url: http://127.0.0.1:1 }] }
+  - { name: rr, endpoints: [{ url: http://127.0.0.1:2 }] }
+`;
+  const loaded = parseConfigText(yaml, '/tmp/lb.yaml');
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  t.same([loaded.config.clusters.get('app')?.loadBalancer, loaded.config.clusters.get('app')?.hashOn], ['hash', { kind: 'client' }]);
+  t.same([loaded.config.clusters.get('rr')?.loadBalancer, loaded.config.clusters.get('rr')?.hashOn], ['round-robin', undefined]);
+});
