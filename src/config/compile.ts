@@ -28,6 +28,7 @@ import type {
   FaultPolicy,
   RateLimitPolicy,
   RequestKey,
+  WeightedSplit,
   UpstreamTlsConfig,
   HeaderMutation,
   ListenerConfig,
@@ -210,11 +211,14 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: numbe
       },
     };
   }
-  if (r.cluster === undefined) throw new Error('route without cluster or directResponse');
+  const split = compileSplit(r);
+  const cluster = r.cluster ?? heaviest(split);
+  if (cluster === undefined) throw new Error('route without cluster, directResponse or weightedClusters');
   return {
     ...base,
     action: 'cluster',
-    cluster: r.cluster,
+    cluster,
+    split,
     rewritePrefix: r.rewritePrefix,
     hostRewrite: r.hostRewrite?.toLowerCase(),
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
@@ -223,6 +227,21 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: numbe
     rateLimit: compileRateLimit(r.rateLimit, workers),
     fault: compileFault(r.fault),
   };
+}
+
+function compileSplit(r: RouteDocument): WeightedSplit | undefined {
+  if (r.weightedClusters === undefined) return undefined;
+  return {
+    clusters: r.weightedClusters.map((w) => ({ cluster: w.cluster, weight: w.weight })),
+    totalWeight: r.weightedClusters.reduce((sum, w) => sum + w.weight, 0),
+    hashOn: r.hashOn === undefined ? undefined : requestKey(r.hashOn),
+  };
+}
+
+function heaviest(split: WeightedSplit | undefined): string | undefined {
+  let best: { cluster: string; weight: number } | undefined;
+  for (const entry of split?.clusters ?? []) if (best === undefined || entry.weight > best.weight) best = entry;
+  return best?.cluster;
 }
 
 function requestKey(text: string): RequestKey {

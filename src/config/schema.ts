@@ -521,6 +521,16 @@ const percent = (what: string) =>
     .min(0, { error: `${what} must be from 0 to 100` })
     .max(100, { error: unlessMissing((input) => `${what} must be from 0 to 100 (a share of requests), got ${show(input)}`) });
 
+const weightedClusterSchema = z
+  .strictObject({
+    cluster: name('cluster').describe('A cluster defined under `clusters`. Required.'),
+    weight: z
+      .int({ error: unlessMissing((input) => `weight must be a whole number, got ${show(input)}`) })
+      .min(0, { error: 'weight must be 0 or more' })
+      .describe('Share of the requests, relative to the other weights (0: none). Required.'),
+  })
+  .describe('One side of a weighted split.');
+
 const rateLimitSchema = z
   .strictObject({
     requests: z
@@ -586,6 +596,14 @@ const routeSchema = z
       .optional()
       .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster or directResponse.'),
     directResponse: directResponseSchema.optional(),
+    weightedClusters: z
+      .array(weightedClusterSchema)
+      .min(1, { error: 'weightedClusters needs at least one cluster' })
+      .optional()
+      .describe('Forward each request to one of these clusters, in proportion to their weights (canary, blue/green). Exactly one of cluster, directResponse or weightedClusters.'),
+    hashOn: requestKey('hashOn', ['client', 'header'])
+      .optional()
+      .describe('With weightedClusters: keep one client (client) or one header value (header:<name>) on one side of the split, by hashing it. Default: each request drawn at random.'),
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
@@ -611,10 +629,24 @@ const routeSchema = z
     rateLimit: rateLimitSchema.optional(),
     fault: faultSchema.optional(),
   })
-  .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
+  .superRefine(exactlyOne(['cluster', 'directResponse', 'weightedClusters'], 'a route'), always)
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
-    if (value.directResponse !== undefined && value.cluster === undefined) {
+    if (Array.isArray(value.weightedClusters)) {
+      const entries = value.weightedClusters.filter(isLoose);
+      if (entries.length > 0 && entries.every((e) => e.weight === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['weightedClusters'], message: 'every weight of weightedClusters is 0: no request could be sent; give at least one cluster a weight', input: value.weightedClusters });
+      }
+      const seen = new Set<unknown>();
+      entries.forEach((e, i) => {
+        if (seen.has(e.cluster)) ctx.addIssue({ code: 'custom', path: ['weightedClusters', i, 'cluster'], message: `cluster ${show(e.cluster)} is listed twice in weightedClusters; add the weights up`, input: e.cluster });
+        seen.add(e.cluster);
+      });
+    }
+    if (value.hashOn !== undefined && value.weightedClusters === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hashOn'], message: 'hashOn on a route keeps clients on one side of weightedClusters; this route has none (for endpoints, set loadBalancer: hash and hashOn on the cluster)', input: value.hashOn });
+    }
+    if (value.directResponse !== undefined && value.cluster === undefined && value.weightedClusters === undefined) {
       for (const key of CLUSTER_ONLY_ROUTE_KEYS) {
         if (value[key] !== undefined) {
           ctx.addIssue({ code: 'custom', path: [key], message: `${key} only applies to routes with a cluster`, input: value[key] });
@@ -640,7 +672,7 @@ const routeSchema = z
       });
     }
   }, always)
-  .meta(oneOfRequired(['cluster', 'directResponse']))
+  .meta(oneOfRequired(['cluster', 'directResponse', 'weightedClusters']))
   .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
 
 /** Largest maxHeaderCount: Node's HTTP/1 parser keeps at most 1 000 headers (2 000 raw entries) by default; more would only cost memory. */

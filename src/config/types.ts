@@ -170,9 +170,24 @@ export interface FaultPolicy {
   readonly header: string | undefined;
 }
 
+/** `routes[].weightedClusters`: each request goes to one cluster, in proportion to the weights. */
+export interface WeightedSplit {
+  readonly clusters: ReadonlyArray<{ readonly cluster: string; readonly weight: number }>;
+  /** The sum of the weights (> 0). */
+  readonly totalWeight: number;
+  /** `hashOn`: what keeps one user on one side; undefined: each request is drawn at random. */
+  readonly hashOn: RequestKey | undefined;
+}
+
 export interface ClusterRoute extends RouteBase {
   readonly action: 'cluster';
+  /**
+   * The route's cluster; for a weighted split, its heaviest cluster (what WebSocket upgrades
+   * use, and what the route is listed under where one cluster is shown).
+   */
   readonly cluster: string;
+  /** `weightedClusters`: the cluster is chosen per request; undefined for a route with `cluster`. */
+  readonly split: WeightedSplit | undefined;
   /** Replaces the matched prefix (only for `prefix` matches), or undefined to keep the path. */
   readonly rewritePrefix: string | undefined;
   /** Host header sent upstream: 'auto' (the endpoint's host) or a name; undefined keeps the client's. */

@@ -140,9 +140,13 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   };
 
   private routeInstruments: RouteInstruments | undefined;
-  /** The route's metric series (the route belongs to one listener and one cluster), looked up once. */
+  /** The route's metric series (by listener, route and cluster), looked up once. */
   get instruments(): RouteInstruments {
-    return (this.routeInstruments ??= this.services.metrics.forClusterRoute(this.listener.name, this.route));
+    // A weighted split's series are by the cluster chosen for this request.
+    return (this.routeInstruments ??=
+      this.route.split === undefined
+        ? this.services.metrics.forClusterRoute(this.listener.name, this.route)
+        : this.services.metrics.forRoute(this.listener.name, this.route.name, this.cluster.config.name));
   }
 
   /** Whether events of this attempt may still shape the client's response. */

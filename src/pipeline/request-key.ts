@@ -1,5 +1,6 @@
-import type { RequestKey } from '../config/types';
-import { clientAddress } from '../proxy/client-address';
+import type { IncomingMessage } from 'node:http';
+import type { CidrBlock, RequestKey } from '../config/types';
+import { clientAddress, type PeerFacts } from '../proxy/client-address';
 import type { Exchange } from './exchange';
 
 /** The key of requests without the header a `header:<name>` key reads: they share one. */
@@ -7,11 +8,16 @@ export const NO_HEADER_KEY = '\u0000none';
 
 /** A request's value of a key (`client`, `route`, `header:<name>`), for rate limits and hashing. */
 export function requestKeyValue(x: Exchange, key: RequestKey): string {
-  if (key.kind === 'route') return x.route.name;
+  return keyValueOf(key, x.req, x.peer, x.listener.config.trustedProxies, x.route.name);
+}
+
+/** The same, before the exchange exists (the router's choice of a weighted cluster). */
+export function keyValueOf(key: RequestKey, req: IncomingMessage, peer: PeerFacts, trustedProxies: readonly CidrBlock[], routeName: string): string {
+  if (key.kind === 'route') return routeName;
   if (key.kind === 'header') {
-    const value = x.req.headers[key.header];
+    const value = req.headers[key.header];
     if (value === undefined) return NO_HEADER_KEY;
     return Array.isArray(value) ? value.join(',') : value;
   }
-  return clientAddress(x.peer, x.req.headers['x-forwarded-for'], x.listener.config.trustedProxies);
+  return clientAddress(peer, req.headers['x-forwarded-for'], trustedProxies);
 }

@@ -4,6 +4,10 @@ import type { ErrorCode } from '../errors';
 import { ipInCidrs } from '../config/cidr';
 import { findRoute, rewritePath, type RoutableRequest } from '../router/route-table';
 import { chainFor } from '../pipeline/compose';
+import { keyValueOf } from '../pipeline/request-key';
+import type { WeightedSplit } from '../config/types';
+import { pickWeighted } from '../policy/weighted-split';
+import { hash32 } from '../upstream/load-balancer';
 import { Exchange } from '../pipeline/exchange';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
@@ -90,16 +94,17 @@ export function createRequestHandler(
       return;
     }
 
-    const cluster = state.clusters.get(route.cluster);
+    const socket = connectionOf(req);
+    const peer = peerFactsOf(socket, listener);
+    const clusterName = route.split === undefined ? route.cluster : chooseCluster(route.split, req, peer, listener, route.name);
+    const cluster = state.clusters.get(clusterName);
     if (cluster === undefined) {
       // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
-      sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${route.cluster} is not loaded`);
-      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_HEALTHY_UPSTREAM', 'UH', route.name, route.cluster);
+      sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${clusterName} is not loaded`);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_HEALTHY_UPSTREAM', 'UH', route.name, clusterName);
       return;
     }
 
-    const socket = connectionOf(req);
-    const peer = peerFactsOf(socket, listener);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
@@ -120,6 +125,12 @@ export function createRequestHandler(
 
     new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer }, chainFor(route)).start();
   };
+}
+
+/** The cluster of a weighted split for this request: by the hash of its `hashOn` key (sticky), else at random. */
+function chooseCluster(split: WeightedSplit, req: IncomingMessage, peer: PeerFacts, listener: ListenerIdentity, routeName: string): string {
+  const point = split.hashOn === undefined ? Math.random() : hash32(keyValueOf(split.hashOn, req, peer, listener.config.trustedProxies, routeName)) / 2 ** 32;
+  return pickWeighted(split, point);
 }
 
 /** The peer's address and whether it is a trusted proxy, computed once per connection. */

@@ -105,3 +105,31 @@ clusters:
   t.same([loaded.config.clusters.get('app')?.loadBalancer, loaded.config.clusters.get('app')?.hashOn], ['hash', { kind: 'client' }]);
   t.same([loaded.config.clusters.get('rr')?.loadBalancer, loaded.config.clusters.get('rr')?.hashOn], ['round-robin', undefined]);
 });
+
+t.test('weightedClusters: weights all 0, an unknown or repeated cluster, with cluster too, hashOn without a split', async (t) => {
+  const zero = errorsOf('        weightedClusters: [{ cluster: app, weight: 0 }, { cluster: shadow, weight: 0 }]');
+  t.equal(zero.length, 1, JSON.stringify(zero));
+  t.equal(zero[0].path, 'listeners[0].routes[0].weightedClusters');
+  t.equal(zero[0].line, 7);
+  t.match(zero[0].message, /every weight of weightedClusters is 0/);
+  const unknown = errorsOf('        weightedClusters:\n          - { cluster: app, weight: 1 }\n          - { cluster: nope, weight: 1 }\n          - { cluster: app, weight: 1 }');
+  t.same(unknown.map((e) => [e.path, e.line]).sort(), [
+    ['listeners[0].routes[0].weightedClusters[1].cluster', 9],
+    ['listeners[0].routes[0].weightedClusters[2].cluster', 10],
+  ]);
+  t.match(unknown.find((e) => e.path.includes('[1]'))?.message, /unknown cluster "nope"/);
+  t.match(unknown.find((e) => e.path.includes('[2]'))?.message, /listed twice/);
+  const both = errorsOf('        cluster: app\n        weightedClusters: [{ cluster: app, weight: 1 }]');
+  t.match(both[0]?.message, /exactly one of `cluster`, `directResponse`, `weightedClusters`/);
+  const hashOn = errorsOf('        cluster: app\n        hashOn: client');
+  t.equal(hashOn[0]?.path, 'listeners[0].routes[0].hashOn');
+  const ok = parseConfigText(
+    `listeners: [{ name: in, address: 127.0.0.1:0, routes: [{ name: r, match: { prefix: / }, weightedClusters: [{ cluster: a, weight: 1 }, { cluster: b, weight: 3 }], hashOn: header:X-User }] }]
+clusters: [{ name: a, endpoints: [{ url: http://127.0.0.1:1 }] }, { name: b, endpoints: [{ url: http://127.0.0.1:2 }] }]`,
+    '/tmp/split.yaml',
+  );
+  if (!ok.ok) throw new Error(JSON.stringify(ok.errors));
+  const route = ok.config.listeners[0].routes[0] as ClusterRoute;
+  t.equal(route.cluster, 'b', 'the heaviest cluster is the route\'s cluster');
+  t.same(route.split, { clusters: [{ cluster: 'a', weight: 1 }, { cluster: 'b', weight: 3 }], totalWeight: 4, hashOn: { kind: 'header', header: 'x-user' } });
+});

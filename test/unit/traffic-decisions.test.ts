@@ -1,6 +1,7 @@
 import t from 'tap';
 import { KeyedBuckets, msUntilToken, newBucket, remainingTokens, takeToken } from '../../src/policy/token-bucket';
 import { decideFault, headerPercent } from '../../src/policy/fault';
+import { pickWeighted } from '../../src/policy/weighted-split';
 import { clientAddress } from '../../src/proxy/client-address';
 import { parseCidr } from '../../src/config/cidr';
 
@@ -56,4 +57,12 @@ t.test('the client address behind trusted proxies', async (t) => {
   t.equal(clientAddress({ address: '10.0.0.1', trusted: true }, 'forged, 203.0.113.5, 10.1.1.1', trusted), '203.0.113.5');
   t.equal(clientAddress({ address: '10.0.0.1', trusted: true }, ['10.2.2.2', '10.3.3.3'], trusted), '10.2.2.2', 'all trusted: the left-most');
   t.equal(clientAddress({ address: '10.0.0.1', trusted: true }, ' , ', trusted), '10.0.0.1', 'empty entries');
+});
+
+t.test('weighted split: the point picks by cumulative weight', async (t) => {
+  const split = { clusters: [{ cluster: 'a', weight: 9 }, { cluster: 'zero', weight: 0 }, { cluster: 'b', weight: 1 }], totalWeight: 10, hashOn: undefined };
+  t.equal(pickWeighted(split, 0), 'a');
+  t.equal(pickWeighted(split, 0.899), 'a');
+  t.equal(pickWeighted(split, 0.9), 'b', 'a weight of 0 gets nothing');
+  t.equal(pickWeighted(split, 0.9999999999), 'b');
 });
