@@ -226,6 +226,14 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: numbe
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
     rateLimit: compileRateLimit(r.rateLimit, workers),
     fault: compileFault(r.fault),
+    mirror:
+      r.mirror === undefined
+        ? undefined
+        : {
+            cluster: r.mirror.cluster,
+            percent: r.mirror.percent ?? D.DEFAULT_MIRROR_PERCENT,
+            maxBodyBytes: sizeBytes(r.mirror.maxBodyBytes, D.DEFAULT_MIRROR_MAX_BODY_BYTES),
+          },
   };
 }
 

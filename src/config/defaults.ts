@@ -194,3 +194,12 @@ export const DEFAULT_FAULT_ABORT_STATUS = 503;
 export const DEFAULT_LOAD_BALANCER = 'round-robin';
 /** What `loadBalancer: hash` hashes when `hashOn` is not set. */
 export const DEFAULT_HASH_ON = 'client';
+
+// routes[].mirror
+export const DEFAULT_MIRROR_PERCENT = 100;
+export const DEFAULT_MIRROR_MAX_BODY_BYTES = 64 * KiB;
+/**
+ * Shadow requests of one route in flight at most: with maxBodyBytes, the bound on the memory
+ * a slow or hanging shadow cluster can hold (100 x 64KiB = 6.4 MiB by default).
+ */
+export const MIRROR_MAX_IN_FLIGHT_REQUESTS = 100;

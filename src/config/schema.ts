@@ -483,7 +483,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror'] as const;
 
 const websocketSchema = z
   .strictObject({
@@ -530,6 +530,20 @@ const weightedClusterSchema = z
       .describe('Share of the requests, relative to the other weights (0: none). Required.'),
   })
   .describe('One side of a weighted split.');
+
+const mirrorSchema = z
+  .strictObject({
+    cluster: name('cluster').describe('The shadow cluster (defined under `clusters`, not the route\'s own). Required.'),
+    percent: percent('mirror.percent')
+      .optional()
+      .describe(`Share of requests copied, 0 to 100. Default ${D.DEFAULT_MIRROR_PERCENT}.`),
+    maxBodyBytes: size()
+      .optional()
+      .describe(`Request bodies up to this size are copied; a request with a larger body is not mirrored (counted as body_too_large). Default ${formatBytes(D.DEFAULT_MIRROR_MAX_BODY_BYTES)}.`),
+  })
+  .describe(
+    `Send a copy of requests to a shadow cluster, fire-and-forget, marked x-sidecar-shadow: true: its answer, latency and failures never change the client's response. At most ${D.MIRROR_MAX_IN_FLIGHT_REQUESTS} copies per route in flight. Default: none.`,
+  );
 
 const rateLimitSchema = z
   .strictObject({
@@ -628,6 +642,7 @@ const routeSchema = z
     websocket: websocketSchema.optional(),
     rateLimit: rateLimitSchema.optional(),
     fault: faultSchema.optional(),
+    mirror: mirrorSchema.optional(),
   })
   .superRefine(exactlyOne(['cluster', 'directResponse', 'weightedClusters'], 'a route'), always)
   .superRefine((value, ctx) => {

@@ -179,6 +179,14 @@ export interface WeightedSplit {
   readonly hashOn: RequestKey | undefined;
 }
 
+/** `routes[].mirror`: a fire-and-forget copy of a share of requests to a shadow cluster. */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  readonly percent: number;
+  /** Bodies up to this size are copied; a larger request is not mirrored. */
+  readonly maxBodyBytes: number;
+}
+
 export interface ClusterRoute extends RouteBase {
   readonly action: 'cluster';
   /**
@@ -200,6 +208,8 @@ export interface ClusterRoute extends RouteBase {
   readonly rateLimit: RateLimitPolicy | undefined;
   /** undefined: no fault injection (and no step in the chain). */
   readonly fault: FaultPolicy | undefined;
+  /** undefined: no mirroring (and no step in the chain). */
+  readonly mirror: MirrorPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {

@@ -6,6 +6,7 @@ import { FaultInterceptor } from './fault';
 import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
+import { MirrorInterceptor } from './mirror';
 import { PoolTerminal } from './pool';
 import { RateLimitInterceptor } from './rate-limit';
 import { RetryInterceptor } from './retry';
@@ -13,7 +14,7 @@ import { RetryInterceptor } from './retry';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → [rateLimit] → deadline → [fault] → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
+ *   observe → [rateLimit] → deadline → [fault] → [mirror] → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
  * 0). The rate limit refuses before the clock is armed; the fault's delay runs on the clock;
@@ -27,6 +28,7 @@ export interface RouteChain {
   readonly concurrency: ConcurrencyInterceptor;
   readonly retry: RetryInterceptor | undefined;
   readonly fault: FaultInterceptor | undefined;
+  readonly mirror: MirrorInterceptor | undefined;
   readonly terminal: PoolTerminal;
 }
 
@@ -57,6 +59,8 @@ export function compileChain(route: ClusterRoute): RouteChain {
   if (route.rateLimit !== undefined) steps.push(new RateLimitInterceptor(route.rateLimit, route.name));
   steps.push(deadline);
   if (fault !== undefined) steps.push(fault);
+  const mirror = route.mirror === undefined ? undefined : new MirrorInterceptor(route.mirror);
+  if (mirror !== undefined) steps.push(mirror);
   steps.push(new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
@@ -65,5 +69,5 @@ export function compileChain(route: ClusterRoute): RouteChain {
     steps[i].up = steps[i - 1];
     steps[i].next = steps[i + 1];
   }
-  return { head: observe, observe, deadline, concurrency, retry, fault, terminal };
+  return { head: observe, observe, deadline, concurrency, retry, fault, mirror, terminal };
 }

@@ -26,6 +26,8 @@ export interface ProxiedRequest {
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  /** The route's mirror cluster; undefined when the route does not mirror. */
+  readonly mirrorCluster: ClusterRuntime | undefined;
   /** The connection's peer (its address, and whether it is a trusted proxy). */
   readonly peer: PeerFacts;
 }

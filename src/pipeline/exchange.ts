@@ -11,6 +11,7 @@ import type { LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { limitRequestBody } from '../proxy/body-limit';
+import { copyRequestBody } from '../proxy/body-copy';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import type { PeerFacts } from '../proxy/client-address';
 import type { AttemptHandler } from './attempt';
@@ -37,6 +38,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   readonly startedAt: number;
   readonly trace: RequestTrace;
   readonly peer: PeerFacts;
+  readonly mirrorCluster: ClusterRuntime | undefined;
   readonly chain: RouteChain;
 
   // --- observe.ts: the client's response and the record of the exchange ---
@@ -68,6 +70,10 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   faultTimer: NodeJS.Timeout | undefined;
   /** The delay is to be followed by an abort. */
   faultAbortAfterDelay = false;
+
+  // --- mirror.ts ---
+  /** A copy of this request goes to the mirror once its body has passed whole. */
+  mirrorBodyPending = false;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;
@@ -123,6 +129,7 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
     this.startedAt = request.startedAt;
     this.trace = request.trace;
     this.peer = request.peer;
+    this.mirrorCluster = request.mirrorCluster;
     this.chain = chain;
   }
 
@@ -156,7 +163,12 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
 
   /** The client's body as the exchange reads it: behind the route's `maxRequestBodyBytes`. */
   requestBodySource(): Readable {
-    return (this.limitedBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes));
+    if (this.limitedBody === undefined) {
+      const limited = limitRequestBody(this.req, this.route.maxRequestBodyBytes);
+      const mirror = this.route.mirror;
+      this.limitedBody = this.mirrorBodyPending && mirror !== undefined ? copyRequestBody(limited, mirror.maxBodyBytes, (body) => this.chain.mirror!.bodyCopied(this, body)) : limited;
+    }
+    return this.limitedBody;
   }
 
   /** The request has no body, or its body was kept whole for replay. */

@@ -123,7 +123,8 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer }, chainFor(route)).start();
+    const mirrorCluster = route.mirror === undefined ? undefined : state.clusters.get(route.mirror.cluster);
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster }, chainFor(route)).start();
   };
 }
 

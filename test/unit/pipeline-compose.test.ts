@@ -48,15 +48,16 @@ t.test('the chain is compiled once per route object and links both ways', async 
   t.equal(chain.terminal.next, undefined);
 });
 
-t.test('rate limit and fault sit above the breaker, the limit above the clock', async (t) => {
+t.test('rate limit, fault and mirror sit above the breaker, the limit above the clock', async (t) => {
   const yaml = `
 listeners:
   - name: in
     address: 127.0.0.1:0
     routes:
-      - { name: guarded, match: { prefix: / }, cluster: app, rateLimit: { requests: 1, per: 1s }, fault: { abort: { percent: 1 } } }
+      - { name: guarded, match: { prefix: / }, cluster: app, rateLimit: { requests: 1, per: 1s }, fault: { abort: { percent: 1 } }, mirror: { cluster: shadow } }
 clusters:
   - { name: app, endpoints: [{ url: http://127.0.0.1:1 }] }
+  - { name: shadow, endpoints: [{ url: http://127.0.0.1:2 }] }
 `;
   const loaded = parseConfigText(yaml, '/tmp/pipeline.yaml');
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
@@ -66,6 +67,7 @@ clusters:
     'RateLimitInterceptor',
     'DeadlineInterceptor',
     'FaultInterceptor',
+    'MirrorInterceptor',
     'BreakerInterceptor',
     'ConcurrencyInterceptor',
     'PoolTerminal',

@@ -133,3 +133,17 @@ clusters: [{ name: a, endpoints: [{ url: http://127.0.0.1:1 }] }, { name: b, end
   t.equal(route.cluster, 'b', 'the heaviest cluster is the route\'s cluster');
   t.same(route.split, { clusters: [{ cluster: 'a', weight: 1 }, { cluster: 'b', weight: 3 }], totalWeight: 4, hashOn: { kind: 'header', header: 'x-user' } });
 });
+
+t.test('mirror: to the route\'s own cluster, to an unknown cluster, a percent above 100', async (t) => {
+  const own = errorsOf('        cluster: app\n        mirror: { cluster: app }');
+  t.equal(own.length, 1, JSON.stringify(own));
+  t.equal(own[0].path, 'listeners[0].routes[0].mirror.cluster');
+  t.equal(own[0].line, 8);
+  t.match(own[0].message, /mirror cluster "app" is the route's own cluster/);
+  const ownSplit = errorsOf('        weightedClusters: [{ cluster: app, weight: 1 }, { cluster: shadow, weight: 1 }]\n        mirror: { cluster: shadow }');
+  t.match(ownSplit[0]?.message, /the route's own cluster/);
+  const unknown = errorsOf('        cluster: app\n        mirror: { cluster: nope, percent: 101 }');
+  t.same(unknown.map((e) => e.path).sort(), ['listeners[0].routes[0].mirror.cluster', 'listeners[0].routes[0].mirror.percent']);
+  t.match(unknown.find((e) => e.path.endsWith('percent'))?.message, /mirror.percent must be from 0 to 100/);
+  t.equal(routeOf('        cluster: app').mirror, undefined, 'absent when not configured');
+});
