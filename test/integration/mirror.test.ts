@@ -116,3 +116,20 @@ t.test('an unreachable shadow, a body over the cap, percent 0', async (t) => {
     t.equal(await outcome(proxy.adminUrl, 'ok'), 0);
   });
 });
+
+t.test('a client that leaves mid-body: no copy is sent, it is counted body_incomplete', async (t) => {
+  const shadow = await startScriptedUpstream((_n, _req, res) => res.end());
+  const { proxy } = await setup(t, shadow, '{ cluster: shadow }');
+  const { connect } = await import('node:net');
+  const socket = connect(proxy.port(), '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  socket.write('POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n' + 'z'.repeat(100));
+  await waitUntil(async () => (await metric(proxy.adminUrl, 'sidecar_requests_in_flight', { cluster: 'app' })) === 1, 'the request to be in flight');
+  socket.destroy();
+  await waitUntil(async () => (await outcome(proxy.adminUrl, 'body_incomplete')) === 1, 'the unsent copy to be counted');
+  t.equal(shadow.seen.length, 0, 'the shadow got nothing');
+  // The route still mirrors the next request.
+  await (await request(`${proxy.url()}/after`, { method: 'POST', body: 'ok' })).body.dump();
+  await waitUntil(() => shadow.seen.length === 1, 'the next copy');
+  t.equal(shadow.seen[0].path, '/after');
+});
