@@ -91,15 +91,14 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
   };
 
   const logPath = doc.accessLog?.path ?? D.DEFAULT_ACCESS_LOG_PATH;
-  const workersSetting = doc.workers ?? D.DEFAULT_WORKERS;
-  const workers = workersSetting === 'auto' ? availableParallelism() : workersSetting;
+  const workers = doc.workers ?? D.DEFAULT_WORKERS;
 
   return {
     source,
     sha256: hash,
     loadedAt: new Date(),
     admin,
-    listeners: doc.listeners.map((l) => compileListener(l, resolvePath, workers)),
+    listeners: doc.listeners.map((l) => compileListener(l, resolvePath)),
     clusters,
     tracing,
     accessLog: {
@@ -110,13 +109,13 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
       delayMs: durationMs(doc.drain?.delay, D.DEFAULT_DRAIN_DELAY_MS),
       timeoutMs: durationMs(doc.drain?.timeout, D.DEFAULT_DRAIN_TIMEOUT_MS),
     },
-    workers,
+    workers: workers === 'auto' ? availableParallelism() : workers,
     // /config shows the document and it crosses to workers: no secret travels with it.
     document: redactSecrets(doc),
   };
 }
 
-function compileListener(l: ListenerDocument, resolvePath: (p: string) => string, workers: number): ListenerConfig {
+function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
   const address = hostPort(l.address);
   const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
   const caseInsensitive = l.pathMatching?.caseInsensitive ?? D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE;
@@ -138,7 +137,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
               keyPath: resolvePath(s.key),
             })),
           },
-    routes: l.routes.map((r) => compileRoute(r, caseInsensitive, workers)),
+    routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
@@ -192,7 +191,7 @@ function compileRetry(r: RouteDocument['retry']): RetryPolicy {
   };
 }
 
-function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: number): RouteConfig {
+function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
   const base = {
     name: r.name,
     match: compileMatch(r.match, caseInsensitive),
@@ -224,7 +223,7 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean, workers: numbe
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
-    rateLimit: compileRateLimit(r.rateLimit, workers),
+    rateLimit: compileRateLimit(r.rateLimit),
     fault: compileFault(r.fault),
     mirror:
       r.mirror === undefined
@@ -258,7 +257,7 @@ function requestKey(text: string): RequestKey {
   return key;
 }
 
-function compileRateLimit(r: RouteDocument['rateLimit'], workers: number): RateLimitPolicy | undefined {
+function compileRateLimit(r: RouteDocument['rateLimit']): RateLimitPolicy | undefined {
   if (r === undefined) return undefined;
   return {
     requests: r.requests,
@@ -266,7 +265,6 @@ function compileRateLimit(r: RouteDocument['rateLimit'], workers: number): RateL
     burst: r.burst ?? D.DEFAULT_RATE_LIMIT_BURST_REQUESTS,
     key: requestKey(r.key ?? D.DEFAULT_RATE_LIMIT_KEY),
     maxKeys: r.maxKeys ?? D.DEFAULT_RATE_LIMIT_MAX_KEYS,
-    processShare: 1 / workers,
   };
 }
 

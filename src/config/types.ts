@@ -155,11 +155,6 @@ export interface RateLimitPolicy {
   readonly key: RequestKey;
   /** Keyed buckets kept at most (least recently used forgotten first). */
   readonly maxKeys: number;
-  /**
-   * The share of the limit this process enforces: 1 / workers (each worker of a group holds
-   * its own buckets, so the group together passes at most the limit; see the README).
-   */
-  readonly processShare: number;
 }
 
 /** `routes[].fault`: delays and/or aborts injected for a share of requests. */

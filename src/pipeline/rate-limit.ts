@@ -1,6 +1,7 @@
 import type { RateLimitPolicy } from '../config/types';
 import { KeyedBuckets, msUntilToken, newBucket, takeToken, type BucketShape, type TokenBucket } from '../policy/token-bucket';
 import type { Exchange } from './exchange';
+import { workerGroupSize } from '../workers/group-size';
 import { Interceptor } from './interceptor';
 import { requestKeyValue } from './request-key';
 
@@ -26,8 +27,10 @@ export class RateLimitInterceptor extends Interceptor {
     private readonly routeName: string,
   ) {
     super();
-    const share = policy.processShare;
-    // One process of a group never holds less than one token, or a small limit would pass nothing.
+    // Each worker of a group holds its own buckets with 1/N of the limit, so the group together
+    // passes at most the limit (README, Rate limiting). One process never holds less than one
+    // token, or a small limit would pass nothing.
+    const share = 1 / workerGroupSize();
     this.shape = {
       capacity: Math.max(1, (policy.requests + policy.burst) * share),
       refillPerMs: (policy.requests * share) / policy.perMs,

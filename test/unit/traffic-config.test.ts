@@ -36,16 +36,15 @@ clusters:
   return loaded.config.listeners[0].routes[0] as ClusterRoute;
 }
 
-t.test('rateLimit: defaults, and the share of each worker', async (t) => {
+t.test('rateLimit: defaults', async (t) => {
   const route = routeOf('        cluster: app\n        rateLimit: { requests: 100, per: 1s }');
-  t.same(route.rateLimit, { requests: 100, perMs: 1000, burst: 0, key: { kind: 'client' }, maxKeys: 10_000, processShare: 1 });
+  t.same(route.rateLimit, { requests: 100, perMs: 1000, burst: 0, key: { kind: 'client' }, maxKeys: 10_000 });
   t.same(routeOf('        cluster: app\n        rateLimit: { requests: 5, per: 1m, burst: 2, key: header:X-Api-Key }', 4).rateLimit, {
     requests: 5,
     perMs: 60_000,
     burst: 2,
     key: { kind: 'header', header: 'x-api-key' },
     maxKeys: 10_000,
-    processShare: 0.25,
   });
   t.equal(routeOf('        cluster: app').rateLimit, undefined, 'absent when not configured');
 });
