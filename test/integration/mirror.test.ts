@@ -46,7 +46,10 @@ t.test('the shadow sees copies with their bodies, marked x-sidecar-shadow; the a
   const shadowHeaders: Array<string | string[] | undefined> = [];
   shadow.server.prependListener('request', (req) => shadowHeaders.push(req.headers['x-sidecar-shadow']));
   const { app, proxy } = await setup(t, shadow, '{ cluster: shadow }');
-  const get = await request(`${proxy.url()}/get?q=1`);
+  const appShadowHeaders: Array<string | string[] | undefined> = [];
+  app.server.prependListener('request', (req) => appShadowHeaders.push(req.headers['x-sidecar-shadow']));
+  // A client cannot pass a real request off as a shadow copy.
+  const get = await request(`${proxy.url()}/get?q=1`, { headers: { 'x-sidecar-shadow': 'true' } });
   t.equal(await get.body.text(), 'app:0');
   const post = await request(`${proxy.url()}/post`, { method: 'POST', body: 'hello shadow' });
   t.equal(await post.body.text(), 'app:12');
@@ -60,6 +63,7 @@ t.test('the shadow sees copies with their bodies, marked x-sidecar-shadow; the a
   t.equal(byPath.get('/chunked')?.body.toString(), 'a'.repeat(1000) + 'b'.repeat(1000));
   t.same(shadowHeaders, ['true', 'true', 'true']);
   t.equal(app.seen.length, 3);
+  t.same(appShadowHeaders, [undefined, undefined, undefined], 'the app never sees x-sidecar-shadow, even when the client sent it');
   await waitUntil(async () => (await outcome(proxy.adminUrl, '5xx')) === 3, 'the outcomes to be counted');
   t.ok(proxy.accessLog.every((l) => l.status === 200 && l.cluster === 'app'), 'the client saw the app only');
 });
