@@ -1133,6 +1133,7 @@ const FEATURE_PAIRS = [
   ['every feature (the product row) vs none', 'sidecar', 'sidecar-bare'],
   ['TLS vs plain HTTP', 'sidecar-tls', 'sidecar'],
   ['2 workers (every core) vs 1 (pinned)', 'sidecar-workers-2', 'sidecar'],
+  ['rateLimit (one bucket) vs the product row', 'sidecar-ratelimit', 'sidecar'],
 ];
 
 /** MiB → MB, for targets stated in MB. */
@@ -1210,6 +1211,7 @@ function targetRows(rows) {
   cost('tracing 100% costs (vs 1%)', 'sidecar-trace-100', 'sidecar-trace-1', 0.25);
   cost('tracing 100% costs (vs none)', 'sidecar-trace-100', 'sidecar-bare', 0.25);
   cost('retries + breaker cost', 'sidecar-retries', 'sidecar-bare', 0.05);
+  cost('rateLimit (one bucket) cost', 'sidecar-ratelimit', 'sidecar', 0.03);
   return out;
 }
 

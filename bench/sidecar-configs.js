@@ -16,6 +16,7 @@
  * @property {boolean} breaker      an explicit circuitBreaker section on the cluster
  * @property {boolean} tls          the listener terminates TLS
  * @property {number} workers       worker processes (`workers:`); above 1 the row is not pinned
+ * @property {boolean} [rateLimit]  a route rateLimit with one bucket (key: route), set high enough never to refuse
  */
 
 /** @type {Readonly<Record<string, SidecarVariant>>} */
@@ -75,6 +76,16 @@ const SIDECAR_VARIANTS = {
     tls: true,
     workers: 1,
   },
+  'sidecar-ratelimit': {
+    summary: 'sidecar + a route rateLimit with one bucket (key: route), never refusing at bench rates',
+    accessLog: true,
+    sampleRatio: 0.01,
+    retries: true,
+    breaker: true,
+    tls: false,
+    workers: 1,
+    rateLimit: true,
+  },
   'sidecar-workers-2': {
     summary: 'sidecar with workers: 2, not pinned (both cores, shared with the upstream and load generator)',
     accessLog: true,
@@ -112,6 +123,7 @@ function sidecarConfigYaml(variant, inputs) {
           perTryTimeout: 5s
           backoff: { base: 25ms, max: 250ms }`
     : '';
+  const rateLimit = variant.rateLimit === true ? '\n        rateLimit: { requests: 100000000, per: 1s, key: route }' : '';
   const breaker = variant.breaker
     ? `
     circuitBreaker:
@@ -140,7 +152,7 @@ listeners:
     routes:
       - name: all
         match: { prefix: / }
-        cluster: upstream${retry}
+        cluster: upstream${retry}${rateLimit}
 clusters:
   - name: upstream
     endpoints:

@@ -19,12 +19,17 @@ import {
   type RouteDocument,
   parseAddress,
   parseEndpointUrl,
+  parseRequestKey,
   show,
 } from './schema';
 import type {
   AdminConfig,
   CidrBlock,
   ClusterConfig,
+  FaultPolicy,
+  RateLimitPolicy,
+  RequestKey,
+  WeightedSplit,
   UpstreamTlsConfig,
   HeaderMutation,
   ListenerConfig,
@@ -218,16 +223,70 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
       },
     };
   }
-  if (r.cluster === undefined) throw new Error('route without cluster or directResponse');
+  const split = compileSplit(r);
+  const cluster = r.cluster ?? heaviest(split);
+  if (cluster === undefined) throw new Error('route without cluster, directResponse or weightedClusters');
   return {
     ...base,
     action: 'cluster',
-    cluster: r.cluster,
+    cluster,
+    split,
     rewritePrefix: r.rewritePrefix,
     hostRewrite: r.hostRewrite?.toLowerCase(),
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
+    rateLimit: compileRateLimit(r.rateLimit),
+    fault: compileFault(r.fault),
+    mirror:
+      r.mirror === undefined
+        ? undefined
+        : {
+            cluster: r.mirror.cluster,
+            percent: r.mirror.percent ?? D.DEFAULT_MIRROR_PERCENT,
+            maxBodyBytes: sizeBytes(r.mirror.maxBodyBytes, D.DEFAULT_MIRROR_MAX_BODY_BYTES),
+          },
+  };
+}
+
+function compileSplit(r: RouteDocument): WeightedSplit | undefined {
+  if (r.weightedClusters === undefined) return undefined;
+  return {
+    clusters: r.weightedClusters.map((w) => ({ cluster: w.cluster, weight: w.weight })),
+    totalWeight: r.weightedClusters.reduce((sum, w) => sum + w.weight, 0),
+    hashOn: r.hashOn === undefined ? undefined : requestKey(r.hashOn),
+  };
+}
+
+function heaviest(split: WeightedSplit | undefined): string | undefined {
+  let best: { cluster: string; weight: number } | undefined;
+  for (const entry of split?.clusters ?? []) if (best === undefined || entry.weight > best.weight) best = entry;
+  return best?.cluster;
+}
+
+function requestKey(text: string): RequestKey {
+  const key = parseRequestKey(text);
+  if (key === undefined) throw new Error(`unvalidated request key ${show(text)}`);
+  return key;
+}
+
+function compileRateLimit(r: RouteDocument['rateLimit']): RateLimitPolicy | undefined {
+  if (r === undefined) return undefined;
+  return {
+    requests: r.requests,
+    perMs: durationMs(r.per, 0),
+    burst: r.burst ?? D.DEFAULT_RATE_LIMIT_BURST_REQUESTS,
+    key: requestKey(r.key ?? D.DEFAULT_RATE_LIMIT_KEY),
+    maxKeys: r.maxKeys ?? D.DEFAULT_RATE_LIMIT_MAX_KEYS,
+  };
+}
+
+function compileFault(f: RouteDocument['fault']): FaultPolicy | undefined {
+  if (f === undefined) return undefined;
+  return {
+    delay: f.delay === undefined ? undefined : { durationMs: durationMs(f.delay.duration, 0), percent: f.delay.percent },
+    abort: f.abort === undefined ? undefined : { status: f.abort.status ?? D.DEFAULT_FAULT_ABORT_STATUS, percent: f.abort.percent },
+    header: f.header?.toLowerCase(),
   };
 }
 
@@ -276,6 +335,8 @@ function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string):
       ratio: c.retryBudget?.ratio ?? D.DEFAULT_RETRY_BUDGET_RATIO,
       minPerSecond: c.retryBudget?.minPerSecond ?? D.DEFAULT_RETRY_BUDGET_MIN_PER_SECOND,
     },
+    loadBalancer: c.loadBalancer ?? D.DEFAULT_LOAD_BALANCER,
+    hashOn: (c.loadBalancer ?? D.DEFAULT_LOAD_BALANCER) === 'hash' ? requestKey(c.hashOn ?? D.DEFAULT_HASH_ON) : undefined,
     tls: compileUpstreamTls(c, resolvePath),
   };
   return { ...settings, fingerprint: stableStringify(settings) };

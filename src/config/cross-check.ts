@@ -75,12 +75,24 @@ export function crossCheck(root: unknown, lineOf: (path: PathSegments) => number
     }
     const routes = asArray(listener.routes);
     checkUnique(routes, ['listeners', li, 'routes'], 'route');
+    const defined = clusterNames.length === 0 ? 'no clusters are defined' : `defined clusters: ${clusterNames.join(', ')}`;
+    const checkCluster = (target: unknown, path: PathSegments): void => {
+      if (typeof target === 'string' && !clusterNames.includes(target)) errors.push({ path, message: `unknown cluster ${show(target)}; ${defined}` });
+    };
     routes.forEach((route, ri) => {
-      if (!isRecord(route) || typeof route.cluster !== 'string') return;
-      const target = route.cluster;
-      if (clusterNames.includes(target)) return;
-      const defined = clusterNames.length === 0 ? 'no clusters are defined' : `defined clusters: ${clusterNames.join(', ')}`;
-      errors.push({ path: ['listeners', li, 'routes', ri, 'cluster'], message: `unknown cluster ${show(target)}; ${defined}` });
+      if (!isRecord(route)) return;
+      checkCluster(route.cluster, ['listeners', li, 'routes', ri, 'cluster']);
+      asArray(route.weightedClusters).forEach((entry, wi) => {
+        if (isRecord(entry)) checkCluster(entry.cluster, ['listeners', li, 'routes', ri, 'weightedClusters', wi, 'cluster']);
+      });
+      if (isRecord(route.mirror)) {
+        const shadow = route.mirror.cluster;
+        checkCluster(shadow, ['listeners', li, 'routes', ri, 'mirror', 'cluster']);
+        const own = typeof route.cluster === 'string' ? [route.cluster] : asArray(route.weightedClusters).flatMap((e) => (isRecord(e) ? [e.cluster] : []));
+        if (typeof shadow === 'string' && own.includes(shadow)) {
+          errors.push({ path: ['listeners', li, 'routes', ri, 'mirror', 'cluster'], message: `mirror cluster ${show(shadow)} is the route's own cluster: every request would reach it twice; mirror to another cluster` });
+        }
+      }
     });
   });
 

@@ -191,3 +191,28 @@ export const DEFAULT_WORKERS = 1;
 
 /** Lowest TLS version offered to an https:// endpoint (clusters[].tls.minVersion). */
 export const DEFAULT_UPSTREAM_TLS_MIN_VERSION = 'TLSv1.2';
+
+// routes[].rateLimit
+/** Tokens above `requests` a quiet client may spend at once. */
+export const DEFAULT_RATE_LIMIT_BURST_REQUESTS = 0;
+export const DEFAULT_RATE_LIMIT_KEY = 'client';
+/** Keyed buckets held per route; ~100 bytes each, so about 1 MB at the bound. */
+export const DEFAULT_RATE_LIMIT_MAX_KEYS = 10_000;
+
+// routes[].fault
+/** The status of an injected abort when `abort.status` is not set. */
+export const DEFAULT_FAULT_ABORT_STATUS = 503;
+
+// clusters[].loadBalancer
+export const DEFAULT_LOAD_BALANCER = 'round-robin';
+/** What `loadBalancer: hash` hashes when `hashOn` is not set. */
+export const DEFAULT_HASH_ON = 'client';
+
+// routes[].mirror
+export const DEFAULT_MIRROR_PERCENT = 100;
+export const DEFAULT_MIRROR_MAX_BODY_BYTES = 64 * KiB;
+/**
+ * Shadow requests of one route in flight at most: with maxBodyBytes, the bound on the memory
+ * a slow or hanging shadow cluster can hold (100 x 64KiB = 6.4 MiB by default).
+ */
+export const MIRROR_MAX_IN_FLIGHT_REQUESTS = 100;

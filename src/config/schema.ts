@@ -484,7 +484,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror'] as const;
 
 const websocketSchema = z
   .strictObject({
@@ -498,6 +498,111 @@ const websocketSchema = z
     'WebSocket tunnels opened through this route (requests with Upgrade: websocket are routed like any request). Default: idleTimeout only.',
   );
 
+/** `client`, `route` or `header:<name>`: what a request is counted or hashed by. */
+export function parseRequestKey(text: string): { kind: 'client' } | { kind: 'route' } | { kind: 'header'; header: string } | undefined {
+  if (text === 'client') return { kind: 'client' };
+  if (text === 'route') return { kind: 'route' };
+  if (text.startsWith('header:') && TOKEN.test(text.slice(7))) return { kind: 'header', header: text.slice(7).toLowerCase() };
+  return undefined;
+}
+
+const requestKey = (what: string, choices: readonly string[]) =>
+  z.string().refine((text) => {
+    const key = parseRequestKey(text);
+    return key !== undefined && choices.includes(key.kind);
+  }, {
+    error: unlessMissing(
+      (input) => `invalid ${what} ${show(input)}: use ${choices.map((c) => (c === 'header' ? 'header:<name> (e.g. header:x-api-key)' : c)).join(', ')}`,
+    ),
+  });
+
+const percent = (what: string) =>
+  z
+    .number({ error: unlessMissing((input) => `${what} must be a number from 0 to 100, got ${show(input)}`) })
+    .min(0, { error: `${what} must be from 0 to 100` })
+    .max(100, { error: unlessMissing((input) => `${what} must be from 0 to 100 (a share of requests), got ${show(input)}`) });
+
+const weightedClusterSchema = z
+  .strictObject({
+    cluster: name('cluster').describe('A cluster defined under `clusters`. Required.'),
+    weight: z
+      .int({ error: unlessMissing((input) => `weight must be a whole number, got ${show(input)}`) })
+      .min(0, { error: 'weight must be 0 or more' })
+      .describe('Share of the requests, relative to the other weights (0: none). Required.'),
+  })
+  .describe('One side of a weighted split.');
+
+const mirrorSchema = z
+  .strictObject({
+    cluster: name('cluster').describe('The shadow cluster (defined under `clusters`, not the route\'s own). Required.'),
+    percent: percent('mirror.percent')
+      .optional()
+      .describe(`Share of requests copied, 0 to 100. Default ${D.DEFAULT_MIRROR_PERCENT}.`),
+    maxBodyBytes: size()
+      .optional()
+      .describe(`Request bodies up to this size are copied; a request with a larger body is not mirrored (counted as body_too_large). Default ${formatBytes(D.DEFAULT_MIRROR_MAX_BODY_BYTES)}.`),
+  })
+  .describe(
+    `Send a copy of requests to a shadow cluster, fire-and-forget, marked x-sidecar-shadow: true: its answer, latency and failures never change the client's response. At most ${D.MIRROR_MAX_IN_FLIGHT_REQUESTS} copies per route in flight. Default: none.`,
+  );
+
+const rateLimitSchema = z
+  .strictObject({
+    requests: z
+      .int({ error: unlessMissing((input) => `requests must be a whole number of requests, got ${show(input)}`) })
+      .min(1, { error: 'requests must be at least 1' })
+      .describe('Requests allowed per `per`, the bucket\'s refill rate. Required.'),
+    per: duration().describe('The period of `requests`, e.g. 1s or 1m. Required.'),
+    burst: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(`Requests a quiet key may send at once on top of \`requests\` (the bucket holds requests + burst). Default ${D.DEFAULT_RATE_LIMIT_BURST_REQUESTS}.`),
+    key: requestKey('rate limit key', ['client', 'route', 'header'])
+      .optional()
+      .describe(
+        `What a bucket counts: client (the peer address, or the client address in X-Forwarded-For when the peer is a trusted proxy), route (one bucket for the route), header:<name> (the header's value; requests without it share one bucket). Default ${D.DEFAULT_RATE_LIMIT_KEY}.`,
+      ),
+    maxKeys: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(`Buckets kept for distinct keys; beyond, the least recently used is forgotten (counted in sidecar_rate_limit_evictions_total). Default ${D.DEFAULT_RATE_LIMIT_MAX_KEYS}.`),
+  })
+  .describe('Local rate limit (token bucket) of the route: over it, 429 RATE_LIMITED with Retry-After, RateLimit-Policy and RateLimit; the app sees nothing. With workers, the limit holds for the whole sidecar. Default: none.');
+
+const faultSchema = z
+  .strictObject({
+    delay: z
+      .strictObject({
+        duration: duration().describe('Delay added before the request goes on. Required.'),
+        percent: percent('delay.percent').describe('Share of eligible requests delayed, 0 to 100. Required.'),
+      })
+      .optional()
+      .describe('Delay a share of requests (it counts against the route timeout). Default: none.'),
+    abort: z
+      .strictObject({
+        status: z
+          .int()
+          .min(200, { error: 'abort.status must be an HTTP status from 200 to 599' })
+          .max(599, { error: 'abort.status must be an HTTP status from 200 to 599' })
+          .optional()
+          .describe(`Status answered, with x-sidecar-error: FAULT_ABORT. Default ${D.DEFAULT_FAULT_ABORT_STATUS}.`),
+        percent: percent('abort.percent').describe('Share of eligible requests aborted, 0 to 100. Required.'),
+      })
+      .optional()
+      .describe('Answer a share of requests without reaching the app. Default: none.'),
+    header: headerName
+      .optional()
+      .describe('When set, only requests carrying this header are eligible; a value from 0 to 100 replaces both percentages. Default: every request is eligible.'),
+  })
+  .superRefine((value, ctx) => {
+    if (isLoose(value) && value.delay === undefined && value.abort === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'fault needs `delay`, `abort` or both', input: value });
+    }
+  }, always)
+  .describe('Fault injection for chaos tests: delay and/or abort a share of requests; flagged FI in the access log. Default: none.');
+
 const routeSchema = z
   .strictObject({
     name: name('route').describe('Route name, unique within the listener; a label in metrics and logs. Required.'),
@@ -506,6 +611,14 @@ const routeSchema = z
       .optional()
       .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster or directResponse.'),
     directResponse: directResponseSchema.optional(),
+    weightedClusters: z
+      .array(weightedClusterSchema)
+      .min(1, { error: 'weightedClusters needs at least one cluster' })
+      .optional()
+      .describe('Forward each request to one of these clusters, in proportion to their weights (canary, blue/green). Exactly one of cluster, directResponse or weightedClusters.'),
+    hashOn: requestKey('hashOn', ['client', 'header'])
+      .optional()
+      .describe('With weightedClusters: keep one client (client) or one header value (header:<name>) on one side of the split, by hashing it. Default: each request drawn at random.'),
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
@@ -528,11 +641,28 @@ const routeSchema = z
     requestHeaders: headerMutationSchema('request to the upstream').optional(),
     responseHeaders: headerMutationSchema('response to the client').optional(),
     websocket: websocketSchema.optional(),
+    rateLimit: rateLimitSchema.optional(),
+    fault: faultSchema.optional(),
+    mirror: mirrorSchema.optional(),
   })
-  .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
+  .superRefine(exactlyOne(['cluster', 'directResponse', 'weightedClusters'], 'a route'), always)
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
-    if (value.directResponse !== undefined && value.cluster === undefined) {
+    if (Array.isArray(value.weightedClusters)) {
+      const entries = value.weightedClusters.filter(isLoose);
+      if (entries.length > 0 && entries.every((e) => e.weight === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['weightedClusters'], message: 'every weight of weightedClusters is 0: no request could be sent; give at least one cluster a weight', input: value.weightedClusters });
+      }
+      const seen = new Set<unknown>();
+      entries.forEach((e, i) => {
+        if (seen.has(e.cluster)) ctx.addIssue({ code: 'custom', path: ['weightedClusters', i, 'cluster'], message: `cluster ${show(e.cluster)} is listed twice in weightedClusters; add the weights up`, input: e.cluster });
+        seen.add(e.cluster);
+      });
+    }
+    if (value.hashOn !== undefined && value.weightedClusters === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['hashOn'], message: 'hashOn on a route keeps clients on one side of weightedClusters; this route has none (for endpoints, set loadBalancer: hash and hashOn on the cluster)', input: value.hashOn });
+    }
+    if (value.directResponse !== undefined && value.cluster === undefined && value.weightedClusters === undefined) {
       for (const key of CLUSTER_ONLY_ROUTE_KEYS) {
         if (value[key] !== undefined) {
           ctx.addIssue({ code: 'custom', path: [key], message: `${key} only applies to routes with a cluster`, input: value[key] });
@@ -558,7 +688,7 @@ const routeSchema = z
       });
     }
   }, always)
-  .meta(oneOfRequired(['cluster', 'directResponse']))
+  .meta(oneOfRequired(['cluster', 'directResponse', 'weightedClusters']))
   .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
 
 /** Largest maxHeaderCount: Node's HTTP/1 parser keeps at most 1 000 headers (2 000 raw entries) by default; more would only cost memory. */
@@ -861,6 +991,20 @@ const clusterSchema = z
     outlierDetection: outlierDetectionSchema.optional(),
     retryBudget: retryBudgetSchema.optional(),
     tls: upstreamTlsSchema.optional(),
+    loadBalancer: z
+      .enum(['round-robin', 'least-request', 'random', 'hash'])
+      .optional()
+      .describe(
+        `How requests are spread over the healthy endpoints of a priority level: round-robin, least-request (fewest attempts in flight; a slow endpoint gets less), random, or hash (consistent hashing on hashOn: one key stays on one endpoint, and only the keys of an endpoint that leaves move). Default ${D.DEFAULT_LOAD_BALANCER}.`,
+      ),
+    hashOn: requestKey('hashOn', ['client', 'header'])
+      .optional()
+      .describe(`What loadBalancer: hash hashes: client (its address, as rateLimit's key) or header:<name> (requests without it share one key). Default ${D.DEFAULT_HASH_ON}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (value.hashOn !== undefined && value.loadBalancer !== 'hash') {
+      ctx.addIssue({ code: 'custom', path: ['hashOn'], message: 'hashOn is only used with loadBalancer: hash; add it, or remove hashOn', input: value.hashOn });
+    }
   })
   .superRefine((value, ctx) => {
     if (value.tls === undefined) return;

@@ -150,9 +150,57 @@ export interface WebSocketPolicy {
   readonly idleTimeoutMs: number;
 }
 
+/** What a request is counted or hashed by: its client's address, one value for the route, or a request header's value. */
+export type RequestKey =
+  | { readonly kind: 'client' }
+  | { readonly kind: 'route' }
+  /** `header`: lower-case name; requests without it share one key. */
+  | { readonly kind: 'header'; readonly header: string };
+
+/** `routes[].rateLimit`: a token bucket per key. */
+export interface RateLimitPolicy {
+  readonly requests: number;
+  readonly perMs: number;
+  readonly burst: number;
+  readonly key: RequestKey;
+  /** Keyed buckets kept at most (least recently used forgotten first). */
+  readonly maxKeys: number;
+}
+
+/** `routes[].fault`: delays and/or aborts injected for a share of requests. */
+export interface FaultPolicy {
+  readonly delay: { readonly durationMs: number; readonly percent: number } | undefined;
+  readonly abort: { readonly status: number; readonly percent: number } | undefined;
+  /** Lower-case header name: only requests carrying it are eligible; a 0-100 value replaces both percentages. */
+  readonly header: string | undefined;
+}
+
+/** `routes[].weightedClusters`: each request goes to one cluster, in proportion to the weights. */
+export interface WeightedSplit {
+  readonly clusters: ReadonlyArray<{ readonly cluster: string; readonly weight: number }>;
+  /** The sum of the weights (> 0). */
+  readonly totalWeight: number;
+  /** `hashOn`: what keeps one user on one side; undefined: each request is drawn at random. */
+  readonly hashOn: RequestKey | undefined;
+}
+
+/** `routes[].mirror`: a fire-and-forget copy of a share of requests to a shadow cluster. */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  readonly percent: number;
+  /** Bodies up to this size are copied; a larger request is not mirrored. */
+  readonly maxBodyBytes: number;
+}
+
 export interface ClusterRoute extends RouteBase {
   readonly action: 'cluster';
+  /**
+   * The route's cluster; for a weighted split, its heaviest cluster (what WebSocket upgrades
+   * use, and what the route is listed under where one cluster is shown).
+   */
   readonly cluster: string;
+  /** `weightedClusters`: the cluster is chosen per request; undefined for a route with `cluster`. */
+  readonly split: WeightedSplit | undefined;
   /** Replaces the matched prefix (only for `prefix` matches), or undefined to keep the path. */
   readonly rewritePrefix: string | undefined;
   /** Host header sent upstream: 'auto' (the endpoint's host) or a name; undefined keeps the client's. */
@@ -161,6 +209,12 @@ export interface ClusterRoute extends RouteBase {
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly websocket: WebSocketPolicy;
+  /** undefined: no rate limit (and no step in the chain). */
+  readonly rateLimit: RateLimitPolicy | undefined;
+  /** undefined: no fault injection (and no step in the chain). */
+  readonly fault: FaultPolicy | undefined;
+  /** undefined: no mirroring (and no step in the chain). */
+  readonly mirror: MirrorPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {
@@ -229,6 +283,9 @@ export interface ClusterConfig {
   readonly healthCheck: HealthCheckConfig | undefined;
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly retryBudget: RetryBudgetConfig;
+  readonly loadBalancer: 'round-robin' | 'least-request' | 'random' | 'hash';
+  /** What `loadBalancer: hash` hashes; undefined for the other balancers. */
+  readonly hashOn: RequestKey | undefined;
   /** TLS to the cluster's https:// endpoints; undefined when it has none. */
   readonly tls: UpstreamTlsConfig | undefined;
   /** Stable text of the settings above: equal fingerprints mean a reload may keep the cluster's state. */

@@ -14,7 +14,7 @@ export type AttemptFailureKind = 'connect-failure' | 'tls-failure' | 'reset' | '
  * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
  * telemetry/response-flags.ts, which checks that each is one of its own).
  */
-export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE';
+export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE' | 'RL' | 'FI';
 
 export interface ErrorFacts {
   readonly status: number;
@@ -76,6 +76,9 @@ const CATALOGUE = {
     // A refused request, like a method never forwarded.
     flag: 'DPE',
   },
+  RATE_LIMITED: { status: 429, message: 'the route\'s rate limit is reached for this client; retry after the Retry-After seconds', flag: 'RL' },
+  /** The status is the route's `fault.abort.status` (this one is its default). */
+  FAULT_ABORT: { status: 503, message: 'a fault was injected: the route\'s fault.abort answered instead of the app', flag: 'FI' },
   DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
   ADMIN_FORBIDDEN: {
     status: 403,

@@ -4,6 +4,10 @@ import type { ErrorCode } from '../core/errors';
 import { ipInCidrs } from '../config/cidr';
 import { findRoute, rewritePath, type RoutableRequest } from '../router/route-table';
 import { chainFor } from '../pipeline/compose';
+import { keyValueOf } from '../pipeline/request-key';
+import type { WeightedSplit } from '../config/types';
+import { pickWeighted } from '../policy/weighted-split';
+import { hash32 } from '../upstream/load-balancer';
 import { Exchange } from '../pipeline/exchange';
 import { requestIdFrom, upstreamRequestHeaders } from '../proxy/headers';
 import { normalizePeerAddress } from '../core/peer-address';
@@ -11,17 +15,15 @@ import { arrivedAfterRefusal, refuseLaterRequests } from '../proxy/closing-conne
 import { checkRequest } from '../proxy/request-guard';
 import { connectionOf, requestHasBody } from '../proxy/http2-request';
 import { localAnswerBodyBytes, sendDirectResponse, sendError } from '../proxy/respond';
+import type { PeerFacts } from '../proxy/client-address';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+export type { PeerFacts } from '../proxy/client-address';
 /** Per-connection facts computed once, on the connection's first request. */
-export interface PeerFacts {
-  readonly address: string;
-  readonly trusted: boolean;
-}
 const peerFacts = new WeakMap<Socket, PeerFacts>();
 
 /** Client certificate description of an mTLS connection, provided by the TLS listener. */
@@ -93,16 +95,17 @@ export function createRequestHandler(
       return;
     }
 
-    const cluster = state.clusters.get(route.cluster);
+    const socket = connectionOf(req);
+    const peer = peerFactsOf(socket, listener);
+    const clusterName = route.split === undefined ? route.cluster : chooseCluster(route.split, req, peer, listener, route.name);
+    const cluster = state.clusters.get(clusterName);
     if (cluster === undefined) {
       // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
-      sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${route.cluster} is not loaded`);
-      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_HEALTHY_UPSTREAM', 'UH', route.name, route.cluster);
+      sendError(res, 'NO_HEALTHY_UPSTREAM', requestId, `cluster ${clusterName} is not loaded`);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'NO_HEALTHY_UPSTREAM', 'UH', route.name, clusterName);
       return;
     }
 
-    const socket = connectionOf(req);
-    const peer = peerFactsOf(socket, listener);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
@@ -121,8 +124,15 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route)).start();
+    const mirrorCluster = route.mirror === undefined ? undefined : state.clusters.get(route.mirror.cluster);
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster }, chainFor(route)).start();
   };
+}
+
+/** The cluster of a weighted split for this request: by the hash of its `hashOn` key (sticky), else at random. */
+function chooseCluster(split: WeightedSplit, req: IncomingMessage, peer: PeerFacts, listener: ListenerIdentity, routeName: string): string {
+  const point = split.hashOn === undefined ? Math.random() : hash32(keyValueOf(split.hashOn, req, peer, listener.config.trustedProxies, routeName)) / 2 ** 32;
+  return pickWeighted(split, point);
 }
 
 /** The peer's address and whether it is a trusted proxy, computed once per connection. */

@@ -3,11 +3,14 @@ import { BreakerInterceptor } from './breaker';
 import { ConcurrencyInterceptor } from './concurrency';
 import type { ChainEnds } from './context';
 import { DeadlineInterceptor } from './deadline';
+import { FaultInterceptor } from './fault';
 import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
+import { MirrorInterceptor } from './mirror';
 import { PoolTerminal } from './pool';
 import { HeadPort, TerminalPort } from './ports';
+import { RateLimitInterceptor } from './rate-limit';
 import { RetryInterceptor } from './retry';
 import { TunnelObserveInterceptor } from './tunnel-observe';
 import { TunnelTerminal } from './tunnel-terminal';
@@ -15,14 +18,17 @@ import { TunnelTerminal } from './tunnel-terminal';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   head → deadline → breaker → concurrency → [retry] → [host rewrite] → terminal
+ *   head → [rateLimit] → deadline → [fault] → [mirror] → breaker → concurrency → [retry] → [host rewrite] → terminal
  *
  * The policy steps between the two ports are the route's, shared by every exchange of the
  * route whatever its kind. The ports pass each event on to the exchange's own ends: observe
  * and the pool for an HTTP request (Exchange), the tunnel's client side and the tunnel
  * terminal for a WebSocket upgrade (Tunnel). A policy the route does not configure is not in
- * its chain (retry, when `retry.attempts` is 0). The named steps are the ones a request's
- * timers and callbacks come back to.
+ * its chain (retry, when `retry.attempts` is 0). The rate limit refuses before the clock is
+ * armed; the fault's delay runs on the clock; both refuse above the breaker, so that their
+ * refusals are not counted against the app. Fault and mirror act on HTTP requests only: a
+ * tunnel passes through them. The named steps are the ones a request's timers and callbacks
+ * come back to.
  */
 export interface RouteChain {
   /** The port above the policies (the client's side of the exchange at hand). */
@@ -32,6 +38,8 @@ export interface RouteChain {
   readonly deadline: DeadlineInterceptor;
   readonly concurrency: ConcurrencyInterceptor;
   readonly retry: RetryInterceptor | undefined;
+  readonly fault: FaultInterceptor | undefined;
+  readonly mirror: MirrorInterceptor | undefined;
   readonly http: HttpEnds;
   readonly tunnel: TunnelEnds;
 }
@@ -68,7 +76,14 @@ export function compileChain(route: ClusterRoute): RouteChain {
   const deadline = new DeadlineInterceptor(route.timeoutMs, route.retry.perTryTimeoutMs);
   const concurrency = new ConcurrencyInterceptor();
   const retry = route.retry.attempts > 0 ? new RetryInterceptor(route.retry) : undefined;
-  const steps: Interceptor[] = [head, deadline, new BreakerInterceptor(), concurrency];
+  const fault = route.fault === undefined ? undefined : new FaultInterceptor(route.fault);
+  const mirror = route.mirror === undefined ? undefined : new MirrorInterceptor(route.mirror);
+  const steps: Interceptor[] = [head];
+  if (route.rateLimit !== undefined) steps.push(new RateLimitInterceptor(route.rateLimit, route.name));
+  steps.push(deadline);
+  if (fault !== undefined) steps.push(fault);
+  if (mirror !== undefined) steps.push(mirror);
+  steps.push(new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
   steps.push(terminal);
@@ -85,5 +100,5 @@ export function compileChain(route: ClusterRoute): RouteChain {
     ends.head.next = top;
     ends.terminal.up = bottom;
   }
-  return { head, terminal, deadline, concurrency, retry, http, tunnel };
+  return { head, terminal, deadline, concurrency, retry, fault, mirror, http, tunnel };
 }

@@ -10,6 +10,8 @@ import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import type { RouteChain } from './compose';
 import type { Interceptor } from './interceptor';
+import type { Exchange } from './exchange';
+import type { PeerFacts } from '../proxy/client-address';
 
 /**
  * The facts of one proxied request, fixed once it is routed: what the listener's request entry
@@ -32,6 +34,10 @@ export interface ProxiedRequest {
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  /** The route's mirror cluster; undefined when the route does not mirror. */
+  readonly mirrorCluster: ClusterRuntime | undefined;
+  /** The connection's peer (its address, and whether it is a trusted proxy). */
+  readonly peer: PeerFacts;
 }
 
 /**
@@ -42,7 +48,12 @@ export interface ProxiedRequest {
  * own and see their kind's full object.
  */
 export interface ChainContext extends AdmissionWaiter {
+  /** Which kind of exchange this is: policies that mean nothing for a tunnel (fault, mirror) pass a tunnel on. */
+  readonly kind: 'http' | 'tunnel';
   readonly req: IncomingMessage;
+  readonly listener: ListenerIdentity;
+  /** The connection's peer (its address, and whether it is a trusted proxy): the rate limit's `client` key. */
+  readonly peer: PeerFacts;
   readonly route: ClusterRoute;
   readonly cluster: ClusterRuntime;
   readonly services: ProxyServices;
@@ -54,6 +65,10 @@ export interface ChainContext extends AdmissionWaiter {
   /** The request headers the app receives (host rewrite sets `host` per attempt). */
   readonly upstreamHeaders: string[];
   readonly hasBody: boolean;
+
+  // --- rate-limit.ts ---
+  /** Retry-After and the RateLimit headers of a 429 RATE_LIMITED refusal. */
+  rateLimitHeaders: string[] | undefined;
 
   // --- the client's side (head): read by the policies ---
   /** The answer started towards the client: nothing is retried or answered by the sidecar any more. */
@@ -110,4 +125,9 @@ export interface AttemptControl {
 export interface ChainEnds {
   readonly head: Interceptor;
   readonly terminal: Interceptor;
+}
+
+/** True for an HTTP request; false for a WebSocket tunnel. Steps that act on HTTP alone pass a tunnel on. */
+export function isHttpExchange(x: ChainContext): x is Exchange {
+  return x.kind === 'http';
 }

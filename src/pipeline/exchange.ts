@@ -10,7 +10,9 @@ import type { LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import { limitRequestBody } from '../proxy/body-limit';
+import { copyRequestBody } from '../proxy/body-copy';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import type { PeerFacts } from '../proxy/client-address';
 import type { AttemptHandler } from './attempt';
 import type { HttpEnds, RouteChain } from './compose';
 import type { ChainContext, ProxiedRequest } from './context';
@@ -22,6 +24,7 @@ import type { ChainContext, ProxiedRequest } from './context';
  * closes. Nothing else is allocated per request but the attempt handlers.
  */
 export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
+  readonly kind = 'http';
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly listener: ListenerIdentity;
@@ -34,6 +37,8 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   readonly hasBody: boolean;
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  readonly peer: PeerFacts;
+  readonly mirrorCluster: ClusterRuntime | undefined;
   readonly chain: RouteChain;
   readonly ends: HttpEnds;
 
@@ -52,6 +57,24 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
+
+  // --- rate-limit.ts ---
+  /** Retry-After and the RateLimit headers of a refusal, as a flat [name, value, ...] list. */
+  rateLimitHeaders: string[] | undefined;
+
+  // --- fault.ts ---
+  /** The route's fault policy delayed or aborted this request (flag FI). */
+  faultInjected = false;
+  /** The status of an injected abort. */
+  faultAbortStatus: number | undefined;
+  /** Armed during an injected delay. */
+  faultTimer: NodeJS.Timeout | undefined;
+  /** The delay is to be followed by an abort. */
+  faultAbortAfterDelay = false;
+
+  // --- mirror.ts ---
+  /** A copy of this request goes to the mirror once its body has passed whole. */
+  mirrorBodyPending = false;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;
@@ -106,6 +129,8 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
     this.hasBody = request.hasBody;
     this.startedAt = request.startedAt;
     this.trace = request.trace;
+    this.peer = request.peer;
+    this.mirrorCluster = request.mirrorCluster;
     this.chain = chain;
     this.ends = chain.http;
   }
@@ -124,9 +149,13 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   };
 
   private routeInstruments: RouteInstruments | undefined;
-  /** The route's metric series (the route belongs to one listener and one cluster), looked up once. */
+  /** The route's metric series (by listener, route and cluster), looked up once. */
   get instruments(): RouteInstruments {
-    return (this.routeInstruments ??= this.services.metrics.forClusterRoute(this.listener.name, this.route));
+    // A weighted split's series are by the cluster chosen for this request.
+    return (this.routeInstruments ??=
+      this.route.split === undefined
+        ? this.services.metrics.forClusterRoute(this.listener.name, this.route)
+        : this.services.metrics.forRoute(this.listener.name, this.route.name, this.cluster.config.name));
   }
 
   /** Whether events of this attempt may still shape the client's response. */
@@ -136,7 +165,12 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
 
   /** The client's body as the exchange reads it: behind the route's `maxRequestBodyBytes`. */
   requestBodySource(): Readable {
-    return (this.limitedBody ??= limitRequestBody(this.req, this.route.maxRequestBodyBytes));
+    if (this.limitedBody === undefined) {
+      const limited = limitRequestBody(this.req, this.route.maxRequestBodyBytes);
+      const mirror = this.route.mirror;
+      this.limitedBody = this.mirrorBodyPending && mirror !== undefined ? copyRequestBody(limited, mirror.maxBodyBytes, (body) => this.chain.mirror!.bodyCopied(this, body)) : limited;
+    }
+    return this.limitedBody;
   }
 
   /** The request has no body, or its body was kept whole for replay. */

@@ -87,7 +87,8 @@ export class ObserveInterceptor extends Interceptor {
   }
 
   override onRefused(x: Exchange, code: ErrorCode, message: string): void {
-    x.services.metrics.circuitRejections.labels(x.cluster.config.name, code.toLowerCase()).inc();
+    // The route's own policies count their refusals in their own metrics.
+    if (!ROUTE_POLICY_REFUSALS.has(code)) x.services.metrics.circuitRejections.labels(x.cluster.config.name, code.toLowerCase()).inc();
     respondWithError(x, code, message);
   }
 
@@ -113,7 +114,7 @@ export class ObserveInterceptor extends Interceptor {
     const durationMs = performance.now() - x.startedAt;
     const status = x.clientGone && !x.responseStarted ? 499 : x.status;
     const clusterName = cluster.config.name;
-    const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
+    const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled, faultInjected: x.faultInjected });
     x.trace.end({ status, route: x.route.name, cluster: clusterName, errorCode: x.errorCode, flags });
     const instruments = x.instruments;
     instruments.answered(status, durationMs / 1000);
@@ -125,10 +126,13 @@ export class ObserveInterceptor extends Interceptor {
   }
 }
 
+export const ROUTE_POLICY_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RATE_LIMITED', 'FAULT_ABORT']);
+
 function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined): void {
   x.errorCode = code;
-  x.status = x.res.headersSent ? x.status : ERROR_STATUS[code];
-  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded });
+  const status = code === 'FAULT_ABORT' ? x.faultAbortStatus : undefined;
+  x.status = x.res.headersSent ? x.status : (status ?? ERROR_STATUS[code]);
+  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded, headers: x.rateLimitHeaders, status });
 }
 
 function onClientDrain(x: Exchange): void {

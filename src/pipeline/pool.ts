@@ -8,6 +8,7 @@ import { setAttempt } from '../core/header-list';
 import { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
+import { requestKeyValue } from './request-key';
 
 const EXCHANGE_ENDED = new SidecarError('UPSTREAM_RESET', 'the response ended before the attempt');
 const CLIENT_GONE = new SidecarError('UPSTREAM_RESET', 'the client went away');
@@ -24,7 +25,8 @@ export class PoolTerminal extends Interceptor {
     // backoff: none of them may send anything for a client that is gone or a request already answered.
     if (x.abandoned || x.finished) return;
     const cluster = x.cluster;
-    const endpoint = cluster.pick(x.endpoint);
+    const hashOn = cluster.config.hashOn;
+    const endpoint = cluster.pick(x.endpoint, hashOn === undefined ? undefined : requestKeyValue(x, hashOn));
     if (endpoint === undefined) {
       this.up!.onRefused(x, 'NO_HEALTHY_UPSTREAM', `no endpoint of cluster ${cluster.config.name} is healthy`);
       return;

@@ -7,6 +7,7 @@ import { accessLogEntry } from '../telemetry/access-log';
 import type { AttemptFailure } from '../upstream/error-map';
 import { prepareTunnelSocket, writeResponseHead } from '../upstream/websocket';
 import { Interceptor } from './interceptor';
+import { ROUTE_POLICY_REFUSALS } from './observe';
 import type { Tunnel } from './tunnel';
 import type { TunnelAttempt } from './tunnel-terminal';
 
@@ -121,7 +122,8 @@ export class TunnelObserveInterceptor extends Interceptor {
   }
 
   override onRefused(x: Tunnel, code: ErrorCode, message: string): void {
-    x.services.metrics.circuitRejections.labels(x.cluster.config.name, code.toLowerCase()).inc();
+    // The route's own policies (rate limit) count their refusals in their own metrics.
+    if (!ROUTE_POLICY_REFUSALS.has(code)) x.services.metrics.circuitRejections.labels(x.cluster.config.name, code.toLowerCase()).inc();
     this.answerLocally(x, code, message);
   }
 
@@ -192,7 +194,7 @@ export class TunnelObserveInterceptor extends Interceptor {
     const res = responseOnSocket(x.req, socket);
     const extra = x.extraResponseHeaders;
     for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i], extra[i + 1]);
-    x.bytesOut += sendError(res, code, x.requestId, message, { close: true });
+    x.bytesOut += sendError(res, code, x.requestId, message, { close: true, headers: x.rateLimitHeaders });
   }
 
   private markAnswered(x: Tunnel, status: number): void {

@@ -10,6 +10,7 @@ import type { TraceIdSink, RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import type { OpenTunnel, WebSocketProxy } from '../upstream/websocket';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
+import type { PeerFacts } from '../proxy/client-address';
 import type { RouteChain, TunnelEnds } from './compose';
 import type { ChainContext } from './context';
 import type { TunnelAttempt } from './tunnel-terminal';
@@ -36,6 +37,8 @@ export interface TunnelRequest {
    */
   readonly upstreamHeaders: string[];
   readonly startedAt: number;
+  /** The connection's peer (the rate limit's `client` key). */
+  readonly peer: PeerFacts;
 }
 
 /** Envoy-style flags for the access log: who ended the tunnel. */
@@ -66,6 +69,11 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
   readonly trace: RequestTrace;
   /** The upgrade request's body, if any, is the tunnel's first bytes: nothing to replay. */
   readonly hasBody = false;
+  readonly kind = 'tunnel';
+  readonly peer: PeerFacts;
+
+  // --- rate-limit.ts ---
+  rateLimitHeaders: string[] | undefined;
 
   // --- tunnel-observe.ts: the client's side and the record of the tunnel ---
   status = 0;
@@ -132,6 +140,7 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
     this.upstreamPath = request.upstreamPath;
     this.upstreamHeaders = request.upstreamHeaders;
     this.startedAt = request.startedAt;
+    this.peer = request.peer;
     this.chain = chain;
     this.ends = chain.tunnel;
     this.trace = request.services.tracing.startRequest(request.req, this, request.listener.name, request.listener.proto, request.requestId);

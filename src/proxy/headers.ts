@@ -26,6 +26,8 @@ const SIDECAR_OWNED = new Set([
   'x-request-id',
   'x-sidecar-attempt',
   'x-forwarded-client-cert',
+  // Set only on mirrored copies: a client must not make a real request look like a shadow one.
+  'x-sidecar-shadow',
 ]);
 
 export const REQUEST_ID_HEADER = 'x-request-id';

@@ -28,7 +28,13 @@ export function sendError(
   code: ErrorCode,
   requestId: string,
   message: string = ERROR_MESSAGES[code],
-  options: { close?: boolean } = {},
+  options: {
+    close?: boolean;
+    /** More response headers as a flat [name, value, ...] list (a rate limit's Retry-After...). */
+    headers?: readonly string[];
+    /** Replaces the code's status (a fault abort answers the route's configured status). */
+    status?: number;
+  } = {},
 ): number {
   if (res.headersSent) {
     abortResponse(res);
@@ -44,13 +50,14 @@ export function sendError(
   ];
   // The only 405 of the proxy path is the TRACE/TRACK refusal (request-guard.ts).
   if (code === 'METHOD_NOT_ALLOWED') headers.push('allow', ALLOW_FORWARDED_METHODS);
+  if (options.headers !== undefined) headers.push(...options.headers);
   // HTTP/2 has no Connection header: the stream ends (see stopReceivingBody below).
   if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
   // A writeHead that threw (a header value Node refuses) may have left its headers behind
   // on an HTTP/2 response; they must not leak into the error. The trace id stays: it was set
   // for whatever response this request gets.
   for (const name of res.getHeaderNames()) if (name !== TRACE_ID_RESPONSE_HEADER) res.removeHeader(name);
-  const status = ERROR_STATUS[code];
+  const status = options.status ?? ERROR_STATUS[code];
   // HTTP/1: the reason phrase is explicit, because a writeHead that threw on an upstream's
   // invalid reason phrase leaves it in res.statusMessage and Node would reuse it and throw again.
   if (isHttp1(res.req)) res.writeHead(status, STATUS_CODES[status] ?? '', headers);

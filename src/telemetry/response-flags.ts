@@ -32,6 +32,10 @@ export const RESPONSE_FLAGS = {
   DT: 'downstream request timeout: the client did not send its whole request in time',
   /** The client read nothing for the route timeout while the response waited on it; the sidecar cut it. */
   SI: 'stream idle: the client stopped reading',
+  /** The route's rate limit refused the request (429 RATE_LIMITED). */
+  RL: 'rate limited',
+  /** A fault was injected by the route's `fault` policy: a delay, an abort, or both. */
+  FI: 'fault injected',
   /** The request was malformed or refused (a method never forwarded, too many headers), or its body larger than the route allows. */
   DPE: 'downstream protocol error',
 } as const;
@@ -56,6 +60,8 @@ export interface FlagFacts {
   readonly clientGone: boolean;
   /** The sidecar cut a client that stopped reading (it is then also gone, but did not leave on its own). */
   readonly clientStalled?: boolean;
+  /** The route's fault policy delayed or aborted the request. */
+  readonly faultInjected?: boolean;
 }
 
 /** The flags of one response, e.g. `UF,URX`; undefined when none applies. */
@@ -67,6 +73,7 @@ export function responseFlags(facts: FlagFacts): string | undefined {
   // With a sidecar error code, only upstream failures count: a 503 CIRCUIT_OPEN made no attempt fail.
   const lastAttemptFailed = facts.errorCode !== undefined ? UPSTREAM_FAILURES.has(facts.errorCode) : facts.status >= 500;
   if (facts.attempts > 1 && lastAttemptFailed && !facts.clientGone) flags.add('URX');
+  if (facts.faultInjected === true) flags.add('FI');
   if (facts.clientStalled === true) flags.add('SI');
   else if (facts.clientGone) flags.add('DC');
   if (flags.size === 0) return undefined;

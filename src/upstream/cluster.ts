@@ -19,6 +19,7 @@ export interface ResolvedAddress {
   /** Called when a connection to the address fails: the name may have moved. */
   readonly connectFailed: () => void;
 }
+import { HashRing, pickLeastRequest, pickRandom, type LoadBalancerKind } from './load-balancer';
 
 /**
  * One endpoint of a cluster: its connection pool and the state the load balancer reads.
@@ -282,6 +283,8 @@ export class ClusterRuntime {
   private readonly slots: readonly EndpointSlot[];
   private levels: readonly (readonly EndpointRuntime[])[] = [];
   private cursors: number[] = [];
+  /** `loadBalancer: hash`: one ring per priority level (rebuilt with the levels). */
+  private rings: ReadonlyArray<HashRing<EndpointRuntime>> = [];
   /** Requests of this cluster in flight; a retired cluster closes when this reaches 0. */
   private inFlightCount = 0;
   private retiring = false;
@@ -341,7 +344,9 @@ export class ClusterRuntime {
    * The next endpoint to try, or undefined when no endpoint is healthy. `avoid` is the
    * endpoint a retry would rather not use again; it is still chosen when it is the only one.
    */
-  pick(avoid?: EndpointRuntime): EndpointRuntime | undefined {
+  pick(avoid?: EndpointRuntime, hashKey?: string): EndpointRuntime | undefined {
+    const balancer = this.config.loadBalancer;
+    if (balancer !== 'round-robin') return this.pickBy(balancer, avoid, hashKey);
     for (let level = 0; level < this.levels.length; level++) {
       const endpoints = this.levels[level];
       const n = endpoints.length;
@@ -358,6 +363,25 @@ export class ClusterRuntime {
         return candidate;
       }
       if (fallback !== undefined) return fallback;
+    }
+    return undefined;
+  }
+
+  /** The first priority level with a healthy endpoint, by the cluster's loadBalancer. */
+  private pickBy(balancer: Exclude<LoadBalancerKind, 'round-robin'>, avoid: EndpointRuntime | undefined, hashKey: string | undefined): EndpointRuntime | undefined {
+    for (let level = 0; level < this.levels.length; level++) {
+      const endpoints = this.levels[level];
+      let picked: EndpointRuntime | undefined;
+      if (balancer === 'least-request') {
+        const start = this.cursors[level];
+        this.cursors[level] = (start + 1) % endpoints.length;
+        picked = pickLeastRequest(endpoints, start, avoid);
+      } else if (balancer === 'random') {
+        picked = pickRandom(endpoints, Math.random, avoid);
+      } else {
+        picked = this.rings[level].pick(hashKey ?? '', avoid);
+      }
+      if (picked !== undefined) return picked;
     }
     return undefined;
   }
@@ -454,6 +478,7 @@ export class ClusterRuntime {
     const previous = this.cursors;
     this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
     this.cursors = this.levels.map((level, i) => (previous[i] ?? 0) % level.length);
+    this.rings = this.config.loadBalancer === 'hash' ? this.levels.map((level) => new HashRing(level, (e) => e.name)) : [];
   }
 
   /**

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { SidecarConfig } from '../config/types';
 import { settlesWithin } from '../core/async';
 import type { Logger } from '../telemetry/logger';
+import { WORKER_COUNT_ENV } from '../core/worker-group-size';
 import { isWorkerMessage, WORKER_ID_ENV, type BoundListener, type PrimaryMessage, type WorkerMessage } from './protocol';
 
 /** The first restart after a crash waits this long; each further crash in a row doubles it. */
@@ -257,7 +258,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   private fork(slot: Slot): void {
     slot.restartTimer = undefined;
     if (this.stopping) return;
-    const worker = cluster.fork({ [WORKER_ID_ENV]: String(slot.id) });
+    const worker = cluster.fork({ [WORKER_ID_ENV]: String(slot.id), [WORKER_COUNT_ENV]: String(this.size) });
     slot.worker = worker;
     slot.state = 'starting';
     slot.sha256 = undefined;

@@ -18,6 +18,7 @@ interface SidecarVariant {
   readonly breaker: boolean;
   readonly tls: boolean;
   readonly workers: number;
+  readonly rateLimit?: boolean;
 }
 
 interface BenchConfigs {
@@ -72,5 +73,6 @@ t.test('every sidecar row loads, with the features it claims', async (t) => {
     t.equal(document.clusters?.[0]?.circuitBreaker !== undefined, variant.breaker, `${name}: circuitBreaker section`);
     t.equal(listener?.tls !== undefined, variant.tls, `${name}: TLS`);
     t.equal(config.workers, variant.workers, `${name}: workers`);
+    t.equal(route?.action === 'cluster' ? route.rateLimit?.key.kind : undefined, variant.rateLimit === true ? 'route' : undefined, `${name}: rate limit`);
   }
 });

@@ -60,3 +60,29 @@ t.test('both kinds of exchange share the route\'s policy steps between their own
   t.same([chain.http.head, chain.http.terminal, chain.tunnel.head, chain.tunnel.terminal].map((step) => step.constructor.name),
     ['ObserveInterceptor', 'PoolTerminal', 'TunnelObserveInterceptor', 'TunnelTerminal']);
 });
+
+t.test('rate limit, fault and mirror sit above the breaker, the limit above the clock', async (t) => {
+  const yaml = `
+listeners:
+  - name: in
+    address: 127.0.0.1:0
+    routes:
+      - { name: guarded, match: { prefix: / }, cluster: app, rateLimit: { requests: 1, per: 1s }, fault: { abort: { percent: 1 } }, mirror: { cluster: shadow } }
+clusters:
+  - { name: app, endpoints: [{ url: http://127.0.0.1:1 }] }
+  - { name: shadow, endpoints: [{ url: http://127.0.0.1:2 }] }
+`;
+  const loaded = parseConfigText(yaml, '/tmp/pipeline.yaml');
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+  const route = loaded.config.listeners[0].routes[0] as ClusterRoute;
+  t.same(steps(chainFor(route).head), [
+    'HeadPort',
+    'RateLimitInterceptor',
+    'DeadlineInterceptor',
+    'FaultInterceptor',
+    'MirrorInterceptor',
+    'BreakerInterceptor',
+    'ConcurrencyInterceptor',
+    'TerminalPort',
+  ]);
+});

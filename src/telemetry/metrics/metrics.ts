@@ -243,6 +243,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateLimited = new Counter({
+    name: 'sidecar_rate_limited_total',
+    help: 'Requests refused with 429 RATE_LIMITED by a route\'s rateLimit, by listener and route.',
+    labelNames: ['listener', 'route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitEvictions = new Counter({
+    name: 'sidecar_rate_limit_evictions_total',
+    help: 'Rate-limit buckets forgotten (least recently used first) to keep a route within its rateLimit.maxKeys, by listener and route.',
+    labelNames: ['listener', 'route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly mirrorRequests = new Counter({
+    name: 'sidecar_mirror_requests_total',
+    help: 'Shadow copies of requests (routes[].mirror), by route, shadow cluster and outcome: ok, 5xx, failed (no response), body_too_large, body_incomplete, overflow (too many in flight), no_healthy_upstream.',
+    labelNames: ['route', 'cluster', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly endpointHealthy = new Gauge({
     name: 'sidecar_endpoint_healthy',
     help: 'Whether an endpoint takes traffic: 1, or 0 while its health checks fail or it is ejected.',
