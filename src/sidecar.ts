@@ -14,6 +14,7 @@ import { createRequestHandler, type RequestHandler } from './proxy/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
+import { explainEndpoint } from './admin/explain-endpoint';
 import { readTraffic, TrafficWindow } from './admin/traffic-window';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
@@ -452,6 +453,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       }],
       ['GET /stats', async () => json(200, await this.stats())],
       ['GET /clusters', () => json(200, this.clustersView())],
+      ['GET /explain', explainEndpoint(this)],
     ]);
   }
 
