@@ -15,6 +15,9 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
 import { explainEndpoint } from './admin/explain-endpoint';
+import { requestEndpoint, requestsEndpoint } from './admin/requests-endpoint';
+import { FlightRecorder } from './telemetry/flight-recorder';
+import { DEFAULT_RECORDER_SETTINGS } from './config/defaults';
 import { readTraffic, TrafficWindow } from './admin/traffic-window';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
@@ -102,6 +105,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
   readonly websockets: WebSocketProxy;
   readonly tracing: Tracing;
   readonly recentErrors = new RecentErrors();
+  /** Kept across reloads: a reload does not lose the requests before it. */
+  readonly recorder: FlightRecorder;
   private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
@@ -142,7 +147,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
     );
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
-    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
+    this.recorder = new FlightRecorder(config.admin.recorder ?? DEFAULT_RECORDER_SETTINGS);
+    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing, recorder: this.recorder };
     this.current = buildState(config, new Map(), this.services);
     for (const cluster of this.current.clusters.values()) cluster.start();
     this.websockets = new WebSocketProxy(this.services);
@@ -255,6 +261,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
 
     const previous = this.current;
     this.current = buildState(config, previous.clusters, this.services);
+    if (config.admin.recorder !== undefined) this.recorder.configure(config.admin.recorder);
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -454,6 +461,8 @@ export class Sidecar implements StateHolder, ReloadTarget {
       ['GET /stats', async () => json(200, await this.stats())],
       ['GET /clusters', () => json(200, this.clustersView())],
       ['GET /explain', explainEndpoint(this)],
+      ['GET /requests', requestsEndpoint(this, this.recorder)],
+      ['GET /requests/*', requestEndpoint(this, this.recorder)],
     ]);
   }
 

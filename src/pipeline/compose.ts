@@ -6,15 +6,16 @@ import { HostRewriteInterceptor } from './host-rewrite';
 import type { Interceptor } from './interceptor';
 import { ObserveInterceptor } from './observe';
 import { PoolTerminal } from './pool';
+import { RecordInterceptor } from './record';
 import { RetryInterceptor } from './retry';
 
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → deadline → breaker → concurrency → [retry] → terminal (pool)
+ *   observe → deadline → breaker → concurrency → [retry] → [host rewrite] → [record] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0). The named steps are the ones a request's timers and callbacks come back to.
+ * 0; record, when `admin.recorder` is false). The named steps are the ones a request's timers and callbacks come back to.
  */
 export interface RouteChain {
   readonly head: Interceptor;
@@ -32,16 +33,17 @@ export interface RouteChain {
  */
 const chains = new WeakMap<ClusterRoute, RouteChain>();
 
-export function chainFor(route: ClusterRoute): RouteChain {
+/** `recording`: the config's `admin.recorder` is on (the same for every route of one config). */
+export function chainFor(route: ClusterRoute, recording = false): RouteChain {
   let chain = chains.get(route);
   if (chain === undefined) {
-    chain = compileChain(route);
+    chain = compileChain(route, recording);
     chains.set(route, chain);
   }
   return chain;
 }
 
-export function compileChain(route: ClusterRoute): RouteChain {
+export function compileChain(route: ClusterRoute, recording = false): RouteChain {
   const observe = new ObserveInterceptor();
   const deadline = new DeadlineInterceptor(route.timeoutMs, route.retry.perTryTimeoutMs);
   const concurrency = new ConcurrencyInterceptor();
@@ -50,6 +52,7 @@ export function compileChain(route: ClusterRoute): RouteChain {
   const steps: Interceptor[] = [observe, deadline, new BreakerInterceptor(), concurrency];
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
+  if (recording) steps.push(new RecordInterceptor());
   steps.push(terminal);
   for (let i = 0; i < steps.length; i++) {
     steps[i].up = steps[i - 1];

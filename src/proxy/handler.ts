@@ -120,7 +120,7 @@ export function createRequestHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route)).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route, state.config.admin.recorder !== undefined)).start();
   };
 }
 
