@@ -110,6 +110,19 @@ export function buildCli(): Command {
     });
 
   program
+    .command('diff')
+    .description('preview a reload: what a new configuration file changes (listeners, routes, clusters, field by field) and how many recent requests it would route differently; changes nothing')
+    .requiredOption('-c, --config <file>', 'the new YAML configuration file')
+    .option('--admin <url>', 'the running sidecar (env SIDECAR_ADMIN_URL)', DEFAULT_ADMIN_URL)
+    .option('--token <token>', 'the admin bearer token, when admin.token is set (env SIDECAR_ADMIN_TOKEN)')
+    .option('--json', 'print the preview as JSON')
+    .action(async (options: { config: string; admin: string; token?: string; json?: boolean }) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { diffCommand } = require('./operator/diff-command') as typeof import('./operator/diff-command');
+      process.exitCode = await diffCommand({ config: options.config, admin: options.admin, token: options.token ?? process.env.SIDECAR_ADMIN_TOKEN, json: options.json === true });
+    });
+
+  program
     .command('validate')
     .description('check a configuration file and every file it names (certificates, keys, CAs, the access log folder); prints every error with its path and line, exits 1 if any')
     .argument('<file>', 'the YAML configuration file')

@@ -15,6 +15,7 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
 import { explainEndpoint } from './admin/explain-endpoint';
+import { previewReload } from './admin/reload-preview';
 import { requestEndpoint, requestsEndpoint } from './admin/requests-endpoint';
 import { FlightRecorder } from './telemetry/flight-recorder';
 import { DEFAULT_RECORDER_SETTINGS } from './config/defaults';
@@ -454,7 +455,11 @@ export class Sidecar implements StateHolder, ReloadTarget {
       ['GET /ready', () => (this.phase === 'ready' ? text(200, 'ready\n') : text(503, this.phase === 'draining' ? 'draining\n' : 'not ready\n'))],
       ['GET /config', () => json(200, this.configView())],
       ['GET /metrics', async () => text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType)],
-      ['POST /reload', async () => {
+      ['POST /reload', async (req, body) => {
+        if (new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('dryRun') === 'true') {
+          const result = previewReload(this.current.config, body, this.current.config.admin.recorder === undefined ? undefined : this.recorder);
+          return result.ok ? json(200, result.preview) : json(422, { dryRun: true, valid: false, errors: result.errors });
+        }
         const outcome = await this.reloader.reload('admin');
         return json(outcome.result === 'rejected' ? 422 : 200, outcome);
       }],

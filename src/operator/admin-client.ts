@@ -16,7 +16,7 @@ export function adminBase(url: string): string {
 
 export async function callAdmin(base: string, path: string, options: { token?: string; method?: 'GET' | 'POST'; body?: string } = {}): Promise<AdminAnswer> {
   const headers: Record<string, string> = {};
-  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  if (options.token !== undefined && options.token !== '') headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/yaml';
   try {
     const res = await request(base + path, {
