@@ -15,6 +15,7 @@ import { buildRouteTables, type ListenerIdentity, type ProxyServices, type Runti
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
 import { explainEndpoint } from './admin/explain-endpoint';
+import { DASHBOARD_ROUTES } from './admin/dashboard/assets';
 import { previewReload } from './admin/reload-preview';
 import { requestEndpoint, requestsEndpoint } from './admin/requests-endpoint';
 import { FlightRecorder } from './telemetry/flight-recorder';
@@ -465,6 +466,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       }],
       ['GET /stats', async () => json(200, await this.stats())],
       ['GET /clusters', () => json(200, this.clustersView())],
+      ...DASHBOARD_ROUTES,
       ['GET /explain', explainEndpoint(this)],
       ['GET /requests', requestsEndpoint(this, this.recorder)],
       ['GET /requests/*', requestEndpoint(this, this.recorder)],

@@ -5,6 +5,7 @@ import { ERROR_STATUS, errorBody } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { AdminConnectionGuard, type AdminConnectionObserver } from './connection-guard';
 import { adminRequestRefusal } from './request-origin';
+import { DASHBOARD_PATHS } from './dashboard/paths';
 
 export interface AdminResponse {
   readonly status: number;
@@ -129,7 +130,7 @@ export class AdminServer {
       this.refuse(res, refusal);
       return;
     }
-    if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
+    if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !DASHBOARD_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
       this.send(res, json(401, { error: 'UNAUTHORIZED', message: 'the admin listener requires "Authorization: Bearer <admin.token>"' }));
       return;
     }
