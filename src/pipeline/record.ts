@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors';
-import { isFailure, redactHeaderMap, redactRawHeaders, type AttemptRecord, type FlightRecorder } from '../telemetry/flight-recorder';
+import { isFailure, redactedRequestHeaders, redactedResponseHeaders, type AttemptRecord, type FlightRecorder, type RecordedExchange } from '../telemetry/flight-recorder';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { AttemptHandler } from './attempt';
@@ -70,9 +70,9 @@ function record(x: Exchange, recorder: FlightRecorder): void {
   if (x.attempt > 1) decisions.push(`retry: ${x.attempt - 1} retries; budget left ${x.cluster.retryBudget.view().available}`);
   const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
   const redacted = recorder.redactedHeaders;
-  const entry = {
+  const entry: RecordedExchange = {
     requestId: x.requestId,
-    at: new Date(Date.now() - (performance.now() - x.startedAt)).toISOString(),
+    atMs: Date.now() - (performance.now() - x.startedAt),
     method: x.req.method ?? '',
     path: x.req.url ?? '',
     host: hostOf(x.req.headers.host ?? x.req.headers[':authority']),
@@ -87,8 +87,8 @@ function record(x: Exchange, recorder: FlightRecorder): void {
     bytesOut: x.bytesOut,
     attempts: x.recordedAttempts ?? NO_ATTEMPTS,
     decisions,
-    requestHeaders: redactHeaderMap(x.req.headers, redacted),
-    responseHeaders: x.recordedResponseHeaders === undefined ? {} : redactRawHeaders(x.recordedResponseHeaders, redacted),
+    requestHeaders: redactedRequestHeaders(x.req.rawHeaders, redacted),
+    responseHeaders: x.recordedResponseHeaders === undefined ? NO_HEADERS : redactedResponseHeaders(x.recordedResponseHeaders, redacted),
   };
   // A failure whose answer came from the sidecar has no attempt decision to show otherwise.
   if (isFailure(entry) && decisions.length === 0 && x.errorCode !== undefined && x.attempt === 0) decisions.push(`answered ${x.errorCode} before any attempt`);
@@ -96,6 +96,7 @@ function record(x: Exchange, recorder: FlightRecorder): void {
 }
 
 const NO_ATTEMPTS: readonly AttemptRecord[] = Object.freeze([]);
+const NO_HEADERS: readonly string[] = Object.freeze([]);
 
 function hostOf(value: string | string[] | undefined): string {
   const host = Array.isArray(value) ? value[0] : value;

@@ -52,6 +52,18 @@ export interface RequestRecord {
   readonly responseHeaders: Readonly<Record<string, string | readonly string[]>>;
 }
 
+/**
+ * What the chain hands to the recorder: the record with its time as a number and its headers
+ * as flat `[name, value, ...]` lists (names lower-case, values already redacted). The JSON
+ * form (RequestRecord) is built only when someone reads it.
+ */
+export interface RecordedExchange extends Omit<RequestRecord, 'at' | 'requestHeaders' | 'responseHeaders'> {
+  /** ms since the epoch when the request arrived. */
+  readonly atMs: number;
+  readonly requestHeaders: readonly string[];
+  readonly responseHeaders: readonly string[];
+}
+
 export interface RecordFilter {
   /** `5xx`, `4xx`, or one status such as `503`. */
   readonly status?: string;
@@ -93,7 +105,7 @@ export class FlightRecorder {
     return { requests: this.recent.size, failures: this.failures.size };
   }
 
-  record(entry: RequestRecord): void {
+  record(entry: RecordedExchange): void {
     const sized: Sized = { entry, bytes: estimateBytes(entry), sequence: this.sequence++ };
     this.put(this.recent, sized);
     if (isFailure(entry)) this.put(this.failures, sized);
@@ -101,7 +113,8 @@ export class FlightRecorder {
   }
 
   get(requestId: string): RequestRecord | undefined {
-    return (this.recent.get(requestId) ?? this.failures.get(requestId))?.entry;
+    const sized = this.recent.get(requestId) ?? this.failures.get(requestId);
+    return sized === undefined ? undefined : viewOf(sized.entry);
   }
 
   /** Both lists merged, most recent first, filtered. */
@@ -116,7 +129,7 @@ export class FlightRecorder {
       }
     }
     all.sort((a, b) => b.sequence - a.sequence);
-    return (filter.limit === undefined ? all : all.slice(0, filter.limit)).map((sized) => sized.entry);
+    return (filter.limit === undefined ? all : all.slice(0, filter.limit)).map((sized) => viewOf(sized.entry));
   }
 
   private put(map: Map<string, Sized>, sized: Sized): void {
@@ -172,7 +185,7 @@ function olderOf(a: Sized | undefined, b: Sized | undefined): Sized | undefined 
 }
 
 interface Sized {
-  readonly entry: RequestRecord;
+  readonly entry: RecordedExchange;
   readonly bytes: number;
   readonly sequence: number;
 }
@@ -181,7 +194,21 @@ export function isFailure(entry: Pick<RequestRecord, 'status' | 'error'>): boole
   return entry.status >= 500 || entry.error !== null;
 }
 
-function matchesFilter(entry: RequestRecord, filter: RecordFilter): boolean {
+function viewOf(entry: RecordedExchange): RequestRecord {
+  const { atMs, requestHeaders, responseHeaders, ...rest } = entry;
+  return { ...rest, at: new Date(atMs).toISOString(), requestHeaders: headerMap(requestHeaders), responseHeaders: headerMap(responseHeaders) };
+}
+
+function headerMap(flat: readonly string[]): Record<string, string | readonly string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const existing = out[flat[i]];
+    out[flat[i]] = existing === undefined ? flat[i + 1] : Array.isArray(existing) ? [...existing, flat[i + 1]] : [existing, flat[i + 1]];
+  }
+  return out;
+}
+
+function matchesFilter(entry: RecordedExchange, filter: RecordFilter): boolean {
   if (filter.route !== undefined && entry.route !== filter.route) return false;
   const status = filter.status;
   if (status === undefined) return true;
@@ -190,7 +217,7 @@ function matchesFilter(entry: RequestRecord, filter: RecordFilter): boolean {
 }
 
 /** UTF-16 strings: two bytes a character, plus fixed costs per record and attempt. */
-function estimateBytes(entry: RequestRecord): number {
+function estimateBytes(entry: RecordedExchange): number {
   let chars = entry.requestId.length + entry.path.length + entry.host.length + entry.method.length + (entry.route?.length ?? 0) + (entry.cluster?.length ?? 0);
   chars += headerChars(entry.requestHeaders) + headerChars(entry.responseHeaders);
   for (const decision of entry.decisions) chars += decision.length;
@@ -199,34 +226,30 @@ function estimateBytes(entry: RequestRecord): number {
   return bytes;
 }
 
-function headerChars(headers: RequestRecord['requestHeaders']): number {
+function headerChars(flat: readonly string[]): number {
   let chars = 0;
-  for (const name in headers) {
-    const value = headers[name];
-    chars += name.length + (typeof value === 'string' ? value.length : value.reduce((n, v) => n + v.length, 0));
-  }
+  for (let i = 0; i < flat.length; i++) chars += flat[i].length;
   return chars;
 }
 
-/** Node's header map with the values of `redacted` (lower-case names) replaced. */
-export function redactHeaderMap(headers: Readonly<Record<string, string | string[] | undefined>>, redacted: ReadonlySet<string>): Record<string, string | readonly string[]> {
-  const out: Record<string, string | readonly string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    out[name] = redacted.has(name) ? REDACTED : value;
+/** Node's raw `[name, value, ...]` request headers, names lower-cased, the values of `redacted` replaced. */
+export function redactedRequestHeaders(raw: readonly string[], redacted: ReadonlySet<string>): string[] {
+  const out = new Array<string>(raw.length);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    out[i] = name;
+    out[i + 1] = redacted.has(name) ? REDACTED : raw[i + 1];
   }
   return out;
 }
 
-/** undici's raw `[name, value, ...]` response headers as a map, redacted. */
-export function redactRawHeaders(raw: readonly Buffer[], redacted: ReadonlySet<string>): Record<string, string | readonly string[]> {
-  const out: Record<string, string | string[]> = {};
+/** undici's raw response headers (Buffers, which would pin the socket's read buffer) as strings, redacted. */
+export function redactedResponseHeaders(raw: readonly Buffer[], redacted: ReadonlySet<string>): string[] {
+  const out = new Array<string>(raw.length);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i].toString('latin1').toLowerCase();
-    const value = redacted.has(name) ? REDACTED : raw[i + 1].toString('latin1');
-    const existing = out[name];
-    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+    out[i] = name;
+    out[i + 1] = redacted.has(name) ? REDACTED : raw[i + 1].toString('latin1');
   }
   return out;
 }

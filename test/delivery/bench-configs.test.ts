@@ -18,6 +18,7 @@ interface SidecarVariant {
   readonly breaker: boolean;
   readonly tls: boolean;
   readonly workers: number;
+  readonly recorder: boolean;
 }
 
 interface BenchConfigs {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Pool, request } from 'undici';
 import { parseConfigText } from '../../src/config/load';
-import { FlightRecorder, type RequestRecord } from '../../src/telemetry/flight-recorder';
+import { FlightRecorder, type RecordedExchange, type RequestRecord } from '../../src/telemetry/flight-recorder';
 import { DEFAULT_RECORDER_SETTINGS } from '../../src/config/defaults';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { startScriptedUpstream } from '../helpers/resilience';
@@ -209,10 +209,10 @@ t.test('memory stays within maxBytes, and the estimate does not undercount', asy
   t.equal(small.sizeBytes, 0, 'nothing counted once nothing is kept');
 });
 
-function record(requestId: string, status: number, headers: Record<string, string>): RequestRecord {
+function record(requestId: string, status: number, headers: Record<string, string>): RecordedExchange {
   return {
     requestId,
-    at: new Date().toISOString(),
+    atMs: Date.now(),
     method: 'GET',
     path: '/p',
     host: 'h',
@@ -227,7 +227,7 @@ function record(requestId: string, status: number, headers: Record<string, strin
     bytesOut: 0,
     attempts: [{ attempt: 1, endpoint: 'http://127.0.0.1:1', startMs: 0, durationMs: 1, outcome: String(status), retryReason: null, backoffMs: 0 }],
     decisions: [],
-    requestHeaders: headers,
-    responseHeaders: {},
+    requestHeaders: Object.entries(headers).flat(),
+    responseHeaders: [],
   };
 }
