@@ -14,7 +14,7 @@ import { createRequestHandler, type RequestHandler } from './proxy/handler';
 import { buildRouteTables, type ListenerIdentity, type ProxyServices, type RuntimeState, type StateHolder } from './proxy/state';
 import { createUpgradeHandler } from './proxy/upgrade-handler';
 import { buildStats } from './admin/stats';
-import { explainEndpoint } from './admin/explain-endpoint';
+import { explainEndpoint, liveStateOf } from './admin/explain-endpoint';
 import { DASHBOARD_ROUTES } from './admin/dashboard/assets';
 import { previewReload } from './admin/reload-preview';
 import { requestEndpoint, requestsEndpoint } from './admin/requests-endpoint';
@@ -467,7 +467,7 @@ export class Sidecar implements StateHolder, ReloadTarget {
       ['GET /stats', async () => json(200, await this.stats())],
       ['GET /clusters', () => json(200, this.clustersView())],
       ...DASHBOARD_ROUTES,
-      ['GET /explain', explainEndpoint(this)],
+      ['GET /explain', explainEndpoint(() => ({ config: this.current.config, live: liveStateOf(this.current.clusters) }))],
       ['GET /requests', requestsEndpoint(this, this.recorder)],
       ['GET /requests/*', requestEndpoint(this, this.recorder)],
     ]);

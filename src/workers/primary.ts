@@ -7,6 +7,8 @@
  * This module must not load the proxy, undici or OpenTelemetry: imports from the request path
  * are type-only.
  */
+import { explainEndpoint } from '../admin/explain-endpoint';
+import { DASHBOARD_ROUTES } from '../admin/dashboard/assets';
 import type { AdminConnectionCloseReason } from '../admin/connection-guard';
 import { AdminServer, json, text, type AdminHandler, type AdminResponse } from '../admin/server';
 import { PrimaryMetrics } from '../admin/metrics';
@@ -308,6 +310,9 @@ export class WorkerGroup implements ReloadTarget {
       }],
       ['GET /stats', async () => json(200, await this.stats())],
       ['GET /clusters', async () => json(200, await this.clusters())],
+      // The breakers and budgets live in the workers: explained from the config alone.
+      ['GET /explain', explainEndpoint(() => ({ config: this.current, live: undefined }))],
+      ...DASHBOARD_ROUTES,
     ]);
   }
 
