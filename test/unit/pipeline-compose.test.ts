@@ -47,3 +47,17 @@ t.test('the chain is compiled once per route object and links both ways', async 
   t.equal(chain.head.up, undefined);
   t.equal(chain.terminal.next, undefined);
 });
+
+t.test('with the recorder on, the record step sits just above the terminal; off, it is not in the chain', async (t) => {
+  const [plain, retried] = routes();
+  t.same(steps(chainFor(retried, true).head), [
+    'ObserveInterceptor',
+    'DeadlineInterceptor',
+    'BreakerInterceptor',
+    'ConcurrencyInterceptor',
+    'RetryInterceptor',
+    'RecordInterceptor',
+    'PoolTerminal',
+  ]);
+  t.notOk(steps(chainFor(plain, false).head).includes('RecordInterceptor'));
+});
