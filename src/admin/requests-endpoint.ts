@@ -31,7 +31,12 @@ export function requestEndpoint(holder: StateHolder, recorder: FlightRecorder): 
   return (req: http.IncomingMessage): AdminResponse => {
     if (holder.current.config.admin.recorder === undefined) return recorderOff();
     const path = (req.url ?? '/').split('?')[0];
-    const id = decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+    } catch {
+      return json(400, { error: 'BAD_REQUEST', message: 'the request id is not valid percent-encoding' });
+    }
     const entry = recorder.get(id);
     if (entry === undefined) return json(404, { error: 'NOT_FOUND', message: `no recorded request ${id} (the recorder keeps the last requests and failures only)` });
     return json(200, entry);

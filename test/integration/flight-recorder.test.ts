@@ -101,6 +101,12 @@ t.test('a failure stays findable after 5 000 later successes; GET /requests filt
   const unknown = await request(`${proxy.adminUrl}/requests/nope`);
   t.equal(unknown.statusCode, 404);
   await unknown.body.dump();
+  const malformed = await request(`${proxy.adminUrl}/requests/%zz`);
+  t.equal(malformed.statusCode, 400, 'a malformed id is a 400, not a 500');
+  await malformed.body.dump();
+  const nested = await request(`${proxy.adminUrl}/requests/a/b`);
+  t.equal(nested.statusCode, 404, 'one segment only');
+  await nested.body.dump();
 });
 
 t.test('headers are recorded with authorization, cookie, set-cookie and configured names redacted; bodies never', async (t) => {
