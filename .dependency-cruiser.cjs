@@ -20,6 +20,7 @@ const LAYERS = [
   { name: 'workers', paths: ['^src/workers/'] },
   { name: 'main', paths: ['^src/main\\.ts$'] },
   { name: 'status', paths: ['^src/status/'] },
+  { name: 'operator', paths: ['^src/operator/'] },
   { name: 'cli', paths: ['^src/cli\\.ts$', '^src/demo\\.ts$'] },
 ];
 

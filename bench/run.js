@@ -1127,6 +1127,7 @@ function displayName(row) {
 const FEATURE_PAIRS = [
   ['proxying alone vs a bare undici proxy', 'sidecar-bare', 'bare-undici'],
   ['retries + breaker configured, not firing', 'sidecar-retries', 'sidecar-bare'],
+  ['flight recorder on vs off', 'sidecar-recorder', 'sidecar-bare'],
   ['tracing 1% vs none', 'sidecar-trace-1', 'sidecar-bare'],
   ['tracing 100% vs none', 'sidecar-trace-100', 'sidecar-bare'],
   ['tracing 100% vs 1%', 'sidecar-trace-100', 'sidecar-trace-1'],
@@ -1212,6 +1213,7 @@ function targetRows(rows) {
   cost('tracing 100% costs (vs none)', 'sidecar-trace-100', 'sidecar-bare', 0.25);
   cost('retries + breaker cost', 'sidecar-retries', 'sidecar-bare', 0.05);
   cost('rateLimit (one bucket) cost', 'sidecar-ratelimit', 'sidecar', 0.03);
+  cost('flight recorder cost', 'sidecar-recorder', 'sidecar-bare', 0.05);
   return out;
 }
 

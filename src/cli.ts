@@ -88,6 +88,41 @@ export function buildCli(): Command {
     });
 
   program
+    .command('explain')
+    .description('which listener and route a request takes, why each earlier route does not match, the policies that apply and the upstream URL; exits 0 when a route matches, 1 when none does, 2 when it cannot tell')
+    .argument('<method>', 'the request method, e.g. GET')
+    .argument('<url>', 'the request path (/x?y) or an absolute URL (http://host:port/x)')
+    .option('-c, --config <file>', 'explain against this configuration file (env SIDECAR_CONFIG)')
+    .option('--admin <url>', 'ask a running sidecar instead (adds breaker state and retry budget now)')
+    .option('--token <token>', 'the admin bearer token, when admin.token is set (env SIDECAR_ADMIN_TOKEN)')
+    .option('-H, --header <header>', "a request header, 'name: value' (repeatable)", collect, [])
+    .option('--json', 'print the explanation as JSON')
+    .action(async (method: string, url: string, options: { config?: string; admin?: string; token?: string; header: string[]; json?: boolean }) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { explainCommand } = require('./operator/explain-command') as typeof import('./operator/explain-command');
+      process.exitCode = await explainCommand(method, url, {
+        config: options.config ?? (options.admin === undefined ? DEFAULT_CONFIG_PATH : undefined),
+        admin: options.admin,
+        token: options.token ?? process.env.SIDECAR_ADMIN_TOKEN,
+        headers: options.header,
+        json: options.json === true,
+      });
+    });
+
+  program
+    .command('diff')
+    .description('preview a reload: what a new configuration file changes (listeners, routes, clusters, field by field) and how many recent requests it would route differently; changes nothing')
+    .requiredOption('-c, --config <file>', 'the new YAML configuration file')
+    .option('--admin <url>', 'the running sidecar (env SIDECAR_ADMIN_URL)', DEFAULT_ADMIN_URL)
+    .option('--token <token>', 'the admin bearer token, when admin.token is set (env SIDECAR_ADMIN_TOKEN)')
+    .option('--json', 'print the preview as JSON')
+    .action(async (options: { config: string; admin: string; token?: string; json?: boolean }) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { diffCommand } = require('./operator/diff-command') as typeof import('./operator/diff-command');
+      process.exitCode = await diffCommand({ config: options.config, admin: options.admin, token: options.token ?? process.env.SIDECAR_ADMIN_TOKEN, json: options.json === true });
+    });
+
+  program
     .command('validate')
     .description('check a configuration file and every file it names (certificates, keys, CAs, the access log folder); prints every error with its path and line, exits 1 if any')
     .argument('<file>', 'the YAML configuration file')

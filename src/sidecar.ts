@@ -15,6 +15,10 @@ import { createUpgradeHandler } from './listener/upgrade-handler';
 import { buildStats } from './telemetry/metrics/stats';
 import { readTraffic, TrafficWindow } from './telemetry/metrics/traffic-window';
 import { createConnectHandler } from './listener/connect-handler';
+import { liveStateOf } from './admin/explain-endpoint';
+import type { LiveStateLookup } from './router/explain';
+import { FlightRecorder } from './telemetry/flight-recorder';
+import { DEFAULT_RECORDER_SETTINGS } from './config/defaults';
 import { createAccessLog, withQueryPolicy, type AccessLog } from './telemetry/access-log';
 import { silentLogger, type Logger } from './telemetry/logger';
 import { startTracing } from './telemetry/otel';
@@ -105,6 +109,8 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   readonly websockets: WebSocketProxy;
   readonly tracing: Tracing;
   readonly recentErrors = new RecentErrors();
+  /** Kept across reloads: a reload does not lose the requests before it. */
+  readonly recorder: FlightRecorder;
   private readonly traffic: TrafficWindow;
   private readonly accessLog: AccessLog;
   private readonly services: ProxyServices;
@@ -145,7 +151,8 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     );
     this.tracing = options.tracing ?? startTracing(config, { logger: this.logger });
     this.tracing.setObserver(spanExportReporter(this.metrics, this.logger, this.recentErrors));
-    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing };
+    this.recorder = new FlightRecorder(config.admin.recorder ?? DEFAULT_RECORDER_SETTINGS);
+    this.services = { metrics: this.metrics, accessLog: this.accessLog, logger: this.logger, tracing: this.tracing, recorder: this.recorder };
     this.clusterEvents = new ClusterReporter(this.metrics, this.logger);
     this.resolver = options.resolver ?? systemResolver;
     this.current = buildState(config, new Map(), this.clusterEvents, this.resolver);
@@ -264,6 +271,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
 
     const previous = this.current;
     this.current = next;
+    if (config.admin.recorder !== undefined) this.recorder.configure(config.admin.recorder);
     const changes: string[] = [];
 
     const running = new Map(this.listeners.map((l) => [l.config, l]));
@@ -441,6 +449,16 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   /** GET /metrics of this process. */
   async metricsAnswer(): Promise<AdminResponse> {
     return text(200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
+  }
+
+  /** GET /explain and dry-run reloads: the running config and this process's breakers and budgets. */
+  explainSnapshot(): { readonly config: SidecarConfig; readonly live: LiveStateLookup } {
+    return { config: this.current.config, live: liveStateOf(this.current.clusters) };
+  }
+
+  /** GET /requests: this process records its own requests. */
+  get recording(): { readonly holder: StateHolder; readonly recorder: FlightRecorder } {
+    return { holder: this, recorder: this.recorder };
   }
 
   /** GET /stats of this process. */

@@ -5,6 +5,7 @@ import { ERROR_STATUS, errorBody } from '../core/errors';
 import type { Logger } from '../telemetry/logger';
 import { AdminConnectionGuard, type AdminConnectionObserver } from './connection-guard';
 import { adminRequestRefusal } from './request-origin';
+import { DASHBOARD_PATHS } from './dashboard/paths';
 
 export interface AdminResponse {
   readonly status: number;
@@ -129,7 +130,7 @@ export class AdminServer {
       this.refuse(res, refusal);
       return;
     }
-    if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
+    if (this.tokenDigest !== undefined && !OPEN_PATHS.has(path) && !DASHBOARD_PATHS.has(path) && !bearerMatches(req.headers.authorization, this.tokenDigest)) {
       this.send(res, json(401, { error: 'UNAUTHORIZED', message: 'the admin listener requires "Authorization: Bearer <admin.token>"' }));
       return;
     }
@@ -168,15 +169,26 @@ export class AdminServer {
    * handler runs and Node leaves the body out of a HEAD response, content-length kept.
    */
   private handlerFor(method: string, path: string): AdminHandler | undefined {
-    return this.routes.get(`${method} ${path}`) ?? (method === 'HEAD' ? this.routes.get(`GET ${path}`) : undefined);
+    return this.exactOrItem(method, path) ?? (method === 'HEAD' ? this.exactOrItem('GET', path) : undefined);
+  }
+
+  /** `METHOD /path`, or `METHOD /collection/*` for `/collection/{item}` (one segment). */
+  private exactOrItem(method: string, path: string): AdminHandler | undefined {
+    const exact = this.routes.get(`${method} ${path}`);
+    if (exact !== undefined) return exact;
+    const slash = path.lastIndexOf('/');
+    return slash > 0 && slash < path.length - 1 ? this.routes.get(`${method} ${path.slice(0, slash)}/*`) : undefined;
   }
 
   /** The methods `path` answers, HEAD included where GET is; empty for an unknown path. */
   private methodsOf(path: string): string[] {
     const methods: string[] = [];
+    const slash = path.lastIndexOf('/');
+    const item = slash > 0 && slash < path.length - 1 ? `${path.slice(0, slash)}/*` : undefined;
     for (const key of this.routes.keys()) {
       const space = key.indexOf(' ');
-      if (key.slice(space + 1) === path) methods.push(key.slice(0, space));
+      const keyPath = key.slice(space + 1);
+      if (keyPath === path || keyPath === item) methods.push(key.slice(0, space));
     }
     if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD');
     return methods;

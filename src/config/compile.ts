@@ -24,6 +24,7 @@ import {
 } from './schema';
 import type {
   AdminConfig,
+  RecorderConfig,
   CidrBlock,
   ClusterConfig,
   FaultPolicy,
@@ -71,12 +72,22 @@ function cidrBlock(text: string): CidrBlock {
   return parsed.block;
 }
 
+function compileRecorder(recorder: NonNullable<ConfigDocument['admin']>['recorder']): RecorderConfig | undefined {
+  if (recorder === false) return undefined;
+  return {
+    requests: recorder?.requests ?? D.DEFAULT_RECORDER_REQUESTS,
+    failures: recorder?.failures ?? D.DEFAULT_RECORDER_FAILURES,
+    maxBytes: recorder?.maxBytes === undefined ? D.DEFAULT_RECORDER_MAX_BYTES : (parseSizeBytes(recorder.maxBytes) as number),
+    redactHeaders: new Set([...D.RECORDER_ALWAYS_REDACTED_HEADERS, ...(recorder?.redactHeaders ?? []).map((h) => h.toLowerCase())]),
+  };
+}
+
 export function compile(doc: ConfigDocument, source: string, hash: string): SidecarConfig {
   const baseDir = source === EMBEDDED_SOURCE ? process.cwd() : nodePath.dirname(source);
   const resolvePath = (p: string): string => nodePath.resolve(baseDir, p);
 
   const adminAddress = hostPort(doc.admin?.address ?? D.DEFAULT_ADMIN_ADDRESS);
-  const admin: AdminConfig = { host: adminAddress.host, port: adminAddress.port, token: doc.admin?.token };
+  const admin: AdminConfig = { host: adminAddress.host, port: adminAddress.port, token: doc.admin?.token, recorder: compileRecorder(doc.admin?.recorder) };
 
   const clusters = new Map<string, ClusterConfig>();
   for (const c of doc.clusters ?? []) clusters.set(c.name, compileCluster(c, resolvePath));

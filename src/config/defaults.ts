@@ -3,7 +3,7 @@
  * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
  * the documented default and the applied default cannot drift apart.
  */
-import type { HeadersWithUnderscores, Propagator, RetryOn, TracingExporter } from './types';
+import type { HeadersWithUnderscores, Propagator, RecorderConfig, RetryOn, TracingExporter } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -11,6 +11,21 @@ const MiB = 1024 * KiB;
 // admin
 /** Loopback only: the admin API can reload config and reveal topology. */
 export const DEFAULT_ADMIN_ADDRESS = '127.0.0.1:9901';
+/** Flight recorder: the last requests kept, whatever their outcome. */
+export const DEFAULT_RECORDER_REQUESTS = 1000;
+/** Flight recorder: failures kept besides, so that a failure outlives a burst of successes. */
+export const DEFAULT_RECORDER_FAILURES = 200;
+/** Flight recorder: the estimated size of everything kept; the oldest entries go first beyond it. */
+export const DEFAULT_RECORDER_MAX_BYTES = 16 * MiB;
+/** Request and response headers whose values the recorder never keeps (configured names are added). */
+export const RECORDER_ALWAYS_REDACTED_HEADERS: readonly string[] = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'];
+/** The recorder's bounds when the section is absent. */
+export const DEFAULT_RECORDER_SETTINGS: RecorderConfig = {
+  requests: DEFAULT_RECORDER_REQUESTS,
+  failures: DEFAULT_RECORDER_FAILURES,
+  maxBytes: DEFAULT_RECORDER_MAX_BYTES,
+  redactHeaders: new Set(RECORDER_ALWAYS_REDACTED_HEADERS),
+};
 
 // listeners
 /** Node's own default; a larger value lets one client pin more memory per request. */

@@ -37,6 +37,9 @@ const isObjectWithFields = (schema: JsonSchema): boolean => schema.type === 'obj
 function nestedObject(schema: JsonSchema): { schema: JsonSchema; suffix: string } | undefined {
   if (isObjectWithFields(schema)) return { schema, suffix: '' };
   if (schema.type === 'array' && isSchema(schema.items) && isObjectWithFields(schema.items)) return { schema: schema.items, suffix: '[]' };
+  // `false` or an object (admin.recorder): the object gets its section.
+  const objectOption = Array.isArray(schema.anyOf) ? schema.anyOf.filter(isSchema).find(isObjectWithFields) : undefined;
+  if (objectOption !== undefined) return { schema: objectOption, suffix: '' };
   return undefined;
 }
 

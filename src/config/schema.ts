@@ -299,6 +299,31 @@ const adminSchema = z
       .describe(
         'Bearer token required by every admin endpoint except /live and /ready; required when `address` is not a loopback address. Default: none (no authentication; rely on the loopback address).',
       ),
+    recorder: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          requests: z
+            .int()
+            .min(0)
+            .max(100_000)
+            .optional()
+            .describe(`The last requests kept (any outcome). Default ${D.DEFAULT_RECORDER_REQUESTS}.`),
+          failures: z
+            .int()
+            .min(0)
+            .max(100_000)
+            .optional()
+            .describe(`The last failures (5xx or a sidecar error) kept besides, however many successes follow. Default ${D.DEFAULT_RECORDER_FAILURES}.`),
+          maxBytes: size().describe(`Bound on the estimated memory of what is kept; the oldest entries go first. Default ${formatBytes(D.DEFAULT_RECORDER_MAX_BYTES)}.`).optional(),
+          redactHeaders: z
+            .array(headerName)
+            .optional()
+            .describe(`More header names whose values are recorded as "[redacted]"; ${D.RECORDER_ALWAYS_REDACTED_HEADERS.join(', ')} always are. Bodies are never recorded.`),
+        }),
+      ])
+      .optional()
+      .describe('The flight recorder behind GET /requests and GET /requests/{x-request-id}: each request\'s route, attempts and decisions. false turns it off (nothing is recorded, no cost per request). Default: on with the defaults of its fields.'),
   })
   .describe('The admin API. Default: enabled on ' + D.DEFAULT_ADMIN_ADDRESS + ' without a token.');
 

@@ -18,6 +18,16 @@ export interface AdminConfig {
   readonly port: number;
   /** Bearer token required for every admin endpoint but /live and /ready, when set. */
   readonly token: string | undefined;
+  /** undefined: `admin.recorder: false`, nothing is recorded. */
+  readonly recorder: RecorderConfig | undefined;
+}
+
+export interface RecorderConfig {
+  readonly requests: number;
+  readonly failures: number;
+  readonly maxBytes: number;
+  /** Lower-case names, the always-redacted ones included. */
+  readonly redactHeaders: ReadonlySet<string>;
 }
 
 export interface SniCertificate {

@@ -125,7 +125,7 @@ export function createRequestHandler(
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
     const mirrorCluster = route.mirror === undefined ? undefined : state.clusters.get(route.mirror.cluster);
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster }, chainFor(route)).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster }, chainFor(route, state.config.admin.recorder !== undefined)).start();
   };
 }
 

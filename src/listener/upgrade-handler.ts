@@ -97,7 +97,7 @@ export function createUpgradeHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
     const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt, peer };
-    new Tunnel(request, chainFor(route)).start();
+    new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined)).start();
   };
 }
 

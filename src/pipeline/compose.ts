@@ -11,6 +11,7 @@ import { MirrorInterceptor } from './mirror';
 import { PoolTerminal } from './pool';
 import { HeadPort, TerminalPort } from './ports';
 import { RateLimitInterceptor } from './rate-limit';
+import { RecordInterceptor } from './record';
 import { RetryInterceptor } from './retry';
 import { TunnelObserveInterceptor } from './tunnel-observe';
 import { TunnelTerminal } from './tunnel-terminal';
@@ -18,13 +19,13 @@ import { TunnelTerminal } from './tunnel-terminal';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   head → [rateLimit] → deadline → [fault] → [mirror] → breaker → concurrency → [retry] → [host rewrite] → terminal
+ *   head → [rateLimit] → deadline → [fault] → [mirror] → breaker → concurrency → [retry] → [host rewrite] → [record] → terminal
  *
  * The policy steps between the two ports are the route's, shared by every exchange of the
  * route whatever its kind. The ports pass each event on to the exchange's own ends: observe
  * and the pool for an HTTP request (Exchange), the tunnel's client side and the tunnel
  * terminal for a WebSocket upgrade (Tunnel). A policy the route does not configure is not in
- * its chain (retry, when `retry.attempts` is 0). The rate limit refuses before the clock is
+ * its chain (retry, when `retry.attempts` is 0; record, when `admin.recorder` is false). The rate limit refuses before the clock is
  * armed; the fault's delay runs on the clock; both refuse above the breaker, so that their
  * refusals are not counted against the app. Fault and mirror act on HTTP requests only: a
  * tunnel passes through them. The named steps are the ones a request's timers and callbacks
@@ -61,16 +62,17 @@ export interface TunnelEnds extends ChainEnds {
  */
 const chains = new WeakMap<ClusterRoute, RouteChain>();
 
-export function chainFor(route: ClusterRoute): RouteChain {
+/** `recording`: the config's `admin.recorder` is on (the same for every route of one config). */
+export function chainFor(route: ClusterRoute, recording = false): RouteChain {
   let chain = chains.get(route);
   if (chain === undefined) {
-    chain = compileChain(route);
+    chain = compileChain(route, recording);
     chains.set(route, chain);
   }
   return chain;
 }
 
-export function compileChain(route: ClusterRoute): RouteChain {
+export function compileChain(route: ClusterRoute, recording = false): RouteChain {
   const head = new HeadPort();
   const terminal = new TerminalPort();
   const deadline = new DeadlineInterceptor(route.timeoutMs, route.retry.perTryTimeoutMs);
@@ -86,6 +88,7 @@ export function compileChain(route: ClusterRoute): RouteChain {
   steps.push(new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
+  if (recording) steps.push(new RecordInterceptor());
   steps.push(terminal);
   for (let i = 0; i < steps.length; i++) {
     steps[i].up = steps[i - 1];

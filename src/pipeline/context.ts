@@ -4,7 +4,7 @@ import type { ClusterRoute } from '../config/types';
 import type { BreakerTicket } from '../policy/circuit-breaker';
 import type { AdmissionWaiter } from '../policy/concurrency-limit';
 import type { ReplayableBody } from '../policy/replay-body';
-import type { RetryReason } from '../policy/retry';
+import type { NoRetryReason, RetryReason } from '../policy/retry';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
@@ -91,6 +91,8 @@ export interface ChainContext extends AdmissionWaiter {
   // --- retry.ts ---
   body: ReplayableBody | undefined;
   backoffTimer: NodeJS.Timeout | undefined;
+  /** Why the last failure was not retried (the flight recorder shows it). */
+  retryDeclined: NoRetryReason | undefined;
 
   // --- the terminal: the attempts ---
   attempt: number;

@@ -5,7 +5,8 @@ import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
 import type { BreakerTicket } from '../policy/circuit-breaker';
 import type { ReplayableBody } from '../policy/replay-body';
-import type { RetryReason } from '../policy/retry';
+import type { NoRetryReason, RetryReason } from '../policy/retry';
+import type { AttemptRecord } from '../telemetry/flight-recorder';
 import type { LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
@@ -94,6 +95,14 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   /** Present when the request body may have to be sent again. */
   body: ReplayableBody | undefined;
   backoffTimer: NodeJS.Timeout | undefined;
+  /** Why the last answer was not retried (recorded by the flight recorder). */
+  retryDeclined: NoRetryReason | undefined;
+
+  // --- record.ts: the flight recorder's timeline (only when the recorder is on) ---
+  recordedAttempts: AttemptRecord[] | undefined;
+  recordedDecisions: string[] | undefined;
+  /** The relayed attempt's raw response headers (converted only when the exchange is recorded). */
+  recordedResponseHeaders: Buffer[] | undefined;
 
   // --- pool.ts (the terminal): the attempts ---
   attempt = 0;

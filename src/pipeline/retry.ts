@@ -72,6 +72,7 @@ export class RetryInterceptor extends Interceptor {
     });
     const metrics = x.services.metrics;
     if (decision.kind === 'no') {
+      x.retryDeclined = decision.reason;
       if (SKIPPED_RETRY_REASONS.has(decision.reason)) metrics.retriesSkippedTotal.labels(cluster.config.name, decision.reason).inc();
       return false;
     }

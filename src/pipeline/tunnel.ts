@@ -5,7 +5,7 @@ import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
 import type { BreakerTicket } from '../policy/circuit-breaker';
 import type { ReplayableBody } from '../policy/replay-body';
-import type { RetryReason } from '../policy/retry';
+import type { NoRetryReason, RetryReason } from '../policy/retry';
 import type { TraceIdSink, RequestTrace } from '../telemetry/tracing';
 import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
 import type { OpenTunnel, WebSocketProxy } from '../upstream/websocket';
@@ -74,6 +74,9 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
 
   // --- rate-limit.ts ---
   rateLimitHeaders: string[] | undefined;
+
+  // --- retry.ts: why the last failure was not retried ---
+  retryDeclined: NoRetryReason | undefined;
 
   // --- tunnel-observe.ts: the client's side and the record of the tunnel ---
   status = 0;

@@ -37,7 +37,7 @@ export interface RefusedRequest {
 export type RequestPolicy = Pick<ListenerConfig, 'maxHeaderCount' | 'headersWithUnderscores' | 'pathMatching'>;
 
 /** RFC 3986 host (IP literal, IPv4 or reg-name) with an optional port. */
-const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+export const VALID_HOST = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 const ABSOLUTE_FORM = /^https?:\/\//i;
 /** RFC 9110 §9.1 token; every method the sidecar forwards is one (HTTP/2 does not check). */
 const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

@@ -3,6 +3,7 @@ import type { Metrics } from '../telemetry/metrics/metrics';
 import type { AccessLog } from '../telemetry/access-log';
 import type { Logger } from '../telemetry/logger';
 import type { Tracing } from '../telemetry/tracing';
+import type { FlightRecorder } from '../telemetry/flight-recorder';
 import type { ClusterRuntime } from '../upstream/cluster';
 
 /**
@@ -27,6 +28,8 @@ export interface ProxyServices {
   readonly accessLog: AccessLog;
   readonly logger: Logger;
   readonly tracing: Tracing;
+  /** The flight recorder; undefined in processes that keep none. The chain records only when the config's admin.recorder is on. */
+  readonly recorder?: FlightRecorder;
 }
 
 /** What a request needs to know of the listener it arrived on. */

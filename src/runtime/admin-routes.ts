@@ -1,5 +1,13 @@
+import { DASHBOARD_ROUTES } from '../admin/dashboard/assets';
+import { explainEndpoint } from '../admin/explain-endpoint';
+import { previewReload } from '../admin/reload-preview';
+import { requestEndpoint, requestsEndpoint } from '../admin/requests-endpoint';
 import { json, text, type AdminHandler, type AdminResponse } from '../admin/server';
+import type { SidecarConfig } from '../config/types';
 import type { ConfigReloader } from '../lifecycle/reloader';
+import type { StateHolder } from '../proxy/state';
+import type { LiveStateLookup } from '../router/explain';
+import type { FlightRecorder } from '../telemetry/flight-recorder';
 
 /** What the admin API reads from the running process: a single sidecar or a worker group's primary. */
 export interface AdminControl {
@@ -10,6 +18,10 @@ export interface AdminControl {
   metricsAnswer(): AdminResponse | Promise<AdminResponse>;
   stats(): unknown;
   clustersView(): unknown;
+  /** What /explain and a dry-run reload read: the running config, and the live breaker and budget state where it lives in this process (undefined in a worker group's primary). */
+  explainSnapshot(): { readonly config: SidecarConfig; readonly live: LiveStateLookup | undefined };
+  /** The flight recorder and the state it is read with; undefined where the workers record their own requests (/requests is then 404). */
+  readonly recording: { readonly holder: StateHolder; readonly recorder: FlightRecorder } | undefined;
 }
 
 /**
@@ -17,7 +29,7 @@ export interface AdminControl {
  * answered by each runtime's AdminControl.
  */
 export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
-  return new Map<string, AdminHandler>([
+  const routes = new Map<string, AdminHandler>([
     ['GET /live', () => text(200, 'live\n')],
     ['GET /ready', () => {
       const { ready, reason } = control.readiness();
@@ -25,11 +37,26 @@ export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
     }],
     ['GET /config', async () => json(200, await control.configView())],
     ['GET /metrics', () => control.metricsAnswer()],
-    ['POST /reload', async () => {
+    ['POST /reload', async (req, body) => {
+      if (new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('dryRun') === 'true') {
+        // Nothing is applied: the structural diff, and the recent requests replayed on both tables.
+        const running = control.explainSnapshot().config;
+        const recorder = running.admin.recorder === undefined ? undefined : control.recording?.recorder;
+        const result = previewReload(running, body, recorder);
+        return result.ok ? json(200, result.preview) : json(422, { dryRun: true, valid: false, errors: result.errors });
+      }
       const outcome = await control.reloader.reload('admin');
       return json(outcome.result === 'rejected' ? 422 : 200, outcome);
     }],
     ['GET /stats', async () => json(200, await control.stats())],
     ['GET /clusters', async () => json(200, await control.clustersView())],
+    ['GET /explain', explainEndpoint(() => control.explainSnapshot())],
+    ...DASHBOARD_ROUTES,
   ]);
+  const recording = control.recording;
+  if (recording !== undefined) {
+    routes.set('GET /requests', requestsEndpoint(recording.holder, recording.recorder));
+    routes.set('GET /requests/*', requestEndpoint(recording.holder, recording.recorder));
+  }
+  return routes;
 }

@@ -282,6 +282,14 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
     );
   }
 
+  /** GET /explain: the breakers and budgets live in the workers, so explained from the config alone. */
+  explainSnapshot(): { readonly config: SidecarConfig; readonly live: undefined } {
+    return { config: this.current, live: undefined };
+  }
+
+  /** Each worker records its own requests: the primary has no /requests. */
+  readonly recording = undefined;
+
   async metricsAnswer(): Promise<AdminResponse> {
     const answers = await this.ask<MetricsJson>('metrics');
     const workerAnswers: WorkerMetricsAnswer[] = [];

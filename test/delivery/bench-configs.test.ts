@@ -19,6 +19,7 @@ interface SidecarVariant {
   readonly tls: boolean;
   readonly workers: number;
   readonly rateLimit?: boolean;
+  readonly recorder: boolean;
 }
 
 interface BenchConfigs {

@@ -58,7 +58,7 @@ t.test('the DESIGN.md example compiles with ms, bytes, defaults and resolved pat
   t.equal(config.source, file);
   t.equal(config.sha256, createHash('sha256').update(readFileSync(file)).digest('hex'));
   t.ok(config.loadedAt instanceof Date);
-  t.same(config.admin, { host: '127.0.0.1', port: 9901, token: undefined });
+  t.same(config.admin, { host: '127.0.0.1', port: 9901, token: undefined, recorder: D.DEFAULT_RECORDER_SETTINGS });
   t.equal(config.workers, 1);
   t.same(config.accessLog, { path: 'stdout', query: 'drop' });
   t.same(config.drain, { delayMs: 5000, timeoutMs: 25000 });
@@ -148,7 +148,7 @@ t.test('the DESIGN.md example compiles with ms, bytes, defaults and resolved pat
 
 t.test('defaults fill every omitted field', async (t) => {
   const config = mustLoad(await loadConfigFile(path.join(FIXTURES, 'minimal.yaml')));
-  t.same(config.admin, { host: '127.0.0.1', port: 9901, token: undefined });
+  t.same(config.admin, { host: '127.0.0.1', port: 9901, token: undefined, recorder: D.DEFAULT_RECORDER_SETTINGS });
   t.same(config.tracing, {
     serviceName: 'sidecar',
     exporter: 'none',

@@ -86,3 +86,17 @@ clusters:
     'TerminalPort',
   ]);
 });
+
+t.test('with the recorder on, the record step sits just above the terminal; off, it is not in the chain', async (t) => {
+  const [plain, retried] = routes();
+  t.same(steps(chainFor(retried, true).head), [
+    'HeadPort',
+    'DeadlineInterceptor',
+    'BreakerInterceptor',
+    'ConcurrencyInterceptor',
+    'RetryInterceptor',
+    'RecordInterceptor',
+    'TerminalPort',
+  ]);
+  t.notOk(steps(chainFor(plain, false).head).includes('RecordInterceptor'));
+});

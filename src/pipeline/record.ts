@@ -1,0 +1,118 @@
+import type { ErrorCode } from '../core/errors';
+import { isFailure, redactedRequestHeaders, redactedResponseHeaders, type AttemptRecord, type FlightRecorder, type RecordedExchange } from '../telemetry/flight-recorder';
+import { responseFlags } from '../telemetry/response-flags';
+import type { AttemptFailure } from '../upstream/error-map';
+import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import type { Exchange } from './exchange';
+import { Interceptor } from './interceptor';
+
+/**
+ * The flight recorder's step (only in the chains of a config with `admin.recorder` on), right
+ * above the terminal: it sees every attempt start and every attempt's answer before the retry
+ * step swallows it, and on `onEnd` hands the exchange's timeline to the recorder. With the
+ * recorder off it is not in the chain and nothing is kept per request.
+ */
+export class RecordInterceptor extends Interceptor {
+  dispatch(x: ChainContext): void {
+    this.next!.dispatch(x);
+  }
+
+  // WebSocket tunnels are not recorded: each event of a tunnel passes on unchanged.
+
+  override onAttemptStart(x: ChainContext): void {
+    if (!isHttpExchange(x)) {
+      this.up!.onAttemptStart(x);
+      return;
+    }
+    (x.recordedAttempts ??= []).push({
+      attempt: x.attempt,
+      endpoint: x.endpoint?.config.url ?? '',
+      startMs: round(x.attemptStartedAt - x.startedAt),
+      durationMs: null,
+      outcome: null,
+      retryReason: x.retryReason ?? null,
+      backoffMs: x.attempt > 1 ? x.backoffMs : 0,
+    });
+    this.up!.onAttemptStart(x);
+  }
+
+  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (isHttpExchange(x)) {
+      attemptAnswered(x, String(statusCode));
+      x.recordedResponseHeaders = rawHeaders;
+    }
+    return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
+  }
+
+  override onFailure(x: ChainContext, failure: AttemptFailure): void {
+    if (isHttpExchange(x)) attemptAnswered(x, failure.kind);
+    this.up!.onFailure(x, failure);
+  }
+
+  override onRefused(x: ChainContext, code: ErrorCode, message: string): void {
+    if (isHttpExchange(x)) (x.recordedDecisions ??= []).push(`${code}: ${message}`);
+    this.up!.onRefused(x, code, message);
+  }
+
+  override onEnd(x: ChainContext): void {
+    this.next!.onEnd(x);
+    const recorder = x.services.recorder;
+    if (recorder !== undefined && isHttpExchange(x)) record(x, recorder);
+  }
+}
+
+function attemptAnswered(x: Exchange, outcome: string): void {
+  const current = x.recordedAttempts?.at(-1);
+  if (current === undefined || current.outcome !== null) return;
+  current.outcome = outcome;
+  current.durationMs = round(performance.now() - x.startedAt - current.startMs);
+}
+
+function record(x: Exchange, recorder: FlightRecorder): void {
+  const status = x.clientGone && !x.responseStarted ? 499 : x.status;
+  const decisions = x.recordedDecisions ?? [];
+  if (x.waitedForSlot) decisions.unshift('concurrency: waited for a slot');
+  if (x.errorCode === 'CIRCUIT_OPEN') decisions.unshift(`breaker: ${x.cluster.breaker.state}, refused`);
+  else if (x.errorCode === 'OVERLOADED') decisions.push('concurrency: refused (OVERLOADED)');
+  if (x.retryDeclined !== undefined) decisions.push(`retry: no (${x.retryDeclined})`);
+  if (x.attempt > 1) decisions.push(`retry: ${x.attempt - 1} retries; budget left ${x.cluster.retryBudget.view().available}`);
+  const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
+  const redacted = recorder.redactedHeaders;
+  const entry: RecordedExchange = {
+    requestId: x.requestId,
+    atMs: Date.now() - (performance.now() - x.startedAt),
+    method: x.req.method ?? '',
+    path: x.req.url ?? '',
+    host: hostOf(x.req.headers.host ?? x.req.headers[':authority']),
+    listener: x.listener.name,
+    route: x.route.name,
+    cluster: x.cluster.config.name,
+    status,
+    error: x.errorCode ?? null,
+    flags: flags ?? null,
+    durationMs: round(performance.now() - x.startedAt),
+    bytesIn: x.bytesIn,
+    bytesOut: x.bytesOut,
+    attempts: x.recordedAttempts ?? NO_ATTEMPTS,
+    decisions,
+    requestHeaders: redactedRequestHeaders(x.req.rawHeaders, redacted),
+    responseHeaders: x.recordedResponseHeaders === undefined ? NO_HEADERS : redactedResponseHeaders(x.recordedResponseHeaders, redacted),
+  };
+  // A failure whose answer came from the sidecar has no attempt decision to show otherwise.
+  if (isFailure(entry) && decisions.length === 0 && x.errorCode !== undefined && x.attempt === 0) decisions.push(`answered ${x.errorCode} before any attempt`);
+  recorder.record(entry);
+}
+
+const NO_ATTEMPTS: readonly AttemptRecord[] = Object.freeze([]);
+const NO_HEADERS: readonly string[] = Object.freeze([]);
+
+function hostOf(value: string | string[] | undefined): string {
+  const host = Array.isArray(value) ? value[0] : value;
+  if (host === undefined) return '';
+  const colon = host.lastIndexOf(':');
+  return (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,270 @@
+import type { ClusterRoute, ListenerConfig, RouteConfig, RouteMatch, SidecarConfig } from '../config/types';
+import { normalizeAuthority } from '../proxy/authority';
+import { normalizePath, splitTarget } from '../core/path';
+import { VALID_HOST } from '../proxy/request-guard';
+import { hostMatches, matches, rewritePath, type RoutableRequest } from './route-table';
+
+/**
+ * `sidecar explain` and `GET /explain`: which listener and route a request would take, why
+ * each earlier route did not match, the policies the chosen route applies and where the
+ * request would go. Pure: the live state (breaker, budget) comes in through `ClusterLiveState`.
+ */
+
+export interface ExplainInput {
+  readonly method: string;
+  /** `/path?query` or an absolute `http(s)://host[:port]/path?query`. */
+  readonly url: string;
+  /** `name: value` pairs as given (`-H`); names are compared lower-case. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
+/** What the running sidecar knows of a cluster now; undefined when explaining a file offline. */
+export interface ClusterLiveState {
+  readonly breaker: string;
+  readonly retryBudgetAvailable: number;
+  readonly healthyEndpoints: number;
+}
+
+export type LiveStateLookup = (cluster: string) => ClusterLiveState | undefined;
+
+export interface RouteMiss {
+  readonly route: string;
+  /** Each criterion of the route's match the request fails, e.g. `path: /api is not a prefix of /web`. */
+  readonly reasons: readonly string[];
+}
+
+export interface RoutePolicies {
+  readonly deadline: string;
+  readonly maxRequestBodyBytes: number;
+  /** null: the route does not retry. */
+  readonly retry: {
+        readonly attempts: number;
+        readonly on: readonly string[];
+        readonly statusCodes: readonly number[];
+        readonly perTryTimeout: string | null;
+        readonly backoff: string;
+        /** Whether this request's method may be retried at all (retry.methods, idempotencyKey). */
+        readonly methodRetried: boolean;
+      } | null;
+  readonly circuitBreaker: {
+    readonly state: string;
+    readonly errorThresholdPercentage: number;
+    readonly volumeThreshold: number;
+    readonly maxConcurrentRequests: number;
+    readonly maxPendingRequests: number;
+  };
+  readonly retryBudget: { readonly ratio: number; readonly minPerSecond: number; readonly available: number | null };
+  readonly healthyEndpoints: number | null;
+  readonly requestHeaders: { readonly add: readonly string[]; readonly remove: readonly string[] };
+}
+
+export interface ListenerExplanation {
+  readonly listener: string;
+  readonly route: string | null;
+  readonly missed: readonly RouteMiss[];
+}
+
+export interface Explanation {
+  readonly request: { readonly method: string; readonly path: string; readonly query: string; readonly host: string };
+  readonly matched: boolean;
+  readonly listener: string | null;
+  readonly route: string | null;
+  /** Every listener the request was tried against, in order (one when the URL's port names a listener). */
+  readonly listeners: readonly ListenerExplanation[];
+  readonly action: 'cluster' | 'directResponse' | null;
+  readonly cluster: string | null;
+  readonly directResponse: { readonly status: number } | null;
+  /** The URL of each endpoint of the cluster with the path the app receives (after rewritePrefix). */
+  readonly upstreamUrls: readonly string[];
+  /** The Host header the app receives; null: the client's (none given). */
+  readonly upstreamHost: string | null;
+  readonly policies: RoutePolicies | null;
+  /** Whether live state (breaker, budget) is known: true through the admin listener. */
+  readonly live: boolean;
+}
+
+export class ExplainInputError extends Error {}
+
+interface Target {
+  readonly port: number | undefined;
+  readonly path: string;
+  readonly query: string;
+  readonly host: string;
+  readonly authority: string | undefined;
+}
+
+const ABSOLUTE_URL = /^(https?):\/\/([^/?#]*)(.*)$/i;
+
+function parseTarget(url: string, hostHeader: string | undefined): Target {
+  const absolute = ABSOLUTE_URL.exec(url);
+  let rawAuthority = hostHeader;
+  let target = url;
+  if (absolute !== null) {
+    rawAuthority = absolute[2];
+    target = absolute[3] === '' ? '/' : absolute[3];
+  }
+  if (!target.startsWith('/')) throw new ExplainInputError(`the URL must be a path (/x) or an absolute http(s) URL, not ${JSON.stringify(url)}`);
+  const { path: rawPath, query } = splitTarget(target);
+  const normalized = normalizePath(rawPath);
+  if (!normalized.ok) throw new ExplainInputError(`the path is refused before routing: ${normalized.reason}`);
+  let host = '';
+  let authority: string | undefined;
+  let port: number | undefined;
+  if (rawAuthority !== undefined && rawAuthority !== '') {
+    const parsed = VALID_HOST.test(rawAuthority) ? normalizeAuthority(rawAuthority) : undefined;
+    if (parsed === undefined) throw new ExplainInputError(`the host ${JSON.stringify(rawAuthority)} is not a valid host`);
+    host = parsed.host;
+    authority = parsed.authority;
+    const colon = authority.lastIndexOf(':');
+    if (colon > authority.lastIndexOf(']')) port = Number(authority.slice(colon + 1));
+  }
+  return { port, path: normalized.path, query, host, authority };
+}
+
+function headerMap(headers: ExplainInput['headers']): Record<string, string | string[]> {
+  const map: Record<string, string | string[]> = {};
+  for (const [name, value] of headers) {
+    const key = name.toLowerCase();
+    const existing = map[key];
+    map[key] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  return map;
+}
+
+const ANY_PATH_CRITERIA = { methods: undefined, host: undefined, headers: [] } as const;
+
+/** Every criterion of `match` that `request` fails; empty when the route matches. */
+export function whyNot(match: RouteMatch, request: RoutableRequest): string[] {
+  const reasons: string[] = [];
+  if (!matches({ ...match, ...ANY_PATH_CRITERIA }, request)) {
+    const caseNote = match.caseInsensitive ? ' (ignoring case)' : '';
+    if (match.kind === 'path') reasons.push(`path: ${request.path} is not ${match.value}${caseNote}`);
+    else if (match.kind === 'prefix') reasons.push(`path: ${request.path} does not start with ${match.value}${caseNote}`);
+    else reasons.push(`path: ${request.path} does not match regex ${match.value}`);
+  }
+  if (match.methods !== undefined && !match.methods.has(request.method)) reasons.push(`method: ${request.method} is not one of ${[...match.methods].join(', ')}`);
+  if (match.host !== undefined && !hostMatches(match.host, request.host)) reasons.push(`host: ${request.host === '' ? '(none)' : request.host} is not ${match.host}`);
+  for (const [name, expected] of match.headers) {
+    const actual = request.headers[name];
+    const found = Array.isArray(actual) ? actual.includes(expected) : actual === expected;
+    if (!found) reasons.push(`header ${name}: ${actual === undefined ? 'absent' : JSON.stringify(actual)}, the route wants ${JSON.stringify(expected)}`);
+  }
+  return reasons;
+}
+
+function explainListener(listener: ListenerConfig, request: RoutableRequest): { explanation: ListenerExplanation; route: RouteConfig | undefined } {
+  const missed: RouteMiss[] = [];
+  for (const route of listener.routes) {
+    const reasons = whyNot(route.match, request);
+    if (reasons.length === 0) return { explanation: { listener: listener.name, route: route.name, missed }, route };
+    missed.push({ route: route.name, reasons });
+  }
+  return { explanation: { listener: listener.name, route: null, missed }, route: undefined };
+}
+
+export function explainRequest(config: SidecarConfig, input: ExplainInput, live: LiveStateLookup = () => undefined): Explanation {
+  const method = input.method.toUpperCase();
+  const headers = headerMap(input.headers);
+  const hostHeader = headers.host;
+  const target = parseTarget(input.url, Array.isArray(hostHeader) ? hostHeader[0] : hostHeader);
+  const request: RoutableRequest = { method, path: target.path, host: target.host, headers };
+  // A port that names a listener picks it; otherwise the request is tried on each listener.
+  const byPort = config.listeners.filter((l) => l.port === target.port);
+  const candidates = byPort.length > 0 ? byPort : config.listeners;
+  const listeners: ListenerExplanation[] = [];
+  let chosen: { listener: ListenerConfig; route: RouteConfig } | undefined;
+  for (const listener of candidates) {
+    const { explanation, route } = explainListener(listener, request);
+    listeners.push(explanation);
+    if (route !== undefined && chosen === undefined) chosen = { listener, route };
+  }
+  const base = {
+    request: { method, path: target.path, query: target.query, host: target.host },
+    listeners,
+    live: false,
+  };
+  if (chosen === undefined) {
+    return { ...base, matched: false, listener: null, route: null, action: null, cluster: null, directResponse: null, upstreamUrls: [], upstreamHost: null, policies: null };
+  }
+  const { listener, route } = chosen;
+  if (route.action === 'directResponse') {
+    return {
+      ...base,
+      matched: true,
+      listener: listener.name,
+      route: route.name,
+      action: 'directResponse',
+      cluster: null,
+      directResponse: { status: route.directResponse.status },
+      upstreamUrls: [],
+      upstreamHost: null,
+      policies: null,
+    };
+  }
+  const cluster = config.clusters.get(route.cluster);
+  const state = live(route.cluster);
+  const upstreamPath = (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, target.path) : target.path) + target.query;
+  const endpoints = cluster?.endpoints ?? [];
+  return {
+    ...base,
+    live: state !== undefined,
+    matched: true,
+    listener: listener.name,
+    route: route.name,
+    action: 'cluster',
+    cluster: route.cluster,
+    directResponse: null,
+    upstreamUrls: endpoints.map((e) => e.url + upstreamPath),
+    upstreamHost: upstreamHost(route, target.authority, endpoints[0]?.url),
+    policies: cluster === undefined ? null : policiesOf(route, cluster, method, headers, state),
+  };
+}
+
+function upstreamHost(route: ClusterRoute, clientAuthority: string | undefined, firstEndpoint: string | undefined): string | null {
+  if (route.hostRewrite === undefined) return clientAuthority ?? null;
+  if (route.hostRewrite !== 'auto') return route.hostRewrite;
+  return firstEndpoint === undefined ? null : new URL(firstEndpoint).host;
+}
+
+function policiesOf(
+  route: ClusterRoute,
+  cluster: NonNullable<ReturnType<SidecarConfig['clusters']['get']>>,
+  method: string,
+  headers: Record<string, string | string[]>,
+  state: ClusterLiveState | undefined,
+): RoutePolicies {
+  const retry = route.retry;
+  const cb = cluster.circuitBreaker;
+  return {
+    deadline: `${route.timeoutMs}ms`,
+    maxRequestBodyBytes: route.maxRequestBodyBytes,
+    retry:
+      retry.attempts === 0
+        ? null
+        : {
+            attempts: retry.attempts,
+            on: [...retry.on],
+            statusCodes: [...retry.statusCodes],
+            perTryTimeout: retry.perTryTimeoutMs === undefined ? null : `${retry.perTryTimeoutMs}ms`,
+            backoff: `${retry.backoff.baseMs}ms..${retry.backoff.maxMs}ms`,
+            methodRetried: retry.methods.has(method) || (retry.idempotencyKey && headers['idempotency-key'] !== undefined),
+          },
+    circuitBreaker: {
+      state: state?.breaker ?? 'unknown (explained from a file: ask the admin listener for the live state)',
+      errorThresholdPercentage: cb.errorThresholdPercentage,
+      volumeThreshold: cb.volumeThreshold,
+      maxConcurrentRequests: cb.maxConcurrentRequests,
+      maxPendingRequests: cb.maxPendingRequests,
+    },
+    retryBudget: { ratio: cluster.retryBudget.ratio, minPerSecond: cluster.retryBudget.minPerSecond, available: state?.retryBudgetAvailable ?? null },
+    healthyEndpoints: state?.healthyEndpoints ?? null,
+    requestHeaders: { add: route.requestHeaders.add.map(([name, value]) => `${name}: ${value}`), remove: [...route.requestHeaders.remove] },
+  };
+}
+
+/** `k: v` (as curl's -H) → [k, v]; the admin endpoint's `header=k:v` uses the same form. */
+export function parseHeaderArgument(text: string): readonly [string, string] {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new ExplainInputError(`a header is "name: value", not ${JSON.stringify(text)}`);
+  return [text.slice(0, colon).trim(), text.slice(colon + 1).trim()];
+}

@@ -1,0 +1,239 @@
+import t from 'tap';
+import { Pool, request } from 'undici';
+import { parseConfigText } from '../../src/config/load';
+import { FlightRecorder, type RecordedExchange, type RequestRecord } from '../../src/telemetry/flight-recorder';
+import { DEFAULT_RECORDER_SETTINGS } from '../../src/config/defaults';
+import { simpleConfig, startSidecar } from '../helpers/sidecar';
+import { startScriptedUpstream } from '../helpers/resilience';
+import { closedPort } from '../helpers/upstream';
+import { waitUntil } from '../helpers/wait';
+
+const FAST_BACKOFF = 'backoff: { base: 1ms, max: 5ms }';
+
+async function recorded(adminUrl: string, id: string): Promise<RequestRecord | undefined> {
+  const res = await request(`${adminUrl}/requests/${encodeURIComponent(id)}`);
+  if (res.statusCode === 404) {
+    await res.body.dump();
+    return undefined;
+  }
+  return (await res.body.json()) as RequestRecord;
+}
+
+t.test('a request retried twice shows three attempts, each with its endpoint, outcome and retry reason', async (t) => {
+  const app = await startScriptedUpstream((n, _req, res) => {
+    res.statusCode = n <= 2 ? 503 : 200;
+    res.end(n <= 2 ? 'busy' : 'ok');
+  });
+  const proxy = await startSidecar(simpleConfig(app.url, `retry: { attempts: 3, ${FAST_BACKOFF} }`));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const res = await request(`${proxy.url()}/thing?x=1`, { headers: { 'x-request-id': 'retried-twice' } });
+  t.equal(res.statusCode, 200);
+  await res.body.dump();
+  // The exchange is recorded when the client's response closes.
+  await waitUntil(async () => (await recorded(proxy.adminUrl, 'retried-twice')) !== undefined, 'the request to be recorded');
+  const entry = (await recorded(proxy.adminUrl, 'retried-twice')) as RequestRecord;
+  t.equal(entry.route, 'all');
+  t.equal(entry.cluster, 'app');
+  t.equal(entry.path, '/thing?x=1');
+  t.equal(entry.status, 200);
+  t.equal(entry.error, null);
+  t.equal(entry.attempts.length, 3, 'three attempts');
+  t.same(entry.attempts.map((a) => a.outcome), ['503', '503', '200']);
+  t.same(entry.attempts.map((a) => a.retryReason), [null, '503', '503'], 'each retry says why');
+  t.same(entry.attempts.map((a) => a.attempt), [1, 2, 3]);
+  for (const attempt of entry.attempts) {
+    t.equal(attempt.endpoint, app.url);
+    t.type(attempt.durationMs, 'number');
+  }
+  t.equal(entry.attempts[0].backoffMs, 0);
+  for (const retry of entry.attempts.slice(1)) t.ok(retry.backoffMs >= 0 && retry.backoffMs <= 5, `the backoff before the retry (${retry.backoffMs}ms) is within retry.backoff`);
+  t.ok(entry.attempts[1].startMs >= entry.attempts[0].startMs + (entry.attempts[0].durationMs ?? 0), 'attempts in order on one timeline');
+  t.match(entry.decisions.join('\n'), /retry: 2 retries; budget left \d+/);
+});
+
+t.test('a failure stays findable after 5 000 later successes; GET /requests filters by status and route', async (t) => {
+  const app = await startScriptedUpstream((_n, req, res) => {
+    res.statusCode = req.url === '/fail' ? 500 : 200;
+    res.end('x');
+  });
+  const proxy = await startSidecar(simpleConfig(app.url));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const failed = await request(`${proxy.url()}/fail`, { headers: { 'x-request-id': 'the-failure' } });
+  t.equal(failed.statusCode, 500);
+  await failed.body.dump();
+  const pool = new Pool(proxy.url(), { connections: 8 });
+  t.teardown(() => pool.close());
+  const SUCCESSES = 5000;
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (sent < SUCCESSES) {
+        sent++;
+        const res = await pool.request({ path: '/ok', method: 'GET' });
+        await res.body.dump();
+      }
+    }),
+  );
+  await waitUntil(async () => {
+    const res = await request(`${proxy.adminUrl}/requests?limit=1`);
+    const body = (await res.body.json()) as { kept: { requests: number } };
+    return body.kept.requests === 1000;
+  }, 'the last successes to be recorded');
+  const entry = await recorded(proxy.adminUrl, 'the-failure');
+  t.equal(entry?.status, 500, 'the failure is still there');
+  const list = (await (await request(`${proxy.adminUrl}/requests?status=5xx&route=all`)).body.json()) as { kept: { requests: number; failures: number }; requests: RequestRecord[] };
+  t.same(list.requests.map((r) => r.requestId), ['the-failure'], 'status=5xx lists the failure only');
+  t.same(list.kept, { requests: 1000, failures: 1 }, 'the last 1 000 requests plus the failures');
+  const ok = (await (await request(`${proxy.adminUrl}/requests?status=200&limit=3`)).body.json()) as { requests: RequestRecord[] };
+  t.equal(ok.requests.length, 3);
+  t.ok(ok.requests[0].at >= ok.requests[2].at, 'most recent first');
+  const none = (await (await request(`${proxy.adminUrl}/requests?route=other`)).body.json()) as { requests: RequestRecord[] };
+  t.same(none.requests, []);
+  const bad = await request(`${proxy.adminUrl}/requests?status=5x`);
+  t.equal(bad.statusCode, 400);
+  await bad.body.dump();
+  const unknown = await request(`${proxy.adminUrl}/requests/nope`);
+  t.equal(unknown.statusCode, 404);
+  await unknown.body.dump();
+  const malformed = await request(`${proxy.adminUrl}/requests/%zz`);
+  t.equal(malformed.statusCode, 400, 'a malformed id is a 400, not a 500');
+  await malformed.body.dump();
+  const nested = await request(`${proxy.adminUrl}/requests/a/b`);
+  t.equal(nested.statusCode, 404, 'one segment only');
+  await nested.body.dump();
+});
+
+t.test('headers are recorded with authorization, cookie, set-cookie and configured names redacted; bodies never', async (t) => {
+  const app = await startScriptedUpstream((_n, _req, res) => {
+    res.setHeader('set-cookie', ['session=s3cr3t-session; HttpOnly', 'other=2']);
+    res.setHeader('x-app', 'visible');
+    res.end('response-body-marker');
+  });
+  const proxy = await startSidecar(
+    simpleConfig(app.url).replace('admin: { address: 127.0.0.1:0 }', 'admin: { address: 127.0.0.1:0, recorder: { redactHeaders: [X-Api-Key] } }'),
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const res = await request(`${proxy.url()}/post`, {
+    method: 'POST',
+    body: 'request-body-marker',
+    headers: { 'x-request-id': 'redact-me', authorization: 'Bearer tok3n', cookie: 'a=cookie-value', 'x-api-key': 'k3y', 'x-plain': 'shown' },
+  });
+  t.equal(await res.body.text(), 'response-body-marker');
+  await waitUntil(async () => (await recorded(proxy.adminUrl, 'redact-me')) !== undefined, 'the request to be recorded');
+  const entry = (await recorded(proxy.adminUrl, 'redact-me')) as RequestRecord;
+  t.equal(entry.requestHeaders.authorization, '[redacted]');
+  t.equal(entry.requestHeaders.cookie, '[redacted]');
+  t.equal(entry.requestHeaders['x-api-key'], '[redacted]', 'a configured name, matched whatever its case');
+  t.equal(entry.requestHeaders['x-plain'], 'shown');
+  t.same(entry.responseHeaders['set-cookie'], ['[redacted]', '[redacted]']);
+  t.equal(entry.responseHeaders['x-app'], 'visible');
+  const text = JSON.stringify(entry);
+  for (const secret of ['tok3n', 'cookie-value', 'k3y', 's3cr3t-session', 'request-body-marker', 'response-body-marker']) {
+    t.notOk(text.includes(secret), `${secret} is nowhere in the record`);
+  }
+  const list = await (await request(`${proxy.adminUrl}/requests`)).body.text();
+  t.notOk(list.includes('tok3n'), 'nor in the list');
+});
+
+t.test('a refused request is recorded with the decision; the recorder can be turned off', async (t) => {
+  const dead = await closedPort();
+  const proxy = await startSidecar(simpleConfig(`http://127.0.0.1:${dead}`, '', 'circuitBreaker: { volumeThreshold: 1, errorThresholdPercentage: 1, resetTimeout: 1m }'));
+  t.teardown(() => proxy.close());
+  for (const id of ['first', 'second']) {
+    const res = await request(`${proxy.url()}/`, { headers: { 'x-request-id': id } });
+    await res.body.dump();
+  }
+  await waitUntil(async () => (await recorded(proxy.adminUrl, 'second')) !== undefined, 'the request to be recorded');
+  const first = (await recorded(proxy.adminUrl, 'first')) as RequestRecord;
+  t.equal(first.error, 'UPSTREAM_CONNECT_FAILURE');
+  t.same(first.attempts.map((a) => a.outcome), ['connect-failure']);
+  const second = (await recorded(proxy.adminUrl, 'second')) as RequestRecord;
+  t.equal(second.error, 'CIRCUIT_OPEN');
+  t.same(second.attempts, [], 'no attempt');
+  t.match(second.decisions[0], /^breaker: open, refused/);
+
+  const off = await startSidecar(simpleConfig(`http://127.0.0.1:${dead}`).replace('admin: { address: 127.0.0.1:0 }', 'admin: { address: 127.0.0.1:0, recorder: false }'));
+  t.teardown(() => off.close());
+  const res = await request(`${off.url()}/`, { headers: { 'x-request-id': 'not-kept' } });
+  await res.body.dump();
+  const answer = await request(`${off.adminUrl}/requests/not-kept`);
+  t.equal(answer.statusCode, 404);
+  t.match(await answer.body.text(), /RECORDER_OFF/);
+  t.same(off.sidecar.recorder.size, { requests: 0, failures: 0 }, 'nothing was kept');
+});
+
+t.test('admin.recorder is validated with its line', async (t) => {
+  const bad = parseConfigText(
+    `admin:\n  address: 127.0.0.1:0\n  recorder: { requests: -1, maxBytes: lots, redactHeaders: ["bad name"], extra: 1 }\nlisteners: []\n`,
+    '/x/sidecar.yaml',
+  );
+  t.equal(bad.ok, false);
+  const messages = bad.ok ? '' : bad.errors.map((e) => `${e.path}@${e.line}: ${e.message}`).join('\n');
+  t.match(messages, /admin\.recorder\.requests@3: /);
+  t.match(messages, /admin\.recorder\.maxBytes@3: invalid size "lots"/);
+  t.match(messages, /admin\.recorder\.redactHeaders\[0\]@3: invalid header name/);
+  t.match(messages, /extra/);
+  const on = parseConfigText(`admin: { recorder: true }\nlisteners: []\n`, '/x/sidecar.yaml');
+  t.equal(on.ok, false, 'true is not a setting: false or the section');
+});
+
+t.test('memory stays within maxBytes, and the estimate does not undercount', async (t) => {
+  const maxBytes = 256 * 1024;
+  const recorder = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100_000, failures: 100_000, maxBytes });
+  const big = 'v'.repeat(2000);
+  for (let i = 0; i < 20_000; i++) {
+    const entry = record(`id-${i}`, i % 10 === 0 ? 503 : 200, { 'x-big': big, 'x-i': String(i) });
+    recorder.record(entry);
+    if (recorder.sizeBytes > maxBytes) {
+      t.fail(`over the cap after ${i} entries`);
+      break;
+    }
+  }
+  t.ok(recorder.sizeBytes <= maxBytes, `${recorder.sizeBytes} bytes kept, cap ${maxBytes}`);
+  const kept = recorder.list();
+  t.ok(kept.length > 10 && kept.length < 200, `${kept.length} entries kept`);
+  t.equal(kept[0].requestId, 'id-19999', 'the newest is kept');
+  const serialized = kept.reduce((n, e) => n + JSON.stringify(e).length, 0);
+  t.ok(recorder.sizeBytes >= serialized, `the estimate (${recorder.sizeBytes}) covers at least the JSON size (${serialized})`);
+  // The same id recorded twice is one entry, counted once.
+  const small = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 10, failures: 10 });
+  small.record(record('same', 503, {}));
+  small.record(record('same', 200, {}));
+  t.same(small.size, { requests: 1, failures: 1 });
+  t.equal(small.get('same')?.status, 200);
+  small.configure({ ...DEFAULT_RECORDER_SETTINGS, requests: 0, failures: 0 });
+  t.same(small.size, { requests: 0, failures: 0 });
+  t.equal(small.sizeBytes, 0, 'nothing counted once nothing is kept');
+});
+
+function record(requestId: string, status: number, headers: Record<string, string>): RecordedExchange {
+  return {
+    requestId,
+    atMs: Date.now(),
+    method: 'GET',
+    path: '/p',
+    host: 'h',
+    listener: 'main',
+    route: 'all',
+    cluster: 'app',
+    status,
+    error: null,
+    flags: null,
+    durationMs: 1,
+    bytesIn: 0,
+    bytesOut: 0,
+    attempts: [{ attempt: 1, endpoint: 'http://127.0.0.1:1', startMs: 0, durationMs: 1, outcome: String(status), retryReason: null, backoffMs: 0 }],
+    decisions: [],
+    requestHeaders: Object.entries(headers).flat(),
+    responseHeaders: [],
+  };
+}
