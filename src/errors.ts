@@ -14,7 +14,7 @@ export type AttemptFailureKind = 'connect-failure' | 'tls-failure' | 'reset' | '
  * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
  * telemetry/response-flags.ts, which checks that each is one of its own).
  */
-export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE';
+export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE' | 'UAEX' | 'RBAC';
 
 export interface ErrorFacts {
   readonly status: number;
@@ -70,6 +70,21 @@ const CATALOGUE = {
   CIRCUIT_OPEN: { status: 503, message: 'the circuit breaker of the cluster is open', flag: 'UO' },
   OVERLOADED: { status: 503, message: 'the cluster is at its concurrency limit', flag: 'UO' },
   NO_HEALTHY_UPSTREAM: { status: 503, message: 'no endpoint of the cluster is healthy', flag: 'UH' },
+  UNAUTHENTICATED: {
+    status: 401,
+    message: 'the request carries no valid credentials for this route',
+    flag: 'UAEX',
+  },
+  ACCESS_DENIED: {
+    status: 403,
+    message: "the route's access rules refuse this client (its address or its certificate)",
+    flag: 'RBAC',
+  },
+  AUTH_UNAVAILABLE: {
+    status: 503,
+    message: 'the external authorization service did not answer; the route denies requests it cannot check',
+    flag: 'UAEX',
+  },
   DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
   ADMIN_FORBIDDEN: {
     status: 403,

@@ -21,7 +21,10 @@ import {
   show,
 } from './schema';
 import type {
+  AccessRules,
   AdminConfig,
+  CorsPolicy,
+  OriginPattern,
   CidrBlock,
   ClusterConfig,
   UpstreamTlsConfig,
@@ -145,6 +148,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
       caseInsensitive,
       rejectPathParameters: l.pathMatching?.rejectPathParameters ?? D.DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS,
     },
+    escapedSlashes: l.escapedSlashes ?? D.DEFAULT_LISTENER_ESCAPED_SLASHES,
   };
 }
 
@@ -205,7 +209,21 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
       },
     };
   }
-  if (r.cluster === undefined) throw new Error('route without cluster or directResponse');
+  if (r.redirect !== undefined) {
+    return {
+      ...base,
+      action: 'redirect',
+      redirect: {
+        scheme: r.redirect.scheme,
+        host: r.redirect.host?.toLowerCase(),
+        port: r.redirect.port,
+        path: r.redirect.path,
+        prefixRewrite: r.redirect.prefixRewrite,
+        status: r.redirect.status ?? D.DEFAULT_REDIRECT_STATUS,
+      },
+    };
+  }
+  if (r.cluster === undefined) throw new Error('route without cluster, directResponse or redirect');
   return {
     ...base,
     action: 'cluster',
@@ -215,7 +233,36 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
     timeoutMs: durationMs(r.timeout, D.DEFAULT_ROUTE_TIMEOUT_MS),
     retry: compileRetry(r.retry),
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
+    access: compileAccess(r.access),
+    cors: compileCors(r.cors),
   };
+}
+
+function compileAccess(a: RouteDocument['access']): AccessRules | undefined {
+  if (a === undefined) return undefined;
+  return {
+    allow: (a.allow ?? []).map(cidrBlock),
+    deny: (a.deny ?? []).map(cidrBlock),
+    clientCertSans: a.clientCertSans ?? [],
+  };
+}
+
+function compileCors(c: RouteDocument['cors']): CorsPolicy | undefined {
+  if (c === undefined) return undefined;
+  return {
+    allowOrigins: c.allowOrigins.map(originPattern),
+    allowMethods: (c.allowMethods ?? D.DEFAULT_CORS_ALLOW_METHODS).map((m) => m.toUpperCase()),
+    allowHeaders: (c.allowHeaders ?? []).map((h) => h.toLowerCase()),
+    exposeHeaders: (c.exposeHeaders ?? []).map((h) => h.toLowerCase()),
+    maxAgeSeconds: Math.floor(durationMs(c.maxAge, D.DEFAULT_CORS_MAX_AGE_MS) / 1000),
+    allowCredentials: c.allowCredentials ?? D.DEFAULT_CORS_ALLOW_CREDENTIALS,
+  };
+}
+
+function originPattern(text: string): OriginPattern {
+  if (text === '*') return { kind: 'any' };
+  if (text.startsWith('*.')) return { kind: 'subdomain', suffix: text.slice(1).toLowerCase() };
+  return { kind: 'exact', origin: text.toLowerCase() };
 }
 
 function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string): ClusterConfig {

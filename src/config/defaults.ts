@@ -3,7 +3,7 @@
  * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
  * the documented default and the applied default cannot drift apart.
  */
-import type { HeadersWithUnderscores, Propagator, RetryOn, TracingExporter } from './types';
+import type { EscapedSlashes, HeadersWithUnderscores, Propagator, RetryOn, TracingExporter } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -178,3 +178,11 @@ export const DEFAULT_WORKERS = 1;
 
 /** Lowest TLS version offered to an https:// endpoint (clusters[].tls.minVersion). */
 export const DEFAULT_UPSTREAM_TLS_MIN_VERSION = 'TLSv1.2';
+
+// edge policies (routes[].cors, routes[].redirect, listeners[].escapedSlashes)
+export const DEFAULT_CORS_ALLOW_METHODS: readonly string[] = ['GET', 'HEAD', 'POST'];
+export const DEFAULT_CORS_MAX_AGE_MS = 600_000;
+export const DEFAULT_CORS_ALLOW_CREDENTIALS = false;
+/** 308 keeps the method and body (a 301 turns a POST into a GET in browsers). */
+export const DEFAULT_REDIRECT_STATUS = 308 as const;
+export const DEFAULT_LISTENER_ESCAPED_SLASHES: EscapedSlashes = 'keep';

@@ -483,7 +483,115 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'access', 'cors'] as const;
+
+/** A value of a certificate's subjectAltName: a URI (SPIFFE id), DNS name, email or IP, as written in the certificate. */
+const SAN_VALUE = /^[\x21-\x7e]+$/;
+
+const accessSchema = z
+  .strictObject({
+    allow: z
+      .array(cidr)
+      .optional()
+      .describe('CIDR blocks of peer addresses admitted (the connection\'s address, never X-Forwarded-For). Default: any address not denied.'),
+    deny: z
+      .array(cidr)
+      .optional()
+      .describe('CIDR blocks of peer addresses refused, even when `allow` admits them. Default: none.'),
+    clientCertSans: z
+      .array(
+        z.string().regex(SAN_VALUE, {
+          error: unlessMissing((input) => `invalid certificate SAN ${show(input)}: write the value alone (spiffe://..., a DNS name, an email or an IP), without spaces`),
+        }),
+      )
+      .min(1, { error: 'clientCertSans needs at least one name (leave it out to admit any client)' })
+      .optional()
+      .describe(
+        'The mTLS client certificate must carry one of these subjectAltName values (a SPIFFE id such as spiffe://cluster.local/ns/billing/sa/billing, a DNS name, an email or an IP); needs a listener with tls.clientCa. Default: no certificate check.',
+      ),
+  })
+  .describe('Who may use the route; a refused client gets 403 ACCESS_DENIED. Every list given must admit the client. Default: everyone.');
+
+/** `https://app.example`, `http://localhost:3000`, `*`, or `*.example.com`. */
+const ORIGIN = /^(\*|\*\.[A-Za-z0-9.-]+|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/;
+
+const corsSchema = z
+  .strictObject({
+    allowOrigins: z
+      .array(
+        z.string().regex(ORIGIN, {
+          error: unlessMissing(
+            (input) => `invalid origin ${show(input)}: write scheme://host[:port] with no path (https://app.example), * for any, or *.example.com for its subdomains`,
+          ),
+        }),
+      )
+      .min(1, { error: 'allowOrigins needs at least one origin' })
+      .describe('Origins allowed to call the route from a browser: exact (https://app.example), * (any) or *.example.com (any subdomain, any scheme and port). Required.'),
+    allowMethods: z
+      .array(method)
+      .optional()
+      .describe(`Methods a preflight may ask for. Default [${D.DEFAULT_CORS_ALLOW_METHODS.join(', ')}].`),
+    allowHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Request headers a preflight may ask for (beyond the CORS-safelisted ones). Default: none.'),
+    exposeHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Response headers the page may read (beyond the CORS-safelisted ones). Default: none.'),
+    maxAge: duration({ allowZero: true })
+      .optional()
+      .describe(`How long a browser may cache a preflight answer (whole seconds). Default ${ms(D.DEFAULT_CORS_MAX_AGE_MS)}.`),
+    allowCredentials: z
+      .boolean()
+      .optional()
+      .describe(`true: the page may send cookies and Authorization; never together with a * origin. Default ${D.DEFAULT_CORS_ALLOW_CREDENTIALS}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    if (value.allowCredentials === true && Array.isArray(value.allowOrigins) && value.allowOrigins.includes('*')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowCredentials'],
+        message: 'allowCredentials cannot go with the origin "*" (browsers refuse it, and it would let any site act as the user); list the origins',
+        input: value.allowCredentials,
+      });
+    }
+  }, always)
+  .describe('Cross-origin requests from browsers: the sidecar answers preflights itself (the app never sees them) and adds the Access-Control-* headers and Vary: Origin to responses. Default: none (CORS headers are the app\'s).');
+
+const redirectSchema = z
+  .strictObject({
+    scheme: z.enum(['http', 'https']).optional().describe('Scheme of the target. Default: the request\'s.'),
+    host: z
+      .string()
+      .regex(HOSTNAME, { error: unlessMissing((input) => `invalid redirect host ${show(input)}: a host name without port (use port)`) })
+      .optional()
+      .describe('Host of the target. Default: the request\'s.'),
+    port: z
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Port of the target; left out of the Location when it is the scheme\'s default. Default: the request\'s port, or the scheme\'s default when the scheme changes.'),
+    path: urlPath('redirect path').optional().describe('Path of the target, replacing the whole path. Default: the request\'s.'),
+    prefixRewrite: urlPath('redirect prefixRewrite')
+      .optional()
+      .describe('Replaces the matched `prefix` of the path (prefix matches only). Default: the path unchanged.'),
+    status: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+        error: 'a redirect status is one of 301, 302, 303, 307, 308',
+      })
+      .optional()
+      .describe(`Status of the redirect. Default ${D.DEFAULT_REDIRECT_STATUS} (method and body kept).`),
+  })
+  .superRefine((value, ctx) => {
+    if (isLoose(value) && value.path !== undefined && value.prefixRewrite !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['prefixRewrite'], message: 'a redirect has path or prefixRewrite, not both', input: value.prefixRewrite });
+    }
+  }, always)
+  .describe('Answer with a redirect to the request\'s URL with the given parts replaced (the query is kept), e.g. { scheme: https } for HTTP to HTTPS. Exactly one of cluster, directResponse or redirect.');
+
 
 const websocketSchema = z
   .strictObject({
@@ -503,8 +611,9 @@ const routeSchema = z
     match: matchSchema,
     cluster: name('cluster')
       .optional()
-      .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster or directResponse.'),
+      .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster, directResponse or redirect.'),
     directResponse: directResponseSchema.optional(),
+    redirect: redirectSchema.optional(),
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
@@ -527,16 +636,26 @@ const routeSchema = z
     requestHeaders: headerMutationSchema('request to the upstream').optional(),
     responseHeaders: headerMutationSchema('response to the client').optional(),
     websocket: websocketSchema.optional(),
+    access: accessSchema.optional(),
+    cors: corsSchema.optional(),
   })
-  .superRefine(exactlyOne(['cluster', 'directResponse'], 'a route'), always)
+  .superRefine(exactlyOne(['cluster', 'directResponse', 'redirect'], 'a route'), always)
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
-    if (value.directResponse !== undefined && value.cluster === undefined) {
+    if ((value.directResponse !== undefined || value.redirect !== undefined) && value.cluster === undefined) {
       for (const key of CLUSTER_ONLY_ROUTE_KEYS) {
         if (value[key] !== undefined) {
           ctx.addIssue({ code: 'custom', path: [key], message: `${key} only applies to routes with a cluster`, input: value[key] });
         }
       }
+    }
+    if (isLoose(value.redirect) && value.redirect.prefixRewrite !== undefined && isLoose(value.match) && value.match.prefix === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirect', 'prefixRewrite'],
+        message: 'redirect.prefixRewrite needs a `prefix` match (it replaces the matched prefix)',
+        input: value.redirect.prefixRewrite,
+      });
     }
     if (value.rewritePrefix !== undefined && isLoose(value.match) && value.match.prefix === undefined) {
       ctx.addIssue({
@@ -557,8 +676,8 @@ const routeSchema = z
       });
     }
   }, always)
-  .meta(oneOfRequired(['cluster', 'directResponse']))
-  .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
+  .meta(oneOfRequired(['cluster', 'directResponse', 'redirect']))
+  .describe('A route: requests matching `match` go to `cluster`, get `directResponse`, or get a `redirect`. The first matching route wins.');
 
 /** Largest maxHeaderCount: Node's HTTP/1 parser keeps at most 1 000 headers (2 000 raw entries) by default; more would only cost memory. */
 const MAX_HEADER_COUNT_LIMIT = 1000;
@@ -640,6 +759,12 @@ const listenerSchema = z
         `Request headers whose names contain "_" (X_Forwarded_For reads as X-Forwarded-For to CGI/WSGI apps): drop (not forwarded, counted in sidecar_request_headers_dropped_total), reject (400 BAD_REQUEST naming the header) or allow (forwarded). Default ${D.DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES}.`,
       ),
     pathMatching: pathMatchingSchema.optional(),
+    escapedSlashes: z
+      .enum(['keep', 'reject', 'unescape-and-redirect'])
+      .optional()
+      .describe(
+        `A request path holding an encoded slash or backslash (%2F, %5C): keep (forwarded as sent; routes read it as one character of a segment), reject (400 BAD_REQUEST) or unescape-and-redirect (a redirect to the decoded, normalised path, so /public/..%2Fadmin meets the routes as /admin). Choose reject or unescape-and-redirect when routes allow or deny by path and the app decodes %2F. Default ${D.DEFAULT_LISTENER_ESCAPED_SLASHES}.`,
+      ),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;

@@ -20,6 +20,7 @@ export const LISTENER_FIELDS_APPLIED_IN_PLACE: ReadonlySet<string> = new Set([
   'maxConnectionsPerPeer',
   'headersWithUnderscores',
   'pathMatching',
+  'escapedSlashes',
 ]);
 
 export interface KeptListener {

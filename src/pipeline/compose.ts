@@ -1,5 +1,7 @@
 import type { ClusterRoute } from '../config/types';
+import { AccessInterceptor } from './access';
 import { BreakerInterceptor } from './breaker';
+import { CorsInterceptor } from './cors';
 import { ConcurrencyInterceptor } from './concurrency';
 import { DeadlineInterceptor } from './deadline';
 import { HostRewriteInterceptor } from './host-rewrite';
@@ -11,10 +13,10 @@ import { RetryInterceptor } from './retry';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → deadline → breaker → concurrency → [retry] → terminal (pool)
+ *   observe → [access] → [cors] → deadline → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0). The named steps are the ones a request's timers and callbacks come back to.
+ * 0; access and cors, when the route has no such section). The named steps are the ones a request's timers and callbacks come back to.
  */
 export interface RouteChain {
   readonly head: Interceptor;
@@ -47,7 +49,12 @@ export function compileChain(route: ClusterRoute): RouteChain {
   const concurrency = new ConcurrencyInterceptor();
   const retry = route.retry.attempts > 0 ? new RetryInterceptor(route.retry) : undefined;
   const terminal = new PoolTerminal();
-  const steps: Interceptor[] = [observe, deadline, new BreakerInterceptor(), concurrency];
+  const steps: Interceptor[] = [observe];
+  // Edge policies refuse before any attempt: above the deadline (their time is not the
+  // app's) and the breaker (their refusals say nothing of the app).
+  if (route.access !== undefined) steps.push(new AccessInterceptor(route.access));
+  if (route.cors !== undefined) steps.push(new CorsInterceptor(route.cors));
+  steps.push(deadline, new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));
   steps.push(terminal);

@@ -16,6 +16,8 @@ import type { AttemptHandler } from './attempt';
 import type { RouteChain } from './compose';
 import type { ProxiedRequest } from './context';
 
+const NO_HEADERS: readonly string[] = [];
+
 /**
  * The one per-request object of a proxied exchange: the request's facts, and one group of
  * fields per step of the route's chain, written only by that step's file (the steps themselves
@@ -52,6 +54,9 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
+
+  // --- cors.ts: the Access-Control-* and Vary headers of the response ---
+  corsHeaders: readonly string[] = NO_HEADERS;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;

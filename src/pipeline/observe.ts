@@ -2,7 +2,7 @@ import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { accessLogEntry } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
-import { downstreamResponseHeaders } from '../proxy/headers';
+import { downstreamResponseHeaders, REQUEST_ID_HEADER } from '../proxy/headers';
 import { abortResponse, isHttp1, responseCompleted } from '../proxy/http2-request';
 import { sendError } from '../proxy/respond';
 import type { AttemptHandler } from './attempt';
@@ -95,6 +95,18 @@ export class ObserveInterceptor extends Interceptor {
     respondWithError(x, 'REQUEST_TIMEOUT', message);
   }
 
+  override onDenied(x: Exchange, code: ErrorCode, message: string, headers: readonly string[]): void {
+    if (x.finished) return;
+    respondWithError(x, code, message, headers);
+  }
+
+  override onAnswered(x: Exchange, status: number, headers: readonly string[]): void {
+    if (x.finished || x.res.headersSent) return;
+    x.status = status;
+    x.res.writeHead(status, [...headers, REQUEST_ID_HEADER, x.requestId]);
+    x.res.end();
+  }
+
   onClientClose(x: Exchange): void {
     if (!responseCompleted(x.res)) {
       x.clientGone = true;
@@ -125,10 +137,10 @@ export class ObserveInterceptor extends Interceptor {
   }
 }
 
-function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined): void {
+function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined, headers?: readonly string[]): void {
   x.errorCode = code;
   x.status = x.res.headersSent ? x.status : ERROR_STATUS[code];
-  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded });
+  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded, headers });
 }
 
 function onClientDrain(x: Exchange): void {

@@ -9,7 +9,14 @@ import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './h
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
 import { connectionOf, requestHasBody } from './http2-request';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError, sendRedirect } from './respond';
+import { escapedSlashOutcome } from './escaped-slashes';
+import { redirectLocation } from '../policy/redirect';
+import type { HeaderMutation } from '../config/types';
+
+/** 308: the client repeats the same method and body at the unescaped path. */
+export const ESCAPED_SLASH_REDIRECT_STATUS = 308;
+const NO_HEADER_CHANGES: HeaderMutation = { add: [], remove: [] };
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
@@ -67,6 +74,17 @@ export function createRequestHandler(
       return;
     }
     const { path, query } = checked;
+    const escaped = escapedSlashOutcome(listener.config.escapedSlashes, path);
+    if (escaped.kind === 'reject') {
+      sendError(res, 'BAD_REQUEST', requestId, escaped.reason);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE');
+      return;
+    }
+    if (escaped.kind === 'redirect') {
+      sendRedirect(res, ESCAPED_SLASH_REDIRECT_STATUS, escaped.path + query, NO_HEADER_CHANGES, requestId);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined);
+      return;
+    }
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView(method, path, checked.host, req));
 
@@ -77,6 +95,13 @@ export function createRequestHandler(
     }
     if (route.action === 'directResponse') {
       sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, method === 'HEAD');
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
+      return;
+    }
+    if (route.action === 'redirect') {
+      const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
+      const location = redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined);
+      sendRedirect(res, route.redirect.status, location, route.responseHeaders, requestId);
       recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
       return;
     }

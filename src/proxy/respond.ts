@@ -28,7 +28,7 @@ export function sendError(
   code: ErrorCode,
   requestId: string,
   message: string = ERROR_MESSAGES[code],
-  options: { close?: boolean } = {},
+  options: { close?: boolean; headers?: readonly string[] } = {},
 ): number {
   if (res.headersSent) {
     abortResponse(res);
@@ -44,6 +44,7 @@ export function sendError(
   ];
   // The only 405 of the proxy path is the TRACE/TRACK refusal (request-guard.ts).
   if (code === 'METHOD_NOT_ALLOWED') headers.push('allow', ALLOW_FORWARDED_METHODS);
+  if (options.headers !== undefined) headers.push(...options.headers);
   // HTTP/2 has no Connection header: the stream ends (see stopReceivingBody below).
   if (options.close && isHttp1(res.req)) headers.push('connection', 'close');
   // A writeHead that threw (a header value Node refuses) may have left its headers behind
@@ -82,4 +83,17 @@ export function sendDirectResponse(
   const bytes = isHead ? 0 : length;
   localBodyBytes.set(res, bytes);
   return bytes;
+}
+
+/**
+ * A redirect the sidecar answers itself (a `redirect` route, or a path whose escaped slashes
+ * the listener unescapes). The body is empty: clients follow Location.
+ */
+export function sendRedirect(res: ServerResponse, status: number, location: string, mutation: HeaderMutation, requestId: string): void {
+  const headers: string[] = ['location', location, 'content-length', '0'];
+  for (const [name, value] of mutation.add) headers.push(name, value);
+  headers.push(REQUEST_ID_HEADER, requestId);
+  res.writeHead(status, headers);
+  res.end();
+  localBodyBytes.set(res, 0);
 }

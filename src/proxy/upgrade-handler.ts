@@ -7,9 +7,13 @@ import { accessLogEntry } from '../telemetry/access-log';
 import type { WebSocketProxy } from '../upstream/websocket';
 import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from './http2-request';
-import { requestIdFrom, upstreamRequestHeaders } from './headers';
+import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
+import { clientCertificateSans } from './peer-certificate';
+import { decideAccess } from '../policy/access';
 import { checkRequest } from './request-guard';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError, sendRedirect } from './respond';
+import { escapedSlashOutcome } from './escaped-slashes';
+import { redirectLocation } from '../policy/redirect';
 import { responseOnSocket } from './socket-response';
 import type { ListenerIdentity, ProxyServices, StateHolder } from './state';
 
@@ -52,6 +56,15 @@ export function createUpgradeHandler(
       return;
     }
     const { path, query } = checked;
+    const escaped = escapedSlashOutcome(listener.config.escapedSlashes, path);
+    if (escaped.kind !== 'pass') {
+      // A redirect is no answer to an upgrade (browsers fail the handshake): both modes refuse.
+      const res = responseOnSocket(req, socket);
+      const reason = escaped.kind === 'reject' ? escaped.reason : `the request path holds an encoded slash; upgrade at ${escaped.path} instead`;
+      sendError(res, 'BAD_REQUEST', requestId, reason);
+      recordRefusal(services, listener, req, res, requestId, startedAt, '', '', 'BAD_REQUEST', 'DPE');
+      return;
+    }
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView('GET', path, checked.host, req));
 
@@ -67,6 +80,13 @@ export function createUpgradeHandler(
       recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', undefined, undefined);
       return;
     }
+    if (route.action === 'redirect') {
+      const res = responseOnSocket(req, socket);
+      const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
+      sendRedirect(res, route.redirect.status, redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined), route.responseHeaders, requestId);
+      recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', undefined, undefined);
+      return;
+    }
     const cluster = state.clusters.get(route.cluster);
     if (cluster === undefined) {
       // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
@@ -74,6 +94,16 @@ export function createUpgradeHandler(
       return;
     }
 
+    if (route.access !== undefined) {
+      // A tunnel is no way around a route's access rules.
+      const decision = decideAccess(route.access, normalizePeerAddress(socket.remoteAddress), clientCertificateSans(socket));
+      if (!decision.allowed) {
+        const res = responseOnSocket(req, socket);
+        sendError(res, 'ACCESS_DENIED', requestId, decision.reason);
+        recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, 'ACCESS_DENIED', 'RBAC');
+        return;
+      }
+    }
     const peer = peerFactsOf(socket, listener);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const upstreamHeaders = upstreamRequestHeaders(
