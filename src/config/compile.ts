@@ -19,9 +19,13 @@ import {
   parseAddress,
   parseEndpointUrl,
   show,
+  JWT_ALGORITHMS,
 } from './schema';
+import type { RouteFiles } from './route-files';
 import type {
   AccessRules,
+  AuthPolicy,
+  JsonWebKey,
   AdminConfig,
   CorsPolicy,
   OriginPattern,
@@ -68,7 +72,7 @@ function cidrBlock(text: string): CidrBlock {
   return parsed.block;
 }
 
-export function compile(doc: ConfigDocument, source: string, hash: string): SidecarConfig {
+export function compile(doc: ConfigDocument, source: string, hash: string, routeFiles: RouteFiles = new Map()): SidecarConfig {
   const baseDir = source === EMBEDDED_SOURCE ? process.cwd() : nodePath.dirname(source);
   const resolvePath = (p: string): string => nodePath.resolve(baseDir, p);
 
@@ -96,7 +100,7 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
     sha256: hash,
     loadedAt: new Date(),
     admin,
-    listeners: doc.listeners.map((l) => compileListener(l, resolvePath)),
+    listeners: doc.listeners.map((l) => compileListener(l, resolvePath, routeFiles)),
     clusters,
     tracing,
     accessLog: {
@@ -113,7 +117,7 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
   };
 }
 
-function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
+function compileListener(l: ListenerDocument, resolvePath: (p: string) => string, routeFiles: RouteFiles): ListenerConfig {
   const address = hostPort(l.address);
   const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
   const caseInsensitive = l.pathMatching?.caseInsensitive ?? D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE;
@@ -135,7 +139,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
               keyPath: resolvePath(s.key),
             })),
           },
-    routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
+    routes: l.routes.map((r) => compileRoute(r, caseInsensitive, resolvePath, routeFiles)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
@@ -190,7 +194,7 @@ function compileRetry(r: RouteDocument['retry']): RetryPolicy {
   };
 }
 
-function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
+function compileRoute(r: RouteDocument, caseInsensitive: boolean, resolvePath: (p: string) => string, routeFiles: RouteFiles): RouteConfig {
   const base = {
     name: r.name,
     match: compileMatch(r.match, caseInsensitive),
@@ -235,7 +239,54 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
     websocket: { idleTimeoutMs: durationMs(r.websocket?.idleTimeout, D.DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS) },
     access: compileAccess(r.access),
     cors: compileCors(r.cors),
+    auth: compileAuth(r, resolvePath, routeFiles),
   };
+}
+
+function compileAuth(r: RouteDocument, resolvePath: (p: string) => string, routeFiles: RouteFiles): AuthPolicy | undefined {
+  const a = r.auth;
+  if (a === undefined) return undefined;
+  if (a.jwt !== undefined) {
+    const j = a.jwt;
+    const jwksFile = j.jwks.file === undefined ? undefined : resolvePath(j.jwks.file);
+    return {
+      kind: 'jwt',
+      issuer: j.issuer,
+      audiences: j.audiences,
+      jwksUrl: j.jwks.url,
+      jwksFile,
+      jwksKeys: jwksFile === undefined ? undefined : (fileContents(routeFiles, jwksFile) as JsonWebKey[]),
+      jwksRefreshIntervalMs: durationMs(j.jwks.refreshInterval, D.DEFAULT_JWKS_REFRESH_INTERVAL_MS),
+      jwksTimeoutMs: durationMs(j.jwks.timeout, D.DEFAULT_JWKS_TIMEOUT_MS),
+      algorithms: j.algorithms ?? JWT_ALGORITHMS,
+      clockSkewSeconds: Math.floor(durationMs(j.clockSkew, D.DEFAULT_JWT_CLOCK_SKEW_MS) / 1000),
+      claimsToHeaders: Object.entries(j.claimsToHeaders ?? {}).map(([claim, header]) => [claim, header.toLowerCase()] as const),
+      forwardToken: j.forwardToken ?? D.DEFAULT_JWT_FORWARD_TOKEN,
+    };
+  }
+  if (a.basic !== undefined) {
+    const usersFile = resolvePath(a.basic.usersFile);
+    return { kind: 'basic', usersFile, realm: a.basic.realm ?? r.name, users: fileContents(routeFiles, usersFile) as [string, string][] };
+  }
+  if (a.external !== undefined) {
+    const e = a.external;
+    return {
+      kind: 'external',
+      url: e.url,
+      timeoutMs: durationMs(e.timeout, D.DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS),
+      pathPrefix: e.pathPrefix ?? '',
+      requestHeaders: (e.requestHeaders ?? D.DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS).map((h) => h.toLowerCase()),
+      responseHeaders: (e.responseHeaders ?? []).map((h) => h.toLowerCase()),
+      failureMode: e.failureMode ?? D.DEFAULT_EXTERNAL_AUTH_FAILURE_MODE,
+      cacheForMs: durationMs(e.cacheFor, D.DEFAULT_EXTERNAL_AUTH_CACHE_FOR_MS),
+    };
+  }
+  throw new Error('auth without jwt, basic or external');
+}
+
+function fileContents(routeFiles: RouteFiles, file: string): unknown {
+  if (!routeFiles.has(file)) throw new Error(`route file ${file} was not read at load`);
+  return routeFiles.get(file);
 }
 
 function compileAccess(a: RouteDocument['access']): AccessRules | undefined {

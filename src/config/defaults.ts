@@ -186,3 +186,16 @@ export const DEFAULT_CORS_ALLOW_CREDENTIALS = false;
 /** 308 keeps the method and body (a 301 turns a POST into a GET in browsers). */
 export const DEFAULT_REDIRECT_STATUS = 308 as const;
 export const DEFAULT_LISTENER_ESCAPED_SLASHES: EscapedSlashes = 'keep';
+
+// routes[].auth
+export const DEFAULT_JWKS_REFRESH_INTERVAL_MS = 300_000;
+/** A token with an unknown kid refreshes the key set at most this often (a stream of forged kids costs one fetch). */
+export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
+export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
+export const DEFAULT_JWT_CLOCK_SKEW_MS = 60_000;
+/** The app does not need the token once the sidecar verified it, and a token it never holds cannot leak from it. */
+export const DEFAULT_JWT_FORWARD_TOKEN = false;
+export const DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS = 500;
+export const DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS: readonly string[] = ['authorization', 'cookie'];
+export const DEFAULT_EXTERNAL_AUTH_FAILURE_MODE = 'deny' as const;
+export const DEFAULT_EXTERNAL_AUTH_CACHE_FOR_MS = 0;

@@ -483,7 +483,105 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'access', 'cors'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'access', 'cors', 'auth'] as const;
+
+/** Signature algorithms a JWT may use: asymmetric only (`none` and the HMAC ones, which need a shared secret, are never accepted). */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const httpUrl = (what: string) =>
+  z.string().superRefine((text, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+      ctx.addIssue({ code: 'custom', input: text, message: `invalid ${what} ${show(text)}: use an http:// or https:// URL without user information` });
+    }
+  });
+
+const jwksSchema = z
+  .strictObject({
+    url: httpUrl('JWKS url').optional().describe('Where the JSON Web Key Set is fetched (the issuer\'s jwks_uri). Exactly one of url or file.'),
+    file: filePath('JWKS file').optional().describe('A JSON Web Key Set file, read at load (an unreadable or invalid file is a config error) and again when it changes. Exactly one of url or file.'),
+    refreshInterval: duration()
+      .optional()
+      .describe(`How old the fetched keys may get before a request triggers a refresh in the background; a token with an unknown kid triggers one at once, at most once per ${ms(D.JWKS_UNKNOWN_KID_COOLDOWN_MS)}. A failed refresh keeps the last good keys. Default ${ms(D.DEFAULT_JWKS_REFRESH_INTERVAL_MS)}.`),
+    timeout: duration().optional().describe(`Time allowed to fetch the key set. Default ${ms(D.DEFAULT_JWKS_TIMEOUT_MS)}.`),
+  })
+  .superRefine(exactlyOne(['url', 'file'], 'jwks'), always)
+  .describe('The issuer\'s public keys. Required.');
+
+const jwtSchema = z
+  .strictObject({
+    issuer: z.string().min(1, { error: 'issuer cannot be empty' }).describe('The `iss` every token must carry. Required.'),
+    audiences: z
+      .array(z.string().min(1, { error: 'an audience cannot be empty' }))
+      .min(1, { error: 'audiences needs at least one audience' })
+      .describe('A token\'s `aud` must name one of these. Required.'),
+    jwks: jwksSchema,
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1, { error: 'algorithms needs at least one algorithm' })
+      .optional()
+      .describe(`Signature algorithms accepted (asymmetric only: none and HS256 are never accepted). Default [${JWT_ALGORITHMS.join(', ')}].`),
+    clockSkew: duration({ allowZero: true })
+      .optional()
+      .describe(`Tolerance on exp and nbf for clocks that disagree. Default ${ms(D.DEFAULT_JWT_CLOCK_SKEW_MS)}.`),
+    claimsToHeaders: z
+      .record(z.string().min(1), headerName)
+      .optional()
+      .describe('Claims copied into request headers for the app, e.g. { sub: x-user-id }; objects and arrays as JSON. A client-sent header of one of these names is always removed first. Default: none.'),
+    forwardToken: z
+      .boolean()
+      .optional()
+      .describe(`true: the Authorization header reaches the app; false: it is removed once verified. Default ${D.DEFAULT_JWT_FORWARD_TOKEN}.`),
+  })
+  .describe('Bearer JWTs verified by the sidecar (signature, exp/nbf, iss, aud); a missing or bad token gets 401 UNAUTHENTICATED with WWW-Authenticate.');
+
+const basicSchema = z
+  .strictObject({
+    usersFile: filePath('usersFile').describe('An htpasswd file of bcrypt hashes (user:$2y$...), read at load and again when it changes; any other kind of line is a config error. Required.'),
+    realm: z
+      .string()
+      .regex(/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'realm is printable ASCII without quotes or backslashes' })
+      .optional()
+      .describe('The realm the browser shows. Default: the route name.'),
+  })
+  .describe('HTTP Basic authentication against bcrypt hashes; a missing or wrong password gets 401 UNAUTHENTICATED with WWW-Authenticate: Basic.');
+
+const externalSchema = z
+  .strictObject({
+    url: httpUrl('external auth url').describe('The authorization service; the request\'s path is appended to the URL\'s path (after pathPrefix). Required.'),
+    timeout: duration().optional().describe(`Time allowed for its answer. Default ${ms(D.DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS)}.`),
+    pathPrefix: urlPath('pathPrefix').optional().describe('Put before the request\'s path in the check request. Default: none.'),
+    requestHeaders: z
+      .array(headerName)
+      .optional()
+      .describe(`Request headers sent to the service. Default [${D.DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS.join(', ')}].`),
+    responseHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Headers of the service\'s 2xx answer added to the request to the app (client-sent ones of these names are always removed). Default: none.'),
+    failureMode: z
+      .enum(['deny', 'allow'])
+      .optional()
+      .describe(`When the service times out or cannot be reached: deny (503 AUTH_UNAVAILABLE) or allow (the request goes on unchecked). Default ${D.DEFAULT_EXTERNAL_AUTH_FAILURE_MODE}.`),
+    cacheFor: duration({ allowZero: true })
+      .optional()
+      .describe('How long a decision is reused for the same requestHeaders values (0s: never). Default 0s.'),
+  })
+  .describe('Ask an authorization service (forwardAuth / ext_authz over HTTP) with the method, path and chosen headers: 2xx lets the request through, any other answer is returned to the client as sent.');
+
+const authSchema = z
+  .strictObject({
+    jwt: jwtSchema.optional(),
+    basic: basicSchema.optional(),
+    external: externalSchema.optional(),
+  })
+  .superRefine(exactlyOne(['jwt', 'basic', 'external'], 'auth'), always)
+  .describe('Authentication of the route\'s requests (one of jwt, basic, external). Default: none (the app authenticates).');
 
 /** A value of a certificate's subjectAltName: a URI (SPIFFE id), DNS name, email or IP, as written in the certificate. */
 const SAN_VALUE = /^[\x21-\x7e]+$/;
@@ -638,6 +736,7 @@ const routeSchema = z
     websocket: websocketSchema.optional(),
     access: accessSchema.optional(),
     cors: corsSchema.optional(),
+    auth: authSchema.optional(),
   })
   .superRefine(exactlyOne(['cluster', 'directResponse', 'redirect'], 'a route'), always)
   .superRefine((value, ctx) => {

@@ -173,6 +173,48 @@ export interface CorsPolicy {
   readonly allowCredentials: boolean;
 }
 
+/** One JSON Web Key, as read from a JWKS (plain data). */
+export type JsonWebKey = Readonly<Record<string, unknown>>;
+
+export interface JwtAuth {
+  readonly kind: 'jwt';
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  /** Exactly one of url and keys (the file's, read at load). */
+  readonly jwksUrl: string | undefined;
+  readonly jwksFile: string | undefined;
+  readonly jwksKeys: readonly JsonWebKey[] | undefined;
+  readonly jwksRefreshIntervalMs: number;
+  readonly jwksTimeoutMs: number;
+  readonly algorithms: readonly string[];
+  readonly clockSkewSeconds: number;
+  /** [claim, lower-case header] pairs. */
+  readonly claimsToHeaders: ReadonlyArray<readonly [string, string]>;
+  readonly forwardToken: boolean;
+}
+
+export interface BasicAuth {
+  readonly kind: 'basic';
+  readonly usersFile: string;
+  readonly realm: string;
+  /** [user, bcrypt hash] pairs, as read at load. */
+  readonly users: ReadonlyArray<readonly [string, string]>;
+}
+
+export interface ExternalAuth {
+  readonly kind: 'external';
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly pathPrefix: string;
+  /** Lower-case names. */
+  readonly requestHeaders: readonly string[];
+  readonly responseHeaders: readonly string[];
+  readonly failureMode: 'deny' | 'allow';
+  readonly cacheForMs: number;
+}
+
+export type AuthPolicy = JwtAuth | BasicAuth | ExternalAuth;
+
 export interface WebSocketPolicy {
   /** A tunnel with no byte in either direction for this long is closed. */
   readonly idleTimeoutMs: number;
@@ -191,6 +233,7 @@ export interface ClusterRoute extends RouteBase {
   readonly websocket: WebSocketPolicy;
   readonly access: AccessRules | undefined;
   readonly cors: CorsPolicy | undefined;
+  readonly auth: AuthPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {

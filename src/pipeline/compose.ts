@@ -1,5 +1,7 @@
 import type { ClusterRoute } from '../config/types';
 import { AccessInterceptor } from './access';
+import { AuthInterceptor } from './auth';
+import { authenticatorOf } from '../auth/authenticator';
 import { BreakerInterceptor } from './breaker';
 import { CorsInterceptor } from './cors';
 import { ConcurrencyInterceptor } from './concurrency';
@@ -13,10 +15,10 @@ import { RetryInterceptor } from './retry';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → [access] → [cors] → deadline → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
+ *   observe → [access] → [cors] → [auth] → deadline → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0; access and cors, when the route has no such section). The named steps are the ones a request's timers and callbacks come back to.
+ * 0; access, cors and auth, when the route has no such section). The named steps are the ones a request's timers and callbacks come back to.
  */
 export interface RouteChain {
   readonly head: Interceptor;
@@ -54,6 +56,9 @@ export function compileChain(route: ClusterRoute): RouteChain {
   // app's) and the breaker (their refusals say nothing of the app).
   if (route.access !== undefined) steps.push(new AccessInterceptor(route.access));
   if (route.cors !== undefined) steps.push(new CorsInterceptor(route.cors));
+  // Below cors: a preflight carries no credentials, and a refusal gets the CORS headers.
+  const authenticator = authenticatorOf(route);
+  if (authenticator !== undefined) steps.push(new AuthInterceptor(authenticator));
   steps.push(deadline, new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));

@@ -31,6 +31,10 @@ export class CorsInterceptor extends Interceptor {
     return this.up!.onResponse(x, handler, statusCode, withCorsHeaders(rawHeaders, x.corsHeaders), resume, statusText);
   }
 
+  override onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
+    this.up!.onAnswered(x, status, [...headers, ...x.corsHeaders], body);
+  }
+
   override onDenied(x: Exchange, code: ErrorCode, message: string, headers: readonly string[]): void {
     // A page can read why it was refused (a 401 it should answer by logging in).
     this.up!.onDenied(x, code, message, [...headers, ...x.corsHeaders]);

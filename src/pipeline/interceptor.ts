@@ -59,9 +59,9 @@ export abstract class Interceptor {
     this.up?.onDenied(x, code, message, headers);
   }
 
-  /** An edge policy answered the request itself (a CORS preflight): status and headers, no body. */
-  onAnswered(x: Exchange, status: number, headers: readonly string[]): void {
-    this.up?.onAnswered(x, status, headers);
+  /** An edge policy answered the request itself (a CORS preflight, an external auth service's refusal). */
+  onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
+    this.up?.onAnswered(x, status, headers, body);
   }
 
   /** The per-try timeout is up: false when no try was in flight (the clock then runs on to the deadline). */

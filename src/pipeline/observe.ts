@@ -100,11 +100,16 @@ export class ObserveInterceptor extends Interceptor {
     respondWithError(x, code, message, headers);
   }
 
-  override onAnswered(x: Exchange, status: number, headers: readonly string[]): void {
+  override onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
     if (x.finished || x.res.headersSent) return;
     x.status = status;
-    x.res.writeHead(status, [...headers, REQUEST_ID_HEADER, x.requestId]);
-    x.res.end();
+    const length = body?.length ?? 0;
+    const close = x.hasBody && !x.req.readableEnded && isHttp1(x.req);
+    // RFC 9110 §8.6: no Content-Length on a 204 or 304.
+    const framing = status === 204 || status === 304 ? [] : ['content-length', String(length)];
+    x.res.writeHead(status, [...headers, ...framing, REQUEST_ID_HEADER, x.requestId, ...(close ? ['connection', 'close'] : [])]);
+    x.res.end(x.req.method === 'HEAD' ? undefined : body);
+    x.bytesOut += length;
   }
 
   onClientClose(x: Exchange): void {

@@ -46,7 +46,7 @@ export const VARY_ORIGIN: readonly string[] = ['vary', 'Origin'];
  * Access-Control-* headers: the browser then refuses the actual request.
  */
 export function preflightHeaders(policy: CorsPolicy, allowOrigin: string | undefined): string[] {
-  const headers = ['vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers', 'content-length', '0'];
+  const headers = ['vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers'];
   if (allowOrigin === undefined) return headers;
   headers.push('access-control-allow-origin', allowOrigin, 'access-control-allow-methods', policy.allowMethods.join(', '));
   if (policy.allowHeaders.length > 0) headers.push('access-control-allow-headers', policy.allowHeaders.join(', '));

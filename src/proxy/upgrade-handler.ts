@@ -10,6 +10,8 @@ import { requestHasBody } from './http2-request';
 import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './headers';
 import { clientCertificateSans } from './peer-certificate';
 import { decideAccess } from '../policy/access';
+import { authenticatorOf } from '../auth/authenticator';
+import { insertHeader, removeHeaders } from '../auth/forwarded-headers';
 import { checkRequest } from './request-guard';
 import { localAnswerBodyBytes, sendDirectResponse, sendError, sendRedirect } from './respond';
 import { escapedSlashOutcome } from './escaped-slashes';
@@ -121,7 +123,36 @@ export function createUpgradeHandler(
     );
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
-    websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+    const authenticator = authenticatorOf(route);
+    if (authenticator === undefined) {
+      websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+      return;
+    }
+    // A tunnel is no way around a route's authentication either.
+    removeHeaders(upstreamHeaders, authenticator.strip);
+    authenticator.check({ req, path: upstreamPath, requestId }, services.logger).then(
+      (outcome) => {
+        if (socket.destroyed) return;
+        if (outcome.kind === 'pass') {
+          for (const [name, value] of outcome.set) insertHeader(upstreamHeaders, name, value);
+          websockets.open({ req, socket, head, listener, route, cluster, requestId, upstreamPath, upstreamHeaders, startedAt });
+          return;
+        }
+        const res = responseOnSocket(req, socket);
+        if (outcome.kind === 'deny') {
+          sendError(res, outcome.code, requestId, outcome.message, { headers: outcome.headers });
+          recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, outcome.code, 'UAEX');
+        } else {
+          res.writeHead(outcome.status, [...outcome.headers, 'content-length', String(outcome.body.length)]);
+          res.end(outcome.body);
+          recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, undefined, 'UAEX');
+        }
+      },
+      (error: unknown) => {
+        services.logger.error({ err: error, route: route.name }, 'authentication failed unexpectedly');
+        if (!socket.destroyed) sendError(responseOnSocket(req, socket), 'AUTH_UNAVAILABLE', requestId);
+      },
+    );
   };
 }
 
