@@ -106,3 +106,55 @@ t.test('redirect', async (t) => {
 t.test('escapedSlashes', async (t) => {
   expectError(t, withRoute('        cluster: app', '    escapedSlashes: decode\n'), 'listeners[0].escapedSlashes', 4, /keep|reject|unescape-and-redirect/);
 });
+
+t.test('auth', async (t) => {
+  const dir = t.testdir({
+    'md5.htpasswd': 'alice:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n',
+    'plain.htpasswd': '# users\nalice:wonderland\n',
+    'good.htpasswd': 'alice:$2y$04$abcdefghijklmnopqrstuuJ5RLSOmhxJYP2c3ozUUMFdp64ZTvjC.\n',
+    'private.json': JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', x: 'a', y: 'b', d: 'secret' }] }),
+    'hmac.json': JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }),
+    'broken.json': '{"keys": [',
+  });
+  const file = (name: string) => JSON.stringify(path.join(dir, name));
+  const jwt = (jwks: string, extra = '') => withRoute(`        cluster: app
+        auth:
+          jwt:
+            issuer: https://id.example
+            audiences: [api]
+            jwks: ${jwks}${extra}`);
+
+  const good = parseConfigText(withRoute(`        cluster: app
+        auth: { basic: { usersFile: ${file('good.htpasswd')} } }`), SOURCE);
+  t.ok(good.ok, 'a bcrypt htpasswd loads');
+  if (good.ok) {
+    const route = good.config.listeners[0].routes[0];
+    t.ok(route.action === 'cluster' && route.auth?.kind === 'basic' && route.auth.realm === 'r', 'the realm defaults to the route name');
+  }
+  expectError(t, withRoute(`        cluster: app
+        auth:
+          basic: { usersFile: ${file('md5.htpasswd')} }`), 'listeners[0].routes[0].auth.basic.usersFile', 9, /line 1: the entry of "alice" is not a bcrypt hash/);
+  const plain = errorsOf(withRoute(`        cluster: app
+        auth:
+          basic: { usersFile: ${file('plain.htpasswd')} }`));
+  t.match(plain[0]?.message, /line 2: the entry of "alice" is not a bcrypt hash/, 'plain text refused, its line named');
+  t.notMatch(plain[0]?.message, /wonderland/, 'the password is never quoted');
+  expectError(t, withRoute(`        cluster: app
+        auth:
+          basic: { usersFile: ${file('missing.htpasswd')} }`), 'listeners[0].routes[0].auth.basic.usersFile', 9, /file not found/);
+  expectError(t, jwt(`{ file: ${file('broken.json')} }`), 'listeners[0].routes[0].auth.jwt.jwks.file', 12, /not JSON/);
+  expectError(t, jwt(`{ file: ${file('missing.json')} }`), 'listeners[0].routes[0].auth.jwt.jwks.file', 12, /file not found/);
+  expectError(t, jwt(`{ file: ${file('private.json')} }`), 'listeners[0].routes[0].auth.jwt.jwks.file', 12, /private key/);
+  expectError(t, jwt(`{ file: ${file('hmac.json')} }`), 'listeners[0].routes[0].auth.jwt.jwks.file', 12, /symmetric keys are never accepted/);
+  expectError(t, jwt('{ url: https://id.example/jwks.json }', '\n            algorithms: [RS256, none]'), 'listeners[0].routes[0].auth.jwt.algorithms[1]', 13, /expected one of RS256/);
+  expectError(t, jwt('{ url: https://id.example/jwks.json }', '\n            algorithms: [HS256]'), 'listeners[0].routes[0].auth.jwt.algorithms[0]', 13, /expected one of RS256/);
+  expectError(t, jwt(`{ url: https://id.example/jwks.json, file: ${file('broken.json')} }`), 'listeners[0].routes[0].auth.jwt.jwks.file', 12, /exactly one of `url`, `file`; both/);
+  expectError(t, jwt('{ url: ftp://id.example/jwks.json }'), 'listeners[0].routes[0].auth.jwt.jwks.url', 12, /http:\/\/ or https:\/\//);
+  expectError(t, withRoute(`        cluster: app
+        auth:
+          external: { url: http://127.0.0.1:9000, failureMode: open }`), 'listeners[0].routes[0].auth.external.failureMode', 9, /deny, allow/);
+  expectError(t, withRoute(`        cluster: app
+        auth:
+          basic: { usersFile: ${file('good.htpasswd')} }
+          external: { url: http://127.0.0.1:9000 }`), 'listeners[0].routes[0].auth.external', 10, /exactly one of `jwt`, `basic`, `external`; both/);
+});
