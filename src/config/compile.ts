@@ -240,6 +240,14 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean, resolvePath: (
     access: compileAccess(r.access),
     cors: compileCors(r.cors),
     auth: compileAuth(r, resolvePath, routeFiles),
+    compression:
+      r.compression === undefined
+        ? undefined
+        : {
+            algorithms: [...new Set(r.compression.algorithms ?? D.DEFAULT_COMPRESSION_ALGORITHMS)],
+            minBytes: sizeBytes(r.compression.minBytes, D.DEFAULT_COMPRESSION_MIN_BYTES),
+            contentTypes: (r.compression.contentTypes ?? D.DEFAULT_COMPRESSION_CONTENT_TYPES).map((type) => type.toLowerCase()),
+          },
   };
 }
 

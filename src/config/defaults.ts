@@ -199,3 +199,14 @@ export const DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS = 500;
 export const DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS: readonly string[] = ['authorization', 'cookie'];
 export const DEFAULT_EXTERNAL_AUTH_FAILURE_MODE = 'deny' as const;
 export const DEFAULT_EXTERNAL_AUTH_CACHE_FOR_MS = 0;
+
+// routes[].compression
+export const DEFAULT_COMPRESSION_ALGORITHMS: readonly ('br' | 'gzip' | 'zstd')[] = ['br', 'gzip'];
+/** Below about a kilobyte the encoding's framing eats most of the gain. */
+export const DEFAULT_COMPRESSION_MIN_BYTES = 1024;
+export const DEFAULT_COMPRESSION_CONTENT_TYPES: readonly string[] = [
+  'text/html', 'text/plain', 'text/css', 'text/csv', 'text/javascript', 'application/javascript', 'application/json',
+  'application/xml', 'application/problem+json', 'image/svg+xml',
+];
+/** Brotli quality for streaming: 11 (its default) costs tens of times the CPU of 4 for a few percent. */
+export const COMPRESSION_BROTLI_QUALITY = 4;

@@ -483,7 +483,28 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'access', 'cors', 'auth'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'access', 'cors', 'auth', 'compression'] as const;
+
+/** `type/subtype` or `type/*` (lower or upper case; parameters are not part of a pattern). */
+const MEDIA_RANGE = /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/;
+
+const compressionSchema = z
+  .strictObject({
+    algorithms: z
+      .array(z.enum(['br', 'gzip', 'zstd']))
+      .min(1, { error: 'algorithms needs at least one algorithm' })
+      .optional()
+      .describe(`Encodings offered, in the server's order of preference for a client that likes several equally (zstd only where the running Node has it). Default [${D.DEFAULT_COMPRESSION_ALGORITHMS.join(', ')}].`),
+    minBytes: size()
+      .optional()
+      .describe(`Responses with a smaller Content-Length are sent as they are (a response of unknown length is compressed). Default ${formatBytes(D.DEFAULT_COMPRESSION_MIN_BYTES)}.`),
+    contentTypes: z
+      .array(z.string().regex(MEDIA_RANGE, { error: unlessMissing((input) => `invalid content type ${show(input)}: write type/subtype or type/*`) }))
+      .min(1, { error: 'contentTypes needs at least one type' })
+      .optional()
+      .describe(`Response types compressed (text/event-stream never is: compressing it would hold events back). Default [${D.DEFAULT_COMPRESSION_CONTENT_TYPES.join(', ')}].`),
+  })
+  .describe('Compress responses for clients that accept it (Accept-Encoding with q-values), streaming, with backpressure; never a response already encoded, a range, a no-transform one or a small one. Adds Vary: Accept-Encoding and weakens the ETag. Default: none.');
 
 /** Signature algorithms a JWT may use: asymmetric only (`none` and the HMAC ones, which need a shared secret, are never accepted). */
 export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -737,6 +758,7 @@ const routeSchema = z
     access: accessSchema.optional(),
     cors: corsSchema.optional(),
     auth: authSchema.optional(),
+    compression: compressionSchema.optional(),
   })
   .superRefine(exactlyOne(['cluster', 'directResponse', 'redirect'], 'a route'), always)
   .superRefine((value, ctx) => {

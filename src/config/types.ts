@@ -215,6 +215,16 @@ export interface ExternalAuth {
 
 export type AuthPolicy = JwtAuth | BasicAuth | ExternalAuth;
 
+export type ContentEncoding = 'br' | 'gzip' | 'zstd';
+
+/** `routes[].compression`. */
+export interface CompressionPolicy {
+  readonly algorithms: readonly ContentEncoding[];
+  readonly minBytes: number;
+  /** Lower-case `type/subtype` or `type/*`. */
+  readonly contentTypes: readonly string[];
+}
+
 export interface WebSocketPolicy {
   /** A tunnel with no byte in either direction for this long is closed. */
   readonly idleTimeoutMs: number;
@@ -234,6 +244,7 @@ export interface ClusterRoute extends RouteBase {
   readonly access: AccessRules | undefined;
   readonly cors: CorsPolicy | undefined;
   readonly auth: AuthPolicy | undefined;
+  readonly compression: CompressionPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {

@@ -3,6 +3,7 @@ import { AccessInterceptor } from './access';
 import { AuthInterceptor } from './auth';
 import { authenticatorOf } from '../auth/authenticator';
 import { BreakerInterceptor } from './breaker';
+import { CompressionInterceptor } from './compression';
 import { CorsInterceptor } from './cors';
 import { ConcurrencyInterceptor } from './concurrency';
 import { DeadlineInterceptor } from './deadline';
@@ -15,10 +16,10 @@ import { RetryInterceptor } from './retry';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   observe → [access] → [cors] → [auth] → deadline → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
+ *   observe → [access] → [cors] → [auth] → [compression] → deadline → breaker → concurrency → [retry] → [hostRewrite] → terminal (pool)
  *
  * A policy the route does not configure is not in its chain (retry, when `retry.attempts` is
- * 0; access, cors and auth, when the route has no such section). The named steps are the ones a request's timers and callbacks come back to.
+ * 0; access, cors, auth and compression, when the route has no such section). The named steps are the ones a request's timers and callbacks come back to.
  */
 export interface RouteChain {
   readonly head: Interceptor;
@@ -59,6 +60,7 @@ export function compileChain(route: ClusterRoute): RouteChain {
   // Below cors: a preflight carries no credentials, and a refusal gets the CORS headers.
   const authenticator = authenticatorOf(route);
   if (authenticator !== undefined) steps.push(new AuthInterceptor(authenticator));
+  if (route.compression !== undefined) steps.push(new CompressionInterceptor(route.compression));
   steps.push(deadline, new BreakerInterceptor(), concurrency);
   if (retry !== undefined) steps.push(retry);
   if (route.hostRewrite !== undefined) steps.push(new HostRewriteInterceptor(route.hostRewrite));

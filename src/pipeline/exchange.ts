@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { RouteInstruments } from '../admin/metrics';
 import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../errors';
@@ -57,6 +57,9 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
 
   // --- cors.ts: the Access-Control-* and Vary headers of the response ---
   corsHeaders: readonly string[] = NO_HEADERS;
+
+  // --- compression.ts: where observe writes the response body, when not to the client directly ---
+  bodySink: Writable | undefined;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;

@@ -56,13 +56,15 @@ export class ObserveInterceptor extends Interceptor {
 
   /** A chunk of the relayed response body (from the attempt's handler). */
   onData(x: Exchange, chunk: Buffer): boolean {
-    x.bytesOut += chunk.length;
-    const flushed = x.res.write(chunk);
+    // A compressor piped to the client (compression.ts) counts the bytes it sends itself.
+    const sink = x.bodySink;
+    if (sink === undefined) x.bytesOut += chunk.length;
+    const flushed = (sink ?? x.res).write(chunk);
     if (!flushed) {
       // Listened to from the first full write on: most responses never fill the socket.
       if (!x.listeningForDrain) {
         x.listeningForDrain = true;
-        x.res.on('drain', () => onClientDrain(x));
+        (sink ?? x.res).on('drain', () => onClientDrain(x));
       }
       // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
       if (x.stallTimer === undefined) x.stallTimer = setTimeout(clientStalled, x.route.timeoutMs, x);
@@ -72,7 +74,7 @@ export class ObserveInterceptor extends Interceptor {
 
   onComplete(x: Exchange): void {
     x.trace.attemptEnded();
-    x.res.end();
+    (x.bodySink ?? x.res).end();
   }
 
   override onFailure(x: Exchange, failure: AttemptFailure): void {

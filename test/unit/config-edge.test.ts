@@ -158,3 +158,21 @@ t.test('auth', async (t) => {
           basic: { usersFile: ${file('good.htpasswd')} }
           external: { url: http://127.0.0.1:9000 }`), 'listeners[0].routes[0].auth.external', 10, /exactly one of `jwt`, `basic`, `external`; both/);
 });
+
+t.test('compression', async (t) => {
+  const ok = parseConfigText(withRoute('        cluster: app\n        compression: {}'), SOURCE);
+  t.ok(ok.ok, 'an empty section takes the defaults');
+  if (ok.ok) {
+    const route = ok.config.listeners[0].routes[0];
+    t.ok(route.action === 'cluster' && route.compression?.minBytes === 1024 && route.compression.algorithms.join() === 'br,gzip', 'defaults');
+  }
+  expectError(t, withRoute(`        cluster: app
+        compression:
+          algorithms: [deflate]`), 'listeners[0].routes[0].compression.algorithms[0]', 9, /expected one of br, gzip, zstd/);
+  expectError(t, withRoute(`        cluster: app
+        compression:
+          contentTypes: [text]`), 'listeners[0].routes[0].compression.contentTypes[0]', 9, /invalid content type "text"/);
+  expectError(t, withRoute(`        cluster: app
+        compression:
+          minBytes: lots`), 'listeners[0].routes[0].compression.minBytes', 9, /invalid size/);
+});
