@@ -5,11 +5,15 @@
  * picked up; with the key server down the last keys still work; client-sent copies of the
  * claim headers never reach the app.
  */
+import { createHmac, createPublicKey, type JsonWebKey } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import path from 'node:path';
 import t from 'tap';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type KeyLike } from 'jose';
 import { request } from 'undici';
 import { startSidecar } from '../helpers/sidecar';
+import { captureLogger } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
 import { waitUntil } from '../helpers/wait';
 
@@ -166,4 +170,87 @@ clusters:
     t.equal(res.status, 401);
     t.match(res.body, /could not be fetched/);
   });
+});
+
+t.test('attacks and the key file', async (t) => {
+  const rsa = await signingKey('rsa-1', 'RS256');
+  const next = await signingKey('rsa-2', 'RS256');
+  const dir = t.testdir();
+  const keysFile = path.join(dir, 'jwks.json');
+  await fsp.writeFile(keysFile, JSON.stringify({ keys: [rsa.jwk] }));
+  // A key server that accepts the connection and never answers.
+  const stalled = await startUpstream(() => {});
+  const seen: IncomingHttpHeaders[] = [];
+  const app = await startUpstream((req, res) => {
+    seen.push(req.headers);
+    res.end('app');
+  });
+  const log = captureLogger();
+  const proxy = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - name: stalled
+        match: { prefix: /stalled }
+        cluster: app
+        auth: { jwt: { issuer: ${ISSUER}, audiences: [api], jwks: { url: ${stalled.url}/jwks, timeout: 300ms } } }
+      - name: file
+        match: { prefix: / }
+        cluster: app
+        cors: { allowOrigins: [https://app.example] }
+        auth: { jwt: { issuer: ${ISSUER}, audiences: [api], jwks: { file: ${JSON.stringify(keysFile)} }, forwardToken: true } }
+clusters:
+  - { name: app, endpoints: [{ url: ${app.url} }] }
+`, { logger: log.logger });
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+    await stalled.close();
+  });
+  const call = async (urlPath: string, token: string | undefined, headers: Record<string, string> = {}) => {
+    const res = await request(`${proxy.url()}${urlPath}`, { headers: token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` } });
+    const body = await res.body.text();
+    return { status: res.statusCode, headers: res.headers, body };
+  };
+
+  const good = await sign(rsa);
+  const ok = await call('/x', good);
+  t.equal(ok.status, 200, 'a key from the file');
+  t.equal(seen.at(-1)?.authorization, `Bearer ${good}`, 'forwardToken: true forwards it');
+
+  // Key confusion: HS256 "signed" with the RSA public key as the HMAC secret.
+  const publicPem = createPublicKey({ key: rsa.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', kid: 'rsa-1', typ: 'JWT' })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ sub: 'admin', iss: ISSUER, aud: 'api', exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url');
+  const mac = createHmac('sha256', publicPem).update(`${header}.${payload}`).digest('base64url');
+  const confused = await call('/x', `${header}.${payload}.${mac}`);
+  t.equal(confused.status, 401, 'HS256 with the public key as secret is refused');
+  t.match(String(confused.headers['www-authenticate']), /algorithm this route does not accept/);
+
+  const huge = await call('/x', 'a'.repeat(12_000));
+  t.equal(huge.status, 401, 'a 12 KB garbage token: 401');
+
+  const cors = await call('/x', undefined, { origin: 'https://app.example' });
+  t.equal(cors.status, 401);
+  t.equal(cors.headers['access-control-allow-origin'], 'https://app.example', 'the 401 carries the CORS headers: the page can read it');
+
+  const started = performance.now();
+  const slow = await call('/stalled/x', good);
+  t.equal(slow.status, 401, 'a key server that never answers: 401');
+  t.ok(performance.now() - started < 5_000, 'within the JWKS timeout, not the client\'s');
+  t.match(slow.body, /could not be fetched/);
+
+  // The key file rotates: the new key is picked up; the old token stops working.
+  await fsp.writeFile(keysFile, JSON.stringify({ keys: [next.jwk] }));
+  const rotated = await sign(next);
+  await waitUntil(async () => (await call('/x', rotated)).status === 200, 'the rotated file is read');
+  t.equal((await call('/x', good)).status, 401, 'a token of the retired key is refused');
+  // A broken file keeps the last good keys.
+  await fsp.writeFile(keysFile, '{"keys": [');
+  await waitUntil(async () => {
+    t.equal((await call('/x', rotated)).status, 200, 'the last good keys stay');
+    return log.lines.some((line) => line.msg.includes('not JSON') && line.msg.includes('last good contents stay'));
+  }, 'the broken file is read and reported while requests pass');
 });
