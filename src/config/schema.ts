@@ -532,6 +532,7 @@ const jwksSchema = z
     timeout: duration().optional().describe(`Time allowed to fetch the key set. Default ${ms(D.DEFAULT_JWKS_TIMEOUT_MS)}.`),
   })
   .superRefine(exactlyOne(['url', 'file'], 'jwks'), always)
+  .meta(oneOfRequired(['url', 'file']))
   .describe('The issuer\'s public keys. Required.');
 
 const jwtSchema = z
@@ -559,7 +560,7 @@ const jwtSchema = z
       .optional()
       .describe(`true: the Authorization header reaches the app; false: it is removed once verified. Default ${D.DEFAULT_JWT_FORWARD_TOKEN}.`),
   })
-  .describe('Bearer JWTs verified by the sidecar (signature, exp/nbf, iss, aud); a missing or bad token gets 401 UNAUTHENTICATED with WWW-Authenticate.');
+  .describe('Bearer JWTs verified by the sidecar (signature, exp/nbf, iss, aud); a missing or bad token gets 401 UNAUTHENTICATED with WWW-Authenticate. One of jwt, basic or external.');
 
 const basicSchema = z
   .strictObject({
@@ -570,7 +571,7 @@ const basicSchema = z
       .optional()
       .describe('The realm the browser shows. Default: the route name.'),
   })
-  .describe('HTTP Basic authentication against bcrypt hashes; a missing or wrong password gets 401 UNAUTHENTICATED with WWW-Authenticate: Basic.');
+  .describe('HTTP Basic authentication against bcrypt hashes; a missing or wrong password gets 401 UNAUTHENTICATED with WWW-Authenticate: Basic. One of jwt, basic or external.');
 
 const externalSchema = z
   .strictObject({
@@ -593,7 +594,7 @@ const externalSchema = z
       .optional()
       .describe('How long a decision is reused for the same requestHeaders values (0s: never). Default 0s.'),
   })
-  .describe('Ask an authorization service (forwardAuth / ext_authz over HTTP) with the method, path and chosen headers: 2xx lets the request through, any other answer is returned to the client as sent.');
+  .describe('Ask an authorization service (forwardAuth / ext_authz over HTTP) with the method, path and chosen headers: 2xx lets the request through, any other answer is returned to the client as sent. One of jwt, basic or external.');
 
 const authSchema = z
   .strictObject({
@@ -602,6 +603,7 @@ const authSchema = z
     external: externalSchema.optional(),
   })
   .superRefine(exactlyOne(['jwt', 'basic', 'external'], 'auth'), always)
+  .meta(oneOfRequired(['jwt', 'basic', 'external']))
   .describe('Authentication of the route\'s requests (one of jwt, basic, external). Default: none (the app authenticates).');
 
 /** A value of a certificate's subjectAltName: a URI (SPIFFE id), DNS name, email or IP, as written in the certificate. */
