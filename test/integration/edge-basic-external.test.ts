@@ -3,6 +3,7 @@
  * users) and routes[].auth.external (allow, deny with the service's own answer, timeout and
  * connection failure → 503 AUTH_UNAVAILABLE or a pass with failureMode: allow, cacheFor).
  */
+import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { startSidecar } from '../helpers/sidecar';
 import { captureLogger } from '../helpers/tls-clients';
 import { closedPort, startUpstream } from '../helpers/upstream';
 import { waitUntil } from '../helpers/wait';
+import { openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -173,4 +175,36 @@ clusters:
     t.equal((await call('/cached/a', 'bad')).status, 403, 'other credentials are asked about');
     t.equal(asked.length, before + 2);
   });
+});
+
+t.test('WebSocket upgrades are authenticated', async (t) => {
+  const dir = t.testdir();
+  const usersFile = path.join(dir, 'users.htpasswd');
+  await fsp.writeFile(usersFile, `alice:${bcrypt.hashSync('wonderland', 4)}\n`);
+  const app = await startWsEchoApp();
+  const proxy = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - { name: all, match: { prefix: / }, cluster: app, auth: { basic: { usersFile: ${JSON.stringify(usersFile)} } } }
+clusters:
+  - { name: app, endpoints: [{ url: ${app.upstream.url} }] }
+`);
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const wsUrl = `${proxy.url().replace('http://', 'ws://')}/socket`;
+  const refused = await refusedWs(wsUrl, { headers: { authorization: basic('alice', 'wrong') } });
+  t.equal(refused.status, 401, 'a wrong password: no tunnel');
+  t.match(String(refused.headers['www-authenticate']), /^Basic realm="all"/);
+  t.equal(app.handshakes.length, 0, 'the app never saw the handshake');
+  const ws = await openWs(wsUrl, { headers: { authorization: basic('alice', 'wonderland') } });
+  ws.send('hi');
+  const [echo] = (await once(ws, 'message')) as [Buffer];
+  t.equal(String(echo), 'hi', 'the right password opens the tunnel');
+  t.equal(app.handshakes[0]?.headers.authorization, undefined, 'the password does not reach the app');
+  ws.close();
 });
