@@ -26,11 +26,14 @@ export function authorityPort(host: string, authority: string | undefined): numb
  * The Location of a `redirect` route. Parts the route leaves out are the request's; when
  * only the scheme changes, the port becomes the new scheme's default (http://x:80 →
  * https://x, never https://x:80). The query is always kept. `matchedPrefix` is the route's
- * prefix (for `prefixRewrite`).
+ * prefix (for `prefixRewrite`). Undefined when the target would have no host (the request
+ * named none and the route sets none).
  */
-export function redirectLocation(redirect: RedirectAction, url: RequestUrl, matchedPrefix: string | undefined): string {
+export function redirectLocation(redirect: RedirectAction, url: RequestUrl, matchedPrefix: string | undefined): string | undefined {
   const scheme = redirect.scheme ?? url.scheme;
   const host = redirect.host ?? url.host;
+  // An HTTP/1.0 request without Host names no host to send the client back to.
+  if (host === '') return undefined;
   const requestPort = authorityPort(url.host, url.authority);
   const port = redirect.port ?? (scheme !== url.scheme || redirect.host !== undefined ? undefined : requestPort);
   let path = url.path;

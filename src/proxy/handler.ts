@@ -101,6 +101,11 @@ export function createRequestHandler(
     if (route.action === 'redirect') {
       const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
       const location = redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined);
+      if (location === undefined) {
+        sendError(res, 'BAD_REQUEST', requestId, `route ${route.name} redirects, and the request names no host (send a Host header)`);
+        recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE', route.name);
+        return;
+      }
       sendRedirect(res, route.redirect.status, location, route.responseHeaders, requestId);
       recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
       return;

@@ -85,8 +85,10 @@ export function createUpgradeHandler(
     if (route.action === 'redirect') {
       const res = responseOnSocket(req, socket);
       const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
-      sendRedirect(res, route.redirect.status, redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined), route.responseHeaders, requestId);
-      recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', undefined, undefined);
+      const location = redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined);
+      if (location === undefined) sendError(res, 'BAD_REQUEST', requestId, `route ${route.name} redirects, and the request names no host`);
+      else sendRedirect(res, route.redirect.status, location, route.responseHeaders, requestId);
+      recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', location === undefined ? 'BAD_REQUEST' : undefined, location === undefined ? 'DPE' : undefined);
       return;
     }
     const cluster = state.clusters.get(route.cluster);

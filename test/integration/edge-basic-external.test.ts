@@ -88,6 +88,10 @@ t.test('external authorization', async (t) => {
     asked.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     const token = req.headers.authorization;
     if (token === 'Bearer slow') return; // never answers
+    if (token === 'Bearer verbose') {
+      res.writeHead(401, { 'content-type': 'text/plain', connection: 'x-private', 'x-private': 'hop' }).end('n'.repeat(1024 * 1024));
+      return;
+    }
     if (token === 'Bearer good') {
       res.writeHead(200, { 'x-user-id': 'alice', 'x-internal': 'no' }).end('ok');
       return;
@@ -151,6 +155,13 @@ clusters:
     const post = await request(`${proxy.url()}/orders`, { method: 'POST', headers: { authorization: 'Bearer bad' }, body: 'x'.repeat(200_000) });
     t.equal(post.statusCode, 403, 'a refused upload is answered');
     await post.body.dump();
+  });
+
+  t.test('a service that says too much', async (t) => {
+    const res = await call('/orders', 'verbose');
+    t.equal(res.status, 401);
+    t.equal(res.body.length, 64 * 1024, 'the relayed body is cut at 64 KiB');
+    t.equal(res.headers.connection === 'x-private', false, 'its Connection header is not relayed');
   });
 
   t.test('no answer in time, no connection', async (t) => {

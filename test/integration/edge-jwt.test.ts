@@ -236,6 +236,10 @@ clusters:
   t.equal(cors.status, 401);
   t.equal(cors.headers['access-control-allow-origin'], 'https://app.example', 'the 401 carries the CORS headers: the page can read it');
 
+  const preflight = await request(`${proxy.url()}/x`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' } });
+  await preflight.body.dump();
+  t.equal(preflight.statusCode, 204, 'a preflight needs no token (browsers send none)');
+
   const started = performance.now();
   const slow = await call('/stalled/x', good);
   t.equal(slow.status, 401, 'a key server that never answers: 401');

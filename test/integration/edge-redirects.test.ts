@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { startSidecar } from '../helpers/sidecar';
 import { startUpstream } from '../helpers/upstream';
 import { runCurl } from '../helpers/tls-clients';
+import { rawExchange } from '../helpers/raw';
 
 t.test('redirect routes', async (t) => {
   const proxy = await startSidecar(`
@@ -40,6 +41,11 @@ listeners:
   t.same((await get('/a/./b/../c', 'shop.example')).location, 'https://shop.example/a/c', 'the normalised path');
   const line = proxy.accessLog.find((l) => l.route === 'https');
   t.equal(line?.status, 308, 'the redirect is logged with its route');
+
+  // HTTP/1.0 without Host: there is no host to send the client to.
+  const noHost = await rawExchange(port, 'GET /a HTTP/1.0\r\n\r\n');
+  t.same(noHost.statuses, [400], 'no Host and no redirect host: 400, never "https:///a"');
+  t.match(noHost.text, /names no host/);
 
   const curl = await runCurl(['-s', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'Host: api.example', `${base}/v1/items?id=7`]);
   t.equal(curl.stdout, '308 https://api.example/v1/items?id=7', 'curl reads the redirect');
