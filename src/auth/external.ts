@@ -73,8 +73,11 @@ export class ExternalAuthenticator implements Authenticator {
       }
       const body = await readAtMost(res.body, MAX_RELAYED_BODY_BYTES);
       const relayed: string[] = [];
+      // Headers the service's Connection names are hop-by-hop too (RFC 9110 §7.6.1).
+      const connection = res.headers.connection;
+      const named = new Set((Array.isArray(connection) ? connection.join(',') : (connection ?? '')).split(',').map((token) => token.trim().toLowerCase()));
       for (const [name, value] of Object.entries(res.headers)) {
-        if (value === undefined || NOT_RELAYED.has(name)) continue;
+        if (value === undefined || NOT_RELAYED.has(name) || named.has(name)) continue;
         for (const one of Array.isArray(value) ? value : [value]) relayed.push(name, one);
       }
       return { kind: 'relay', status: res.statusCode, headers: relayed, body };
