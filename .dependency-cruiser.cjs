@@ -10,6 +10,7 @@ const LAYERS = [
   { name: 'tls', paths: ['^src/tls/'] },
   { name: 'upstream', paths: ['^src/upstream/'] },
   { name: 'telemetry', paths: ['^src/telemetry/'] },
+  { name: 'auth', paths: ['^src/auth/'] },
   { name: 'proxy', paths: ['^src/proxy/'] },
   { name: 'pipeline', paths: ['^src/pipeline/'] },
   { name: 'router', paths: ['^src/router/'] },

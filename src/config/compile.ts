@@ -21,10 +21,17 @@ import {
   parseEndpointUrl,
   parseRequestKey,
   show,
+  JWT_ALGORITHMS,
 } from './schema';
+import type { RouteFiles } from './route-files';
 import type {
+  AccessRules,
+  AuthPolicy,
+  JsonWebKey,
   AdminConfig,
   RecorderConfig,
+  CorsPolicy,
+  OriginPattern,
   CidrBlock,
   ClusterConfig,
   FaultPolicy,
@@ -82,7 +89,7 @@ function compileRecorder(recorder: NonNullable<ConfigDocument['admin']>['recorde
   };
 }
 
-export function compile(doc: ConfigDocument, source: string, hash: string): SidecarConfig {
+export function compile(doc: ConfigDocument, source: string, hash: string, routeFiles: RouteFiles = new Map()): SidecarConfig {
   const baseDir = source === EMBEDDED_SOURCE ? process.cwd() : nodePath.dirname(source);
   const resolvePath = (p: string): string => nodePath.resolve(baseDir, p);
 
@@ -110,7 +117,7 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
     sha256: hash,
     loadedAt: new Date(),
     admin,
-    listeners: doc.listeners.map((l) => compileListener(l, resolvePath)),
+    listeners: doc.listeners.map((l) => compileListener(l, resolvePath, routeFiles)),
     clusters,
     tracing,
     accessLog: {
@@ -127,7 +134,7 @@ export function compile(doc: ConfigDocument, source: string, hash: string): Side
   };
 }
 
-function compileListener(l: ListenerDocument, resolvePath: (p: string) => string): ListenerConfig {
+function compileListener(l: ListenerDocument, resolvePath: (p: string) => string, routeFiles: RouteFiles): ListenerConfig {
   const address = hostPort(l.address);
   const maxConnections = l.maxConnections ?? D.DEFAULT_LISTENER_MAX_CONNECTIONS;
   const caseInsensitive = l.pathMatching?.caseInsensitive ?? D.DEFAULT_PATH_MATCHING_CASE_INSENSITIVE;
@@ -161,7 +168,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
             connectTimeoutMs: durationMs(l.forwardProxy.connectTimeout, D.DEFAULT_FORWARD_PROXY_CONNECT_TIMEOUT_MS),
             idleTimeoutMs: durationMs(l.forwardProxy.idleTimeout, D.DEFAULT_FORWARD_PROXY_IDLE_TIMEOUT_MS),
           },
-    routes: l.routes.map((r) => compileRoute(r, caseInsensitive)),
+    routes: l.routes.map((r) => compileRoute(r, caseInsensitive, resolvePath, routeFiles)),
     maxHeaderBytes: sizeBytes(l.maxHeaderBytes, D.DEFAULT_LISTENER_MAX_HEADER_BYTES),
     headersTimeoutMs: durationMs(l.headersTimeout, D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS),
     requestTimeoutMs: durationMs(l.requestTimeout, D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS),
@@ -174,6 +181,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
       caseInsensitive,
       rejectPathParameters: l.pathMatching?.rejectPathParameters ?? D.DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS,
     },
+    escapedSlashes: l.escapedSlashes ?? D.DEFAULT_LISTENER_ESCAPED_SLASHES,
   };
 }
 
@@ -215,7 +223,7 @@ function compileRetry(r: RouteDocument['retry']): RetryPolicy {
   };
 }
 
-function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
+function compileRoute(r: RouteDocument, caseInsensitive: boolean, resolvePath: (p: string) => string, routeFiles: RouteFiles): RouteConfig {
   const base = {
     name: r.name,
     match: compileMatch(r.match, caseInsensitive),
@@ -234,9 +242,23 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
       },
     };
   }
+  if (r.redirect !== undefined) {
+    return {
+      ...base,
+      action: 'redirect',
+      redirect: {
+        scheme: r.redirect.scheme,
+        host: r.redirect.host?.toLowerCase(),
+        port: r.redirect.port,
+        path: r.redirect.path,
+        prefixRewrite: r.redirect.prefixRewrite,
+        status: r.redirect.status ?? D.DEFAULT_REDIRECT_STATUS,
+      },
+    };
+  }
   const split = compileSplit(r);
   const cluster = r.cluster ?? heaviest(split);
-  if (cluster === undefined) throw new Error('route without cluster, directResponse or weightedClusters');
+  if (cluster === undefined) throw new Error('route without cluster, directResponse, redirect or weightedClusters');
   return {
     ...base,
     action: 'cluster',
@@ -256,6 +278,17 @@ function compileRoute(r: RouteDocument, caseInsensitive: boolean): RouteConfig {
             cluster: r.mirror.cluster,
             percent: r.mirror.percent ?? D.DEFAULT_MIRROR_PERCENT,
             maxBodyBytes: sizeBytes(r.mirror.maxBodyBytes, D.DEFAULT_MIRROR_MAX_BODY_BYTES),
+          },
+    access: compileAccess(r.access),
+    cors: compileCors(r.cors),
+    auth: compileAuth(r, resolvePath, routeFiles),
+    compression:
+      r.compression === undefined
+        ? undefined
+        : {
+            algorithms: [...new Set(r.compression.algorithms ?? D.DEFAULT_COMPRESSION_ALGORITHMS)],
+            minBytes: sizeBytes(r.compression.minBytes, D.DEFAULT_COMPRESSION_MIN_BYTES),
+            contentTypes: (r.compression.contentTypes ?? D.DEFAULT_COMPRESSION_CONTENT_TYPES).map((type) => type.toLowerCase()),
           },
   };
 }
@@ -299,6 +332,79 @@ function compileFault(f: RouteDocument['fault']): FaultPolicy | undefined {
     abort: f.abort === undefined ? undefined : { status: f.abort.status ?? D.DEFAULT_FAULT_ABORT_STATUS, percent: f.abort.percent },
     header: f.header?.toLowerCase(),
   };
+}
+
+function compileAuth(r: RouteDocument, resolvePath: (p: string) => string, routeFiles: RouteFiles): AuthPolicy | undefined {
+  const a = r.auth;
+  if (a === undefined) return undefined;
+  if (a.jwt !== undefined) {
+    const j = a.jwt;
+    const jwksFile = j.jwks.file === undefined ? undefined : resolvePath(j.jwks.file);
+    return {
+      kind: 'jwt',
+      issuer: j.issuer,
+      audiences: j.audiences,
+      jwksUrl: j.jwks.url,
+      jwksFile,
+      jwksKeys: jwksFile === undefined ? undefined : (fileContents(routeFiles, jwksFile) as JsonWebKey[]),
+      jwksRefreshIntervalMs: durationMs(j.jwks.refreshInterval, D.DEFAULT_JWKS_REFRESH_INTERVAL_MS),
+      jwksTimeoutMs: durationMs(j.jwks.timeout, D.DEFAULT_JWKS_TIMEOUT_MS),
+      algorithms: j.algorithms ?? JWT_ALGORITHMS,
+      clockSkewSeconds: Math.floor(durationMs(j.clockSkew, D.DEFAULT_JWT_CLOCK_SKEW_MS) / 1000),
+      claimsToHeaders: Object.entries(j.claimsToHeaders ?? {}).map(([claim, header]) => [claim, header.toLowerCase()] as const),
+      forwardToken: j.forwardToken ?? D.DEFAULT_JWT_FORWARD_TOKEN,
+    };
+  }
+  if (a.basic !== undefined) {
+    const usersFile = resolvePath(a.basic.usersFile);
+    return { kind: 'basic', usersFile, realm: a.basic.realm ?? r.name, users: fileContents(routeFiles, usersFile) as [string, string][] };
+  }
+  if (a.external !== undefined) {
+    const e = a.external;
+    return {
+      kind: 'external',
+      url: e.url,
+      timeoutMs: durationMs(e.timeout, D.DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS),
+      pathPrefix: e.pathPrefix ?? '',
+      requestHeaders: (e.requestHeaders ?? D.DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS).map((h) => h.toLowerCase()),
+      responseHeaders: (e.responseHeaders ?? []).map((h) => h.toLowerCase()),
+      failureMode: e.failureMode ?? D.DEFAULT_EXTERNAL_AUTH_FAILURE_MODE,
+      cacheForMs: durationMs(e.cacheFor, D.DEFAULT_EXTERNAL_AUTH_CACHE_FOR_MS),
+    };
+  }
+  throw new Error('auth without jwt, basic or external');
+}
+
+function fileContents(routeFiles: RouteFiles, file: string): unknown {
+  if (!routeFiles.has(file)) throw new Error(`route file ${file} was not read at load`);
+  return routeFiles.get(file);
+}
+
+function compileAccess(a: RouteDocument['access']): AccessRules | undefined {
+  if (a === undefined) return undefined;
+  return {
+    allow: (a.allow ?? []).map(cidrBlock),
+    deny: (a.deny ?? []).map(cidrBlock),
+    clientCertSans: a.clientCertSans ?? [],
+  };
+}
+
+function compileCors(c: RouteDocument['cors']): CorsPolicy | undefined {
+  if (c === undefined) return undefined;
+  return {
+    allowOrigins: c.allowOrigins.map(originPattern),
+    allowMethods: (c.allowMethods ?? D.DEFAULT_CORS_ALLOW_METHODS).map((m) => m.toUpperCase()),
+    allowHeaders: (c.allowHeaders ?? []).map((h) => h.toLowerCase()),
+    exposeHeaders: (c.exposeHeaders ?? []).map((h) => h.toLowerCase()),
+    maxAgeSeconds: Math.floor(durationMs(c.maxAge, D.DEFAULT_CORS_MAX_AGE_MS) / 1000),
+    allowCredentials: c.allowCredentials ?? D.DEFAULT_CORS_ALLOW_CREDENTIALS,
+  };
+}
+
+function originPattern(text: string): OriginPattern {
+  if (text === '*') return { kind: 'any' };
+  if (text.startsWith('*.')) return { kind: 'subdomain', suffix: text.slice(1).toLowerCase() };
+  return { kind: 'exact', origin: text.toLowerCase() };
 }
 
 function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string): ClusterConfig {

@@ -3,7 +3,7 @@
  * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
  * the documented default and the applied default cannot drift apart.
  */
-import type { HeadersWithUnderscores, Propagator, RecorderConfig, RetryOn, TracingExporter } from './types';
+import type { EscapedSlashes, HeadersWithUnderscores, Propagator, RecorderConfig, RetryOn, TracingExporter } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -231,3 +231,34 @@ export const DEFAULT_MIRROR_MAX_BODY_BYTES = 64 * KiB;
  * a slow or hanging shadow cluster can hold (100 x 64KiB = 6.4 MiB by default).
  */
 export const MIRROR_MAX_IN_FLIGHT_REQUESTS = 100;
+// edge policies (routes[].cors, routes[].redirect, listeners[].escapedSlashes)
+export const DEFAULT_CORS_ALLOW_METHODS: readonly string[] = ['GET', 'HEAD', 'POST'];
+export const DEFAULT_CORS_MAX_AGE_MS = 600_000;
+export const DEFAULT_CORS_ALLOW_CREDENTIALS = false;
+/** 308 keeps the method and body (a 301 turns a POST into a GET in browsers). */
+export const DEFAULT_REDIRECT_STATUS = 308 as const;
+export const DEFAULT_LISTENER_ESCAPED_SLASHES: EscapedSlashes = 'keep';
+
+// routes[].auth
+export const DEFAULT_JWKS_REFRESH_INTERVAL_MS = 300_000;
+/** A token with an unknown kid refreshes the key set at most this often (a stream of forged kids costs one fetch). */
+export const JWKS_UNKNOWN_KID_COOLDOWN_MS = 30_000;
+export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
+export const DEFAULT_JWT_CLOCK_SKEW_MS = 60_000;
+/** The app does not need the token once the sidecar verified it, and a token it never holds cannot leak from it. */
+export const DEFAULT_JWT_FORWARD_TOKEN = false;
+export const DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS = 500;
+export const DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS: readonly string[] = ['authorization', 'cookie'];
+export const DEFAULT_EXTERNAL_AUTH_FAILURE_MODE = 'deny' as const;
+export const DEFAULT_EXTERNAL_AUTH_CACHE_FOR_MS = 0;
+
+// routes[].compression
+export const DEFAULT_COMPRESSION_ALGORITHMS: readonly ('br' | 'gzip' | 'zstd')[] = ['br', 'gzip'];
+/** Below about a kilobyte the encoding's framing eats most of the gain. */
+export const DEFAULT_COMPRESSION_MIN_BYTES = 1024;
+export const DEFAULT_COMPRESSION_CONTENT_TYPES: readonly string[] = [
+  'text/html', 'text/plain', 'text/css', 'text/csv', 'text/javascript', 'application/javascript', 'application/json',
+  'application/xml', 'application/problem+json', 'image/svg+xml',
+];
+/** Brotli quality for streaming: 11 (its default) costs tens of times the CPU of 4 for a few percent. */
+export const COMPRESSION_BROTLI_QUALITY = 4;

@@ -20,6 +20,7 @@ import * as nodePath from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { EMBEDDED_SOURCE, compile, deepFreeze } from './compile';
 import { crossCheck } from './cross-check';
+import { readRouteFiles } from './route-files';
 import { type ConfigError, type PendingError, describeReadError, errorText, genericMessage, zodIssuesToPending } from './messages';
 import { configSchema } from './schema';
 import type { SidecarConfig } from './types';
@@ -119,7 +120,9 @@ function compileText(text: string, source: string, hash: string): LoadResult {
     pending.push(...crossCheck(value, (path) => locate({ path, message: '' }).line));
 
     if (pending.length > 0 || !parsed.success) return failure(pending.map(locate));
-    return { ok: true, config: deepFreeze(compile(parsed.data, source, hash)) };
+    const routeFiles = readRouteFiles(parsed.data, source === EMBEDDED_SOURCE ? process.cwd() : nodePath.dirname(source));
+    if (routeFiles.errors.length > 0) return failure(routeFiles.errors.map(locate));
+    return { ok: true, config: deepFreeze(compile(parsed.data, source, hash, routeFiles.files)) };
   } catch (err) {
     return internalError(err);
   }

@@ -507,9 +507,238 @@ const directResponseSchema = z
       .optional()
       .describe(`Content-Type of the answer. Default ${D.DEFAULT_DIRECT_RESPONSE_CONTENT_TYPE}.`),
   })
-  .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster or directResponse.');
+  .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster, directResponse, redirect or weightedClusters.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror'] as const;
+const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror', 'access', 'cors', 'auth', 'compression'] as const;
+
+/** `type/subtype` or `type/*` (lower or upper case; parameters are not part of a pattern). */
+const MEDIA_RANGE = /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/;
+
+const compressionSchema = z
+  .strictObject({
+    algorithms: z
+      .array(z.enum(['br', 'gzip', 'zstd']))
+      .min(1, { error: 'algorithms needs at least one algorithm' })
+      .optional()
+      .describe(`Encodings offered, in the server's order of preference for a client that likes several equally (zstd only where the running Node has it). Default [${D.DEFAULT_COMPRESSION_ALGORITHMS.join(', ')}].`),
+    minBytes: size()
+      .optional()
+      .describe(`Responses with a smaller Content-Length are sent as they are (a response of unknown length is compressed). Default ${formatBytes(D.DEFAULT_COMPRESSION_MIN_BYTES)}.`),
+    contentTypes: z
+      .array(z.string().regex(MEDIA_RANGE, { error: unlessMissing((input) => `invalid content type ${show(input)}: write type/subtype or type/*`) }))
+      .min(1, { error: 'contentTypes needs at least one type' })
+      .optional()
+      .describe(`Response types compressed (text/event-stream never is: compressing it would hold events back). Default [${D.DEFAULT_COMPRESSION_CONTENT_TYPES.join(', ')}].`),
+  })
+  .describe('Compress responses for clients that accept it (Accept-Encoding with q-values), streaming, with backpressure; never a response already encoded, a range, a no-transform one or a small one. Adds Vary: Accept-Encoding and weakens the ETag. Default: none.');
+
+/** Signature algorithms a JWT may use: asymmetric only (`none` and the HMAC ones, which need a shared secret, are never accepted). */
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const httpUrl = (what: string) =>
+  z.string().superRefine((text, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+      ctx.addIssue({ code: 'custom', input: text, message: `invalid ${what} ${show(text)}: use an http:// or https:// URL without user information` });
+    }
+  });
+
+const jwksSchema = z
+  .strictObject({
+    url: httpUrl('JWKS url').optional().describe('Where the JSON Web Key Set is fetched (the issuer\'s jwks_uri). Exactly one of url or file.'),
+    file: filePath('JWKS file').optional().describe('A JSON Web Key Set file, read at load (an unreadable or invalid file is a config error) and again when it changes. Exactly one of url or file.'),
+    refreshInterval: duration()
+      .optional()
+      .describe(`How old the fetched keys may get before a request triggers a refresh in the background; a token with an unknown kid triggers one at once, at most once per ${ms(D.JWKS_UNKNOWN_KID_COOLDOWN_MS)}. A failed refresh keeps the last good keys. Default ${ms(D.DEFAULT_JWKS_REFRESH_INTERVAL_MS)}.`),
+    timeout: duration().optional().describe(`Time allowed to fetch the key set. Default ${ms(D.DEFAULT_JWKS_TIMEOUT_MS)}.`),
+  })
+  .superRefine(exactlyOne(['url', 'file'], 'jwks'), always)
+  .meta(oneOfRequired(['url', 'file']))
+  .describe('The issuer\'s public keys. Required.');
+
+const jwtSchema = z
+  .strictObject({
+    issuer: z.string().min(1, { error: 'issuer cannot be empty' }).describe('The `iss` every token must carry. Required.'),
+    audiences: z
+      .array(z.string().min(1, { error: 'an audience cannot be empty' }))
+      .min(1, { error: 'audiences needs at least one audience' })
+      .describe('A token\'s `aud` must name one of these. Required.'),
+    jwks: jwksSchema,
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1, { error: 'algorithms needs at least one algorithm' })
+      .optional()
+      .describe(`Signature algorithms accepted (asymmetric only: none and HS256 are never accepted). Default [${JWT_ALGORITHMS.join(', ')}].`),
+    clockSkew: duration({ allowZero: true })
+      .optional()
+      .describe(`Tolerance on exp and nbf for clocks that disagree. Default ${ms(D.DEFAULT_JWT_CLOCK_SKEW_MS)}.`),
+    claimsToHeaders: z
+      .record(z.string().min(1), headerName)
+      .optional()
+      .describe('Claims copied into request headers for the app, e.g. { sub: x-user-id }; objects and arrays as JSON. A client-sent header of one of these names is always removed first. Default: none.'),
+    forwardToken: z
+      .boolean()
+      .optional()
+      .describe(`true: the Authorization header reaches the app; false: it is removed once verified. Default ${D.DEFAULT_JWT_FORWARD_TOKEN}.`),
+  })
+  .describe('Bearer JWTs verified by the sidecar (signature, exp/nbf, iss, aud); a missing or bad token gets 401 UNAUTHENTICATED with WWW-Authenticate. One of jwt, basic or external.');
+
+const basicSchema = z
+  .strictObject({
+    usersFile: filePath('usersFile').describe('An htpasswd file of bcrypt hashes (user:$2y$...), read at load and again when it changes; any other kind of line is a config error. Required.'),
+    realm: z
+      .string()
+      .regex(/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'realm is printable ASCII without quotes or backslashes' })
+      .optional()
+      .describe('The realm the browser shows. Default: the route name.'),
+  })
+  .describe('HTTP Basic authentication against bcrypt hashes; a missing or wrong password gets 401 UNAUTHENTICATED with WWW-Authenticate: Basic. One of jwt, basic or external.');
+
+const externalSchema = z
+  .strictObject({
+    url: httpUrl('external auth url').describe('The authorization service; the request\'s path is appended to the URL\'s path (after pathPrefix). Required.'),
+    timeout: duration().optional().describe(`Time allowed for its answer. Default ${ms(D.DEFAULT_EXTERNAL_AUTH_TIMEOUT_MS)}.`),
+    pathPrefix: urlPath('pathPrefix').optional().describe('Put before the request\'s path in the check request. Default: none.'),
+    requestHeaders: z
+      .array(headerName)
+      .optional()
+      .describe(`Request headers sent to the service. Default [${D.DEFAULT_EXTERNAL_AUTH_REQUEST_HEADERS.join(', ')}].`),
+    responseHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Headers of the service\'s 2xx answer added to the request to the app (client-sent ones of these names are always removed). Default: none.'),
+    failureMode: z
+      .enum(['deny', 'allow'])
+      .optional()
+      .describe(`When the service times out or cannot be reached: deny (503 AUTH_UNAVAILABLE) or allow (the request goes on unchecked). Default ${D.DEFAULT_EXTERNAL_AUTH_FAILURE_MODE}.`),
+    cacheFor: duration({ allowZero: true })
+      .optional()
+      .describe('How long a decision is reused for the same requestHeaders values (0s: never). Default 0s.'),
+  })
+  .describe('Ask an authorization service (forwardAuth / ext_authz over HTTP) with the method, path and chosen headers: 2xx lets the request through, any other answer is returned to the client as sent. One of jwt, basic or external.');
+
+const authSchema = z
+  .strictObject({
+    jwt: jwtSchema.optional(),
+    basic: basicSchema.optional(),
+    external: externalSchema.optional(),
+  })
+  .superRefine(exactlyOne(['jwt', 'basic', 'external'], 'auth'), always)
+  .meta(oneOfRequired(['jwt', 'basic', 'external']))
+  .describe('Authentication of the route\'s requests (one of jwt, basic, external). Default: none (the app authenticates).');
+
+/** A value of a certificate's subjectAltName: a URI (SPIFFE id), DNS name, email or IP, as written in the certificate. */
+const SAN_VALUE = /^[\x21-\x7e]+$/;
+
+const accessSchema = z
+  .strictObject({
+    allow: z
+      .array(cidr)
+      .optional()
+      .describe('CIDR blocks of peer addresses admitted (the connection\'s address, never X-Forwarded-For). Default: any address not denied.'),
+    deny: z
+      .array(cidr)
+      .optional()
+      .describe('CIDR blocks of peer addresses refused, even when `allow` admits them. Default: none.'),
+    clientCertSans: z
+      .array(
+        z.string().regex(SAN_VALUE, {
+          error: unlessMissing((input) => `invalid certificate SAN ${show(input)}: write the value alone (spiffe://..., a DNS name, an email or an IP), without spaces`),
+        }),
+      )
+      .min(1, { error: 'clientCertSans needs at least one name (leave it out to admit any client)' })
+      .optional()
+      .describe(
+        'The mTLS client certificate must carry one of these subjectAltName values (a SPIFFE id such as spiffe://cluster.local/ns/billing/sa/billing, a DNS name, an email or an IP); needs a listener with tls.clientCa. Default: no certificate check.',
+      ),
+  })
+  .describe('Who may use the route; a refused client gets 403 ACCESS_DENIED. Every list given must admit the client. Default: everyone.');
+
+/** `https://app.example`, `http://localhost:3000`, `*`, or `*.example.com`. */
+const ORIGIN = /^(\*|\*\.[A-Za-z0-9.-]+|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/;
+
+const corsSchema = z
+  .strictObject({
+    allowOrigins: z
+      .array(
+        z.string().regex(ORIGIN, {
+          error: unlessMissing(
+            (input) => `invalid origin ${show(input)}: write scheme://host[:port] with no path (https://app.example), * for any, or *.example.com for its subdomains`,
+          ),
+        }),
+      )
+      .min(1, { error: 'allowOrigins needs at least one origin' })
+      .describe('Origins allowed to call the route from a browser: exact (https://app.example), * (any) or *.example.com (any subdomain, any scheme and port). Required.'),
+    allowMethods: z
+      .array(method)
+      .optional()
+      .describe(`Methods a preflight may ask for. Default [${D.DEFAULT_CORS_ALLOW_METHODS.join(', ')}].`),
+    allowHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Request headers a preflight may ask for (beyond the CORS-safelisted ones). Default: none.'),
+    exposeHeaders: z
+      .array(headerName)
+      .optional()
+      .describe('Response headers the page may read (beyond the CORS-safelisted ones). Default: none.'),
+    maxAge: duration({ allowZero: true })
+      .optional()
+      .describe(`How long a browser may cache a preflight answer (whole seconds). Default ${ms(D.DEFAULT_CORS_MAX_AGE_MS)}.`),
+    allowCredentials: z
+      .boolean()
+      .optional()
+      .describe(`true: the page may send cookies and Authorization; never together with a * origin. Default ${D.DEFAULT_CORS_ALLOW_CREDENTIALS}.`),
+  })
+  .superRefine((value, ctx) => {
+    if (!isLoose(value)) return;
+    if (value.allowCredentials === true && Array.isArray(value.allowOrigins) && value.allowOrigins.includes('*')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowCredentials'],
+        message: 'allowCredentials cannot go with the origin "*" (browsers refuse it, and it would let any site act as the user); list the origins',
+        input: value.allowCredentials,
+      });
+    }
+  }, always)
+  .describe('Cross-origin requests from browsers: the sidecar answers preflights itself (the app never sees them) and adds the Access-Control-* headers and Vary: Origin to responses. Default: none (CORS headers are the app\'s).');
+
+const redirectSchema = z
+  .strictObject({
+    scheme: z.enum(['http', 'https']).optional().describe('Scheme of the target. Default: the request\'s.'),
+    host: z
+      .string()
+      .regex(HOSTNAME, { error: unlessMissing((input) => `invalid redirect host ${show(input)}: a host name without port (use port)`) })
+      .optional()
+      .describe('Host of the target. Default: the request\'s.'),
+    port: z
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Port of the target; left out of the Location when it is the scheme\'s default. Default: the request\'s port, or the scheme\'s default when the scheme changes.'),
+    path: urlPath('redirect path').optional().describe('Path of the target, replacing the whole path. Default: the request\'s.'),
+    prefixRewrite: urlPath('redirect prefixRewrite')
+      .optional()
+      .describe('Replaces the matched `prefix` of the path (prefix matches only). Default: the path unchanged.'),
+    status: z
+      .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+        error: 'a redirect status is one of 301, 302, 303, 307, 308',
+      })
+      .optional()
+      .describe(`Status of the redirect. Default ${D.DEFAULT_REDIRECT_STATUS} (method and body kept).`),
+  })
+  .superRefine((value, ctx) => {
+    if (isLoose(value) && value.path !== undefined && value.prefixRewrite !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['prefixRewrite'], message: 'a redirect has path or prefixRewrite, not both', input: value.prefixRewrite });
+    }
+  }, always)
+  .describe('Answer with a redirect to the request\'s URL with the given parts replaced (the query is kept), e.g. { scheme: https } for HTTP to HTTPS. Exactly one of cluster, directResponse, redirect or weightedClusters.');
+
 
 const websocketSchema = z
   .strictObject({
@@ -634,16 +863,17 @@ const routeSchema = z
     match: matchSchema,
     cluster: name('cluster')
       .optional()
-      .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster or directResponse.'),
+      .describe('Forward matching requests to this cluster (defined under `clusters`). Exactly one of cluster, directResponse, redirect or weightedClusters.'),
     directResponse: directResponseSchema.optional(),
     weightedClusters: z
       .array(weightedClusterSchema)
       .min(1, { error: 'weightedClusters needs at least one cluster' })
       .optional()
-      .describe('Forward each request to one of these clusters, in proportion to their weights (canary, blue/green). Exactly one of cluster, directResponse or weightedClusters.'),
+      .describe('Forward each request to one of these clusters, in proportion to their weights (canary, blue/green). Exactly one of cluster, directResponse, redirect or weightedClusters.'),
     hashOn: requestKey('hashOn', ['client', 'header'])
       .optional()
       .describe('With weightedClusters: keep one client (client) or one header value (header:<name>) on one side of the split, by hashing it. Default: each request drawn at random.'),
+    redirect: redirectSchema.optional(),
     rewritePrefix: urlPath('rewritePrefix')
       .optional()
       .describe('Replace the matched `prefix` with this before forwarding (prefix matches only). Default: path unchanged.'),
@@ -669,8 +899,12 @@ const routeSchema = z
     rateLimit: rateLimitSchema.optional(),
     fault: faultSchema.optional(),
     mirror: mirrorSchema.optional(),
+    access: accessSchema.optional(),
+    cors: corsSchema.optional(),
+    auth: authSchema.optional(),
+    compression: compressionSchema.optional(),
   })
-  .superRefine(exactlyOne(['cluster', 'directResponse', 'weightedClusters'], 'a route'), always)
+  .superRefine(exactlyOne(['cluster', 'directResponse', 'redirect', 'weightedClusters'], 'a route'), always)
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
     if (Array.isArray(value.weightedClusters)) {
@@ -687,12 +921,20 @@ const routeSchema = z
     if (value.hashOn !== undefined && value.weightedClusters === undefined) {
       ctx.addIssue({ code: 'custom', path: ['hashOn'], message: 'hashOn on a route keeps clients on one side of weightedClusters; this route has none (for endpoints, set loadBalancer: hash and hashOn on the cluster)', input: value.hashOn });
     }
-    if (value.directResponse !== undefined && value.cluster === undefined && value.weightedClusters === undefined) {
+    if ((value.directResponse !== undefined || value.redirect !== undefined) && value.cluster === undefined && value.weightedClusters === undefined) {
       for (const key of CLUSTER_ONLY_ROUTE_KEYS) {
         if (value[key] !== undefined) {
           ctx.addIssue({ code: 'custom', path: [key], message: `${key} only applies to routes with a cluster`, input: value[key] });
         }
       }
+    }
+    if (isLoose(value.redirect) && value.redirect.prefixRewrite !== undefined && isLoose(value.match) && value.match.prefix === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirect', 'prefixRewrite'],
+        message: 'redirect.prefixRewrite needs a `prefix` match (it replaces the matched prefix)',
+        input: value.redirect.prefixRewrite,
+      });
     }
     if (value.rewritePrefix !== undefined && isLoose(value.match) && value.match.prefix === undefined) {
       ctx.addIssue({
@@ -713,8 +955,8 @@ const routeSchema = z
       });
     }
   }, always)
-  .meta(oneOfRequired(['cluster', 'directResponse', 'weightedClusters']))
-  .describe('A route: requests matching `match` go to `cluster` or get `directResponse`. The first matching route wins.');
+  .meta(oneOfRequired(['cluster', 'directResponse', 'redirect', 'weightedClusters']))
+  .describe('A route: requests matching `match` go to `cluster` (or one of `weightedClusters`), get `directResponse`, or get a `redirect`. The first matching route wins.');
 
 /** Largest maxHeaderCount: Node's HTTP/1 parser keeps at most 1 000 headers (2 000 raw entries) by default; more would only cost memory. */
 const MAX_HEADER_COUNT_LIMIT = 1000;
@@ -819,6 +1061,12 @@ const listenerSchema = z
         `Request headers whose names contain "_" (X_Forwarded_For reads as X-Forwarded-For to CGI/WSGI apps): drop (not forwarded, counted in sidecar_request_headers_dropped_total), reject (400 BAD_REQUEST naming the header) or allow (forwarded). Default ${D.DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES}.`,
       ),
     pathMatching: pathMatchingSchema.optional(),
+    escapedSlashes: z
+      .enum(['keep', 'reject', 'unescape-and-redirect'])
+      .optional()
+      .describe(
+        `A request path holding an encoded slash or backslash (%2F, %5C): keep (forwarded as sent; routes read it as one character of a segment), reject (400 BAD_REQUEST) or unescape-and-redirect (a redirect to the decoded, normalised path, so /public/..%2Fadmin meets the routes as /admin). Choose reject or unescape-and-redirect when routes allow or deny by path and the app decodes %2F. Default ${D.DEFAULT_LISTENER_ESCAPED_SLASHES}.`,
+      ),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;

@@ -64,6 +64,8 @@ export interface ListenerConfig {
   readonly maxHeaderCount: number;
   readonly headersWithUnderscores: HeadersWithUnderscores;
   readonly pathMatching: PathMatching;
+  /** What happens to a path holding `%2F` or `%5C` (see EscapedSlashes). */
+  readonly escapedSlashes: EscapedSlashes;
 }
 
 export interface ForwardProxyConfig {
@@ -72,6 +74,13 @@ export interface ForwardProxyConfig {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
 }
+/**
+ * A path holding an encoded slash or backslash: keep (forwarded as sent; routes see `%2F` as
+ * one character of a segment), reject (400 BAD_REQUEST), or unescape-and-redirect (a redirect
+ * to the decoded, normalised path, so `/public/..%2Fadmin` becomes `/admin` and meets the
+ * routes as what the app will read).
+ */
+export type EscapedSlashes = 'keep' | 'reject' | 'unescape-and-redirect';
 
 /** What happens to a request header whose name contains `_`. */
 export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
@@ -155,6 +164,86 @@ interface RouteBase {
   readonly maxRequestBodyBytes: number;
 }
 
+/** `routes[].access`: who may use the route. Every non-empty list must admit the client. */
+export interface AccessRules {
+  /** Peer addresses admitted; empty: any address not denied. */
+  readonly allow: readonly CidrBlock[];
+  /** Peer addresses refused, whatever `allow` says. */
+  readonly deny: readonly CidrBlock[];
+  /** mTLS client-certificate SANs (URI, DNS, email, IP values) admitted; empty: no certificate needed. */
+  readonly clientCertSans: readonly string[];
+}
+
+/** An allowed CORS origin: exact (`https://app.example`), any (`*`), or any subdomain (`*.example.com`). */
+export type OriginPattern =
+  | { readonly kind: 'exact'; readonly origin: string }
+  | { readonly kind: 'any' }
+  | { readonly kind: 'subdomain'; readonly suffix: string };
+
+/** `routes[].cors`. */
+export interface CorsPolicy {
+  readonly allowOrigins: readonly OriginPattern[];
+  /** Upper-case methods. */
+  readonly allowMethods: readonly string[];
+  /** Lower-case header names. */
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly maxAgeSeconds: number;
+  readonly allowCredentials: boolean;
+}
+
+/** One JSON Web Key, as read from a JWKS (plain data). */
+export type JsonWebKey = Readonly<Record<string, unknown>>;
+
+export interface JwtAuth {
+  readonly kind: 'jwt';
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  /** Exactly one of url and keys (the file's, read at load). */
+  readonly jwksUrl: string | undefined;
+  readonly jwksFile: string | undefined;
+  readonly jwksKeys: readonly JsonWebKey[] | undefined;
+  readonly jwksRefreshIntervalMs: number;
+  readonly jwksTimeoutMs: number;
+  readonly algorithms: readonly string[];
+  readonly clockSkewSeconds: number;
+  /** [claim, lower-case header] pairs. */
+  readonly claimsToHeaders: ReadonlyArray<readonly [string, string]>;
+  readonly forwardToken: boolean;
+}
+
+export interface BasicAuth {
+  readonly kind: 'basic';
+  readonly usersFile: string;
+  readonly realm: string;
+  /** [user, bcrypt hash] pairs, as read at load. */
+  readonly users: ReadonlyArray<readonly [string, string]>;
+}
+
+export interface ExternalAuth {
+  readonly kind: 'external';
+  readonly url: string;
+  readonly timeoutMs: number;
+  readonly pathPrefix: string;
+  /** Lower-case names. */
+  readonly requestHeaders: readonly string[];
+  readonly responseHeaders: readonly string[];
+  readonly failureMode: 'deny' | 'allow';
+  readonly cacheForMs: number;
+}
+
+export type AuthPolicy = JwtAuth | BasicAuth | ExternalAuth;
+
+export type ContentEncoding = 'br' | 'gzip' | 'zstd';
+
+/** `routes[].compression`. */
+export interface CompressionPolicy {
+  readonly algorithms: readonly ContentEncoding[];
+  readonly minBytes: number;
+  /** Lower-case `type/subtype` or `type/*`. */
+  readonly contentTypes: readonly string[];
+}
+
 export interface WebSocketPolicy {
   /** A tunnel with no byte in either direction for this long is closed. */
   readonly idleTimeoutMs: number;
@@ -225,6 +314,10 @@ export interface ClusterRoute extends RouteBase {
   readonly fault: FaultPolicy | undefined;
   /** undefined: no mirroring (and no step in the chain). */
   readonly mirror: MirrorPolicy | undefined;
+  readonly access: AccessRules | undefined;
+  readonly cors: CorsPolicy | undefined;
+  readonly auth: AuthPolicy | undefined;
+  readonly compression: CompressionPolicy | undefined;
 }
 
 export interface DirectRoute extends RouteBase {
@@ -232,7 +325,25 @@ export interface DirectRoute extends RouteBase {
   readonly directResponse: DirectResponse;
 }
 
-export type RouteConfig = ClusterRoute | DirectRoute;
+/** `routes[].redirect`: the parts of the request URL to replace; the query is always kept. */
+export interface RedirectAction {
+  readonly scheme: 'http' | 'https' | undefined;
+  /** Lower-case host without port. */
+  readonly host: string | undefined;
+  readonly port: number | undefined;
+  /** The whole path, replacing the request's. */
+  readonly path: string | undefined;
+  /** Replaces the matched prefix (prefix matches only). */
+  readonly prefixRewrite: string | undefined;
+  readonly status: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface RedirectRoute extends RouteBase {
+  readonly action: 'redirect';
+  readonly redirect: RedirectAction;
+}
+
+export type RouteConfig = ClusterRoute | DirectRoute | RedirectRoute;
 
 export interface EndpointConfig {
   /** Normalised origin, e.g. `http://127.0.0.1:3000`. */

@@ -14,7 +14,7 @@ export type AttemptFailureKind = 'connect-failure' | 'tls-failure' | 'reset' | '
  * The Envoy-style response flags an error code sets (a subset of RESPONSE_FLAGS in
  * telemetry/response-flags.ts, which checks that each is one of its own).
  */
-export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE' | 'RL' | 'FI';
+export type ErrorResponseFlag = 'NR' | 'UF' | 'UO' | 'UH' | 'UT' | 'UR' | 'UPE' | 'DT' | 'DPE' | 'RL' | 'FI' | 'UAEX' | 'RBAC';
 
 export interface ErrorFacts {
   readonly status: number;
@@ -79,6 +79,21 @@ const CATALOGUE = {
   RATE_LIMITED: { status: 429, message: 'the route\'s rate limit is reached for this client; retry after the Retry-After seconds', flag: 'RL' },
   /** The status is the route's `fault.abort.status` (this one is its default). */
   FAULT_ABORT: { status: 503, message: 'a fault was injected: the route\'s fault.abort answered instead of the app', flag: 'FI' },
+  UNAUTHENTICATED: {
+    status: 401,
+    message: 'the request carries no valid credentials for this route',
+    flag: 'UAEX',
+  },
+  ACCESS_DENIED: {
+    status: 403,
+    message: "the route's access rules refuse this client (its address or its certificate)",
+    flag: 'RBAC',
+  },
+  AUTH_UNAVAILABLE: {
+    status: 503,
+    message: 'the external authorization service did not answer; the route denies requests it cannot check',
+    flag: 'UAEX',
+  },
   DRAINING: { status: 503, message: 'the sidecar is shutting down', flag: null },
   ADMIN_FORBIDDEN: {
     status: 403,

@@ -14,8 +14,15 @@ import { normalizePeerAddress } from '../core/peer-address';
 import { arrivedAfterRefusal, refuseLaterRequests } from '../proxy/closing-connections';
 import { checkRequest } from '../proxy/request-guard';
 import { connectionOf, requestHasBody } from '../proxy/http2-request';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from '../proxy/respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError, sendRedirect } from '../proxy/respond';
 import type { PeerFacts } from '../proxy/client-address';
+import { escapedSlashOutcome } from '../proxy/escaped-slashes';
+import { redirectLocation } from '../policy/redirect';
+import type { HeaderMutation } from '../config/types';
+
+/** 308: the client repeats the same method and body at the unescaped path. */
+export const ESCAPED_SLASH_REDIRECT_STATUS = 308;
+const NO_HEADER_CHANGES: HeaderMutation = { add: [], remove: [] };
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
@@ -70,6 +77,17 @@ export function createRequestHandler(
       return;
     }
     const { path, query } = checked;
+    const escaped = escapedSlashOutcome(listener.config.escapedSlashes, path);
+    if (escaped.kind === 'reject') {
+      sendError(res, 'BAD_REQUEST', requestId, escaped.reason);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE');
+      return;
+    }
+    if (escaped.kind === 'redirect') {
+      sendRedirect(res, ESCAPED_SLASH_REDIRECT_STATUS, escaped.path + query, NO_HEADER_CHANGES, requestId);
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined);
+      return;
+    }
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView(method, path, checked.host, req));
 
@@ -80,6 +98,18 @@ export function createRequestHandler(
     }
     if (route.action === 'directResponse') {
       sendDirectResponse(res, route.directResponse, route.responseHeaders, requestId, method === 'HEAD');
+      recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
+      return;
+    }
+    if (route.action === 'redirect') {
+      const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
+      const location = redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined);
+      if (location === undefined) {
+        sendError(res, 'BAD_REQUEST', requestId, `route ${route.name} redirects, and the request names no host (send a Host header)`);
+        recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, 'BAD_REQUEST', 'DPE', route.name);
+        return;
+      }
+      sendRedirect(res, route.redirect.status, location, route.responseHeaders, requestId);
       recordLocalAnswer(services, listener, res, req, requestId, trace, startedAt, undefined, undefined, route.name);
       return;
     }

@@ -22,6 +22,7 @@ export const LISTENER_FIELDS_APPLIED_IN_PLACE: ReadonlySet<string> = new Set([
   'pathMatching',
   // Read per CONNECT from the current state (listener/connect-handler.ts).
   'forwardProxy',
+  'escapedSlashes',
 ]);
 
 export interface KeptListener {

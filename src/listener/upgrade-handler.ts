@@ -10,8 +10,15 @@ import { Tunnel } from '../pipeline/tunnel';
 import { localAnswer, peerFactsOf, RequestView, type ClientCertLookup, type RequestHandler } from './handler';
 import { requestHasBody } from '../proxy/http2-request';
 import { requestIdFrom, upstreamRequestHeaders } from '../proxy/headers';
+import { normalizePeerAddress } from '../core/peer-address';
+import { clientCertificateSans } from '../proxy/peer-certificate';
+import { decideAccess } from '../policy/access';
+import { authenticatorOf } from '../auth/authenticator';
+import { insertHeader, removeHeaders } from '../auth/forwarded-headers';
+import { escapedSlashOutcome } from '../proxy/escaped-slashes';
+import { redirectLocation } from '../policy/redirect';
 import { checkRequest } from '../proxy/request-guard';
-import { localAnswerBodyBytes, sendDirectResponse, sendError } from '../proxy/respond';
+import { localAnswerBodyBytes, sendDirectResponse, sendError, sendRedirect } from '../proxy/respond';
 import { responseOnSocket } from '../proxy/socket-response';
 import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
 
@@ -56,6 +63,15 @@ export function createUpgradeHandler(
       return;
     }
     const { path, query } = checked;
+    const escaped = escapedSlashOutcome(listener.config.escapedSlashes, path);
+    if (escaped.kind !== 'pass') {
+      // A redirect is no answer to an upgrade (browsers fail the handshake): both modes refuse.
+      const res = responseOnSocket(req, socket);
+      const reason = escaped.kind === 'reject' ? escaped.reason : `the request path holds an encoded slash; upgrade at ${escaped.path} instead`;
+      sendError(res, 'BAD_REQUEST', requestId, reason);
+      recordRefusal(services, listener, req, res, requestId, startedAt, '', '', 'BAD_REQUEST', 'DPE');
+      return;
+    }
     const routes = state.routes.get(listener.name) ?? [];
     const route = findRoute(routes, new RequestView('GET', path, checked.host, req));
 
@@ -71,6 +87,15 @@ export function createUpgradeHandler(
       recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', undefined, undefined);
       return;
     }
+    if (route.action === 'redirect') {
+      const res = responseOnSocket(req, socket);
+      const url = { scheme: listener.proto, host: checked.host, authority: checked.authority, path, query };
+      const location = redirectLocation(route.redirect, url, route.match.kind === 'prefix' ? route.match.value : undefined);
+      if (location === undefined) sendError(res, 'BAD_REQUEST', requestId, `route ${route.name} redirects, and the request names no host`);
+      else sendRedirect(res, route.redirect.status, location, route.responseHeaders, requestId);
+      recordRefusal(services, listener, req, res, requestId, startedAt, route.name, '', location === undefined ? 'BAD_REQUEST' : undefined, location === undefined ? 'DPE' : undefined);
+      return;
+    }
     const cluster = state.clusters.get(route.cluster);
     if (cluster === undefined) {
       // Unreachable for a validated config; kept so a bug answers 503 instead of crashing.
@@ -78,6 +103,16 @@ export function createUpgradeHandler(
       return;
     }
 
+    if (route.access !== undefined) {
+      // A tunnel is no way around a route's access rules.
+      const decision = decideAccess(route.access, normalizePeerAddress(socket.remoteAddress), clientCertificateSans(socket));
+      if (!decision.allowed) {
+        const res = responseOnSocket(req, socket);
+        sendError(res, 'ACCESS_DENIED', requestId, decision.reason);
+        recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, 'ACCESS_DENIED', 'RBAC');
+        return;
+      }
+    }
     const peer = peerFactsOf(socket, listener);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const upstreamHeaders = upstreamRequestHeaders(
@@ -97,7 +132,37 @@ export function createUpgradeHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
     const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt, peer };
-    new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined)).start();
+    const startTunnel = (): void => new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined)).start();
+    const authenticator = authenticatorOf(route);
+    if (authenticator === undefined) {
+      startTunnel();
+      return;
+    }
+    // A tunnel is no way around a route's authentication either.
+    removeHeaders(upstreamHeaders, authenticator.strip);
+    authenticator.check({ req, path: upstreamPath, requestId }, services.logger).then(
+      (outcome) => {
+        if (socket.destroyed) return;
+        if (outcome.kind === 'pass') {
+          for (const [name, value] of outcome.set) insertHeader(upstreamHeaders, name, value);
+          startTunnel();
+          return;
+        }
+        const res = responseOnSocket(req, socket);
+        if (outcome.kind === 'deny') {
+          sendError(res, outcome.code, requestId, outcome.message, { headers: outcome.headers });
+          recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, outcome.code, 'UAEX');
+        } else {
+          res.writeHead(outcome.status, [...outcome.headers, 'content-length', String(outcome.body.length)]);
+          res.end(outcome.body);
+          recordRefusal(services, listener, req, res, requestId, startedAt, route.name, route.cluster, undefined, 'UAEX');
+        }
+      },
+      (error: unknown) => {
+        services.logger.error({ err: error, route: route.name }, 'authentication failed unexpectedly');
+        if (!socket.destroyed) sendError(responseOnSocket(req, socket), 'AUTH_UNAVAILABLE', requestId);
+      },
+    );
   };
 }
 

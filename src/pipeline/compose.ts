@@ -1,5 +1,10 @@
 import type { ClusterRoute } from '../config/types';
+import { AccessInterceptor } from './access';
+import { AuthInterceptor } from './auth';
+import { authenticatorOf } from '../auth/authenticator';
 import { BreakerInterceptor } from './breaker';
+import { CompressionInterceptor } from './compression';
+import { CorsInterceptor } from './cors';
 import { ConcurrencyInterceptor } from './concurrency';
 import type { ChainEnds } from './context';
 import { DeadlineInterceptor } from './deadline';
@@ -19,17 +24,21 @@ import { TunnelTerminal } from './tunnel-terminal';
 /**
  * A route's dispatch chain, compiled once per route:
  *
- *   head → [rateLimit] → deadline → [fault] → [mirror] → breaker → concurrency → [retry] → [host rewrite] → [record] → terminal
+ *   head → [access] → [rateLimit] → [cors] → [auth] → [compression] → deadline → [fault] → [mirror]
+ *        → breaker → concurrency → [retry] → [host rewrite] → [record] → terminal
  *
  * The policy steps between the two ports are the route's, shared by every exchange of the
  * route whatever its kind. The ports pass each event on to the exchange's own ends: observe
  * and the pool for an HTTP request (Exchange), the tunnel's client side and the tunnel
  * terminal for a WebSocket upgrade (Tunnel). A policy the route does not configure is not in
- * its chain (retry, when `retry.attempts` is 0; record, when `admin.recorder` is false). The rate limit refuses before the clock is
- * armed; the fault's delay runs on the clock; both refuse above the breaker, so that their
- * refusals are not counted against the app. Fault and mirror act on HTTP requests only: a
- * tunnel passes through them. The named steps are the ones a request's timers and callbacks
- * come back to.
+ * its chain (retry, when `retry.attempts` is 0; record, when `admin.recorder` is false; the
+ * others, when the route has no such section). Policies that refuse before any attempt
+ * (access, rate limit, cors, auth, fault abort) sit above the breaker, so that their refusals
+ * are not counted against the app, and all but the fault above the deadline's clock. The
+ * edge steps (access, cors, auth, compression), fault, mirror and record act on HTTP requests
+ * only: a tunnel passes through them (its access and authentication are checked when the
+ * upgrade is routed, listener/upgrade-handler.ts). The named steps are the ones a request's
+ * timers and callbacks come back to.
  */
 export interface RouteChain {
   /** The port above the policies (the client's side of the exchange at hand). */
@@ -81,7 +90,15 @@ export function compileChain(route: ClusterRoute, recording = false): RouteChain
   const fault = route.fault === undefined ? undefined : new FaultInterceptor(route.fault);
   const mirror = route.mirror === undefined ? undefined : new MirrorInterceptor(route.mirror);
   const steps: Interceptor[] = [head];
+  // Cheapest refusals first: the address rules, then the rate limit (before any token is
+  // verified or any auth service asked), then CORS (a preflight carries no credentials, and an
+  // auth refusal gets the CORS headers), then authentication.
+  if (route.access !== undefined) steps.push(new AccessInterceptor(route.access));
   if (route.rateLimit !== undefined) steps.push(new RateLimitInterceptor(route.rateLimit, route.name));
+  if (route.cors !== undefined) steps.push(new CorsInterceptor(route.cors));
+  const authenticator = authenticatorOf(route);
+  if (authenticator !== undefined) steps.push(new AuthInterceptor(authenticator));
+  if (route.compression !== undefined) steps.push(new CompressionInterceptor(route.compression));
   steps.push(deadline);
   if (fault !== undefined) steps.push(fault);
   if (mirror !== undefined) steps.push(mirror);

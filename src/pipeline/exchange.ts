@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { RouteInstruments } from '../telemetry/metrics/metrics';
 import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
@@ -17,6 +17,8 @@ import type { PeerFacts } from '../proxy/client-address';
 import type { AttemptHandler } from './attempt';
 import type { HttpEnds, RouteChain } from './compose';
 import type { ChainContext, ProxiedRequest } from './context';
+
+const NO_HEADERS: readonly string[] = [];
 
 /**
  * The one per-request object of a proxied exchange: the request's facts, and one group of
@@ -76,6 +78,12 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   // --- mirror.ts ---
   /** A copy of this request goes to the mirror once its body has passed whole. */
   mirrorBodyPending = false;
+
+  // --- cors.ts: the Access-Control-* and Vary headers of the response ---
+  corsHeaders: readonly string[] = NO_HEADERS;
+
+  // --- compression.ts: where observe writes the response body, when not to the client directly ---
+  bodySink: Writable | undefined;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;

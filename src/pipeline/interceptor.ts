@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../core/errors';
+import type { Exchange } from './exchange';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { AttemptControl, ChainContext } from './context';
 
@@ -14,7 +15,8 @@ import type { AttemptControl, ChainContext } from './context';
  * what is in progress below) and `onEnd` (the exchange is over: release, bottom-up).
  * Up: `onAttemptStart`/`onAttemptEnd` (a try began / got its answer), then exactly one final
  * event per answer: `onResponse` (headers to relay), `onFailure` (no response),
- * `onRefused` (a policy refused the request) or `onClientTimeout` (the client's body was late).
+ * `onRefused` (a policy refused the request), `onClientTimeout` (the client's body was late),
+ * `onDenied` (an edge policy refused) or `onAnswered` (an edge policy answered itself).
  */
 export abstract class Interceptor {
   /** The step below; the terminal has none. */
@@ -47,6 +49,20 @@ export abstract class Interceptor {
 
   onClientTimeout(x: ChainContext, message: string): void {
     this.up?.onClientTimeout(x, message);
+  }
+
+  /**
+   * An edge policy (access, auth) refused the request before any attempt; `headers` (a flat
+   * [name, value, ...] list) go with the error, e.g. WWW-Authenticate. Edge steps sit above
+   * the breaker, so nothing below hears of the refusal and the app is not blamed.
+   */
+  onDenied(x: Exchange, code: ErrorCode, message: string, headers: readonly string[]): void {
+    this.up?.onDenied(x, code, message, headers);
+  }
+
+  /** An edge policy answered the request itself (a CORS preflight, an external auth service's refusal). */
+  onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
+    this.up?.onAnswered(x, status, headers, body);
   }
 
   /** The per-try timeout is up: false when no try was in flight (the clock then runs on to the deadline). */

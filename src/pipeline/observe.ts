@@ -2,7 +2,7 @@ import { ERROR_STATUS, SidecarError, type ErrorCode } from '../core/errors';
 import { accessLogEntry } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
-import { downstreamResponseHeaders } from '../proxy/headers';
+import { downstreamResponseHeaders, REQUEST_ID_HEADER } from '../proxy/headers';
 import { abortResponse, isHttp1, responseCompleted } from '../proxy/http2-request';
 import { sendError } from '../proxy/respond';
 import type { AttemptHandler } from './attempt';
@@ -56,13 +56,15 @@ export class ObserveInterceptor extends Interceptor {
 
   /** A chunk of the relayed response body (from the attempt's handler). */
   onData(x: Exchange, chunk: Buffer): boolean {
-    x.bytesOut += chunk.length;
-    const flushed = x.res.write(chunk);
+    // A compressor piped to the client (compression.ts) counts the bytes it sends itself.
+    const sink = x.bodySink;
+    if (sink === undefined) x.bytesOut += chunk.length;
+    const flushed = (sink ?? x.res).write(chunk);
     if (!flushed) {
       // Listened to from the first full write on: most responses never fill the socket.
       if (!x.listeningForDrain) {
         x.listeningForDrain = true;
-        x.res.on('drain', () => onClientDrain(x));
+        (sink ?? x.res).on('drain', () => onClientDrain(x));
       }
       // The upstream is paused until 'drain', and undici's body timeout does not run while paused.
       if (x.stallTimer === undefined) x.stallTimer = setTimeout(clientStalled, x.route.timeoutMs, x);
@@ -72,7 +74,7 @@ export class ObserveInterceptor extends Interceptor {
 
   onComplete(x: Exchange): void {
     x.trace.attemptEnded();
-    x.res.end();
+    (x.bodySink ?? x.res).end();
   }
 
   override onFailure(x: Exchange, failure: AttemptFailure): void {
@@ -94,6 +96,23 @@ export class ObserveInterceptor extends Interceptor {
 
   override onClientTimeout(x: Exchange, message: string): void {
     respondWithError(x, 'REQUEST_TIMEOUT', message);
+  }
+
+  override onDenied(x: Exchange, code: ErrorCode, message: string, headers: readonly string[]): void {
+    if (x.finished) return;
+    respondWithError(x, code, message, headers);
+  }
+
+  override onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
+    if (x.finished || x.res.headersSent) return;
+    x.status = status;
+    const length = body?.length ?? 0;
+    const close = x.hasBody && !x.req.readableEnded && isHttp1(x.req);
+    // RFC 9110 §8.6: no Content-Length on a 204 or 304.
+    const framing = status === 204 || status === 304 ? [] : ['content-length', String(length)];
+    x.res.writeHead(status, [...headers, ...framing, REQUEST_ID_HEADER, x.requestId, ...(close ? ['connection', 'close'] : [])]);
+    x.res.end(x.req.method === 'HEAD' ? undefined : body);
+    x.bytesOut += length;
   }
 
   onClientClose(x: Exchange): void {
@@ -128,11 +147,11 @@ export class ObserveInterceptor extends Interceptor {
 
 export const ROUTE_POLICY_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['RATE_LIMITED', 'FAULT_ABORT']);
 
-function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined): void {
+function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined, headers: readonly string[] | undefined = x.rateLimitHeaders): void {
   x.errorCode = code;
   const status = code === 'FAULT_ABORT' ? x.faultAbortStatus : undefined;
   x.status = x.res.headersSent ? x.status : (status ?? ERROR_STATUS[code]);
-  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded, headers: x.rateLimitHeaders, status });
+  x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded, headers, status });
 }
 
 function onClientDrain(x: Exchange): void {

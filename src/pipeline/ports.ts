@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { AttemptControl, ChainContext } from './context';
+import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
 /**
@@ -36,6 +37,14 @@ export class HeadPort extends Interceptor {
 
   override onClientTimeout(x: ChainContext, message: string): void {
     x.ends.head.onClientTimeout(x, message);
+  }
+
+  override onDenied(x: Exchange, code: ErrorCode, message: string, headers: readonly string[]): void {
+    x.ends.head.onDenied(x, code, message, headers);
+  }
+
+  override onAnswered(x: Exchange, status: number, headers: readonly string[], body?: Buffer): void {
+    x.ends.head.onAnswered(x, status, headers, body);
   }
 }
 

@@ -90,3 +90,16 @@ export function sendDirectResponse(
   localBodyBytes.set(res, bytes);
   return bytes;
 }
+
+/**
+ * A redirect the sidecar answers itself (a `redirect` route, or a path whose escaped slashes
+ * the listener unescapes). The body is empty: clients follow Location.
+ */
+export function sendRedirect(res: ServerResponse, status: number, location: string, mutation: HeaderMutation, requestId: string): void {
+  const headers: string[] = ['location', location, 'content-length', '0'];
+  for (const [name, value] of mutation.add) headers.push(name, value);
+  headers.push(REQUEST_ID_HEADER, requestId);
+  res.writeHead(status, headers);
+  res.end();
+  localBodyBytes.set(res, 0);
+}

@@ -71,7 +71,9 @@ export interface Explanation {
   readonly route: string | null;
   /** Every listener the request was tried against, in order (one when the URL's port names a listener). */
   readonly listeners: readonly ListenerExplanation[];
-  readonly action: 'cluster' | 'directResponse' | null;
+  readonly action: 'cluster' | 'directResponse' | 'redirect' | null;
+  /** For a redirect route: its status and the parts of the URL it replaces. */
+  readonly redirect?: { readonly status: number; readonly scheme?: string; readonly host?: string; readonly port?: number; readonly path?: string; readonly prefixRewrite?: string };
   readonly cluster: string | null;
   readonly directResponse: { readonly status: number } | null;
   /** The URL of each endpoint of the cluster with the path the app receives (after rewritePrefix). */
@@ -196,6 +198,21 @@ export function explainRequest(config: SidecarConfig, input: ExplainInput, live:
       action: 'directResponse',
       cluster: null,
       directResponse: { status: route.directResponse.status },
+      upstreamUrls: [],
+      upstreamHost: null,
+      policies: null,
+    };
+  }
+  if (route.action === 'redirect') {
+    return {
+      ...base,
+      matched: true,
+      listener: listener.name,
+      route: route.name,
+      action: 'redirect',
+      cluster: null,
+      directResponse: null,
+      redirect: route.redirect,
       upstreamUrls: [],
       upstreamHost: null,
       policies: null,

@@ -38,6 +38,10 @@ export const RESPONSE_FLAGS = {
   FI: 'fault injected',
   /** The request was malformed or refused (a method never forwarded, too many headers), or its body larger than the route allows. */
   DPE: 'downstream protocol error',
+  /** The route's authentication refused the request (no or bad credentials, or the external authorization service said no or could not be asked). */
+  UAEX: 'unauthorized: authentication or external authorization refused the request',
+  /** The route's access rules (addresses, client-certificate names) refused the client. */
+  RBAC: 'access denied by the route\'s access rules',
 } as const;
 
 export type ResponseFlag = keyof typeof RESPONSE_FLAGS;

@@ -47,9 +47,9 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
     { path: 'clusters[1].name', line: 12, message: /^duplicate cluster name "app": already used by clusters\[0\] \(line 9\)$/ },
   ],
   'cluster-and-direct-response.yaml': [
-    { path: 'listeners[0].routes[0].directResponse', line: 8, message: /exactly one of `cluster`, `directResponse`, `weightedClusters`; both/ },
+    { path: 'listeners[0].routes[0].directResponse', line: 8, message: /exactly one of `cluster`, `directResponse`, `redirect`, `weightedClusters`; both/ },
   ],
-  'no-action.yaml': [{ path: 'listeners[0].routes[0]', line: 5, message: /exactly one of `cluster`, `directResponse`, `weightedClusters`; none is set/ }],
+  'no-action.yaml': [{ path: 'listeners[0].routes[0]', line: 5, message: /exactly one of `cluster`, `directResponse`, `redirect`, `weightedClusters`; none is set/ }],
   'two-matchers.yaml': [{ path: 'listeners[0].routes[0].match.prefix', line: 7, message: /^match needs exactly one of `path`, `prefix`, `regex`; both/ }],
   'bad-address.yaml': [{ path: 'listeners[0].address', line: 3, message: /^invalid address "0\.0\.0\.0:99999": the port must be 0\.\.65535$/ }],
   'bad-endpoint-url.yaml': [{ path: 'clusters[0].endpoints[1].url', line: 12, message: /use http:\/\/host:port or https:\/\/host:port/ }],

@@ -62,7 +62,7 @@ t.test('exclusive choices are oneOf', async (t) => {
   const schema = configJsonSchema() as Json;
   const listener = ((schema.properties as Json).listeners as Json).items as Json;
   const route = ((listener.properties as Json).routes as Json).items as Json;
-  t.same(route.oneOf, [{ required: ['cluster'] }, { required: ['directResponse'] }, { required: ['weightedClusters'] }]);
+  t.same(route.oneOf, [{ required: ['cluster'] }, { required: ['directResponse'] }, { required: ['redirect'] }, { required: ['weightedClusters'] }]);
   const match = (route.properties as Json).match as Json;
   t.same(match.oneOf, [{ required: ['path'] }, { required: ['prefix'] }, { required: ['regex'] }]);
   const retryOn = (((route.properties as Json).retry as Json).properties as Json).on as Json;
