@@ -1,6 +1,4 @@
 import { DASHBOARD_ROUTES } from '../admin/dashboard/assets';
-import { explainEndpoint } from '../admin/explain-endpoint';
-import { previewReload } from '../admin/reload-preview';
 import { requestEndpoint, requestsEndpoint } from '../admin/requests-endpoint';
 import { json, text, type AdminHandler, type AdminResponse } from '../admin/server';
 import type { SidecarConfig } from '../config/types';
@@ -25,6 +23,15 @@ export interface AdminControl {
 }
 
 /**
+ * /explain and the dry-run reload load the router and the config loader only when asked: a
+ * worker group's primary never loads the request path (test/integration/workers-start.test.ts).
+ */
+function explainHandler(control: AdminControl): AdminHandler {
+  const { explainEndpoint } = require('../admin/explain-endpoint') as typeof import('../admin/explain-endpoint');
+  return explainEndpoint(() => control.explainSnapshot());
+}
+
+/**
  * The admin API's route table, one for both runtimes: an endpoint is added here once and
  * answered by each runtime's AdminControl.
  */
@@ -42,6 +49,7 @@ export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
         // Nothing is applied: the structural diff, and the recent requests replayed on both tables.
         const running = control.explainSnapshot().config;
         const recorder = running.admin.recorder === undefined ? undefined : control.recording?.recorder;
+        const { previewReload } = require('../admin/reload-preview') as typeof import('../admin/reload-preview');
         const result = previewReload(running, body, recorder);
         return result.ok ? json(200, result.preview) : json(422, { dryRun: true, valid: false, errors: result.errors });
       }
@@ -50,7 +58,7 @@ export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
     }],
     ['GET /stats', async () => json(200, await control.stats())],
     ['GET /clusters', async () => json(200, await control.clustersView())],
-    ['GET /explain', explainEndpoint(() => control.explainSnapshot())],
+    ['GET /explain', (req, body) => explainHandler(control)(req, body)],
     ...DASHBOARD_ROUTES,
   ]);
   const recording = control.recording;
