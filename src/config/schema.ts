@@ -640,9 +640,29 @@ const listenerSchema = z
         `Request headers whose names contain "_" (X_Forwarded_For reads as X-Forwarded-For to CGI/WSGI apps): drop (not forwarded, counted in sidecar_request_headers_dropped_total), reject (400 BAD_REQUEST naming the header) or allow (forwarded). Default ${D.DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES}.`,
       ),
     pathMatching: pathMatchingSchema.optional(),
+    protocols: z
+      .array(z.enum(['http1', 'h2c']))
+      .min(1, { error: 'protocols needs at least one of http1, h2c' })
+      .optional()
+      .describe(
+        `What a plain listener serves on its port: http1 (HTTP/1.1) and h2c (HTTP/2 with prior knowledge, told apart by its connection preface, as gRPC clients send it). A TLS listener offers HTTP/2 and HTTP/1.1 by ALPN and takes no h2c. Default [${D.DEFAULT_LISTENER_PROTOCOLS.join(', ')}].`,
+      ),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
+    if (Array.isArray(value.protocols)) {
+      if (new Set(value.protocols).size !== value.protocols.length) {
+        ctx.addIssue({ code: 'custom', path: ['protocols'], message: 'protocols lists a protocol twice', input: value.protocols });
+      }
+      if (value.tls !== undefined && value.protocols.includes('h2c')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['protocols'],
+          message: 'h2c is HTTP/2 without TLS; a tls listener already offers HTTP/2 by ALPN: remove h2c, or remove tls',
+          input: value.protocols,
+        });
+      }
+    }
     const headers = typeof value.headersTimeout === 'string' ? parseDurationMs(value.headersTimeout) : D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS;
     const request = typeof value.requestTimeout === 'string' ? parseDurationMs(value.requestTimeout) : D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS;
     // Node refuses to start a server whose requestTimeout is below its headersTimeout.
@@ -822,6 +842,12 @@ const clusterSchema = z
       .min(1)
       .optional()
       .describe(`Open connections to each endpoint at most. Default ${D.DEFAULT_MAX_CONNECTIONS}.`),
+    protocol: z
+      .enum(['http1', 'http2'])
+      .optional()
+      .describe(
+        `How requests reach the endpoints: http1 (HTTP/1.1), or http2 (HTTP/2: with prior knowledge to http:// endpoints, negotiated by ALPN with https:// ones; streams share a few connections, within the app's SETTINGS_MAX_CONCURRENT_STREAMS). gRPC apps need http2. Default ${D.DEFAULT_CLUSTER_PROTOCOL}.`,
+      ),
     maxResponseHeaderBytes: size()
       .optional()
       .describe(

@@ -51,7 +51,11 @@ export interface ListenerConfig {
   readonly maxHeaderCount: number;
   readonly headersWithUnderscores: HeadersWithUnderscores;
   readonly pathMatching: PathMatching;
+  /** What a plain listener serves on its port: HTTP/1.1, and HTTP/2 with prior knowledge (`h2c`). */
+  readonly protocols: readonly ListenerProtocol[];
 }
+
+export type ListenerProtocol = 'http1' | 'h2c';
 
 /** What happens to a request header whose name contains `_`. */
 export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
@@ -205,8 +209,12 @@ export interface UpstreamTlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** How requests reach a cluster's endpoints: HTTP/1.1, or HTTP/2 (h2c prior knowledge for http://, ALPN for https://). */
+export type ClusterProtocol = 'http1' | 'http2';
+
 export interface ClusterConfig {
   readonly name: string;
+  readonly protocol: ClusterProtocol;
   readonly endpoints: readonly EndpointConfig[];
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
