@@ -61,6 +61,12 @@ export const DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES: HeadersWithUnderscores =
 export const DEFAULT_LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['http1'];
 /** Requests reach the app over HTTP/1.1 unless the cluster says http2. */
 export const DEFAULT_CLUSTER_PROTOCOL: ClusterProtocol = 'http1';
+/**
+ * Streams one HTTP/2 connection to an endpoint carries at once (undici's default, and what
+ * most servers advertise as SETTINGS_MAX_CONCURRENT_STREAMS); an app advertising fewer is
+ * respected. With maxConnections this bounds the streams in flight to one endpoint.
+ */
+export const HTTP2_UPSTREAM_STREAMS_PER_CONNECTION = 100;
 /** Routes match the path case-sensitively, as RFC 3986 and Envoy do. */
 export const DEFAULT_PATH_MATCHING_CASE_INSENSITIVE = false;
 /**

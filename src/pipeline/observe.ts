@@ -2,7 +2,7 @@ import { ERROR_STATUS, SidecarError, type ErrorCode } from '../errors';
 import { accessLogEntry } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
-import { downstreamResponseHeaders } from '../proxy/headers';
+import { downstreamResponseHeaders, downstreamTrailers, type ResponseTrailers } from '../proxy/headers';
 import { abortResponse, isHttp1, responseCompleted } from '../proxy/http2-request';
 import { sendError } from '../proxy/respond';
 import type { AttemptHandler } from './attempt';
@@ -70,8 +70,21 @@ export class ObserveInterceptor extends Interceptor {
     return flushed;
   }
 
-  onComplete(x: Exchange): void {
+  onComplete(x: Exchange, trailers?: ResponseTrailers): void {
     x.trace.attemptEnded();
+    const fields = downstreamTrailers(trailers);
+    // HTTP/2 sends them as a trailing HEADERS frame; HTTP/1.1 only after a chunked body
+    // (Node drops them from a response framed by Content-Length).
+    if (fields !== undefined) {
+      try {
+        x.res.addTrailers(fields);
+      } catch {
+        // A trailer value Node refuses to send (CR/LF): the response cannot end as the app meant.
+        x.errorCode = 'UPSTREAM_PROTOCOL_ERROR';
+        abortResponse(x.res);
+        return;
+      }
+    }
     x.res.end();
   }
 

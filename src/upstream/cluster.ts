@@ -1,6 +1,6 @@
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
-import { STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
+import { HTTP2_UPSTREAM_STREAMS_PER_CONNECTION, STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
 import type { Metrics } from '../admin/metrics';
 import type { Logger } from '../telemetry/logger';
 import { BREAKER_STATE_VALUE, ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
@@ -51,15 +51,19 @@ export class EndpointRuntime {
 
   private createPool(reuseConnections: boolean): Pool {
     const cluster = this.cluster;
+    const http2 = cluster.protocol === 'http2';
     const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
-      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.tlsConnector),
+      connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.tlsConnector ?? (http2 ? h2cConnector(cluster.connectTimeoutMs) : undefined)),
       // An idle socket is closed before the app's own keep-alive timeout would close it under
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
       keepAliveMaxTimeout: cluster.idleTimeoutMs,
-      // 0: every request gets its own connection, closed after its response.
-      pipelining: reuseConnections ? 1 : 0,
+      // HTTP/1.1: 0 gives every request its own connection, closed after its response.
+      // HTTP/2: streams share a connection up to this many at once (fewer when the app's
+      // SETTINGS_MAX_CONCURRENT_STREAMS says so); the pool opens another beyond that.
+      pipelining: http2 ? HTTP2_UPSTREAM_STREAMS_PER_CONNECTION : reuseConnections ? 1 : 0,
+      ...(http2 ? { allowH2: true, maxConcurrentStreams: HTTP2_UPSTREAM_STREAMS_PER_CONNECTION } : {}),
       // Bounds what one response can pin in memory; an oversized block fails the attempt
       // with UND_ERR_HEADERS_OVERFLOW (→ 502 UPSTREAM_PROTOCOL_ERROR).
       maxHeaderSize: cluster.maxResponseHeaderBytes,
@@ -154,6 +158,13 @@ export class EndpointRuntime {
   }
 }
 
+/** undici's plain connector, marking each socket as HTTP/2 with prior knowledge (h2c): no Upgrade, no ALPN. */
+function h2cConnector(connectTimeoutMs: number): Connector {
+  // `useH2c` is read by undici's connector but missing from its typings.
+  const options: buildConnector.BuildOptions & { useH2c: boolean } = { timeout: connectTimeoutMs, useH2c: true };
+  return buildConnector(options);
+}
+
 function hostHeaderOf(origin: string): string {
   const url = new URL(origin);
   // The WHATWG parser already drops :80 for http and :443 for https.
@@ -232,7 +243,7 @@ export class ClusterRuntime {
     private readonly observer?: ClusterObserver,
   ) {
     this.config = config;
-    this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome));
+    this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome), config.protocol === 'http2');
     this.endpoints = config.endpoints.map((endpoint) => new EndpointRuntime(endpoint, config, (e) => this.onStrayBytes(e), this.tls));
     const priorities = [...new Set(config.endpoints.map((e) => e.priority))].sort((a, b) => a - b);
     this.levels = priorities.map((p) => this.endpoints.filter((e) => e.config.priority === p));
