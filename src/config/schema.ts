@@ -360,7 +360,19 @@ const matchSchema = z
   .meta(oneOfRequired(['path', 'prefix', 'regex']))
   .describe('What a request must look like for this route to apply. Exactly one of path, prefix or regex.');
 
-const RETRY_ON_VALUES = ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-4xx', 'retriable-status-codes'] as const;
+const RETRY_ON_VALUES = [
+  '5xx',
+  'gateway-error',
+  'connect-failure',
+  'reset',
+  'retriable-4xx',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
 
 const backoffSchema = z
   .strictObject({
@@ -406,7 +418,8 @@ const retrySchema = z
         'Conditions that trigger a retry: 5xx (any 5xx response, and every failure that gets no response: connect failure, reset, per-try timeout, malformed response), ' +
           'gateway-error (502, 503 and 504 responses, and the same failures as 5xx, as in Envoy), ' +
           'connect-failure, reset (connection closed before a response), retriable-4xx (409), ' +
-          `retriable-status-codes (the codes in statusCodes). Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
+          'retriable-status-codes (the codes in statusCodes); for gRPC calls, cancelled, deadline-exceeded, internal, resource-exhausted and unavailable (the grpc-status of an answer that has no body, i.e. trailers-only; gRPC calls are POSTs, and these retry them whatever `methods` says). ' +
+          `Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
       ),
     statusCodes: z
       .array(z.int().min(100).max(599))

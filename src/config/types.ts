@@ -106,7 +106,13 @@ export type RetryOn =
   | 'connect-failure'
   | 'reset'
   | 'retriable-4xx'
-  | 'retriable-status-codes';
+  | 'retriable-status-codes'
+  // gRPC statuses (read from grpc-status of a trailers-only answer), Envoy's names:
+  | 'cancelled'
+  | 'deadline-exceeded'
+  | 'internal'
+  | 'resource-exhausted'
+  | 'unavailable';
 
 export interface BackoffConfig {
   readonly baseMs: number;

@@ -25,4 +25,8 @@ export interface ProxiedRequest {
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  /** A gRPC call (content-type application/grpc*): errors, retries and the deadline follow gRPC. */
+  readonly grpc: boolean;
+  /** The client's `grpc-timeout`, ms; undefined when it sent none (or not a gRPC call). */
+  readonly grpcTimeoutMs: number | undefined;
 }

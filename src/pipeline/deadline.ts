@@ -21,7 +21,9 @@ export class DeadlineInterceptor extends Interceptor {
   }
 
   dispatch(x: Exchange): void {
-    x.deadlineAt = performance.now() + this.timeoutMs;
+    // A gRPC client's grpc-timeout caps the route timeout; it can only shorten it.
+    const timeoutMs = x.grpcTimeoutMs !== undefined && x.grpcTimeoutMs < this.timeoutMs ? x.grpcTimeoutMs : this.timeoutMs;
+    x.deadlineAt = performance.now() + timeoutMs;
     this.startClock(x, true);
     this.next!.dispatch(x);
   }

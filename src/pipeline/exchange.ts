@@ -35,6 +35,8 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   readonly hasBody: boolean;
   readonly startedAt: number;
   readonly trace: RequestTrace;
+  readonly grpc: boolean;
+  readonly grpcTimeoutMs: number | undefined;
   readonly chain: RouteChain;
 
   // --- observe.ts: the client's response and the record of the exchange ---
@@ -52,6 +54,8 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
+  /** The gRPC status the client got (from the app's headers or trailers, or the sidecar's error); gRPC calls only. */
+  grpcStatus: number | undefined;
 
   // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
   clock: NodeJS.Timeout | undefined;
@@ -106,6 +110,8 @@ export class Exchange implements AdmissionWaiter, LoggedRequest, ProxiedRequest 
     this.hasBody = request.hasBody;
     this.startedAt = request.startedAt;
     this.trace = request.trace;
+    this.grpc = request.grpc;
+    this.grpcTimeoutMs = request.grpcTimeoutMs;
     this.chain = chain;
   }
 

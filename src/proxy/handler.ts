@@ -9,6 +9,8 @@ import { normalizePeerAddress, requestIdFrom, upstreamRequestHeaders } from './h
 import { arrivedAfterRefusal, refuseLaterRequests } from './closing-connections';
 import { checkRequest } from './request-guard';
 import { connectionOf, requestHasBody } from './http2-request';
+import { GRPC_STATUS, grpcMethodOf, isGrpcRequest, parseGrpcTimeout } from './grpc';
+import { grpcStatusOf } from '../errors';
 import { localAnswerBodyBytes, sendDirectResponse, sendError } from './respond';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
@@ -100,6 +102,7 @@ export function createRequestHandler(
       return;
     }
 
+    const grpc = isGrpcRequest(req);
     const socket = connectionOf(req);
     const peer = peerFactsOf(socket, listener);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
@@ -114,13 +117,15 @@ export function createRequestHandler(
         traceHeaders: services.tracing.ownedRequestHeaders,
         authority: checked.authority,
         dropUnderscored: checked.underscoreHeaders > 0,
+        grpc,
       },
       route.requestHeaders,
     );
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace }, chainFor(route)).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, grpc,
+      grpcTimeoutMs: grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined }, chainFor(route)).start();
   };
 }
 
@@ -149,9 +154,15 @@ export function recordLocalAnswer(
   cluster = '',
 ): void {
   const durationMs = performance.now() - startedAt;
-  trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
+  // A gRPC call answered here: the sidecar's error status; a direct response has no
+  // grpc-status, which a gRPC client reads as UNKNOWN.
+  const grpc = isGrpcRequest(req) ? { status: error === undefined ? GRPC_STATUS.UNKNOWN : grpcStatusOf(error), method: grpcMethodOf(req.url) } : undefined;
+  trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags, grpc });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
-  services.accessLog.write(accessLogEntry({ ...localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), bytesOut: localAnswerBodyBytes(res) }, durationMs, flags, trace));
+  if (grpc !== undefined) services.metrics.grpcResponsesTotal.labels(listener.name, route, cluster, String(grpc.status)).inc();
+  services.accessLog.write(
+    accessLogEntry({ ...localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), bytesOut: localAnswerBodyBytes(res), grpcStatus: grpc?.status }, durationMs, flags, trace),
+  );
 }
 
 /** What the access log says of a request the sidecar answered itself (no upstream attempt). */

@@ -135,6 +135,8 @@ export function upstreamRequestHeaders(
       out.push(name, 'trailers');
       continue;
     }
+    // A gRPC call's grpc-timeout is the time left, written per attempt (see setGrpcTimeout).
+    if (facts.grpc === true && name === 'grpc-timeout') continue;
     if (HOP_BY_HOP.has(name) || SIDECAR_OWNED.has(name)) {
       if (facts.peerTrusted) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -163,9 +165,26 @@ export function upstreamRequestHeaders(
   if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
   if (facts.clientCert !== undefined) out.push('x-forwarded-client-cert', facts.clientCert);
   for (const [name, value] of mutation.add) out.push(name, value);
+  if (facts.grpc === true) out.push(GRPC_TIMEOUT_HEADER, '');
   out.push(REQUEST_ID_HEADER, facts.requestId);
   out.push(ATTEMPT_HEADER, '1');
   return out;
+}
+
+const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
+
+/**
+ * Writes the time left into a gRPC call's list built by `upstreamRequestHeaders` (its
+ * `grpc-timeout` entry sits just before `x-request-id`, ahead of the per-attempt trace
+ * entries, so it is found from the end in a few steps).
+ */
+export function setGrpcTimeout(headers: string[], value: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i] === GRPC_TIMEOUT_HEADER) {
+      headers[i + 1] = value;
+      return;
+    }
+  }
 }
 
 /** Rewrites the attempt number in a list built by `upstreamRequestHeaders`. */

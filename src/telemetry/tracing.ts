@@ -25,6 +25,8 @@ export interface RequestOutcome {
   readonly errorCode: ErrorCode | undefined;
   /** Envoy-style response flags, see response-flags.ts. */
   readonly flags: string | undefined;
+  /** gRPC calls: the status the client got, and the call's `package.Service/Method` (the span's name). */
+  readonly grpc?: { readonly status: number | undefined; readonly method: string };
 }
 
 /** Why an attempt after the first one was made; supplied by the retry policy when it knows. */
