@@ -78,6 +78,12 @@ export function echoClient(port: number, options: grpc.ClientOptions = {}): Echo
   return new Echo(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as unknown as EchoClient;
 }
 
+/** A grpc-js client over TLS to 127.0.0.1:port, verifying the server as `localhost` against `ca`. */
+export function echoClientTls(port: number, ca: Buffer): EchoClient {
+  const Echo = loadEcho().sidecar.test.Echo;
+  return new Echo(`localhost:${port}`, grpc.credentials.createSsl(ca), {}) as unknown as EchoClient;
+}
+
 /** One unary call; resolves with the reply or rejects with the ServiceError, and gives the call's metadata and status. */
 export function unary(
   client: EchoClient,
