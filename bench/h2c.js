@@ -8,7 +8,6 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const http2 = require('node:http2');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -19,13 +18,10 @@ const BODY = JSON.stringify({ id: 42, name: 'widget', tags: ['a', 'b'], price: 9
 
 async function main() {
   if (spawnSync('h2load', ['--version']).status !== 0) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
-  const app = http2.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(BODY);
-  });
-  await new Promise((resolve) => app.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const appPort = /** @type {import('node:net').AddressInfo} */ (app.address()).port;
-
+  // The app runs in a process of its own: h2load is run synchronously from this one.
+  const appPort = 19000 + Math.floor(Math.random() * 1000);
+  const appCode = `require('node:http2').createServer((_q, r) => { r.writeHead(200, { 'content-type': 'application/json' }); r.end(${JSON.stringify(BODY)}); }).listen(${appPort}, '127.0.0.1')`;
+  const app = spawn(process.execPath, ['-e', appCode], { stdio: 'ignore' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sidecar-h2c-'));
   const sidecarPort = 18000 + Math.floor(Math.random() * 1000);
   const config = path.join(dir, 'sidecar.yaml');
@@ -43,6 +39,7 @@ clusters:
 `);
   const sidecar = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'cli.js'), 'run', '-c', config], { stdio: 'ignore' });
   try {
+    await waitForPort(appPort);
     await waitForPort(sidecarPort);
     for (const [row, port] of /** @type {const} */ ([['direct', appPort], ['sidecar', sidecarPort]])) {
       run(port, Math.min(2_000, REQUESTS)); // warm-up
@@ -54,7 +51,7 @@ clusters:
     }
   } finally {
     sidecar.kill();
-    app.close();
+    app.kill();
   }
 }
 
@@ -67,17 +64,8 @@ function run(port, requests) {
 
 /** @param {number} port */
 async function waitForPort(port) {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const session = http2.connect(`http://127.0.0.1:${port}`);
-      session.on('error', () => resolve(false));
-      const stream = session.request({ ':path': '/' });
-      stream.on('response', () => resolve(true));
-      stream.on('error', () => resolve(false));
-      stream.resume();
-      stream.on('close', () => session.close());
-    });
-    if (ok) return;
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('h2load', ['-n', '1', '-c', '1', `http://127.0.0.1:${port}/`], { encoding: 'utf8' }).stdout.includes('1 succeeded')) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('the sidecar did not start');
