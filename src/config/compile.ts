@@ -182,6 +182,7 @@ function compileListener(l: ListenerDocument, resolvePath: (p: string) => string
       rejectPathParameters: l.pathMatching?.rejectPathParameters ?? D.DEFAULT_PATH_MATCHING_REJECT_PATH_PARAMETERS,
     },
     escapedSlashes: l.escapedSlashes ?? D.DEFAULT_LISTENER_ESCAPED_SLASHES,
+    protocols: l.protocols ?? D.DEFAULT_LISTENER_PROTOCOLS,
   };
 }
 
@@ -420,6 +421,7 @@ function compileCluster(c: ClusterDocument, resolvePath: (p: string) => string):
     }),
     connectTimeoutMs: durationMs(c.connectTimeout, D.DEFAULT_CONNECT_TIMEOUT_MS),
     idleTimeoutMs: durationMs(c.idleTimeout, D.DEFAULT_IDLE_TIMEOUT_MS),
+    protocol: c.protocol ?? D.DEFAULT_CLUSTER_PROTOCOL,
     maxConnections: c.maxConnections ?? D.DEFAULT_MAX_CONNECTIONS,
     dnsRefreshMs: durationMs(c.dnsRefresh, D.DEFAULT_DNS_REFRESH_MS),
     maxResponseHeaderBytes: sizeBytes(c.maxResponseHeaderBytes, D.DEFAULT_MAX_RESPONSE_HEADER_BYTES),

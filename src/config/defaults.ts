@@ -3,7 +3,7 @@
  * name. The schema's descriptions and the compiler (load.ts) both read them from here, so
  * the documented default and the applied default cannot drift apart.
  */
-import type { EscapedSlashes, HeadersWithUnderscores, Propagator, RecorderConfig, RetryOn, TracingExporter } from './types';
+import type { ClusterProtocol, EscapedSlashes, HeadersWithUnderscores, ListenerProtocol, Propagator, RecorderConfig, RetryOn, TracingExporter } from './types';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -72,6 +72,16 @@ export const DEFAULT_LISTENER_MAX_HEADER_COUNT = 100;
  * X-Forwarded-For, so such a header could forge one the sidecar owns.
  */
 export const DEFAULT_LISTENER_HEADERS_WITH_UNDERSCORES: HeadersWithUnderscores = 'drop';
+/** A plain listener speaks HTTP/1.1 only unless h2c is asked for (a TLS listener offers h2 by ALPN regardless). */
+export const DEFAULT_LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['http1'];
+/** Requests reach the app over HTTP/1.1 unless the cluster says http2. */
+export const DEFAULT_CLUSTER_PROTOCOL: ClusterProtocol = 'http1';
+/**
+ * Streams one HTTP/2 connection to an endpoint carries at once (undici's default, and what
+ * most servers advertise as SETTINGS_MAX_CONCURRENT_STREAMS); an app advertising fewer is
+ * respected. With maxConnections this bounds the streams in flight to one endpoint.
+ */
+export const HTTP2_UPSTREAM_STREAMS_PER_CONNECTION = 100;
 /** Routes match the path case-sensitively, as RFC 3986 and Envoy do. */
 export const DEFAULT_PATH_MATCHING_CASE_INSENSITIVE = false;
 /**

@@ -386,7 +386,19 @@ const matchSchema = z
   .meta(oneOfRequired(['path', 'prefix', 'regex']))
   .describe('What a request must look like for this route to apply. Exactly one of path, prefix or regex.');
 
-const RETRY_ON_VALUES = ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-4xx', 'retriable-status-codes'] as const;
+const RETRY_ON_VALUES = [
+  '5xx',
+  'gateway-error',
+  'connect-failure',
+  'reset',
+  'retriable-4xx',
+  'retriable-status-codes',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
 
 const backoffSchema = z
   .strictObject({
@@ -432,7 +444,8 @@ const retrySchema = z
         'Conditions that trigger a retry: 5xx (any 5xx response, and every failure that gets no response: connect failure, reset, per-try timeout, malformed response), ' +
           'gateway-error (502, 503 and 504 responses, and the same failures as 5xx, as in Envoy), ' +
           'connect-failure, reset (connection closed before a response), retriable-4xx (409), ' +
-          `retriable-status-codes (the codes in statusCodes). Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
+          'retriable-status-codes (the codes in statusCodes); for gRPC calls, cancelled, deadline-exceeded, internal, resource-exhausted and unavailable (the grpc-status of an answer that has no body, i.e. trailers-only; gRPC calls are POSTs, and these retry them whatever `methods` says). ' +
+          `Default [${D.DEFAULT_RETRY_ON.join(', ')}].`,
       ),
     statusCodes: z
       .array(z.int().min(100).max(599))
@@ -1067,9 +1080,29 @@ const listenerSchema = z
       .describe(
         `A request path holding an encoded slash or backslash (%2F, %5C): keep (forwarded as sent; routes read it as one character of a segment), reject (400 BAD_REQUEST) or unescape-and-redirect (a redirect to the decoded, normalised path, so /public/..%2Fadmin meets the routes as /admin). Choose reject or unescape-and-redirect when routes allow or deny by path and the app decodes %2F. Default ${D.DEFAULT_LISTENER_ESCAPED_SLASHES}.`,
       ),
+    protocols: z
+      .array(z.enum(['http1', 'h2c']))
+      .min(1, { error: 'protocols needs at least one of http1, h2c' })
+      .optional()
+      .describe(
+        `What a plain listener serves on its port: http1 (HTTP/1.1) and h2c (HTTP/2 with prior knowledge, told apart by its connection preface, as gRPC clients send it). A TLS listener offers HTTP/2 and HTTP/1.1 by ALPN and takes no h2c. Default [${D.DEFAULT_LISTENER_PROTOCOLS.join(', ')}].`,
+      ),
   })
   .superRefine((value, ctx) => {
     if (!isLoose(value)) return;
+    if (Array.isArray(value.protocols)) {
+      if (new Set(value.protocols).size !== value.protocols.length) {
+        ctx.addIssue({ code: 'custom', path: ['protocols'], message: 'protocols lists a protocol twice', input: value.protocols });
+      }
+      if (value.tls !== undefined && value.protocols.includes('h2c')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['protocols'],
+          message: 'h2c is HTTP/2 without TLS; a tls listener already offers HTTP/2 by ALPN: remove h2c, or remove tls',
+          input: value.protocols,
+        });
+      }
+    }
     const headers = typeof value.headersTimeout === 'string' ? parseDurationMs(value.headersTimeout) : D.DEFAULT_LISTENER_HEADERS_TIMEOUT_MS;
     const request = typeof value.requestTimeout === 'string' ? parseDurationMs(value.requestTimeout) : D.DEFAULT_LISTENER_REQUEST_TIMEOUT_MS;
     // Node refuses to start a server whose requestTimeout is below its headersTimeout.
@@ -1253,6 +1286,12 @@ const clusterSchema = z
       .optional()
       .describe(
         `Time between resolutions of the endpoints' host names: every A and AAAA record of a name is an endpoint; a connect failure resolves again sooner; a failed resolution keeps the last good addresses. Endpoints given by IP address are not resolved. Default ${ms(D.DEFAULT_DNS_REFRESH_MS)}.`,
+      ),
+    protocol: z
+      .enum(['http1', 'http2'])
+      .optional()
+      .describe(
+        `How requests reach the endpoints: http1 (HTTP/1.1), or http2 (HTTP/2: with prior knowledge to http:// endpoints, negotiated by ALPN with https:// ones; streams share a few connections, within the app's SETTINGS_MAX_CONCURRENT_STREAMS). gRPC apps need http2. Default ${D.DEFAULT_CLUSTER_PROTOCOL}.`,
       ),
     maxResponseHeaderBytes: size()
       .optional()

@@ -66,6 +66,8 @@ export interface ListenerConfig {
   readonly pathMatching: PathMatching;
   /** What happens to a path holding `%2F` or `%5C` (see EscapedSlashes). */
   readonly escapedSlashes: EscapedSlashes;
+  /** What a plain listener serves on its port: HTTP/1.1, and HTTP/2 with prior knowledge (`h2c`). */
+  readonly protocols: readonly ListenerProtocol[];
 }
 
 export interface ForwardProxyConfig {
@@ -81,6 +83,9 @@ export interface ForwardProxyConfig {
  * routes as what the app will read).
  */
 export type EscapedSlashes = 'keep' | 'reject' | 'unescape-and-redirect';
+
+
+export type ListenerProtocol = 'http1' | 'h2c';
 
 /** What happens to a request header whose name contains `_`. */
 export type HeadersWithUnderscores = 'drop' | 'reject' | 'allow';
@@ -131,7 +136,13 @@ export type RetryOn =
   | 'connect-failure'
   | 'reset'
   | 'retriable-4xx'
-  | 'retriable-status-codes';
+  | 'retriable-status-codes'
+  // gRPC statuses (read from grpc-status of a trailers-only answer), Envoy's names:
+  | 'cancelled'
+  | 'deadline-exceeded'
+  | 'internal'
+  | 'resource-exhausted'
+  | 'unavailable';
 
 export interface BackoffConfig {
   readonly baseMs: number;
@@ -390,8 +401,12 @@ export interface UpstreamTlsConfig {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** How requests reach a cluster's endpoints: HTTP/1.1, or HTTP/2 (h2c prior knowledge for http://, ALPN for https://). */
+export type ClusterProtocol = 'http1' | 'http2';
+
 export interface ClusterConfig {
   readonly name: string;
+  readonly protocol: ClusterProtocol;
   readonly endpoints: readonly EndpointConfig[];
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;

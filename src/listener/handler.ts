@@ -23,6 +23,8 @@ import type { HeaderMutation } from '../config/types';
 /** 308: the client repeats the same method and body at the unescaped path. */
 export const ESCAPED_SLASH_REDIRECT_STATUS = 308;
 const NO_HEADER_CHANGES: HeaderMutation = { add: [], remove: [] };
+import { GRPC_STATUS, grpcMethodOf, isGrpcRequest, parseGrpcTimeout } from '../core/grpc';
+import { grpcStatusOf } from '../core/errors';
 import { accessLogEntry, type LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
 import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
@@ -136,6 +138,7 @@ export function createRequestHandler(
       return;
     }
 
+    const grpc = isGrpcRequest(req);
     if (checked.underscoreHeaders > 0) services.metrics.requestHeadersDropped.labels(listener.name, 'underscore').inc(checked.underscoreHeaders);
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
@@ -148,6 +151,7 @@ export function createRequestHandler(
         traceHeaders: services.tracing.ownedRequestHeaders,
         authority: checked.authority,
         dropUnderscored: checked.underscoreHeaders > 0,
+        grpc,
       },
       route.requestHeaders,
     );
@@ -155,7 +159,8 @@ export function createRequestHandler(
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
 
     const mirrorCluster = route.mirror === undefined ? undefined : state.clusters.get(route.mirror.cluster);
-    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster }, chainFor(route, state.config.admin.recorder !== undefined)).start();
+    new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster, grpc,
+      grpcTimeoutMs: grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined }, chainFor(route, state.config.admin.recorder !== undefined)).start();
   };
 }
 
@@ -190,9 +195,15 @@ export function recordLocalAnswer(
   cluster = '',
 ): void {
   const durationMs = performance.now() - startedAt;
-  trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags });
+  // A gRPC call answered here: the sidecar's error status; a direct response has no
+  // grpc-status, which a gRPC client reads as UNKNOWN.
+  const grpc = isGrpcRequest(req) ? { status: error === undefined ? GRPC_STATUS.UNKNOWN : grpcStatusOf(error), method: grpcMethodOf(req.url) } : undefined;
+  trace.end({ status: res.statusCode, route: route || undefined, cluster: cluster || undefined, errorCode: error, flags, grpc });
   services.metrics.forRoute(listener.name, route, cluster).answered(res.statusCode, durationMs / 1000);
-  services.accessLog.write(accessLogEntry({ ...localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), bytesOut: localAnswerBodyBytes(res) }, durationMs, flags, trace));
+  if (grpc !== undefined) services.metrics.grpcResponsesTotal.labels(listener.name, route, cluster, String(grpc.status)).inc();
+  services.accessLog.write(
+    accessLogEntry({ ...localAnswer(req, listener, requestId, res.statusCode, route, cluster, error), bytesOut: localAnswerBodyBytes(res), grpcStatus: grpc?.status }, durationMs, flags, trace),
+  );
 }
 
 /** What the access log says of a request the sidecar answered itself (no upstream attempt). */

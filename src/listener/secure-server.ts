@@ -54,6 +54,24 @@ export function createSecureServer(config: ListenerConfig, tls: TlsContextProvid
 }
 
 /**
+ * The HTTP/2 server of a plain listener with `h2c` in its protocols: HTTP/2 with prior
+ * knowledge (no TLS, no Upgrade dance). It never listens itself: the listener's socket reads
+ * each connection's first bytes and hands those that open with the HTTP/2 preface to it
+ * (protocol-detect.ts). Same limits as the HTTP/2 side of a TLS listener.
+ */
+export function createH2cServer(config: ListenerConfig, handler: RequestHandler): http2.Http2Server {
+  const server = http2.createServer({
+    settings: {
+      maxHeaderListSize: config.maxHeaderBytes,
+      maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
+    },
+    maxHeaderListPairs: http2HeaderPairsCap(config),
+  });
+  server.on('request', handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  return server;
+}
+
+/**
  * A client that resets this many streams before their response started, and more than it
  * lets complete, is closed with GOAWAY ENHANCE_YOUR_CALM (HTTP/2 rapid reset, CVE-2023-44487).
  * Envoy closes at 250 premature resets, or from 500 streams on when half of them were reset;
@@ -95,7 +113,7 @@ export class Http2Sessions {
 
   /** `settings` is read for every new session and stream, so in-place config updates reach them. */
   constructor(
-    server: http2.Http2SecureServer,
+    server: http2.Http2SecureServer | http2.Http2Server,
     settings: () => Pick<ListenerConfig, 'keepAliveTimeoutMs' | 'requestTimeoutMs'>,
     private readonly onPrematureResetClose: (facts: PrematureResetClose) => void = () => {},
   ) {

@@ -5,7 +5,8 @@ import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from './handler';
-import { createSecureServer, Http2Sessions, type PrematureResetClose } from './secure-server';
+import { createH2cServer, createSecureServer, Http2Sessions, type PrematureResetClose } from './secure-server';
+import { detectProtocol } from './protocol-detect';
 import { ListenerTls } from './tls';
 import { ClientErrorGuard } from './client-errors';
 import { settlesWithin } from '../core/async';
@@ -15,6 +16,8 @@ import { ListenerConnectionGuard, type ConnectionDropObserver } from './connecti
 
 /** What a listener reports for its owner to count. */
 export interface ListenerEvents {
+  /** A connection to an h2c listener was closed before its protocol was known: one the listener does not serve, or not enough bytes in time. */
+  readonly protocolUndetected?: (outcome: 'refused' | 'timeout') => void;
   /** A connection was closed before it carried a request (per-peer limit, maxConnections, silent near capacity). */
   readonly connectionDropped?: ConnectionDropObserver;
   /** An HTTP/2 connection was closed (GOAWAY ENHANCE_YOUR_CALM) for resetting more streams than it completed. */
@@ -59,16 +62,17 @@ export class ListenerServer {
       if (req.httpVersionMajor === 1) this.trackHttp1(req, res, guard);
       this.handler(req, res);
     };
+    const onPrematureResetClose = (facts: PrematureResetClose): void => {
+      logger.warn(
+        { listener: config.name, remoteAddress: facts.remoteAddress, prematureResets: facts.prematureResets, streams: facts.streams },
+        'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: the client reset more streams than it completed (rapid reset)',
+      );
+      events.http2PrematureResetClose?.(facts);
+    };
     if (server === undefined && config.tls !== undefined) {
       this.tls = new ListenerTls(config.name, config.tls, logger);
       const secure = createSecureServer(config, this.tls.provider, dispatch);
-      this.sessions = new Http2Sessions(secure, () => this.config, (facts) => {
-        logger.warn(
-          { listener: config.name, remoteAddress: facts.remoteAddress, prematureResets: facts.prematureResets, streams: facts.streams },
-          'HTTP/2 connection closed with GOAWAY ENHANCE_YOUR_CALM: the client reset more streams than it completed (rapid reset)',
-        );
-        events.http2PrematureResetClose?.(facts);
-      });
+      this.sessions = new Http2Sessions(secure, () => this.config, onPrematureResetClose);
       // Handshake failures (no client certificate, an unsupported protocol version, a
       // scanner) end the connection: there is no HTTP exchange to answer yet.
       secure.removeAllListeners('tlsClientError');
@@ -94,6 +98,7 @@ export class ListenerServer {
           },
           dispatch,
         );
+      if (server === undefined && config.protocols.includes('h2c')) this.sessions = this.serveH2c(this.server, config, dispatch, events, onPrematureResetClose);
     }
     if (this.server instanceof http.Server) this.server.maxHeadersCount = http1HeaderCap(config);
     this.server.maxConnections = config.maxConnections;
@@ -113,6 +118,37 @@ export class ListenerServer {
     }
     guard.attach(this.server);
     this.server.on('error', (error: Error) => logger.error({ err: error, listener: config.name }, 'listener error'));
+  }
+
+  /**
+   * Plain HTTP/1.1 and HTTP/2 with prior knowledge on one port: Node's HTTP/1 connection
+   * handler is taken off the server and called only for connections whose first bytes are not
+   * the HTTP/2 preface; those that are go to an HTTP/2 server that never listens itself. The
+   * listener's own 'connection' bookkeeping (limits, drain) still sees every connection first.
+   */
+  private serveH2c(
+    server: http.Server,
+    config: ListenerConfig,
+    dispatch: RequestHandler,
+    events: ListenerEvents,
+    onPrematureResetClose: (facts: PrematureResetClose) => void,
+  ): Http2Sessions {
+    const h2c = createH2cServer(config, dispatch);
+    const sessions = new Http2Sessions(h2c, () => this.config, onPrematureResetClose);
+    const http1 = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    const protocols = { http1: config.protocols.includes('http1'), h2c: true };
+    const routes = {
+      http1: (socket: Socket) => {
+        for (const listener of http1) listener.call(server, socket);
+      },
+      h2c: (socket: Socket) => h2c.emit('connection', socket),
+      closed: events.protocolUndetected,
+    };
+    server.on('connection', (socket: Socket) => {
+      if (!socket.destroyed) detectProtocol(socket, protocols, this.currentConfig.headersTimeoutMs, routes);
+    });
+    return sessions;
   }
 
   /**

@@ -4,6 +4,7 @@ import { SidecarError } from '../core/errors';
 import type { ConcurrencyLimit } from '../policy/concurrency-limit';
 import type { EndpointRuntime } from '../upstream/cluster';
 import type { Exchange } from './exchange';
+import type { ResponseTrailers } from '../proxy/headers';
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
 const ABANDONED_BEFORE_SENT = new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent');
@@ -93,10 +94,14 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
     if (x.isCurrent(this) && this.bodyBytesSent > x.bytesIn) x.bytesIn = this.bodyBytesSent;
   }
 
-  onComplete(): void {
+  /**
+   * `trailers`: raw `[name, value, ...]` buffers from an HTTP/1.1 chunked response, a header
+   * object from an HTTP/2 one (undici passes what each protocol gives it).
+   */
+  onComplete(trailers: ResponseTrailers): void {
     this.end();
     const x = this.exchange;
-    if (x.isCurrent(this)) x.ends.head.onComplete(x);
+    if (x.isCurrent(this)) x.ends.head.onComplete(x, trailers);
   }
 
   onError(error: Error): void {

@@ -38,6 +38,10 @@ export interface ProxiedRequest {
   readonly mirrorCluster: ClusterRuntime | undefined;
   /** The connection's peer (its address, and whether it is a trusted proxy). */
   readonly peer: PeerFacts;
+  /** A gRPC call (content-type application/grpc*): errors, retries and the deadline follow gRPC. */
+  readonly grpc: boolean;
+  /** The client's `grpc-timeout`, ms; undefined when it sent none (or not a gRPC call). */
+  readonly grpcTimeoutMs: number | undefined;
 }
 
 /**

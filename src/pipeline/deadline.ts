@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
-import type { ChainContext } from './context';
+import { isHttpExchange, type ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -21,7 +21,10 @@ export class DeadlineInterceptor extends Interceptor {
   }
 
   dispatch(x: ChainContext): void {
-    x.deadlineAt = performance.now() + this.timeoutMs;
+    // A gRPC client's grpc-timeout caps the route timeout; it can only shorten it.
+    const grpcTimeoutMs = isHttpExchange(x) ? x.grpcTimeoutMs : undefined;
+    const timeoutMs = grpcTimeoutMs !== undefined && grpcTimeoutMs < this.timeoutMs ? grpcTimeoutMs : this.timeoutMs;
+    x.deadlineAt = performance.now() + timeoutMs;
     this.startClock(x, true);
     this.next!.dispatch(x);
   }

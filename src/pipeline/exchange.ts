@@ -42,6 +42,8 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   readonly trace: RequestTrace;
   readonly peer: PeerFacts;
   readonly mirrorCluster: ClusterRuntime | undefined;
+  readonly grpc: boolean;
+  readonly grpcTimeoutMs: number | undefined;
   readonly chain: RouteChain;
   readonly ends: HttpEnds;
 
@@ -60,6 +62,8 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
+  /** The gRPC status the client got (from the app's headers or trailers, or the sidecar's error); gRPC calls only. */
+  grpcStatus: number | undefined;
 
   // --- rate-limit.ts ---
   /** Retry-After and the RateLimit headers of a refusal, as a flat [name, value, ...] list. */
@@ -148,6 +152,8 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
     this.trace = request.trace;
     this.peer = request.peer;
     this.mirrorCluster = request.mirrorCluster;
+    this.grpc = request.grpc;
+    this.grpcTimeoutMs = request.grpcTimeoutMs;
     this.chain = chain;
     this.ends = chain.http;
   }

@@ -1,8 +1,9 @@
-import { ERROR_STATUS, SidecarError, type ErrorCode } from '../core/errors';
+import { ERROR_STATUS, grpcStatusOf, SidecarError, type ErrorCode } from '../core/errors';
+import { GRPC_STATUS, grpcMethodOf, grpcStatusInRawHeaders, parseGrpcStatus, takeGrpcStatusFields } from '../core/grpc';
 import { accessLogEntry } from '../telemetry/access-log';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
-import { downstreamResponseHeaders, REQUEST_ID_HEADER } from '../proxy/headers';
+import { downstreamResponseHeaders, downstreamTrailers, REQUEST_ID_HEADER, type ResponseTrailers } from '../proxy/headers';
 import { abortResponse, isHttp1, responseCompleted } from '../proxy/http2-request';
 import { sendError } from '../proxy/respond';
 import type { AttemptHandler } from './attempt';
@@ -35,7 +36,13 @@ export class ObserveInterceptor extends Interceptor {
     x.responseStarted = true;
     x.status = statusCode;
     x.resumeUpstream = resume;
+    // A trailers-only answer (a gRPC error) has its status in the headers; otherwise the trailers bring it.
+    if (x.grpc) x.grpcStatus = grpcStatusInRawHeaders(rawHeaders);
     const headers = downstreamResponseHeaders(rawHeaders, x.route.responseHeaders, x.requestId);
+    if (x.grpcStatus !== undefined && !isHttp1(x.req)) {
+      const status = takeGrpcStatusFields(headers);
+      if (status !== undefined) x.res.addTrailers(status);
+    }
     try {
       // HTTP/2 has no reason phrase (node:http2 warns when one is given).
       if (statusText && isHttp1(x.req)) x.res.writeHead(statusCode, statusText, headers);
@@ -72,8 +79,22 @@ export class ObserveInterceptor extends Interceptor {
     return flushed;
   }
 
-  onComplete(x: Exchange): void {
+  onComplete(x: Exchange, trailers?: ResponseTrailers): void {
     x.trace.attemptEnded();
+    const fields = downstreamTrailers(trailers);
+    if (x.grpc && fields !== undefined && fields['grpc-status'] !== undefined) x.grpcStatus = parseGrpcStatus(fields['grpc-status']);
+    // HTTP/2 sends them as a trailing HEADERS frame; HTTP/1.1 only after a chunked body
+    // (Node drops them from a response framed by Content-Length). A compressed body has none.
+    if (fields !== undefined && x.bodySink === undefined) {
+      try {
+        x.res.addTrailers(fields);
+      } catch {
+        // A trailer value Node refuses to send (CR/LF): the response cannot end as the app meant.
+        x.errorCode = 'UPSTREAM_PROTOCOL_ERROR';
+        abortResponse(x.res);
+        return;
+      }
+    }
     (x.bodySink ?? x.res).end();
   }
 
@@ -134,7 +155,11 @@ export class ObserveInterceptor extends Interceptor {
     const status = x.clientGone && !x.responseStarted ? 499 : x.status;
     const clusterName = cluster.config.name;
     const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled, faultInjected: x.faultInjected });
-    x.trace.end({ status, route: x.route.name, cluster: clusterName, errorCode: x.errorCode, flags });
+    if (x.grpc) {
+      x.grpcStatus ??= grpcStatusWithout(x);
+      x.services.metrics.grpcResponsesTotal.labels(x.listener.name, x.route.name, clusterName, String(x.grpcStatus)).inc();
+    }
+    x.trace.end({ status, route: x.route.name, cluster: clusterName, errorCode: x.errorCode, flags, grpc: x.grpc ? { status: x.grpcStatus, method: grpcMethodOf(x.req.url) } : undefined });
     const instruments = x.instruments;
     instruments.answered(status, durationMs / 1000);
     if (x.upstreamMs !== undefined) instruments.upstreamResponded(x.upstreamMs / 1000);
@@ -149,9 +174,23 @@ export const ROUTE_POLICY_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(
 
 function respondWithError(x: Exchange, code: ErrorCode, message: string | undefined, headers: readonly string[] | undefined = x.rateLimitHeaders): void {
   x.errorCode = code;
+  const answered = !x.res.headersSent;
   const status = code === 'FAULT_ABORT' ? x.faultAbortStatus : undefined;
-  x.status = x.res.headersSent ? x.status : (status ?? ERROR_STATUS[code]);
   x.bytesOut += sendError(x.res, code, x.requestId, message, { close: x.hasBody && !x.req.readableEnded, headers, status });
+  // The status written (200 for a gRPC client, whose error is in grpc-status).
+  if (answered) x.status = x.res.headersSent ? x.res.statusCode : (status ?? ERROR_STATUS[code]);
+  if (answered && x.grpc) x.grpcStatus = grpcStatusOf(code);
+}
+
+/**
+ * The status a gRPC client was left with when no grpc-status reached it: CANCELLED when it
+ * left, the status of the sidecar's error when the sidecar cut the response, UNKNOWN for an
+ * answer without one (the app's HTTP error page, say).
+ */
+function grpcStatusWithout(x: Exchange): number {
+  if (x.clientGone) return GRPC_STATUS.CANCELLED;
+  if (x.errorCode !== undefined) return grpcStatusOf(x.errorCode);
+  return GRPC_STATUS.UNKNOWN;
 }
 
 function onClientDrain(x: Exchange): void {

@@ -5,6 +5,8 @@ import { mayRetryStaleConnection, STALE_CONNECTION_RETRY_REASON } from '../polic
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import { refuseLaterRequests } from '../proxy/closing-connections';
 import { setAttempt } from '../core/header-list';
+import { setGrpcTimeout } from '../proxy/headers';
+import { formatGrpcTimeout } from '../core/grpc';
 import { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
@@ -34,6 +36,8 @@ export class PoolTerminal extends Interceptor {
     x.endpoint = endpoint;
     const attempt = ++x.attempt;
     setAttempt(x.upstreamHeaders, attempt);
+    // The app gets the time this attempt has left, the client's grpc-timeout and the route timeout both counted.
+    if (x.grpc) setGrpcTimeout(x.upstreamHeaders, formatGrpcTimeout(Math.min(x.remainingMs(), x.route.retry.perTryTimeoutMs ?? Infinity)));
     x.trace.attemptStarted(attempt, endpoint.config.url, x.upstreamPath, x.upstreamHeaders, attempt > 1 ? { reason: x.retryReason, backoffMs: x.backoffMs } : undefined);
     x.attemptStartedAt = performance.now();
     this.up!.onAttemptStart(x);

@@ -4,7 +4,8 @@ import { ReplayableBody } from '../policy/replay-body';
 import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import { SidecarError } from '../core/errors';
-import type { AttemptControl, ChainContext } from './context';
+import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import { GRPC_RETRY_ON_NAMES, grpcRetryOnName, grpcStatusInRawHeaders } from '../core/grpc';
 import { Interceptor } from './interceptor';
 
 const DEADLINE_IN_BACKOFF = classifyUpstreamError(new SidecarError('UPSTREAM_TIMEOUT'));
@@ -17,8 +18,12 @@ const DEADLINE_IN_BACKOFF = classifyUpstreamError(new SidecarError('UPSTREAM_TIM
  * its body is read and dropped. Nothing is retried once the client got a byte.
  */
 export class RetryInterceptor extends Interceptor {
+  /** Whether `on` names a gRPC status: only then are gRPC answers' headers read. */
+  private readonly retriesGrpc: boolean;
+
   constructor(private readonly policy: RetryPolicy) {
     super();
+    this.retriesGrpc = GRPC_RETRY_ON_NAMES.some((name) => policy.on.has(name));
   }
 
   dispatch(x: ChainContext): void {
@@ -27,7 +32,8 @@ export class RetryInterceptor extends Interceptor {
   }
 
   override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusMayRetry(this.policy, statusCode) && this.retry(x, { status: statusCode }, rawHeaders)) {
+    const grpc = isHttpExchange(x) && x.grpc && this.retriesGrpc ? grpcRetryOutcome(rawHeaders) : undefined;
+    if (grpc !== undefined ? this.retry(x, grpc, undefined) : statusMayRetry(this.policy, statusCode) && this.retry(x, { status: statusCode }, rawHeaders)) {
       // Nothing of this response reaches the client; its body is read and dropped.
       handler.discard();
       x.trace.attemptEnded();
@@ -118,6 +124,16 @@ function keepBodyForReplay(x: ChainContext, maxBodyBytes: number): void {
   const declared = x.req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBodyBytes) return;
   x.body = new ReplayableBody(x.requestBodySource(), maxBodyBytes);
+}
+
+/**
+ * A gRPC answer that may be retried: trailers-only (its grpc-status is in the headers, so no
+ * message of the response exists yet) with a status that has a `retry.on` name.
+ */
+function grpcRetryOutcome(rawHeaders: Buffer[]): AttemptOutcome | undefined {
+  const status = grpcStatusInRawHeaders(rawHeaders);
+  const name = status === undefined ? undefined : grpcRetryOnName(status);
+  return name === undefined ? undefined : { grpc: name };
 }
 
 function clearBackoff(x: ChainContext): void {

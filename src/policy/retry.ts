@@ -1,5 +1,6 @@
 import type { RetryPolicy } from '../config/types';
 import type { AttemptFailureKind } from '../core/errors';
+import type { GrpcRetryOn } from '../core/grpc';
 
 /**
  * The retry decision, and only the decision: given what one attempt came back with and the
@@ -10,8 +11,10 @@ import type { AttemptFailureKind } from '../core/errors';
 
 /** What an attempt came back with: a response status, or a failure before any response. */
 export type AttemptOutcome =
-  | { readonly status: number; readonly failure?: undefined }
-  | { readonly failure: AttemptFailureKind; readonly status?: undefined };
+  | { readonly status: number; readonly failure?: undefined; readonly grpc?: undefined }
+  | { readonly failure: AttemptFailureKind; readonly status?: undefined; readonly grpc?: undefined }
+  /** A gRPC call answered trailers-only with a status that has a `retry.on` name. */
+  | { readonly grpc: GrpcRetryOn; readonly status?: undefined; readonly failure?: undefined };
 
 export interface RetryInput {
   readonly policy: RetryPolicy;
@@ -37,7 +40,7 @@ export interface RetryInput {
  * Why a retry is made, as the `reason` label of sidecar_retries_total: the failure kind, or
  * the response status that matched a retry condition (bounded: 5xx, 409 and configured codes).
  */
-export type RetryReason = AttemptFailureKind | `${number}` | typeof STALE_CONNECTION_RETRY_REASON;
+export type RetryReason = AttemptFailureKind | GrpcRetryOn | `${number}` | typeof STALE_CONNECTION_RETRY_REASON;
 
 /** The reason of the one retry made by default after the stale keep-alive race. */
 export const STALE_CONNECTION_RETRY_REASON = 'stale-connection';
@@ -78,7 +81,7 @@ export function decideRetry(input: RetryInput): RetryDecision {
   if (!input.bodyReplayable) return no('body_too_large');
   if (input.delayMs >= input.remainingMs) return no('deadline');
   if (!input.budgetAvailable) return no('budget');
-  return { kind: 'retry', reason: outcome.failure ?? (String(outcome.status) as `${number}`) };
+  return { kind: 'retry', reason: outcome.failure ?? outcome.grpc ?? (String(outcome.status) as `${number}`) };
 }
 
 /**
@@ -90,6 +93,7 @@ export function decideRetry(input: RetryInput): RetryDecision {
  */
 export function matchesRetryOn(policy: RetryPolicy, outcome: AttemptOutcome): boolean {
   const on = policy.on;
+  if (outcome.grpc !== undefined) return on.has(outcome.grpc);
   if (outcome.failure !== undefined) {
     switch (outcome.failure) {
       case 'connect-failure':
@@ -129,6 +133,9 @@ export function statusMayRetry(policy: RetryPolicy, status: number): boolean {
  */
 function methodMayRepeat(input: RetryInput): boolean {
   if (input.policy.methods.has(input.method)) return true;
+  // Every gRPC call is a POST; naming a gRPC status in `on` is the route's say-so, as in
+  // Envoy's retry_on for gRPC and gRPC's own retry policy.
+  if (input.outcome.grpc !== undefined) return true;
   if (input.policy.idempotencyKey && input.hasIdempotencyKey) return true;
   return input.outcome.failure === 'connect-failure';
 }

@@ -95,6 +95,8 @@ export interface ForwardingFacts {
    * client's Host or HTTP/2 `:authority`. Undefined: the request named none.
    */
   readonly authority: string | undefined;
+  /** A gRPC request (content-type application/grpc*): its `TE: trailers` is passed on. */
+  readonly grpc?: boolean;
   /** Headers whose names hold `_` are left out (the listener's headersWithUnderscores: drop, and there are some). */
   readonly dropUnderscored?: boolean;
 }
@@ -129,6 +131,14 @@ export function upstreamRequestHeaders(
     const value = rawHeaders[i + 1];
     // Pseudo-headers never reach an HTTP/1.1 app; the Host (or `:authority`) was written above.
     if (name.charCodeAt(0) === COLON || name === 'host') continue;
+    // `TE: trailers` (the one TE value HTTP/2 allows, RFC 9113 §8.2.2) says the client reads
+    // trailers; gRPC requires it of clients, and some gRPC servers refuse requests without it.
+    if (facts.grpc === true && name === 'te' && value.trim().toLowerCase() === 'trailers') {
+      out.push(name, 'trailers');
+      continue;
+    }
+    // A gRPC call's grpc-timeout is the time left, written per attempt (see setGrpcTimeout).
+    if (facts.grpc === true && name === 'grpc-timeout') continue;
     if (HOP_BY_HOP.has(name) || SIDECAR_OWNED.has(name)) {
       if (facts.peerTrusted) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -157,9 +167,26 @@ export function upstreamRequestHeaders(
   if (xfHost !== undefined) out.push('x-forwarded-host', xfHost);
   if (facts.clientCert !== undefined) out.push('x-forwarded-client-cert', facts.clientCert);
   for (const [name, value] of mutation.add) out.push(name, value);
+  if (facts.grpc === true) out.push(GRPC_TIMEOUT_HEADER, '');
   out.push(REQUEST_ID_HEADER, facts.requestId);
   out.push(ATTEMPT_HEADER, '1');
   return out;
+}
+
+const GRPC_TIMEOUT_HEADER = 'grpc-timeout';
+
+/**
+ * Writes the time left into a gRPC call's list built by `upstreamRequestHeaders` (its
+ * `grpc-timeout` entry sits just before `x-request-id`, ahead of the per-attempt trace
+ * entries, so it is found from the end in a few steps).
+ */
+export function setGrpcTimeout(headers: string[], value: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i] === GRPC_TIMEOUT_HEADER) {
+      headers[i + 1] = value;
+      return;
+    }
+  }
 }
 
 /**
@@ -200,4 +227,36 @@ function removeNamed(list: string[], named: ReadonlySet<string>): void {
     list[kept++] = list[i + 1];
   }
   list.length = kept;
+}
+
+/** What undici hands to onComplete: raw buffers (HTTP/1.1), a header object (HTTP/2), or nothing. */
+export type ResponseTrailers = readonly (Buffer | string)[] | Readonly<Record<string, string | string[] | undefined>> | null | undefined;
+
+/**
+ * The response's trailer fields for the client, lower-case names, or undefined when there are
+ * none: pseudo-headers and hop-by-hop fields are left out. gRPC puts its status here.
+ */
+export function downstreamTrailers(trailers: ResponseTrailers): Record<string, string | string[]> | undefined {
+  if (trailers === null || trailers === undefined) return undefined;
+  const out: Record<string, string | string[]> = {};
+  let any = false;
+  const add = (rawName: string, value: string | string[]): void => {
+    const name = rawName.toLowerCase();
+    if (name.charCodeAt(0) === COLON || HOP_BY_HOP.has(name) || name === 'content-length') return;
+    const previous = out[name];
+    out[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), ...(Array.isArray(value) ? value : [value])];
+    any = true;
+  };
+  if (Array.isArray(trailers)) {
+    const list = trailers as readonly (Buffer | string)[];
+    for (let i = 0; i + 1 < list.length; i += 2) add(list[i].toString(), list[i + 1].toString());
+  } else {
+    // (An HTTP/2 header object may carry symbol keys, e.g. sensitive headers; Object.keys skips them.)
+    const record = trailers as Readonly<Record<string, string | string[] | undefined>>;
+    for (const name of Object.keys(record)) {
+      const value = record[name];
+      if (value !== undefined) add(name, value);
+    }
+  }
+  return any ? out : undefined;
 }

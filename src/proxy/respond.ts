@@ -1,6 +1,7 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { DirectResponse, HeaderMutation } from '../config/types';
-import { ERROR_MESSAGES, ERROR_STATUS, errorBody, type ErrorCode } from '../core/errors';
+import { ERROR_MESSAGES, ERROR_STATUS, errorBody, grpcStatusOf, type ErrorCode } from '../core/errors';
+import { encodeGrpcMessage, isGrpcRequest } from '../core/grpc';
 import { ERROR_HEADER, REQUEST_ID_HEADER } from './headers';
 import { abortResponse, isHttp1, stopReceivingBody } from './http2-request';
 import { ALLOW_FORWARDED_METHODS } from './request-guard';
@@ -41,6 +42,10 @@ export function sendError(
     return 0;
   }
   if (res.destroyed) return 0;
+  if (isGrpcRequest(res.req)) {
+    sendGrpcError(res, code, requestId, message, options);
+    return 0;
+  }
   const body = errorBody(code, message, requestId);
   const headers: string[] = [
     'content-type', 'application/json',
@@ -67,6 +72,33 @@ export function sendError(
   const bytes = Buffer.byteLength(body);
   localBodyBytes.set(res, bytes);
   return bytes;
+}
+
+/**
+ * A gRPC client gets the sidecar's error as gRPC defines errors: HTTP 200 with `grpc-status`
+ * and `grpc-message` (in the trailers over HTTP/2), and `x-sidecar-error` in the headers as
+ * every error answer has. A gRPC client reads an
+ * HTTP 503 as UNAVAILABLE whatever happened; this keeps NO_ROUTE, timeouts and overload apart.
+ */
+function sendGrpcError(res: ServerResponse, code: ErrorCode, requestId: string, message: string, options: { close?: boolean }): void {
+  const headers: string[] = ['content-type', 'application/grpc', ERROR_HEADER, code, REQUEST_ID_HEADER, requestId];
+  const status = { 'grpc-status': String(grpcStatusOf(code)), 'grpc-message': encodeGrpcMessage(message) };
+  for (const name of res.getHeaderNames()) if (name !== TRACE_ID_RESPONSE_HEADER) res.removeHeader(name);
+  if (isHttp1(res.req)) {
+    // HTTP/1.1 has no trailers without a chunked body: the status goes in the headers.
+    headers.push('grpc-status', status['grpc-status'], 'grpc-message', status['grpc-message']);
+    if (options.close) headers.push('connection', 'close');
+    res.writeHead(200, 'OK', headers);
+  } else {
+    // HTTP/2: the status in the trailers (see takeGrpcStatusFields).
+    res.addTrailers(status);
+    res.writeHead(200, headers);
+  }
+  res.end();
+  // Once the trailers are out: a reset sent earlier would overtake them, and the client
+  // would be left without a status.
+  if (options.close) res.once('finish', () => stopReceivingBody(res));
+  localBodyBytes.set(res, 0);
 }
 
 export function sendDirectResponse(

@@ -26,6 +26,8 @@ export interface AccessLogEntry {
   trace_id?: string;
   /** The id of the sidecar's SERVER span of the request. */
   span_id?: string;
+  /** The gRPC status the client got (gRPC calls only). */
+  grpc_status?: number;
   /** Set when `path` was cut to keep the line within one atomic write (a shared access log). */
   path_truncated?: boolean;
 }
@@ -49,6 +51,8 @@ export interface LoggedRequest {
   readonly attempts: number;
   readonly errorCode: string | undefined;
   readonly upstreamUrl: string | undefined;
+  /** gRPC calls: the status the client got. */
+  readonly grpcStatus?: number | undefined;
 }
 
 /**
@@ -63,7 +67,7 @@ export function accessLogEntry(
   trace: { readonly traceId?: string; readonly spanId?: string } | undefined,
   status = r.status,
 ): AccessLogEntry {
-  return {
+  const entry: AccessLogEntry = {
     method: r.method ?? '',
     path: r.path ?? '',
     listener: r.listenerName,
@@ -82,6 +86,8 @@ export function accessLogEntry(
     trace_id: trace?.traceId,
     span_id: trace?.spanId,
   };
+  if (r.grpcStatus !== undefined) entry.grpc_status = r.grpcStatus;
+  return entry;
 }
 
 /** Milliseconds to the microsecond, as the log writes them. */

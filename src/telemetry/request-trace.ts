@@ -74,6 +74,10 @@ const ATTR = {
   requestId: 'sidecar.request_id',
   cluster: 'sidecar.cluster',
   errorCode: 'sidecar.error.code',
+  rpcSystem: 'rpc.system',
+  rpcService: 'rpc.service',
+  rpcMethod: 'rpc.method',
+  grpcStatusCode: 'rpc.grpc.status_code',
   flags: 'sidecar.response_flags',
   attempts: 'sidecar.attempts',
   attempt: 'sidecar.attempt',
@@ -259,6 +263,7 @@ export class OtelRequestTrace implements RequestTrace {
       }
       server.setAttribute(ATTR.status, outcome.status);
       if (outcome.cluster !== undefined) server.setAttribute(ATTR.cluster, outcome.cluster);
+      if (outcome.grpc !== undefined) this.describeGrpc(outcome.grpc);
       if (outcome.flags !== undefined) server.setAttribute(ATTR.flags, outcome.flags);
       if (this.attempts > 0) server.setAttribute(ATTR.attempts, this.attempts);
       const tunnelBytes = outcome.tunnelBytes;
@@ -278,6 +283,19 @@ export class OtelRequestTrace implements RequestTrace {
       }
     }
     server.end();
+  }
+
+  /** OpenTelemetry's RPC conventions: the span is named `package.Service/Method`. */
+  private describeGrpc(grpc: { readonly status: number | undefined; readonly method: string }): void {
+    const server = this.server;
+    server.updateName(grpc.method);
+    server.setAttribute(ATTR.rpcSystem, 'grpc');
+    const slash = grpc.method.lastIndexOf('/');
+    if (slash > 0) {
+      server.setAttribute(ATTR.rpcService, grpc.method.slice(0, slash));
+      server.setAttribute(ATTR.rpcMethod, grpc.method.slice(slash + 1));
+    }
+    if (grpc.status !== undefined) server.setAttribute(ATTR.grpcStatusCode, grpc.status);
   }
 
   /** Ends the current attempt's span: with its failure, with the response it got, or as abandoned. */

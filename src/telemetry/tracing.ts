@@ -27,6 +27,8 @@ export interface RequestOutcome {
   readonly flags: string | undefined;
   /** A WebSocket tunnel's bytes: client to app (`in`) and app to client (`out`). */
   readonly tunnelBytes?: { readonly in: number; readonly out: number };
+  /** gRPC calls: the status the client got, and the call's `package.Service/Method` (the span's name). */
+  readonly grpc?: { readonly status: number | undefined; readonly method: string };
 }
 
 /** Where the trace id goes when `tracing.responseHeader` is true: the response, or a tunnel's answer. */

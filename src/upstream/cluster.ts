@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { buildConnector, Pool } from 'undici';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
-import { DNS_FIRST_RESOLUTION_WAIT_MS, STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
+import { DNS_FIRST_RESOLUTION_WAIT_MS, HTTP2_UPSTREAM_STREAMS_PER_CONNECTION, STRAY_BYTES_NO_REUSE_MS } from '../config/defaults';
 import { ClusterBreaker, type BreakerState, type BreakerView } from '../policy/circuit-breaker';
 import { ConcurrencyLimit } from '../policy/concurrency-limit';
 import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
@@ -71,6 +71,7 @@ export class EndpointRuntime {
 
   private createPool(reuseConnections: boolean): Pool {
     const cluster = this.cluster;
+    const http2 = cluster.protocol === 'http2';
     const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
       connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.connector),
@@ -78,8 +79,11 @@ export class EndpointRuntime {
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
       keepAliveMaxTimeout: cluster.idleTimeoutMs,
-      // 0: every request gets its own connection, closed after its response.
-      pipelining: reuseConnections ? 1 : 0,
+      // HTTP/1.1: 0 gives every request its own connection, closed after its response.
+      // HTTP/2: streams share a connection up to this many at once (fewer when the app's
+      // SETTINGS_MAX_CONCURRENT_STREAMS says so); the pool opens another beyond that.
+      pipelining: http2 ? HTTP2_UPSTREAM_STREAMS_PER_CONNECTION : reuseConnections ? 1 : 0,
+      ...(http2 ? { allowH2: true, maxConcurrentStreams: HTTP2_UPSTREAM_STREAMS_PER_CONNECTION } : {}),
       // Bounds what one response can pin in memory; an oversized block fails the attempt
       // with UND_ERR_HEADERS_OVERFLOW (→ 502 UPSTREAM_PROTOCOL_ERROR).
       maxHeaderSize: cluster.maxResponseHeaderBytes,
@@ -183,12 +187,14 @@ export class EndpointRuntime {
  */
 function connectorOf(config: EndpointConfig, cluster: ClusterConfig, tls: UpstreamTls | undefined, resolved: ResolvedAddress | undefined): Connector | undefined {
   const https = config.url.startsWith('https:');
-  if (resolved === undefined) return https ? tls?.connect : undefined;
+  // HTTP/2 to a plain http:// endpoint is h2c with prior knowledge.
+  const h2c = !https && cluster.protocol === 'http2';
+  if (resolved === undefined) return https ? tls?.connect : h2c ? h2cConnector(cluster.connectTimeoutMs) : undefined;
   const address = resolved.address;
   let base: Connector;
   if (https && tls !== undefined) base = tls.connectorTo(address);
   else {
-    const plain = buildConnector({ timeout: cluster.connectTimeoutMs });
+    const plain = h2c ? h2cConnector(cluster.connectTimeoutMs) : buildConnector({ timeout: cluster.connectTimeoutMs });
     base = (options, callback) => plain({ ...options, hostname: address }, callback);
   }
   return (options, callback) =>
@@ -201,6 +207,13 @@ function connectorOf(config: EndpointConfig, cluster: ClusterConfig, tls: Upstre
       }
       callback(null, socket as NonNullable<typeof socket>);
     });
+}
+
+/** undici's plain connector, marking each socket as HTTP/2 with prior knowledge (h2c): no Upgrade, no ALPN. */
+function h2cConnector(connectTimeoutMs: number): Connector {
+  // `useH2c` is read by undici's connector but missing from its typings.
+  const options: buildConnector.BuildOptions & { useH2c: boolean } = { timeout: connectTimeoutMs, useH2c: true };
+  return buildConnector(options);
 }
 
 function hostHeaderOf(origin: string): string {
@@ -298,7 +311,7 @@ export class ClusterRuntime {
     resolver: HostResolver = systemResolver,
   ) {
     this.config = config;
-    this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome));
+    this.tls = config.tls === undefined ? undefined : new UpstreamTls(config.tls, config.connectTimeoutMs, (outcome) => this.onTlsReload(outcome), config.protocol === 'http2');
     this.slots = config.endpoints.map((endpoint) => this.slotFor(endpoint, resolver));
     this.rebuildEndpoints();
     const cb = config.circuitBreaker;

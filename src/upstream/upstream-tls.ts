@@ -25,6 +25,8 @@ export class UpstreamTls {
     private readonly config: UpstreamTlsConfig,
     private readonly connectTimeoutMs: number,
     private readonly report: (outcome: { ok: true } | { ok: false; error: string }) => void = () => {},
+    /** Offer h2 by ALPN (a cluster with protocol http2); otherwise only http/1.1. */
+    private readonly allowH2 = false,
   ) {
     try {
       this.current = this.build();
@@ -91,7 +93,7 @@ export class UpstreamTls {
     // Parses now, so a bad file fails the (re)load rather than each connection.
     tls.createSecureContext(options);
     if (c.serverName !== undefined) options.servername = c.serverName;
-    return buildConnector({ ...options, timeout: this.connectTimeoutMs, allowH2: false }) as Connector;
+    return buildConnector({ ...options, timeout: this.connectTimeoutMs, allowH2: this.allowH2 }) as Connector;
   }
 }
 

@@ -88,6 +88,12 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
     { path: 'listeners[0].routes[0].timeout', line: 9, message: /^invalid duration "5 parsecs"/ },
     { path: 'listeners[0].routes[1].retry.perTryTimout', line: 15, message: /^unknown key "perTryTimout" \(did you mean "perTryTimeout"\?\)$/ },
   ],
+  'protocols.yaml': [
+    { path: 'listeners[0].protocols', line: 4, message: /^protocols lists a protocol twice$/ },
+    { path: 'listeners[1].protocols', line: 10, message: /^h2c is HTTP\/2 without TLS; a tls listener already offers HTTP\/2 by ALPN/ },
+    { path: 'listeners[2].protocols', line: 15, message: /^protocols needs at least one of http1, h2c$/ },
+    { path: 'clusters[0].protocol', line: 20, message: /http1.*http2/ },
+  ],
 };
 
 const summary = (errors: readonly ConfigError[]): string[] => errors.map((e) => `${e.line} ${e.path}: ${e.message}`);

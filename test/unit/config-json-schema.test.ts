@@ -66,7 +66,7 @@ t.test('exclusive choices are oneOf', async (t) => {
   const match = (route.properties as Json).match as Json;
   t.same(match.oneOf, [{ required: ['path'] }, { required: ['prefix'] }, { required: ['regex'] }]);
   const retryOn = (((route.properties as Json).retry as Json).properties as Json).on as Json;
-  t.same((retryOn.items as Json).enum, ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-4xx', 'retriable-status-codes']);
+  t.same((retryOn.items as Json).enum, ['5xx', 'gateway-error', 'connect-failure', 'reset', 'retriable-4xx', 'retriable-status-codes', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
 });
 
 t.test('patterns are valid unicode regexes; the duration pattern matches the duration grammar', async (t) => {

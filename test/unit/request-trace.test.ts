@@ -229,6 +229,23 @@ t.test('an unsampled parent: each attempt carries the trace id, a fresh parent i
   t.notOk(parents.includes('b7ad6b7169203331'), 'nor the caller\'s');
 });
 
+t.test('a gRPC call: the SERVER span is named package.Service/Method and carries the RPC attributes and the gRPC status', async (t) => {
+  const receiver = await startOtlpReceiver();
+  const tracing = tracingFor(receiver.url);
+  t.teardown(async () => {
+    await tracing.shutdown(2_000);
+    await receiver.close();
+  });
+  await withRequest(tracing, {}, (trace) => {
+    trace.end({ status: 200, route: 'echo', cluster: 'app', errorCode: undefined, flags: undefined, grpc: { status: 14, method: 'sidecar.test.Echo/Unary' } });
+  });
+  await tracing.forceFlush();
+  const spans = await receiver.waitFor((s) => s.some((span) => span.kind === SPAN_KIND.SERVER));
+  const server = spans.find((s) => s.kind === SPAN_KIND.SERVER);
+  t.equal(server?.name, 'sidecar.test.Echo/Unary');
+  t.match(server?.attributes, { 'rpc.system': 'grpc', 'rpc.service': 'sidecar.test.Echo', 'rpc.method': 'Unary', 'rpc.grpc.status_code': 14, 'http.route': 'echo' });
+});
+
 t.test('splitHostHeader handles names, ports and IPv6 literals', async (t) => {
   t.same(splitHostHeader('api.example.com:8443'), ['api.example.com', 8443]);
   t.same(splitHostHeader('api.example.com'), ['api.example.com', undefined]);

@@ -98,11 +98,29 @@ t.test('matchesRetryOn: every condition alone', async (t) => {
     'retriable-status-codes': [429],
     'connect-failure': [],
     reset: [],
+    cancelled: [],
+    'deadline-exceeded': [],
+    internal: [],
+    'resource-exhausted': [],
+    unavailable: [],
   };
   for (const [on, matching] of Object.entries(expectations) as Array<[RetryOn, number[]]>) {
     const p = policy({ on: [on], statusCodes: on === 'retriable-status-codes' ? [429] : [] });
     t.same(statuses.filter((status) => matchesRetryOn(p, { status })), matching, `${on} matches exactly ${matching.join(', ') || 'no status'}`);
   }
+});
+
+t.test('gRPC statuses: each retry.on name matches its own status only, never an HTTP status, and retries a POST', async (t) => {
+  const names = ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
+  for (const on of names) {
+    const p = policy({ on: [on] });
+    t.same(names.filter((grpc) => matchesRetryOn(p, { grpc })), [on], `${on} matches only itself`);
+    t.notOk(matchesRetryOn(p, { status: 503 }), `${on} does not match an HTTP 503`);
+    t.notOk(matchesRetryOn(p, { failure: 'reset' }), `${on} does not match a reset`);
+  }
+  t.notOk(matchesRetryOn(policy({ on: ['5xx'] }), { grpc: 'unavailable' }), '5xx does not cover a gRPC status');
+  t.same(decideRetry(input({ policy: policy({ on: ['unavailable'] }), method: 'POST', outcome: { grpc: 'unavailable' } })), { kind: 'retry', reason: 'unavailable' }, 'a gRPC POST is retried');
+  t.same(decideRetry(input({ policy: policy({ on: ['unavailable'] }), method: 'POST', outcome: { grpc: 'unavailable' }, responseStarted: true })), { kind: 'no', reason: 'response-started' }, 'never once the response started');
 });
 
 t.test('mayRetryStaleConnection: once, idempotent methods, replayable body, before any response byte, within the deadline', async (t) => {

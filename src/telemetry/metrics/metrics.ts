@@ -145,6 +145,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly grpcResponsesTotal = new Counter({
+    name: 'sidecar_grpc_responses_total',
+    help: 'Answers to gRPC calls, by the gRPC status the client got (grpc_code: 0 OK ... 16 UNAUTHENTICATED; the app\'s, or the sidecar\'s own for its errors).',
+    labelNames: ['listener', 'route', 'cluster', 'grpc_code'] as const,
+    registers: [this.registry],
+  });
+
   readonly retriesSkippedTotal = new Counter({
     name: 'sidecar_retries_skipped_total',
     help: 'Retries a policy would have made but did not, by cluster and reason (budget, body_too_large, method, deadline).',
