@@ -21,11 +21,25 @@ export function renderExplanation(e: Explanation): string {
     lines.push(`  answered by the sidecar: ${e.directResponse?.status ?? ''} (directResponse)`);
     return lines.join('\n') + '\n';
   }
+  if (e.action === 'redirect') {
+    lines.push(`  redirected by the sidecar: ${e.redirect?.status ?? ''} (redirect)`);
+    return lines.join('\n') + '\n';
+  }
   lines.push(`  cluster ${e.cluster}`);
   for (const url of e.upstreamUrls) lines.push(`  upstream ${url}`);
   if (e.upstreamHost !== null) lines.push(`  host header ${e.upstreamHost}`);
   const p = e.policies;
   if (p !== null) {
+    // In the order the chain applies them (pipeline/compose.ts).
+    if (p.access !== null) lines.push(`  access: allow ${p.access.allow.join(', ') || 'any'}; deny ${p.access.deny.join(', ') || 'none'}${p.access.clientCertSans.length > 0 ? `; client certificates ${p.access.clientCertSans.join(', ')}` : ''}`);
+    if (p.rateLimit !== null) lines.push(`  rate limit: ${p.rateLimit.requests} per ${p.rateLimit.per} (+${p.rateLimit.burst} burst) per ${p.rateLimit.key}`);
+    if (p.cors !== null) lines.push(`  cors: origins ${p.cors.allowOrigins.join(', ')}${p.cors.allowCredentials ? ', with credentials' : ''}`);
+    if (p.auth !== null) lines.push(`  auth: ${p.auth.kind} (${p.auth.detail})`);
+    if (p.compression !== null) lines.push(`  compression: ${p.compression.algorithms.join(', ')} from ${p.compression.minBytes} bytes`);
+    if (p.fault !== null) lines.push(`  fault: delay ${p.fault.delay ?? 'none'}; abort ${p.fault.abort ?? 'none'}${p.fault.header === null ? '' : `; only with header ${p.fault.header}`}`);
+    if (p.mirror !== null) lines.push(`  mirror: ${p.mirror.percent}% to ${p.mirror.cluster} (bodies up to ${p.mirror.maxBodyBytes} bytes)`);
+    if (p.weightedClusters !== null) lines.push(`  weighted clusters: ${p.weightedClusters.clusters.join(', ')}${p.weightedClusters.hashOn === null ? '' : `, sticky on ${p.weightedClusters.hashOn}`}`);
+    lines.push(`  load balancer: ${p.loadBalancer}`);
     lines.push(`  deadline ${p.deadline}; body limit ${p.maxRequestBodyBytes} bytes`);
     if (p.retry === null) lines.push('  retry: none');
     else {

@@ -1,4 +1,4 @@
-import type { ClusterRoute, ListenerConfig, RouteConfig, RouteMatch, SidecarConfig } from '../config/types';
+import type { AuthPolicy, ClusterRoute, ListenerConfig, OriginPattern, RequestKey, RouteConfig, RouteMatch, SidecarConfig } from '../config/types';
 import { normalizeAuthority } from '../proxy/authority';
 import { normalizePath, splitTarget } from '../core/path';
 import { VALID_HOST } from '../proxy/request-guard';
@@ -56,6 +56,18 @@ export interface RoutePolicies {
   readonly retryBudget: { readonly ratio: number; readonly minPerSecond: number; readonly available: number | null };
   readonly healthyEndpoints: number | null;
   readonly requestHeaders: { readonly add: readonly string[]; readonly remove: readonly string[] };
+  /** How the cluster picks an endpoint for each attempt. */
+  readonly loadBalancer: string;
+  /** The route's other policies, in the order the chain applies them; null: not configured. */
+  readonly access: { readonly allow: readonly string[]; readonly deny: readonly string[]; readonly clientCertSans: readonly string[] } | null;
+  readonly rateLimit: { readonly requests: number; readonly per: string; readonly burst: number; readonly key: string } | null;
+  readonly cors: { readonly allowOrigins: readonly string[]; readonly allowCredentials: boolean } | null;
+  readonly auth: { readonly kind: 'jwt' | 'basic' | 'external'; readonly detail: string } | null;
+  readonly compression: { readonly algorithms: readonly string[]; readonly minBytes: number } | null;
+  readonly fault: { readonly delay: string | null; readonly abort: string | null; readonly header: string | null } | null;
+  readonly mirror: { readonly cluster: string; readonly percent: number; readonly maxBodyBytes: number } | null;
+  /** weightedClusters: the clusters and weights, and what keeps a client on one side. */
+  readonly weightedClusters: { readonly clusters: readonly string[]; readonly hashOn: string | null } | null;
 }
 
 export interface ListenerExplanation {
@@ -276,7 +288,40 @@ function policiesOf(
     retryBudget: { ratio: cluster.retryBudget.ratio, minPerSecond: cluster.retryBudget.minPerSecond, available: state?.retryBudgetAvailable ?? null },
     healthyEndpoints: state?.healthyEndpoints ?? null,
     requestHeaders: { add: route.requestHeaders.add.map(([name, value]) => `${name}: ${value}`), remove: [...route.requestHeaders.remove] },
+    loadBalancer: cluster.loadBalancer + (cluster.hashOn === undefined ? '' : ` on ${keyText(cluster.hashOn)}`),
+    access: route.access === undefined ? null : { allow: route.access.allow.map((b) => b.text), deny: route.access.deny.map((b) => b.text), clientCertSans: [...route.access.clientCertSans] },
+    rateLimit: route.rateLimit === undefined ? null : { requests: route.rateLimit.requests, per: `${route.rateLimit.perMs}ms`, burst: route.rateLimit.burst, key: keyText(route.rateLimit.key) },
+    cors: route.cors === undefined ? null : { allowOrigins: route.cors.allowOrigins.map(originText), allowCredentials: route.cors.allowCredentials },
+    auth: route.auth === undefined ? null : { kind: route.auth.kind, detail: authText(route.auth) },
+    compression: route.compression === undefined ? null : { algorithms: [...route.compression.algorithms], minBytes: route.compression.minBytes },
+    fault:
+      route.fault === undefined
+        ? null
+        : {
+            delay: route.fault.delay === undefined ? null : `${route.fault.delay.durationMs}ms for ${route.fault.delay.percent}%`,
+            abort: route.fault.abort === undefined ? null : `${route.fault.abort.status} for ${route.fault.abort.percent}%`,
+            header: route.fault.header ?? null,
+          },
+    mirror: route.mirror === undefined ? null : { cluster: route.mirror.cluster, percent: route.mirror.percent, maxBodyBytes: route.mirror.maxBodyBytes },
+    weightedClusters:
+      route.split === undefined
+        ? null
+        : { clusters: route.split.clusters.map((c) => `${c.cluster}=${c.weight}`), hashOn: route.split.hashOn === undefined ? null : keyText(route.split.hashOn) },
   };
+}
+
+function keyText(key: RequestKey): string {
+  return key.kind === 'header' ? `header:${key.header}` : key.kind;
+}
+
+function originText(origin: OriginPattern): string {
+  return origin.kind === 'exact' ? origin.origin : origin.kind === 'any' ? '*' : `*${origin.suffix}`;
+}
+
+function authText(auth: AuthPolicy): string {
+  if (auth.kind === 'jwt') return `issuer ${auth.issuer}, audiences ${auth.audiences.join(', ')}`;
+  if (auth.kind === 'basic') return `users from ${auth.usersFile}, realm ${auth.realm}`;
+  return `asks ${auth.url}`;
 }
 
 /** `k: v` (as curl's -H) → [k, v]; the admin endpoint's `header=k:v` uses the same form. */
