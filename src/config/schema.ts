@@ -319,7 +319,7 @@ const adminSchema = z
           redactHeaders: z
             .array(headerName)
             .optional()
-            .describe(`More header names whose values are recorded as "[redacted]"; ${D.RECORDER_ALWAYS_REDACTED_HEADERS.join(', ')} always are. Bodies are never recorded.`),
+            .describe(`More header names whose values are recorded as "[redacted]"; ${D.RECORDER_ALWAYS_REDACTED_HEADERS.join(', ')} always are. Bodies are never recorded. Default: none.`),
         }),
       ])
       .optional()

@@ -97,7 +97,7 @@ t.test('redirect', async (t) => {
   expectError(t, withRoute(`        redirect: { scheme: ftp }`), 'listeners[0].routes[0].redirect.scheme', 7, /http/);
   expectError(t, withRoute(`        redirect: { path: /a, prefixRewrite: /b }`), 'listeners[0].routes[0].redirect.prefixRewrite', 7, /path or prefixRewrite, not both/);
   expectError(t, withRoute(`        cluster: app
-        redirect: { scheme: https }`), 'listeners[0].routes[0].redirect', 8, /exactly one of `cluster`, `directResponse`, `redirect`; both/);
+        redirect: { scheme: https }`), 'listeners[0].routes[0].redirect', 8, /exactly one of `cluster`, `directResponse`, `redirect`, `weightedClusters`; both/);
   expectError(t, withRoute(`        redirect: { scheme: https }
         retry: { attempts: 1 }`), 'listeners[0].routes[0].retry', 8, /only applies to routes with a cluster/);
   expectError(t, withRoute(`        redirect: { host: "evil.example:8080" }`), 'listeners[0].routes[0].redirect.host', 7, /invalid redirect host/);

@@ -119,7 +119,7 @@ t.test('weightedClusters: weights all 0, an unknown or repeated cluster, with cl
   t.match(unknown.find((e) => e.path.includes('[1]'))?.message, /unknown cluster "nope"/);
   t.match(unknown.find((e) => e.path.includes('[2]'))?.message, /listed twice/);
   const both = errorsOf('        cluster: app\n        weightedClusters: [{ cluster: app, weight: 1 }]');
-  t.match(both[0]?.message, /exactly one of `cluster`, `directResponse`, `weightedClusters`/);
+  t.match(both[0]?.message, /exactly one of `cluster`, `directResponse`, `redirect`, `weightedClusters`/);
   const hashOn = errorsOf('        cluster: app\n        hashOn: client');
   t.equal(hashOn[0]?.path, 'listeners[0].routes[0].hashOn');
   const ok = parseConfigText(
