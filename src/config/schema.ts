@@ -522,7 +522,7 @@ const directResponseSchema = z
   })
   .describe('Answer directly from the sidecar without contacting a cluster. Exactly one of cluster, directResponse, redirect or weightedClusters.');
 
-const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror', 'access', 'cors', 'auth', 'compression'] as const;
+export const CLUSTER_ONLY_ROUTE_KEYS = ['rewritePrefix', 'hostRewrite', 'timeout', 'retry', 'websocket', 'rateLimit', 'fault', 'mirror', 'access', 'cors', 'auth', 'compression'] as const;
 
 /** `type/subtype` or `type/*` (lower or upper case; parameters are not part of a pattern). */
 const MEDIA_RANGE = /^[A-Za-z0-9!#$&^_.+-]+\/(\*|[A-Za-z0-9!#$&^_.+-]+)$/;

@@ -11,6 +11,7 @@ import t from 'tap';
 import { stringify } from 'yaml';
 import { configJsonSchema } from '../../src/config/json-schema';
 import { EMBEDDED_SOURCE, type LoadResult, loadConfigFile, parseConfigText } from '../../src/config/load';
+import { CLUSTER_ONLY_ROUTE_KEYS } from '../../src/config/schema';
 
 const FULL = readFileSync(path.resolve(__dirname, '../fixtures/config/full.yaml'), 'utf8');
 
@@ -115,6 +116,7 @@ const STRING_POOLS: ReadonlyArray<readonly [RegExp, readonly string[], readonly 
   [/^(name|cluster)$/, ['app', 'main', 'api'], ['Bad Name', '', 'a'.repeat(120)]],
   [/^serviceName$/, ['orders'], ['']],
   [/^(cert|key|clientCa)$/, ['a.crt', '../x.key'], ['']],
+  [/^hostRewrite$/, ['auto', 'api.internal'], ['*', 'a..b', 'http://x']],
   [/^host$|serverNames/, ['api.example.com', '*.example.com'], ['*', 'a..b', '[::1']],
   [/trustedProxies/, ['10.0.0.0/8', '::1/128', '::ffff:10.0.0.0/104'], ['10.0.0.0/33', 'x']],
   [/token/, ['s3cret-token-0123456789'], ['']],
@@ -218,12 +220,77 @@ function schemaShaped(node: SchemaNode, key: string, depth: number, mode: Mode):
   return fc.oneof({ weight: 24, arbitrary: shaped(node, key, depth, mode) }, { weight: 1, arbitrary: WRONG_VALUE });
 }
 
+type Loose = Record<string, unknown>;
+const isLoose = (value: unknown): value is Loose => typeof value === 'object' && value !== null && !Array.isArray(value);
+const looseItems = (value: unknown): Loose[] => (Array.isArray(value) ? value.filter(isLoose) : []);
+
+/** Names made unique the way a writer would: a suffix on the second "app". */
+function uniqueNames(items: Loose[]): void {
+  const seen = new Set<unknown>();
+  items.forEach((item, i) => {
+    if (seen.has(item.name)) item.name = `${String(item.name)}-${i}`;
+    seen.add(item.name);
+  });
+}
+
+/**
+ * Valid mode draws each field from what the schema allows, but the rules between fields
+ * (a route names a defined cluster, hashOn needs weightedClusters, rewritePrefix needs a prefix
+ * match, cluster-only keys on directResponse routes, perTryTimeout within the route timeout)
+ * would refuse nearly every document as the contract grows. This mends them as a writer
+ * would, so valid documents reach the compiler; mixed mode keeps them broken.
+ */
+const ROUTE_ACTIONS = ['cluster', 'directResponse', 'redirect', 'weightedClusters'] as const;
+
+function mendCrossFieldRules(document: unknown): unknown {
+  if (!isLoose(document)) return document;
+  if (looseItems(document.clusters).length === 0) document.clusters = [{ name: 'app', endpoints: [{ url: 'http://127.0.0.1:3000' }] }];
+  const clusters = looseItems(document.clusters);
+  uniqueNames(clusters);
+  const names = clusters.map((c) => c.name).filter((n): n is string => typeof n === 'string');
+  const listeners = looseItems(document.listeners);
+  uniqueNames(listeners);
+  for (const listener of listeners) {
+    const routes = looseItems(listener.routes);
+    uniqueNames(routes);
+    for (const route of routes) {
+      const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);
+      for (const extra of actions.slice(1)) delete route[extra];
+      if (actions.length === 0) route.cluster = names[0];
+      if (names.length > 0 && typeof route.cluster === 'string' && !names.includes(route.cluster)) route.cluster = names[0];
+      if (Array.isArray(route.weightedClusters)) {
+        const entries = looseItems(route.weightedClusters).slice(0, names.length);
+        entries.forEach((entry, i) => {
+          entry.cluster = names[i];
+        });
+        if (entries.length > 0 && entries.every((e) => e.weight === 0)) entries[0].weight = 1;
+        route.weightedClusters = entries;
+        if (entries.length === 0) delete route.weightedClusters;
+      }
+      if (route.weightedClusters === undefined) delete route.hashOn;
+      const own = typeof route.cluster === 'string' ? [route.cluster] : looseItems(route.weightedClusters).map((e) => e.cluster);
+      if (isLoose(route.mirror)) {
+        const other = names.find((n) => !own.includes(n));
+        if (other === undefined) delete route.mirror;
+        else route.mirror.cluster = other;
+      }
+      if (route.cluster === undefined && route.weightedClusters === undefined) for (const key of CLUSTER_ONLY_ROUTE_KEYS) delete route[key];
+      const prefixMatch = isLoose(route.match) && route.match.prefix !== undefined;
+      if (!prefixMatch) delete route.rewritePrefix;
+      if (!prefixMatch && isLoose(route.redirect)) delete route.redirect.prefixRewrite;
+      if (isLoose(route.retry) && route.retry.perTryTimeout !== undefined) route.retry.perTryTimeout = '250ms';
+    }
+  }
+  return document;
+}
+
 /** Generous: a parse of a few KiB takes milliseconds; only a hang (or a regex blow-up) gets near it. */
 const PARSE_BOUND_MS = 5_000;
 
 for (const mode of ['valid', 'mixed'] as const) {
   t.test(`documents shaped like the schema (${mode} values)`, async (t) => {
-    const documents = shaped(configJsonSchema() as SchemaNode, '', 0, mode);
+    const shapedDocuments = shaped(configJsonSchema() as SchemaNode, '', 0, mode);
+    const documents = mode === 'valid' ? shapedDocuments.map(mendCrossFieldRules) : shapedDocuments;
     let accepted = 0;
     let refused = 0;
     let slowest = 0;
