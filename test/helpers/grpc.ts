@@ -106,3 +106,19 @@ export function unary(
     });
   });
 }
+
+/**
+ * The status of a streaming call once every message it carried has been emitted. grpc-js
+ * emits 'status' as soon as the trailers arrive, in the same turn as it ends the stream, so
+ * messages it had already pushed can still wait in the stream's buffer: counting 'data'
+ * events at 'status' undercounts.
+ */
+export async function finished(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<grpc.StatusObject> {
+  const ended = new Promise<void>((resolve) => {
+    if (call.readableEnded) resolve();
+    else call.once('end', resolve);
+  });
+  const status = await new Promise<grpc.StatusObject>((resolve) => call.once('status', resolve));
+  await ended;
+  return status;
+}

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { echoClient, startGrpcApp, unary, type EchoClient, type EchoHandlers } from '../helpers/grpc';
+import { echoClient, finished, startGrpcApp, unary, type EchoClient, type EchoHandlers } from '../helpers/grpc';
 import { parsePrometheusText } from '../helpers/prometheus';
 import { closedPort } from '../helpers/upstream';
 import { waitUntil } from '../helpers/wait';
@@ -148,7 +148,7 @@ t.test('a status not in retry.on, or after messages were sent, is relayed as it 
   let messages = 0;
   stream.on('data', () => messages++);
   stream.on('error', () => {});
-  const status = await new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+  const status = await finished(stream);
   t.equal(status.code, grpc.status.UNAVAILABLE, 'a status in the trailers after a message is not retried');
   t.equal(messages, 1);
   t.equal(calls, 2, 'sent once');

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
-import { echoClient, startGrpcApp, unary, type EchoClient, type EchoHandlers, type EchoReply } from '../helpers/grpc';
+import { echoClient, finished, startGrpcApp, unary, type EchoClient, type EchoHandlers, type EchoReply } from '../helpers/grpc';
 
 /** Messages each way in the streaming calls. */
 const MESSAGES = 10_000;
@@ -77,7 +77,7 @@ t.test(`server streaming: ${MESSAGES} messages`, async (t) => {
     if (reply.index !== received) inOrder = false;
     received++;
   });
-  const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  const status = await finished(call);
   t.equal(status.code, grpc.status.OK, status.details);
   t.equal(received, MESSAGES, 'every message arrived');
   t.ok(inOrder, 'in order');
@@ -127,7 +127,7 @@ t.test(`bidi streaming: ${MESSAGES} messages each way`, async (t) => {
     received++;
     sum += reply.index;
   });
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  const status = finished(call);
   let i = 0;
   const writeSome = (): void => {
     while (i < MESSAGES) {

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { makeTestPki } from '../helpers/certs';
-import { echoClientTls, startGrpcApp, unary, type EchoReply } from '../helpers/grpc';
+import { echoClientTls, finished, startGrpcApp, unary, type EchoReply } from '../helpers/grpc';
 import { startSidecar } from '../helpers/sidecar';
 
 t.test('a grpc-js client with TLS credentials, through a TLS listener', async (t) => {
@@ -41,7 +41,7 @@ clusters:
   const call = client.Bidi();
   let received = 0;
   call.on('data', (_reply: EchoReply) => received++);
-  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  const status = finished(call);
   for (let i = 1; i <= 1000; i++) call.write({ text: 'm', count: i });
   call.end();
   t.equal((await status).code, grpc.status.OK);

@@ -90,8 +90,10 @@ t.test('other files of a watched folder trigger nothing', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 50));
   t.same(triggers, [], 'no trigger for another file');
 
+  // writeFile truncates, then writes: two events, which a 1ms debounce may not merge on a busy machine.
   await writeFile(file, 'two');
-  await waitUntil(() => triggers.length === 1, 'an event about the watched file');
+  await waitUntil(() => triggers.length >= 1, 'an event about the watched file');
+  t.ok(triggers.every((x) => x === 'event'), 'events, no poll');
 });
 
 t.test('close stops the watches', async (t) => {
