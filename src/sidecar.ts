@@ -432,7 +432,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     });
     const clientCert = config.tls?.clientCaPath !== undefined ? clientCertFromConnection : undefined;
     listener.server.on('upgrade', createUpgradeHandler(identityOf(config), this, this.services, this.websockets, handleRequest, clientCert));
-    listener.server.on('connect', createConnectHandler(identityOf(config), this, this.services));
+    listener.onConnect(createConnectHandler(identityOf(config), this, this.services));
     return listener;
   }
 

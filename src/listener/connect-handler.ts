@@ -1,6 +1,7 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import net, { type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ForwardProxyConfig } from '../config/types';
 import { ERRORS, type ErrorCode } from '../core/errors';
 import { allowedBy, formatDestination, parseConnectTarget, type Destination, type EgressRule } from '../config/egress';
@@ -11,50 +12,122 @@ import { localAnswerBodyBytes, sendError } from '../proxy/respond';
 import { closeSocketGracefully, responseOnSocket } from '../proxy/socket-response';
 import type { ListenerIdentity, ProxyServices, StateHolder } from '../proxy/state';
 
-/** The signature of an http/https server's 'connect' event. */
-export type ConnectHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+/**
+ * The signature of a server's 'connect' event. node:http emits (request, socket, head) for an
+ * HTTP/1.1 CONNECT; node:http2 emits (request, response) for an HTTP/2 CONNECT stream, and an
+ * HTTP/2 TLS server that also serves HTTP/1.1 emits both kinds under the one name.
+ */
+export type ConnectHandler = (req: IncomingMessage | Http2ServerRequest, client: Duplex | Http2ServerResponse, head?: Buffer) => void;
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
 /**
- * CONNECT on a listener (HTTP_PROXY mode, `listeners[].forwardProxy`): `CONNECT host:port`
- * to a destination the allow list names opens a TCP tunnel to it; the bytes are relayed, never
- * decrypted. Any other destination gets 403 EGRESS_DENIED (logged with the destination); a
- * listener without forwardProxy answers 405. The listener's settings are read from the current
- * state on each CONNECT, so a reload applies to the next tunnel; open tunnels keep theirs.
+ * The client's side of a CONNECT. HTTP/1.1: node:http hands the connection over and the
+ * tunnel is the socket itself, after "200 Connection Established". HTTP/2 (RFC 9113 §8.5):
+ * the tunnel is one stream of the connection; the 200 is its HEADERS frame, DATA frames carry
+ * the bytes, and END_STREAM is the half-close. Other streams of that connection go on.
  */
-export function createConnectHandler(listener: ListenerIdentity, holder: StateHolder, services: ProxyServices): ConnectHandler {
-  return function handleConnect(req, duplex, head) {
-    const startedAt = performance.now();
-    // node:http and node:https hand over the connection's net.Socket / tls.TLSSocket.
-    const socket = duplex as Socket;
-    const requestId = requestIdFrom(req.headers['x-request-id']);
-    const config = holder.current.config.listeners.find((l) => l.name === listener.name)?.forwardProxy;
-    const refuse = (code: ErrorCode, message: string, destination: string, result: string): void => {
+interface ConnectClient {
+  /** The request, read the way the request handler reads HTTP/2's (method, headers). */
+  readonly req: IncomingMessage;
+  /** `host:port` as the client asked for it. */
+  readonly target: string;
+  /** Bytes from the client, once the tunnel is open. */
+  readonly incoming: Readable;
+  /** Where the destination's bytes go. */
+  readonly outgoing: Duplex;
+  /** Bytes the client sent after its request on an HTTP/1.1 connection, before the answer. */
+  readonly head: Buffer;
+  /** Answers one of the sidecar's errors and ends the client's side; returns the status and body bytes. */
+  refuse(code: ErrorCode, requestId: string, message: string): { status: number; bytesOut: number };
+  /** Tells the client the tunnel is open. */
+  established(): void;
+}
+
+function http1Client(req: IncomingMessage, socket: Socket, head: Buffer): ConnectClient {
+  // The server removed its own error listener when it handed the socket over.
+  socket.on('error', () => socket.destroy());
+  return {
+    req,
+    target: req.url ?? '',
+    incoming: socket,
+    outgoing: socket,
+    head,
+    refuse(code, requestId, message) {
       const res = responseOnSocket(req, socket);
       sendError(res, code, requestId, message, { close: true });
-      services.metrics.egressTunnels.labels(listener.name, destination, result).inc();
-      const answer = { ...localAnswer(req, listener, requestId, res.statusCode, '', '', code), bytesOut: localAnswerBodyBytes(res) };
+      return { status: res.statusCode, bytesOut: localAnswerBodyBytes(res) };
+    },
+    established: () => void socket.write(ESTABLISHED),
+  };
+}
+
+function http2Client(req: Http2ServerRequest, res: Http2ServerResponse): ConnectClient {
+  // The request handler reads the compatibility objects as node:http's (src/proxy/http2-request.ts).
+  const request = req as unknown as IncomingMessage;
+  const response = res as unknown as ServerResponse;
+  const stream = res.stream;
+  stream.on('error', () => stream.destroy());
+  return {
+    req: request,
+    target: req.authority ?? '',
+    // The compatibility request reads the stream's DATA; reading the stream beside it would
+    // leave the request's buffer growing with nobody to drain it.
+    incoming: req,
+    outgoing: stream,
+    head: Buffer.alloc(0),
+    refuse(code, requestId, message) {
+      sendError(response, code, requestId, message, { close: true });
+      return { status: res.statusCode, bytesOut: localAnswerBodyBytes(response) };
+    },
+    established: () => {
+      // No content-length, no END_STREAM: the stream stays open both ways (RFC 9113 §8.5).
+      stream.respond({ ':status': 200 });
+    },
+  };
+}
+
+/**
+ * CONNECT on a listener (HTTP_PROXY mode, `listeners[].forwardProxy`), over HTTP/1.1 or
+ * HTTP/2: `CONNECT host:port` to a destination the allow list names opens a TCP tunnel to it;
+ * the bytes are relayed, never decrypted. Any other destination gets 403 EGRESS_DENIED (logged
+ * with the destination); a listener without forwardProxy answers 405. The listener's settings
+ * are read from the current state on each CONNECT, so a reload applies to the next tunnel;
+ * open tunnels keep theirs.
+ */
+export function createConnectHandler(listener: ListenerIdentity, holder: StateHolder, services: ProxyServices): ConnectHandler {
+  return function handleConnect(req, socketOrResponse, head) {
+    const startedAt = performance.now();
+    const client =
+      req instanceof Http2ServerRequest
+        ? http2Client(req, socketOrResponse as Http2ServerResponse)
+        : // node:http and node:https hand over the connection's net.Socket / tls.TLSSocket.
+          http1Client(req, socketOrResponse as Socket, head ?? Buffer.alloc(0));
+    const requestId = requestIdFrom(client.req.headers['x-request-id']);
+    const config = holder.current.config.listeners.find((l) => l.name === listener.name)?.forwardProxy;
+    const refuse = (code: ErrorCode, message: string, result: string): void => {
+      const { status, bytesOut } = client.refuse(code, requestId, message);
+      services.metrics.egressTunnels.labels(listener.name, '', result).inc();
+      const answer = { ...localAnswer(client.req, listener, requestId, status, '', '', code), path: client.target, bytesOut };
       services.accessLog.write(accessLogEntry(answer, performance.now() - startedAt, ERRORS[code].flag ?? undefined, undefined));
     };
     if (config === undefined) {
-      refuse('METHOD_NOT_ALLOWED', `listener ${listener.name} is not a forward proxy (set forwardProxy to tunnel CONNECT)`, '', 'not_proxy');
+      refuse('METHOD_NOT_ALLOWED', `listener ${listener.name} is not a forward proxy (set forwardProxy to tunnel CONNECT)`, 'not_proxy');
       return;
     }
-    const target = req.url ?? '';
-    const destination = parseConnectTarget(target);
+    const destination = parseConnectTarget(client.target);
     if (destination === undefined) {
-      refuse('BAD_REQUEST', 'a CONNECT target is host:port', '', 'bad_request');
+      refuse('BAD_REQUEST', 'a CONNECT target is host:port', 'bad_request');
       return;
     }
     const rule = allowedBy(config.allow, destination);
     if (rule === undefined) {
       const shown = formatDestination(destination);
       services.logger.warn({ listener: listener.name, destination: shown, requestId }, 'CONNECT refused: the destination is not in forwardProxy.allow');
-      refuse('EGRESS_DENIED', `${shown} is not in forwardProxy.allow of listener ${listener.name}`, '', 'denied');
+      refuse('EGRESS_DENIED', `${shown} is not in forwardProxy.allow of listener ${listener.name}`, 'denied');
       return;
     }
-    new Tunnel(req, socket, head, listener, services, config, destination, rule, requestId, startedAt).open();
+    new Tunnel(client, listener, services, config, destination, rule, requestId, startedAt).open();
   };
 }
 
@@ -72,10 +145,11 @@ class Tunnel {
   private connectTimer: NodeJS.Timeout | undefined;
   private readonly shown: string;
 
+  /** The client's end of the tunnel: its socket (HTTP/1.1) or its stream (HTTP/2). */
+  private readonly client: Duplex;
+
   constructor(
-    private readonly req: IncomingMessage,
-    private readonly client: Socket,
-    private readonly head: Buffer,
+    private readonly side: ConnectClient,
     private readonly listener: ListenerIdentity,
     private readonly services: ProxyServices,
     private readonly config: ForwardProxyConfig,
@@ -85,11 +159,10 @@ class Tunnel {
     private readonly startedAt: number,
   ) {
     this.shown = formatDestination(destination);
+    this.client = side.outgoing;
   }
 
   open(): void {
-    // The server removed its own error listener when it handed the socket over.
-    this.client.on('error', () => this.client.destroy());
     this.client.once('close', () => this.onClientClose());
     const upstream = net.connect({ host: this.destination.host, port: this.destination.port });
     this.upstream = upstream;
@@ -115,9 +188,9 @@ class Tunnel {
     this.established = true;
     this.openedAt = performance.now();
     this.services.metrics.egressTunnels.labels(this.listener.name, this.rule.text, 'opened').inc();
-    this.client.write(ESTABLISHED);
-    if (this.head.length > 0) upstream.write(this.head);
-    this.client.pipe(upstream);
+    this.side.established();
+    if (this.side.head.length > 0) upstream.write(this.side.head);
+    this.side.incoming.pipe(upstream);
     upstream.pipe(this.client);
     const idle = this.config.idleTimeoutMs;
     // Silence on both sides: each socket's timer is re-armed by its own traffic only, so a
@@ -129,7 +202,7 @@ class Tunnel {
     }, idle);
     timer.unref();
     const touch = (): void => void timer.refresh();
-    this.client.on('data', touch);
+    this.side.incoming.on('data', touch);
     upstream.on('data', touch);
     upstream.once('close', () => {
       clearTimeout(timer);
@@ -146,11 +219,11 @@ class Tunnel {
     this.services.metrics.egressTunnels.labels(this.listener.name, this.rule.text, 'connect_failure').inc();
     this.services.logger.warn({ listener: this.listener.name, destination: this.shown, reason, requestId: this.requestId }, 'CONNECT: the destination could not be reached');
     if (this.client.destroyed) return;
-    const res = responseOnSocket(this.req, this.client);
-    sendError(res, 'UPSTREAM_CONNECT_FAILURE', this.requestId, `${this.shown}: ${reason}`, { close: true });
+    const { status, bytesOut } = this.side.refuse('UPSTREAM_CONNECT_FAILURE', this.requestId, `${this.shown}: ${reason}`);
     const answer = {
-      ...localAnswer(this.req, this.listener, this.requestId, res.statusCode, '', '', 'UPSTREAM_CONNECT_FAILURE'),
-      bytesOut: localAnswerBodyBytes(res),
+      ...localAnswer(this.side.req, this.listener, this.requestId, status, '', '', 'UPSTREAM_CONNECT_FAILURE'),
+      path: this.side.target,
+      bytesOut,
       upstreamUrl: this.shown,
     };
     this.services.accessLog.write(accessLogEntry(answer, performance.now() - this.startedAt, 'UF', undefined));
@@ -183,7 +256,8 @@ class Tunnel {
     metrics.egressTunnelDuration.labels(name, this.rule.text).observe((performance.now() - this.openedAt) / 1000);
     const entry = accessLogEntry(
       {
-        ...localAnswer(this.req, this.listener, this.requestId, 200, '', '', undefined),
+        ...localAnswer(this.side.req, this.listener, this.requestId, 200, '', '', undefined),
+        path: this.side.target,
         bytesIn: sent,
         bytesOut: received,
         attempts: 1,

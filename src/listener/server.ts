@@ -1,10 +1,11 @@
 import http, { type ServerResponse } from 'node:http';
-import type { Http2SecureServer } from 'node:http2';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/types';
 import type { Logger } from '../telemetry/logger';
 import type { RequestHandler } from './handler';
+import type { ConnectHandler } from './connect-handler';
 import { createH2cServer, createSecureServer, Http2Sessions, type PrematureResetClose } from './secure-server';
 import { detectProtocol } from './protocol-detect';
 import { ListenerTls } from './tls';
@@ -39,6 +40,8 @@ export class ListenerServer {
   /** Certificates and their reload; undefined for a plain HTTP listener. */
   readonly tls: ListenerTls | undefined;
   private readonly sessions: Http2Sessions | undefined;
+  /** The HTTP/2 server behind a plain listener with h2c (it never listens itself). */
+  private h2c: Http2Server | undefined;
   /** Open client connections (TCP sockets) and when each was accepted (Date.now()), in accept order. */
   private readonly sockets = new Map<Socket, number>();
   private readonly connectionGuard: ListenerConnectionGuard;
@@ -121,6 +124,17 @@ export class ListenerServer {
   }
 
   /**
+   * CONNECT requests of every protocol the listener serves: node:http's (HTTP/1.1, the
+   * connection handed over) and node:http2's (one stream), on the TLS server and on the h2c
+   * server alike. Without a handler node:http2 answers 405 itself, and an HTTP/2 TLS server
+   * would hand an HTTP/2 CONNECT to a handler written for sockets.
+   */
+  onConnect(handler: ConnectHandler): void {
+    this.server.on('connect', handler);
+    this.h2c?.on('connect', handler);
+  }
+
+  /**
    * Plain HTTP/1.1 and HTTP/2 with prior knowledge on one port: Node's HTTP/1 connection
    * handler is taken off the server and called only for connections whose first bytes are not
    * the HTTP/2 preface; those that are go to an HTTP/2 server that never listens itself. The
@@ -134,6 +148,7 @@ export class ListenerServer {
     onPrematureResetClose: (facts: PrematureResetClose) => void,
   ): Http2Sessions {
     const h2c = createH2cServer(config, dispatch);
+    this.h2c = h2c;
     const sessions = new Http2Sessions(h2c, () => this.config, onPrematureResetClose);
     const http1 = server.listeners('connection') as ((socket: Socket) => void)[];
     server.removeAllListeners('connection');

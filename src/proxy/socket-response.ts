@@ -1,5 +1,6 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * After one side of a connection pair has gone, the other gets this long to close on its own
@@ -9,14 +10,15 @@ import type { Socket } from 'node:net';
  */
 export const SOCKET_CLOSE_LINGER_MS = 1_000;
 
-/** Sockets closeSocketGracefully already watches. */
-const lingering = new WeakSet<Socket>();
+/** Sockets (and HTTP/2 streams) closeSocketGracefully already watches. */
+const lingering = new WeakSet<Duplex>();
 
 /**
  * Ends `socket` (flushing pending writes, then FIN) and destroys it if it is still open
- * SOCKET_CLOSE_LINGER_MS after its last flushing progress. Safe to call more than once.
+ * SOCKET_CLOSE_LINGER_MS after its last flushing progress. Safe to call more than once. An
+ * HTTP/2 stream (a CONNECT tunnel) is ended the same way: END_STREAM, then a reset if it lingers.
  */
-export function closeSocketGracefully(socket: Socket): void {
+export function closeSocketGracefully(socket: Duplex): void {
   if (socket.destroyed) return;
   if (!socket.writableEnded) socket.end();
   if (lingering.has(socket)) return;

@@ -21,6 +21,7 @@ import { captureLogger, runCurl, type CapturedLog } from '../helpers/tls-clients
 import { closedPort, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstream';
 import { rawExchange } from '../helpers/raw';
 import { waitUntil } from '../helpers/wait';
+import { startEcho, type EchoServer } from '../helpers/echo-server';
 
 interface Destination {
   readonly port: number;
@@ -38,26 +39,6 @@ async function startTlsDestination(pki: TestPki, body: string): Promise<Destinat
   server.on('connection', () => destination.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return Object.assign(destination, { port: (server.address() as AddressInfo).port });
-}
-
-/** A TCP echo server; `closed` counts the connections that closed. */
-async function startEcho(): Promise<{ port: number; closed: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const echo = { port: 0, closed: 0, close: () => new Promise<void>((resolve) => {
-    sockets.forEach((s) => s.destroy());
-    server.close(() => resolve());
-  }) };
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      sockets.delete(socket);
-      echo.closed++;
-    });
-    socket.pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return Object.assign(echo, { port: (server.address() as AddressInfo).port });
 }
 
 function curlWithEnv(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -78,7 +59,7 @@ interface Setup {
   readonly allowed: Destination;
   readonly denied: Destination;
   readonly app: RecordingUpstream;
-  readonly echo: Awaited<ReturnType<typeof startEcho>>;
+  readonly echo: EchoServer;
   readonly deadPort: number;
   readonly sidecar: RunningSidecar;
   readonly log: CapturedLog;
