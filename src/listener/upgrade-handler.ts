@@ -132,7 +132,7 @@ export function createUpgradeHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
     const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt, peer };
-    const startTunnel = (): void => new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined)).start();
+    const startTunnel = (): void => new Tunnel(request, chainFor(route).tunnel).start();
     const authenticator = authenticatorOf(route);
     if (authenticator === undefined) {
       startTunnel();
