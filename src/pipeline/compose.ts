@@ -73,7 +73,10 @@ export interface RouteChains {
  */
 const chains = new WeakMap<ClusterRoute, RouteChains>();
 
-/** `recording`: the config's `admin.recorder` is on (the same for every route of one config). */
+/**
+ * `recording`: the config's `admin.recorder` is on (the same for every route of one config;
+ * both entries pass it, since whichever kind comes first compiles both chains).
+ */
 export function chainFor(route: ClusterRoute, recording = false): RouteChains {
   let compiled = chains.get(route);
   if (compiled === undefined) {

@@ -44,10 +44,9 @@ export type TunnelFlag = 'DC' | 'UC' | 'SI';
 
 /**
  * The one per-upgrade object of a WebSocket tunnel, from the upgrade request until both
- * sockets closed: the request's facts, and one group of fields per step of the route's chain,
- * written only by that step's file. The policy steps are the route's, the same as for its
- * HTTP requests (context.ts ChainContext); the ends are the tunnel's own (tunnel-observe.ts,
- * tunnel-terminal.ts).
+ * sockets closed: the request's facts, and one group of fields per step of the route's tunnel
+ * chain, written only by that step's file (the policies' groups in chain-state.ts, shared with
+ * the HTTP Exchange); the ends are the tunnel's own (tunnel-observe.ts, tunnel-terminal.ts).
  */
 export class Tunnel extends ChainState<TunnelAttempt> implements ChainContext, OpenTunnel, TraceIdSink {
   readonly req: IncomingMessage;
