@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../core/errors';
+import { asksWebSocketUpgrade } from '../core/header-list';
 import { findRoute, rewritePath } from '../router/route-table';
 import { accessLogEntry } from '../telemetry/access-log';
 import type { WebSocketProxy } from '../upstream/websocket';
@@ -168,10 +169,7 @@ export function createUpgradeHandler(
 
 /** RFC 6455 §4.1: a GET whose Upgrade header lists `websocket`. */
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  if (req.method !== 'GET') return false;
-  const upgrade = req.headers.upgrade;
-  if (upgrade === undefined) return false;
-  return upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+  return asksWebSocketUpgrade(req.method, req.headers.upgrade);
 }
 
 /**
