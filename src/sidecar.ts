@@ -32,6 +32,7 @@ import { WebSocketProxy } from './upstream/websocket';
 import { ClusterReporter } from './telemetry/cluster-reporter';
 import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from './runtime/reload-history';
 import { adminRoutes, type AdminControl } from './runtime/admin-routes';
+import { DrainSequence, type DrainReport, type DrainStages } from './runtime/drain';
 import type { ClusterEvents } from './upstream/cluster-events';
 
 /**
@@ -82,11 +83,7 @@ export const DRAINED_HOOKS_MIN_MS = 1_000;
 /** After the listeners drained, pools still busy (a request cut at the deadline) get this long before they are destroyed. */
 const POOL_CLOSE_GRACE_MS = 1_000;
 
-export interface DrainReport {
-  /** Connections still busy at the drain deadline, cut. */
-  readonly cutConnections: number;
-  readonly durationMs: number;
-}
+export type { DrainReport } from './runtime/drain';
 
 /**
  * A running sidecar: listeners, admin listener and the current RuntimeState. The state is
@@ -125,9 +122,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   private readonly retiringClusters = new Set<ClusterRuntime>();
   /** applyConfig calls run one at a time: each plans against the state the previous one left. */
   private readonly changes = new SerialRuns();
-  private draining: Promise<DrainReport> | undefined;
-  /** Ends the drain delay early (a non-graceful stop during the drain). */
-  private cancelDrainDelay: (() => void) | undefined;
+  private readonly drainSequence: DrainSequence;
   private readonly servesAdmin: boolean;
 
   private accessLogDropping = false;
@@ -163,6 +158,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     this.reloads = new ReloadHistory(this.metrics, this.logger, this.recentErrors, () => this.current.config);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloads.follow(this.reloader);
+    this.drainSequence = new DrainSequence(this.logger, this.drainStages());
     // Every request has ended (and its spans with it) when the hooks run: what is left is
     // flushed, within a bound.
     this.onDrained.push(() => this.tracing.shutdown(TRACING_FLUSH_TIMEOUT_MS));
@@ -353,53 +349,50 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
    * hooks run, the admin listener closes and the access log is flushed. Idempotent.
    */
   drain(options: { delayMs?: number; timeoutMs?: number } = {}): Promise<DrainReport> {
-    this.draining ??= this.runDrain(options.delayMs ?? this.config.drain.delayMs, options.timeoutMs ?? this.config.drain.timeoutMs);
-    return this.draining;
+    return this.drainSequence.run(options.delayMs ?? this.config.drain.delayMs, options.timeoutMs ?? this.config.drain.timeoutMs);
   }
 
-  private async runDrain(delayMs: number, timeoutMs: number): Promise<DrainReport> {
-    const startedAt = Date.now();
-    this.phase = 'draining';
-    this.reloader.close();
-    this.traffic.stop();
-    // A worker's /ready is the primary's to answer.
-    this.logger.info({ delayMs, timeoutMs }, this.servesAdmin ? 'draining: /ready answers 503; still serving during drain.delay' : 'draining');
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, delayMs);
-      this.cancelDrainDelay = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.cancelDrainDelay = undefined;
-    // A non-graceful stop() during the delay has already cut everything.
-    if ((this.phase as Phase) === 'stopped') return { cutConnections: 0, durationMs: Date.now() - startedAt };
-    await this.changes.idle;
-    const deadline = Date.now() + timeoutMs;
-    this.logger.info({ listeners: this.listeners.length }, 'draining: listeners stopped accepting; waiting for requests in flight');
-    // Tunnels have no request boundary to wait for, and would hold the listeners open.
-    this.websockets.closeAll();
-    const results = await Promise.all([...this.listeners, ...this.retiringListeners].map((l) => l.drain(deadline)));
-    const cutConnections = results.reduce((n, r) => n + r.cut, 0);
-    if (cutConnections > 0) this.logger.warn({ cutConnections }, 'drain.timeout reached: busy connections were cut');
+  /** This process's stages of the shared drain sequence (runtime/drain.ts). */
+  private drainStages(): DrainStages {
+    return {
+      // A worker's /ready is the primary's to answer.
+      startMessage: this.servesAdmin ? 'draining: /ready answers 503; still serving during drain.delay' : 'draining',
+      startFields: {},
+      stopMessage: 'draining: listeners stopped accepting; waiting for requests in flight',
+      stopFields: () => ({ listeners: this.listeners.length }),
+      begin: () => {
+        this.phase = 'draining';
+        this.reloader.close();
+        this.traffic.stop();
+      },
+      stoppedMeanwhile: () => this.phase === 'stopped',
+      changesIdle: () => this.changes.idle,
+      stopServing: async (deadline) => {
+        // Tunnels have no request boundary to wait for, and would hold the listeners open.
+        this.websockets.closeAll();
+        const results = await Promise.all([...this.listeners, ...this.retiringListeners].map((l) => l.drain(deadline)));
+        return { cutConnections: results.reduce((n, r) => n + r.cut, 0) };
+      },
+      release: async (deadline) => {
+        // Every request has ended or was cut: the pools have nothing left to serve.
+        const clusters = [...this.current.clusters.values(), ...this.retiringClusters];
+        const closed = await settlesWithin(Promise.all(clusters.map((c) => c.close())), POOL_CLOSE_GRACE_MS);
+        if (!closed) await Promise.all(clusters.map((c) => c.destroy()));
 
-    // Every request has ended or was cut: the pools have nothing left to serve.
-    const clusters = [...this.current.clusters.values(), ...this.retiringClusters];
-    const closed = await settlesWithin(Promise.all(clusters.map((c) => c.close())), POOL_CLOSE_GRACE_MS);
-    if (!closed) await Promise.all(clusters.map((c) => c.destroy()));
-
-    const hookBudgetMs = Math.max(deadline - Date.now(), DRAINED_HOOKS_MIN_MS);
-    const hooks = Promise.allSettled(this.onDrained.map((hook) => Promise.resolve().then(hook))).then((settled) => {
-      for (const s of settled) if (s.status === 'rejected') this.logger.error({ err: s.reason }, 'a drain hook failed');
-    });
-    if (!(await settlesWithin(hooks, hookBudgetMs))) this.logger.warn({ hookBudgetMs }, 'drain hooks did not finish in time');
-
-    await this.admin.close();
-    await this.accessLog.flush();
-    this.phase = 'stopped';
-    const report = { cutConnections, durationMs: Date.now() - startedAt };
-    this.logger.info(report, 'drained');
-    return report;
+        const hookBudgetMs = Math.max(deadline - Date.now(), DRAINED_HOOKS_MIN_MS);
+        const hooks = Promise.allSettled(this.onDrained.map((hook) => Promise.resolve().then(hook))).then((settled) => {
+          for (const s of settled) if (s.status === 'rejected') this.logger.error({ err: s.reason }, 'a drain hook failed');
+        });
+        if (!(await settlesWithin(hooks, hookBudgetMs))) this.logger.warn({ hookBudgetMs }, 'drain hooks did not finish in time');
+      },
+      close: async () => {
+        await this.admin.close();
+        await this.accessLog.flush();
+      },
+      end: () => {
+        this.phase = 'stopped';
+      },
+    };
   }
 
   /** `graceful`: drain() as configured. Otherwise every connection and pool is cut at once. */
@@ -410,7 +403,7 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
     }
     this.phase = 'stopped';
     this.reloader.close();
-    this.cancelDrainDelay?.();
+    this.drainSequence.skipDelay();
     this.websockets.closeAll();
     this.traffic.stop();
     for (const l of [...this.listeners, ...this.retiringListeners]) l.destroy();

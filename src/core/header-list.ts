@@ -18,3 +18,9 @@ export function replaceBeforeAttempt(headers: string[], previousEntries: number,
   headers.splice(headers.length - 2 - previousEntries, previousEntries, ...entries);
   return entries.length;
 }
+
+/** RFC 6455 §4.1: a GET whose Upgrade header lists `websocket` (the upgrade entry and `explain` read it alike). */
+export function asksWebSocketUpgrade(method: string | undefined, upgrade: string | string[] | undefined): boolean {
+  if (method !== 'GET' || upgrade === undefined) return false;
+  return (Array.isArray(upgrade) ? upgrade.join(',') : upgrade).split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+}

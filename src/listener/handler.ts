@@ -160,7 +160,7 @@ export function createRequestHandler(
 
     const mirrorCluster = route.mirror === undefined ? undefined : state.clusters.get(route.mirror.cluster);
     new Exchange({ req, res, listener, route, cluster, services, requestId, upstreamPath, upstreamHeaders: headers, hasBody, startedAt, trace, peer, mirrorCluster, grpc,
-      grpcTimeoutMs: grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined }, chainFor(route, state.config.admin.recorder !== undefined)).start();
+      grpcTimeoutMs: grpc ? parseGrpcTimeout(req.headers['grpc-timeout']) : undefined }, chainFor(route, state.config.admin.recorder !== undefined).http).start();
   };
 }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../core/errors';
+import { asksWebSocketUpgrade } from '../core/header-list';
 import { findRoute, rewritePath } from '../router/route-table';
 import { accessLogEntry } from '../telemetry/access-log';
 import type { WebSocketProxy } from '../upstream/websocket';
@@ -31,8 +32,8 @@ export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer
  *
  * `Upgrade: websocket` on a GET is routed like any request (the same route table, the same
  * X-Forwarded-* and x-request-id policy) and tunnelled to the route's cluster through the
- * route's chain (src/pipeline/tunnel.ts: the same deadline, breaker, concurrency and retry
- * steps as its HTTP requests). Any other upgrade (h2c, ...) is not switched: the request is
+ * route's tunnel chain (src/pipeline/compose.ts: the route's rate limit, deadline, breaker,
+ * concurrency, retry and host rewrite, as for its HTTP requests). Any other upgrade (h2c, ...) is not switched: the request is
  * served as an ordinary one by the listener's request handler, as Node would have done
  * without an 'upgrade' listener.
  */
@@ -132,7 +133,7 @@ export function createUpgradeHandler(
     const upstreamPath =
       (route.rewritePrefix !== undefined && route.match.kind === 'prefix' ? rewritePath(route.match.value, route.rewritePrefix, path) : path) + query;
     const request = { req, socket, head, listener, route, cluster, services, websockets, requestId, upstreamPath, upstreamHeaders, startedAt, peer };
-    const startTunnel = (): void => new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined)).start();
+    const startTunnel = (): void => new Tunnel(request, chainFor(route, state.config.admin.recorder !== undefined).tunnel).start();
     const authenticator = authenticatorOf(route);
     if (authenticator === undefined) {
       startTunnel();
@@ -168,10 +169,7 @@ export function createUpgradeHandler(
 
 /** RFC 6455 §4.1: a GET whose Upgrade header lists `websocket`. */
 export function isWebSocketUpgrade(req: IncomingMessage): boolean {
-  if (req.method !== 'GET') return false;
-  const upgrade = req.headers.upgrade;
-  if (upgrade === undefined) return false;
-  return upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+  return asksWebSocketUpgrade(req.method, req.headers.upgrade);
 }
 
 /**

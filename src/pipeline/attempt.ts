@@ -69,7 +69,7 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const x = this.exchange;
     if (!x.isCurrent(this)) return false;
-    return x.ends.terminal.onAttemptHeaders(x, this, statusCode, rawHeaders, resume, statusText);
+    return x.chain.terminal.onAttemptHeaders(x, this, statusCode, rawHeaders, resume, statusText);
   }
 
   onData(chunk: Buffer): boolean {
@@ -80,7 +80,7 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
     }
     const x = this.exchange;
     if (!x.isCurrent(this)) return false;
-    return x.ends.head.onData(x, chunk);
+    return x.chain.head.onData(x, chunk);
   }
 
   /**
@@ -101,13 +101,13 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
   onComplete(trailers: ResponseTrailers): void {
     this.end();
     const x = this.exchange;
-    if (x.isCurrent(this)) x.ends.head.onComplete(x, trailers);
+    if (x.isCurrent(this)) x.chain.head.onComplete(x, trailers);
   }
 
   onError(error: Error): void {
     this.end();
     const x = this.exchange;
-    if (x.isCurrent(this)) x.ends.terminal.onAttemptError(x, this, error);
+    if (x.isCurrent(this)) x.chain.terminal.onAttemptError(x, this, error);
   }
 
   private end(): void {

@@ -1,11 +1,10 @@
 import { insertHeader, removeHeaders } from '../auth/forwarded-headers';
 import type { Authenticator, AuthOutcome } from '../auth/outcome';
-import { isHttpExchange, type ChainContext } from './context';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
 /**
- * `routes[].auth` (only in the chain of a route that sets it): the request goes on only once
+ * `routes[].auth` (only in the HTTP chain of a route that sets it; an upgrade is authenticated with the same authenticator when it is routed, listener/upgrade-handler.ts): the request goes on only once
  * its authenticator (auth/) let it through. The headers the authenticator owns are removed
  * from what the app receives before anything else, whatever the outcome, so a client can
  * never hand the app a claim or an auth answer of its own.
@@ -15,12 +14,7 @@ export class AuthInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: ChainContext): void {
-    // A tunnel's access and authentication are checked when the upgrade is routed; the rest is HTTP's.
-    if (!isHttpExchange(x)) {
-      this.next!.dispatch(x);
-      return;
-    }
+  dispatch(x: Exchange): void {
     removeHeaders(x.upstreamHeaders, this.authenticator.strip);
     this.authenticator.check({ req: x.req, path: x.upstreamPath, requestId: x.requestId }, x.services.logger).then(
       (outcome) => this.settle(x, outcome),

@@ -3,7 +3,8 @@ import type { Transform } from 'node:stream';
 import { COMPRESSION_BROTLI_QUALITY } from '../config/defaults';
 import type { CompressionPolicy, ContentEncoding } from '../config/types';
 import { availableEncodings, decideCompression, weakenEtag, type ResponseFacts } from '../policy/compression';
-import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import type { AttemptControl } from './context';
+import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
 type ZstdFactory = () => Transform;
@@ -11,7 +12,7 @@ type ZstdFactory = () => Transform;
 const createZstdCompress = (zlib as unknown as { createZstdCompress?: ZstdFactory }).createZstdCompress;
 
 /**
- * `routes[].compression` (only in the chain of a route that sets it): picks the encoding of
+ * `routes[].compression` (only in the HTTP chain of a route that sets it): picks the encoding of
  * the app's response (policy/compression.ts) and, when it compresses, rewrites the response
  * headers and gives observe a compressor to write the body into. The compressor is piped to
  * the client's response, so the client's backpressure reaches the app as before.
@@ -24,17 +25,11 @@ export class CompressionInterceptor extends Interceptor {
     this.available = availableEncodings(policy.algorithms, createZstdCompress !== undefined);
   }
 
-  dispatch(x: ChainContext): void {
-    // A tunnel's access and authentication are checked when the upgrade is routed; the rest is HTTP's.
-    if (!isHttpExchange(x)) {
-      this.next!.dispatch(x);
-      return;
-    }
+  dispatch(x: Exchange): void {
     this.next!.dispatch(x);
   }
 
-  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (!isHttpExchange(x)) return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
+  override onResponse(x: Exchange, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const facts = responseFacts(x.req.method, statusCode, rawHeaders);
     const accept = x.req.headers['accept-encoding'];
     const decision = decideCompression(this.policy, this.available, Array.isArray(accept) ? accept.join(', ') : accept, facts);
@@ -60,11 +55,7 @@ export class CompressionInterceptor extends Interceptor {
     return this.up!.onResponse(x, handler, statusCode, headers, resume, statusText);
   }
 
-  override onEnd(x: ChainContext): void {
-    if (!isHttpExchange(x)) {
-      this.next!.onEnd(x);
-      return;
-    }
+  override onEnd(x: Exchange): void {
     this.next!.onEnd(x);
     // A response cut short leaves its compressor open: release its memory.
     const sink = x.bodySink;

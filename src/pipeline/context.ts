@@ -1,16 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ClusterRoute } from '../config/types';
-import type { BreakerTicket } from '../policy/circuit-breaker';
 import type { AdmissionWaiter } from '../policy/concurrency-limit';
-import type { ReplayableBody } from '../policy/replay-body';
-import type { NoRetryReason, RetryReason } from '../policy/retry';
 import type { RequestTrace } from '../telemetry/tracing';
-import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import type { ClusterRuntime } from '../upstream/cluster';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
-import type { RouteChain } from './compose';
-import type { Interceptor } from './interceptor';
-import type { Exchange } from './exchange';
+import type { ChainState } from './chain-state';
+import type { PolicySteps } from './compose';
 import type { PeerFacts } from '../proxy/client-address';
 
 /**
@@ -45,15 +41,13 @@ export interface ProxiedRequest {
 }
 
 /**
- * What the policy steps of a chain (deadline, breaker, concurrency, retry, host rewrite) read
- * and write: the one interface both kinds of exchange implement, the HTTP request (Exchange)
- * and the WebSocket tunnel (Tunnel). Each group of fields is written only by the step named
- * above it; the two ends of the chain (the client's side and the terminal) are each kind's
- * own and see their kind's full object.
+ * What the policy steps both chains of a route hold (rate limit, deadline, breaker,
+ * concurrency, retry, host rewrite) read and write: the one interface both kinds of exchange
+ * implement, the HTTP request (Exchange) and the WebSocket tunnel (Tunnel): the request's facts
+ * and the steps' own fields (chain-state.ts). The steps only an HTTP chain holds, and the two
+ * ends of each chain (the client's side and the terminal), see their kind's full object.
  */
-export interface ChainContext extends AdmissionWaiter {
-  /** Which kind of exchange this is: policies that mean nothing for a tunnel (fault, mirror) pass a tunnel on. */
-  readonly kind: 'http' | 'tunnel';
+export interface ChainContext extends AdmissionWaiter, ChainState<AttemptControl> {
   readonly req: IncomingMessage;
   readonly listener: ListenerIdentity;
   /** The connection's peer (its address, and whether it is a trusted proxy): the rate limit's `client` key. */
@@ -62,53 +56,20 @@ export interface ChainContext extends AdmissionWaiter {
   readonly cluster: ClusterRuntime;
   readonly services: ProxyServices;
   readonly trace: RequestTrace;
-  /** The route's compiled chain: its timers and callbacks come back to its steps. */
-  readonly chain: RouteChain;
-  /** This kind's two ends of the chain (see compose.ts). */
-  readonly ends: ChainEnds;
+  /** This kind's compiled chain of the route: its timers and callbacks come back to its steps. */
+  readonly chain: PolicySteps;
+  /** A gRPC call: the retry step reads a trailers-only answer's `grpc-status` (false for a tunnel). */
+  readonly grpc: boolean;
+  /** The client's `grpc-timeout`, ms, which caps the deadline; undefined when none (always for a tunnel). */
+  readonly grpcTimeoutMs: number | undefined;
   /** The request headers the app receives (host rewrite sets `host` per attempt). */
   readonly upstreamHeaders: string[];
   readonly hasBody: boolean;
-
-  // --- rate-limit.ts ---
-  /** Retry-After and the RateLimit headers of a 429 RATE_LIMITED refusal. */
-  rateLimitHeaders: string[] | undefined;
 
   // --- the client's side (head): read by the policies ---
   /** The answer started towards the client: nothing is retried or answered by the sidecar any more. */
   responseStarted: boolean;
   finished: boolean;
-
-  // --- deadline.ts ---
-  clock: NodeJS.Timeout | undefined;
-  clockIsPerTry: boolean;
-  deadlineAt: number;
-  deadlineExpired: boolean;
-
-  // --- breaker.ts ---
-  breakerTicket: BreakerTicket | undefined;
-
-  // --- concurrency.ts ---
-  admitted: boolean;
-  waitedForSlot: boolean;
-
-  // --- retry.ts ---
-  body: ReplayableBody | undefined;
-  backoffTimer: NodeJS.Timeout | undefined;
-  /** Why the last failure was not retried (the flight recorder shows it). */
-  retryDeclined: NoRetryReason | undefined;
-
-  // --- the terminal: the attempts ---
-  attempt: number;
-  /** The current attempt; undefined between attempts. */
-  handler: AttemptControl | undefined;
-  endpoint: EndpointRuntime | undefined;
-  retryReason: RetryReason | undefined;
-  backoffMs: number;
-  /** The request had its one retry after the stale keep-alive race (HTTP only). */
-  staleConnectionRetried: boolean;
-  /** Set once the exchange answered without the current attempt (or its client left). */
-  abandoned: boolean;
 
   /** The client's body as the exchange reads it (only read when `hasBody`). */
   requestBodySource(): Readable;
@@ -120,20 +81,4 @@ export interface ChainContext extends AdmissionWaiter {
 export interface AttemptControl {
   /** Nothing of this attempt's answer reaches the client. */
   discard(): void;
-}
-
-/**
- * The two ends of a chain for one kind of exchange: the client's side at the head and the
- * terminal that makes the attempts. The policy steps between them are the route's, shared by
- * both kinds; the ports at either end of them (compose.ts) pass each event on to the ends of
- * the exchange at hand.
- */
-export interface ChainEnds {
-  readonly head: Interceptor;
-  readonly terminal: Interceptor;
-}
-
-/** True for an HTTP request; false for a WebSocket tunnel. Steps that act on HTTP alone pass a tunnel on. */
-export function isHttpExchange(x: ChainContext): x is Exchange {
-  return x.kind === 'http';
 }

@@ -1,7 +1,7 @@
 import type { CorsPolicy } from '../config/types';
 import type { ErrorCode } from '../core/errors';
 import { allowedOrigin, isCorsResponseHeader, isPreflight, preflightHeaders, responseHeaders, VARY_ORIGIN } from '../policy/cors';
-import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import type { AttemptControl } from './context';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
@@ -16,12 +16,7 @@ export class CorsInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: ChainContext): void {
-    // A tunnel's access and authentication are checked when the upgrade is routed; the rest is HTTP's.
-    if (!isHttpExchange(x)) {
-      this.next!.dispatch(x);
-      return;
-    }
+  dispatch(x: Exchange): void {
     const origin = x.req.headers.origin;
     const allowOrigin = allowedOrigin(this.policy, origin);
     if (isPreflight(x.req.method, origin, headerText(x.req.headers['access-control-request-method']))) {
@@ -32,8 +27,7 @@ export class CorsInterceptor extends Interceptor {
     this.next!.dispatch(x);
   }
 
-  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (!isHttpExchange(x)) return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
+  override onResponse(x: Exchange, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     return this.up!.onResponse(x, handler, statusCode, withCorsHeaders(rawHeaders, x.corsHeaders), resume, statusText);
   }
 

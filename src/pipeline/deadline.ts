@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../core/errors';
 import type { AttemptFailure } from '../upstream/error-map';
-import { isHttpExchange, type ChainContext } from './context';
+import type { ChainContext } from './context';
 import { Interceptor } from './interceptor';
 
 /**
@@ -22,7 +22,7 @@ export class DeadlineInterceptor extends Interceptor {
 
   dispatch(x: ChainContext): void {
     // A gRPC client's grpc-timeout caps the route timeout; it can only shorten it.
-    const grpcTimeoutMs = isHttpExchange(x) ? x.grpcTimeoutMs : undefined;
+    const grpcTimeoutMs = x.grpcTimeoutMs;
     const timeoutMs = grpcTimeoutMs !== undefined && grpcTimeoutMs < this.timeoutMs ? grpcTimeoutMs : this.timeoutMs;
     x.deadlineAt = performance.now() + timeoutMs;
     this.startClock(x, true);

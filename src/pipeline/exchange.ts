@@ -3,19 +3,17 @@ import type { Readable, Writable } from 'node:stream';
 import type { RouteInstruments } from '../telemetry/metrics/metrics';
 import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
-import type { BreakerTicket } from '../policy/circuit-breaker';
-import type { ReplayableBody } from '../policy/replay-body';
-import type { NoRetryReason, RetryReason } from '../policy/retry';
 import type { AttemptRecord } from '../telemetry/flight-recorder';
 import type { LoggedRequest } from '../telemetry/access-log';
 import type { RequestTrace } from '../telemetry/tracing';
-import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import type { ClusterRuntime } from '../upstream/cluster';
 import { limitRequestBody } from '../proxy/body-limit';
 import { copyRequestBody } from '../proxy/body-copy';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import type { PeerFacts } from '../proxy/client-address';
 import type { AttemptHandler } from './attempt';
-import type { HttpEnds, RouteChain } from './compose';
+import type { HttpChain } from './compose';
+import { ChainState } from './chain-state';
 import type { ChainContext, ProxiedRequest } from './context';
 
 const NO_HEADERS: readonly string[] = [];
@@ -26,8 +24,7 @@ const NO_HEADERS: readonly string[] = [];
  * are shared by every request of the route). Short-lived: dropped when the client's response
  * closes. Nothing else is allocated per request but the attempt handlers.
  */
-export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
-  readonly kind = 'http';
+export class Exchange extends ChainState<AttemptHandler> implements ChainContext, LoggedRequest, ProxiedRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly listener: ListenerIdentity;
@@ -44,8 +41,7 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   readonly mirrorCluster: ClusterRuntime | undefined;
   readonly grpc: boolean;
   readonly grpcTimeoutMs: number | undefined;
-  readonly chain: RouteChain;
-  readonly ends: HttpEnds;
+  readonly chain: HttpChain;
 
   // --- observe.ts: the client's response and the record of the exchange ---
   status = 0;
@@ -64,10 +60,6 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   listeningForDrain = false;
   /** The gRPC status the client got (from the app's headers or trailers, or the sidecar's error); gRPC calls only. */
   grpcStatus: number | undefined;
-
-  // --- rate-limit.ts ---
-  /** Retry-After and the RateLimit headers of a refusal, as a flat [name, value, ...] list. */
-  rateLimitHeaders: string[] | undefined;
 
   // --- fault.ts ---
   /** The route's fault policy delayed or aborted this request (flag FI). */
@@ -89,53 +81,20 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   // --- compression.ts: where observe writes the response body, when not to the client directly ---
   bodySink: Writable | undefined;
 
-  // --- deadline.ts: the request's one clock (per-try timeout or route deadline) ---
-  clock: NodeJS.Timeout | undefined;
-  clockIsPerTry = false;
-  deadlineAt = 0;
-  deadlineExpired = false;
-
-  // --- breaker.ts ---
-  breakerTicket: BreakerTicket | undefined;
-
-  // --- concurrency.ts ---
-  admitted = false;
-  /** The request waited for a slot: its first try's per-try timeout counts from its dispatch. */
-  waitedForSlot = false;
-
-  // --- retry.ts ---
-  /** Present when the request body may have to be sent again. */
-  body: ReplayableBody | undefined;
-  backoffTimer: NodeJS.Timeout | undefined;
-  /** Why the last answer was not retried (recorded by the flight recorder). */
-  retryDeclined: NoRetryReason | undefined;
-
   // --- record.ts: the flight recorder's timeline (only when the recorder is on) ---
   recordedAttempts: AttemptRecord[] | undefined;
   recordedDecisions: string[] | undefined;
   /** The relayed attempt's raw response headers (converted only when the exchange is recorded). */
   recordedResponseHeaders: Buffer[] | undefined;
 
-  // --- pool.ts (the terminal): the attempts ---
-  attempt = 0;
-  /** The attempt whose events may shape the response; undefined between attempts. */
-  handler: AttemptHandler | undefined;
-  endpoint: EndpointRuntime | undefined;
-  attemptStartedAt = 0;
-  /** Why the current attempt is a retry; undefined for the first try. */
-  retryReason: RetryReason | undefined;
-  /** The backoff waited before the current attempt, ms. */
-  backoffMs = 0;
-  /** The request had its one retry after the stale keep-alive race (not one of `retry.attempts`). */
-  staleConnectionRetried = false;
+  // --- pool.ts (the terminal): the attempts (the rest in ChainState) ---
   /** The wait (0ms) before the stale-connection retry is dispatched. */
   redispatchTimer: NodeJS.Timeout | undefined;
-  /** Set once the exchange answered without the current attempt: a late attempt is aborted on connect. */
-  abandoned = false;
   /** The client's body behind the route's size limit, created on first use. */
   private limitedBody: Readable | undefined;
 
-  constructor(request: ProxiedRequest, chain: RouteChain) {
+  constructor(request: ProxiedRequest, chain: HttpChain) {
+    super();
     // Copied, not kept: the fields are read on every event of the exchange (implementing
     // ProxiedRequest makes the compiler hold the two lists of fields to each other).
     this.req = request.req;
@@ -155,7 +114,6 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
     this.grpc = request.grpc;
     this.grpcTimeoutMs = request.grpcTimeoutMs;
     this.chain = chain;
-    this.ends = chain.http;
   }
 
   start(): void {
@@ -168,7 +126,7 @@ export class Exchange implements ChainContext, LoggedRequest, ProxiedRequest {
   }
 
   readonly onClientClose = (): void => {
-    this.ends.head.onClientClose(this);
+    this.chain.head.onClientClose(this);
   };
 
   private routeInstruments: RouteInstruments | undefined;

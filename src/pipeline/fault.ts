@@ -2,14 +2,13 @@ import type { FaultPolicy } from '../config/types';
 import { SidecarError } from '../core/errors';
 import { decideFault, headerPercent } from '../policy/fault';
 import { classifyUpstreamError } from '../upstream/error-map';
-import { isHttpExchange, type ChainContext } from './context';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
 const DEADLINE_DURING_DELAY = new SidecarError('UPSTREAM_TIMEOUT', 'the route timeout came during an injected delay (fault.delay)');
 
 /**
- * `routes[].fault` (only in the chain of a route that sets it): delays and/or aborts a share of
+ * `routes[].fault` (only in the HTTP chain of a route that sets it): delays and/or aborts a share of
  * requests before they reach the breaker (an injected abort says nothing about the app). The
  * delay runs under the route's deadline; an abort answers the configured status with
  * x-sidecar-error: FAULT_ABORT. Either marks the exchange FI.
@@ -19,12 +18,7 @@ export class FaultInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: ChainContext): void {
-    // A WebSocket tunnel passes through: faults and mirror copies are for HTTP requests.
-    if (!isHttpExchange(x)) {
-      this.next!.dispatch(x);
-      return;
-    }
+  dispatch(x: Exchange): void {
     const policy = this.policy;
     let eligible = true;
     let override: number | undefined;
@@ -61,8 +55,8 @@ export class FaultInterceptor extends Interceptor {
     this.up!.onRefused(x, 'FAULT_ABORT', `fault injected by route ${x.route.name}: abort with ${status}`);
   }
 
-  override onDeadline(x: ChainContext): void {
-    if (!isHttpExchange(x) || x.faultTimer === undefined) {
+  override onDeadline(x: Exchange): void {
+    if (x.faultTimer === undefined) {
       this.next!.onDeadline(x);
       return;
     }
@@ -71,9 +65,9 @@ export class FaultInterceptor extends Interceptor {
     this.up!.onFailure(x, classifyUpstreamError(DEADLINE_DURING_DELAY));
   }
 
-  override onEnd(x: ChainContext): void {
+  override onEnd(x: Exchange): void {
     this.next!.onEnd(x);
-    if (isHttpExchange(x)) clearDelay(x);
+    clearDelay(x);
   }
 }
 

@@ -1,6 +1,5 @@
 import type { MirrorPolicy } from '../config/types';
 import { MIRROR_MAX_IN_FLIGHT_REQUESTS } from '../config/defaults';
-import { isHttpExchange, type ChainContext } from './context';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
@@ -10,7 +9,7 @@ export type MirrorOutcome = 'ok' | '5xx' | 'failed' | 'body_too_large' | 'body_i
 export const SHADOW_HEADER = 'x-sidecar-shadow';
 
 /**
- * `routes[].mirror` (only in the chain of a route that sets it): a copy of a share of the
+ * `routes[].mirror` (only in the HTTP chain of a route that sets it): a copy of a share of the
  * route's requests goes to the shadow cluster, fire-and-forget. Nothing of the copy reaches
  * the client's exchange: no event goes up or down the chain, its answer is read and dropped,
  * and its failures are only counted. A request without a body is copied at once; one with a
@@ -26,12 +25,7 @@ export class MirrorInterceptor extends Interceptor {
     super();
   }
 
-  dispatch(x: ChainContext): void {
-    // A WebSocket tunnel passes through: faults and mirror copies are for HTTP requests.
-    if (!isHttpExchange(x)) {
-      this.next!.dispatch(x);
-      return;
-    }
+  dispatch(x: Exchange): void {
     if (x.mirrorCluster !== undefined && Math.random() * 100 < this.policy.percent) {
       if (!x.hasBody) this.send(x, null);
       else if (Number(x.req.headers['content-length'] ?? 0) > this.policy.maxBodyBytes) this.count(x, 'body_too_large');
@@ -48,10 +42,10 @@ export class MirrorInterceptor extends Interceptor {
     else this.send(x, body);
   }
 
-  override onEnd(x: ChainContext): void {
+  override onEnd(x: Exchange): void {
     this.next!.onEnd(x);
     // The app never read the whole body (refused, failed, or the client left mid-body).
-    if (isHttpExchange(x) && x.mirrorBodyPending) {
+    if (x.mirrorBodyPending) {
       x.mirrorBodyPending = false;
       this.count(x, 'body_incomplete');
     }

@@ -222,7 +222,7 @@ function clientStillSending(x: Exchange, handler: AttemptHandler): boolean {
 
 // Timers take the exchange as an argument: no closure is allocated per request.
 function redispatch(x: Exchange): void {
-  x.ends.terminal.redispatch(x);
+  x.chain.terminal.redispatch(x);
 }
 
 function statusClass(status: number): string {

@@ -2,28 +2,22 @@ import type { ErrorCode } from '../core/errors';
 import { isFailure, redactedRequestHeaders, redactedResponseHeaders, type AttemptRecord, type FlightRecorder, type RecordedExchange } from '../telemetry/flight-recorder';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
-import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import type { AttemptControl } from './context';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
 
 /**
- * The flight recorder's step (only in the chains of a config with `admin.recorder` on), right
+ * The flight recorder's step (only in the HTTP chains of a config with `admin.recorder` on), right
  * above the terminal: it sees every attempt start and every attempt's answer before the retry
  * step swallows it, and on `onEnd` hands the exchange's timeline to the recorder. With the
  * recorder off it is not in the chain and nothing is kept per request.
  */
 export class RecordInterceptor extends Interceptor {
-  dispatch(x: ChainContext): void {
+  dispatch(x: Exchange): void {
     this.next!.dispatch(x);
   }
 
-  // WebSocket tunnels are not recorded: each event of a tunnel passes on unchanged.
-
-  override onAttemptStart(x: ChainContext): void {
-    if (!isHttpExchange(x)) {
-      this.up!.onAttemptStart(x);
-      return;
-    }
+  override onAttemptStart(x: Exchange): void {
     (x.recordedAttempts ??= []).push({
       attempt: x.attempt,
       endpoint: x.endpoint?.config.url ?? '',
@@ -36,28 +30,26 @@ export class RecordInterceptor extends Interceptor {
     this.up!.onAttemptStart(x);
   }
 
-  override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (isHttpExchange(x)) {
-      attemptAnswered(x, String(statusCode));
-      x.recordedResponseHeaders = rawHeaders;
-    }
+  override onResponse(x: Exchange, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    attemptAnswered(x, String(statusCode));
+    x.recordedResponseHeaders = rawHeaders;
     return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
   }
 
-  override onFailure(x: ChainContext, failure: AttemptFailure): void {
-    if (isHttpExchange(x)) attemptAnswered(x, failure.kind);
+  override onFailure(x: Exchange, failure: AttemptFailure): void {
+    attemptAnswered(x, failure.kind);
     this.up!.onFailure(x, failure);
   }
 
-  override onRefused(x: ChainContext, code: ErrorCode, message: string): void {
-    if (isHttpExchange(x)) (x.recordedDecisions ??= []).push(`${code}: ${message}`);
+  override onRefused(x: Exchange, code: ErrorCode, message: string): void {
+    (x.recordedDecisions ??= []).push(`${code}: ${message}`);
     this.up!.onRefused(x, code, message);
   }
 
-  override onEnd(x: ChainContext): void {
+  override onEnd(x: Exchange): void {
     this.next!.onEnd(x);
     const recorder = x.services.recorder;
-    if (recorder !== undefined && isHttpExchange(x)) record(x, recorder);
+    if (recorder !== undefined) record(x, recorder);
   }
 }
 

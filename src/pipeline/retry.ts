@@ -4,7 +4,7 @@ import { ReplayableBody } from '../policy/replay-body';
 import { decideRetry, SKIPPED_RETRY_REASONS, statusMayRetry, type AttemptOutcome } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
 import { SidecarError } from '../core/errors';
-import { isHttpExchange, type AttemptControl, type ChainContext } from './context';
+import type { AttemptControl, ChainContext } from './context';
 import { GRPC_RETRY_ON_NAMES, grpcRetryOnName, grpcStatusInRawHeaders } from '../core/grpc';
 import { Interceptor } from './interceptor';
 
@@ -32,7 +32,7 @@ export class RetryInterceptor extends Interceptor {
   }
 
   override onResponse(x: ChainContext, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    const grpc = isHttpExchange(x) && x.grpc && this.retriesGrpc ? grpcRetryOutcome(rawHeaders) : undefined;
+    const grpc = x.grpc && this.retriesGrpc ? grpcRetryOutcome(rawHeaders) : undefined;
     if (grpc !== undefined ? this.retry(x, grpc, undefined) : statusMayRetry(this.policy, statusCode) && this.retry(x, { status: statusCode }, rawHeaders)) {
       // Nothing of this response reaches the client; its body is read and dropped.
       handler.discard();

@@ -97,7 +97,7 @@ export class TunnelTerminal extends Interceptor {
     x.websockets.trackUpstreamSocket(socket);
     socket.once('close', () => {
       x.upstreamSocketsOpen--;
-      x.ends.head.onUpstreamSocketClosed(x);
+      x.chain.head.onUpstreamSocketClosed(x);
     });
     if (socket.connecting) {
       const connectTimeoutMs = x.cluster.config.connectTimeoutMs;

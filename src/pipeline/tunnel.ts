@@ -3,15 +3,13 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ClusterRoute } from '../config/types';
 import type { ErrorCode } from '../core/errors';
-import type { BreakerTicket } from '../policy/circuit-breaker';
-import type { ReplayableBody } from '../policy/replay-body';
-import type { NoRetryReason, RetryReason } from '../policy/retry';
 import type { TraceIdSink, RequestTrace } from '../telemetry/tracing';
-import type { ClusterRuntime, EndpointRuntime } from '../upstream/cluster';
+import type { ClusterRuntime } from '../upstream/cluster';
 import type { OpenTunnel, WebSocketProxy } from '../upstream/websocket';
 import type { ListenerIdentity, ProxyServices } from '../proxy/state';
 import type { PeerFacts } from '../proxy/client-address';
-import type { RouteChain, TunnelEnds } from './compose';
+import type { TunnelChain } from './compose';
+import { ChainState } from './chain-state';
 import type { ChainContext } from './context';
 import type { TunnelAttempt } from './tunnel-terminal';
 
@@ -46,12 +44,11 @@ export type TunnelFlag = 'DC' | 'UC' | 'SI';
 
 /**
  * The one per-upgrade object of a WebSocket tunnel, from the upgrade request until both
- * sockets closed: the request's facts, and one group of fields per step of the route's chain,
- * written only by that step's file. The policy steps are the route's, the same as for its
- * HTTP requests (context.ts ChainContext); the ends are the tunnel's own (tunnel-observe.ts,
- * tunnel-terminal.ts).
+ * sockets closed: the request's facts, and one group of fields per step of the route's tunnel
+ * chain, written only by that step's file (the policies' groups in chain-state.ts, shared with
+ * the HTTP Exchange); the ends are the tunnel's own (tunnel-observe.ts, tunnel-terminal.ts).
  */
-export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
+export class Tunnel extends ChainState<TunnelAttempt> implements ChainContext, OpenTunnel, TraceIdSink {
   readonly req: IncomingMessage;
   readonly socket: Socket;
   readonly head: Buffer;
@@ -64,19 +61,13 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
   readonly upstreamPath: string;
   readonly upstreamHeaders: string[];
   readonly startedAt: number;
-  readonly chain: RouteChain;
-  readonly ends: TunnelEnds;
+  readonly chain: TunnelChain;
   readonly trace: RequestTrace;
   /** The upgrade request's body, if any, is the tunnel's first bytes: nothing to replay. */
   readonly hasBody = false;
-  readonly kind = 'tunnel';
+  readonly grpc = false;
+  readonly grpcTimeoutMs = undefined;
   readonly peer: PeerFacts;
-
-  // --- rate-limit.ts ---
-  rateLimitHeaders: string[] | undefined;
-
-  // --- retry.ts: why the last failure was not retried ---
-  retryDeclined: NoRetryReason | undefined;
 
   // --- tunnel-observe.ts: the client's side and the record of the tunnel ---
   status = 0;
@@ -101,36 +92,12 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
   /** Response headers the sidecar adds to its answer (the trace id, when asked for). */
   readonly extraResponseHeaders: string[] = [];
 
-  // --- deadline.ts ---
-  clock: NodeJS.Timeout | undefined;
-  clockIsPerTry = false;
-  deadlineAt = 0;
-  deadlineExpired = false;
-
-  // --- breaker.ts ---
-  breakerTicket: BreakerTicket | undefined;
-
-  // --- concurrency.ts ---
-  admitted = false;
-  waitedForSlot = false;
-
-  // --- retry.ts ---
-  body: ReplayableBody | undefined;
-  backoffTimer: NodeJS.Timeout | undefined;
-
-  // --- tunnel-terminal.ts: the handshake attempts ---
-  attempt = 0;
-  handler: TunnelAttempt | undefined;
-  endpoint: EndpointRuntime | undefined;
-  attemptStartedAt = 0;
-  retryReason: RetryReason | undefined;
-  backoffMs = 0;
-  readonly staleConnectionRetried = false;
-  abandoned = false;
+  // --- tunnel-terminal.ts: the handshake attempts (the rest in ChainState) ---
   /** Handshake connections not yet closed (a retried one may still be closing). */
   upstreamSocketsOpen = 0;
 
-  constructor(request: TunnelRequest, chain: RouteChain) {
+  constructor(request: TunnelRequest, chain: TunnelChain) {
+    super();
     this.req = request.req;
     this.socket = request.socket;
     this.head = request.head;
@@ -145,7 +112,6 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
     this.startedAt = request.startedAt;
     this.peer = request.peer;
     this.chain = chain;
-    this.ends = chain.tunnel;
     this.trace = request.services.tracing.startRequest(request.req, this, request.listener.name, request.listener.proto, request.requestId);
   }
 
@@ -165,7 +131,7 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
   }
 
   shutdown(): void {
-    this.ends.head.shutdown(this);
+    this.chain.head.shutdown(this);
   }
 
   isCurrent(attempt: TunnelAttempt): boolean {
@@ -182,14 +148,14 @@ export class Tunnel implements ChainContext, OpenTunnel, TraceIdSink {
   }
 
   readonly onClientError = (): void => {
-    this.ends.head.onClientError(this);
+    this.chain.head.onClientError(this);
   };
 
   readonly onClientEnd = (): void => {
-    this.ends.head.onClientEnd(this);
+    this.chain.head.onClientEnd(this);
   };
 
   readonly onClientClose = (): void => {
-    this.ends.head.onClientClose(this);
+    this.chain.head.onClientClose(this);
   };
 }

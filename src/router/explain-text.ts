@@ -30,6 +30,7 @@ export function renderExplanation(e: Explanation): string {
   if (e.upstreamHost !== null) lines.push(`  host header ${e.upstreamHost}`);
   const p = e.policies;
   if (p !== null) {
+    if (p.chain === 'tunnel') lines.push('  chain: WebSocket tunnel (no cors, compression, fault or mirror; access and auth checked at the upgrade)');
     // In the order the chain applies them (pipeline/compose.ts).
     if (p.access !== null) lines.push(`  access: allow ${p.access.allow.join(', ') || 'any'}; deny ${p.access.deny.join(', ') || 'none'}${p.access.clientCertSans.length > 0 ? `; client certificates ${p.access.clientCertSans.join(', ')}` : ''}`);
     if (p.rateLimit !== null) lines.push(`  rate limit: ${p.rateLimit.requests} per ${p.rateLimit.per} (+${p.rateLimit.burst} burst) per ${p.rateLimit.key}`);

@@ -1,4 +1,5 @@
 import type { AuthPolicy, ClusterRoute, ListenerConfig, OriginPattern, RequestKey, RouteConfig, RouteMatch, SidecarConfig } from '../config/types';
+import { asksWebSocketUpgrade } from '../core/header-list';
 import { normalizeAuthority } from '../proxy/authority';
 import { normalizePath, splitTarget } from '../core/path';
 import { VALID_HOST } from '../proxy/request-guard';
@@ -34,6 +35,12 @@ export interface RouteMiss {
 }
 
 export interface RoutePolicies {
+  /**
+   * The route's chain the request goes down: `tunnel` for a WebSocket upgrade (a GET whose
+   * Upgrade header lists websocket), which holds no cors, compression, fault or mirror step
+   * (those are null then; access and auth are checked when the upgrade is routed).
+   */
+  readonly chain: 'http' | 'tunnel';
   readonly deadline: string;
   readonly maxRequestBodyBytes: number;
   /** null: the route does not retry. */
@@ -264,7 +271,9 @@ function policiesOf(
 ): RoutePolicies {
   const retry = route.retry;
   const cb = cluster.circuitBreaker;
+  const tunnel = asksWebSocketUpgrade(method, headers.upgrade);
   return {
+    chain: tunnel ? 'tunnel' : 'http',
     deadline: `${route.timeoutMs}ms`,
     maxRequestBodyBytes: route.maxRequestBodyBytes,
     retry:
@@ -291,18 +300,18 @@ function policiesOf(
     loadBalancer: cluster.loadBalancer + (cluster.hashOn === undefined ? '' : ` on ${keyText(cluster.hashOn)}`),
     access: route.access === undefined ? null : { allow: route.access.allow.map((b) => b.text), deny: route.access.deny.map((b) => b.text), clientCertSans: [...route.access.clientCertSans] },
     rateLimit: route.rateLimit === undefined ? null : { requests: route.rateLimit.requests, per: `${route.rateLimit.perMs}ms`, burst: route.rateLimit.burst, key: keyText(route.rateLimit.key) },
-    cors: route.cors === undefined ? null : { allowOrigins: route.cors.allowOrigins.map(originText), allowCredentials: route.cors.allowCredentials },
+    cors: tunnel || route.cors === undefined ? null : { allowOrigins: route.cors.allowOrigins.map(originText), allowCredentials: route.cors.allowCredentials },
     auth: route.auth === undefined ? null : { kind: route.auth.kind, detail: authText(route.auth) },
-    compression: route.compression === undefined ? null : { algorithms: [...route.compression.algorithms], minBytes: route.compression.minBytes },
+    compression: tunnel || route.compression === undefined ? null : { algorithms: [...route.compression.algorithms], minBytes: route.compression.minBytes },
     fault:
-      route.fault === undefined
+      tunnel || route.fault === undefined
         ? null
         : {
             delay: route.fault.delay === undefined ? null : `${route.fault.delay.durationMs}ms for ${route.fault.delay.percent}%`,
             abort: route.fault.abort === undefined ? null : `${route.fault.abort.status} for ${route.fault.abort.percent}%`,
             header: route.fault.header ?? null,
           },
-    mirror: route.mirror === undefined ? null : { cluster: route.mirror.cluster, percent: route.mirror.percent, maxBodyBytes: route.mirror.maxBodyBytes },
+    mirror: tunnel || route.mirror === undefined ? null : { cluster: route.mirror.cluster, percent: route.mirror.percent, maxBodyBytes: route.mirror.maxBodyBytes },
     weightedClusters:
       route.split === undefined
         ? null

@@ -19,6 +19,7 @@ import { ConfigReloader, type ApplyResult, type ReloadTarget, type WorkerApplyVi
 import type { ConfigView } from '../sidecar';
 import { ReloadHistory, SerialRuns, type Phase, type ReloadResult } from '../runtime/reload-history';
 import { adminRoutes, type AdminControl } from '../runtime/admin-routes';
+import { DrainSequence, type DrainReport, type DrainStages } from '../runtime/drain';
 import type { Logger } from '../telemetry/logger';
 import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
 import type { ClusterView } from '../upstream/cluster';
@@ -31,11 +32,6 @@ import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnsw
 export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
 /** Bound on a worker applying a config (binding new listeners, reading certificates). */
 export const WORKER_APPLY_TIMEOUT_MS = 30_000;
-
-export interface GroupDrainReport {
-  readonly cutConnections: number;
-  readonly durationMs: number;
-}
 
 /** `sidecar run` with `workers` >= 2: start the group (exit 1 when it cannot start), then live until a stop signal. */
 export async function runWorkerGroup(config: SidecarConfig, logger: Logger, onStarted: () => void): Promise<WorkerGroup> {
@@ -69,7 +65,7 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
   private readonly reloads: ReloadHistory;
   /** Reloads and catch-ups run one at a time, each against what the previous one left. */
   private readonly changes = new SerialRuns();
-  private draining: Promise<GroupDrainReport> | undefined;
+  private readonly drainSequence: DrainSequence;
 
   constructor(
     config: SidecarConfig,
@@ -88,6 +84,7 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
     this.reloads = new ReloadHistory(this.metrics, logger, this.recentErrors, () => this.current);
     this.reloader = new ConfigReloader(this, config.source);
     this.reloads.follow(this.reloader);
+    this.drainSequence = new DrainSequence(logger, this.drainStages());
   }
 
   get config(): SidecarConfig {
@@ -246,27 +243,36 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
    * in flight get until drain.timeout, it flushes (spans, access log) and exits; then the
    * admin listener closes. Idempotent.
    */
-  drain(): Promise<GroupDrainReport> {
-    this.draining ??= this.runDrain();
-    return this.draining;
+  drain(): Promise<DrainReport> {
+    const { delayMs, timeoutMs } = this.current.drain;
+    return this.drainSequence.run(delayMs, timeoutMs);
   }
 
-  private async runDrain(): Promise<GroupDrainReport> {
-    const startedAt = Date.now();
-    const { delayMs, timeoutMs } = this.current.drain;
-    this.phase = 'draining';
-    this.reloader.close();
-    this.logger.info({ delayMs, timeoutMs, workers: this.supervisor.size }, 'draining: /ready answers 503; still serving during drain.delay');
-    await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
-    await this.changes.idle;
-    this.logger.info({ workers: this.supervisor.size }, 'draining: the workers stopped accepting; waiting for requests in flight');
-    const outcome = await this.supervisor.drain(timeoutMs, timeoutMs + WORKER_DRAIN_EXTRA_MS);
-    if (outcome.cutConnections > 0) this.logger.warn({ cutConnections: outcome.cutConnections }, 'drain.timeout reached: busy connections were cut');
-    await this.admin.close();
-    this.phase = 'stopped';
-    const report = { cutConnections: outcome.cutConnections, durationMs: Date.now() - startedAt };
-    this.logger.info({ ...report, ...(outcome.killed.length > 0 ? { killedWorkers: outcome.killed } : {}) }, 'drained');
-    return report;
+  /** The group's stages of the shared drain sequence (runtime/drain.ts): the workers drain themselves. */
+  private drainStages(): DrainStages {
+    return {
+      startMessage: 'draining: /ready answers 503; still serving during drain.delay',
+      startFields: { workers: this.supervisor.size },
+      stopMessage: 'draining: the workers stopped accepting; waiting for requests in flight',
+      stopFields: () => ({ workers: this.supervisor.size }),
+      begin: () => {
+        this.phase = 'draining';
+        this.reloader.close();
+      },
+      stoppedMeanwhile: () => false,
+      changesIdle: () => this.changes.idle,
+      stopServing: async (deadline) => {
+        const timeoutMs = Math.max(deadline - Date.now(), 0);
+        const outcome = await this.supervisor.drain(timeoutMs, timeoutMs + WORKER_DRAIN_EXTRA_MS);
+        return { cutConnections: outcome.cutConnections, logFields: outcome.killed.length > 0 ? { killedWorkers: outcome.killed } : {} };
+      },
+      // Each worker closed its pools and flushed its spans and access log before it exited.
+      release: () => Promise.resolve(),
+      close: () => this.admin.close(),
+      end: () => {
+        this.phase = 'stopped';
+      },
+    };
   }
 
   /** Asks every slot; a slot with no process, or a worker that does not answer in time, gets an error naming it. */

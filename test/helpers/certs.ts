@@ -96,6 +96,25 @@ export async function issueServerCertificate(
   return { certPath: files.serverCertPath, keyPath: files.serverKeyPath, cert, key, serial: serialOf(cert) };
 }
 
+/**
+ * Issues another client certificate (another workload) from the CA of `caDir` into `outDir`,
+ * with the given SAN URIs (SPIFFE ids). The CA files are copied there first, as above.
+ */
+export async function issueClientCertificate(
+  caDir: string,
+  outDir: string,
+  client: string,
+  clientUris: readonly string[],
+): Promise<{ cert: Buffer; key: Buffer }> {
+  await fsp.mkdir(outDir, { recursive: true });
+  await fsp.copyFile(path.join(caDir, 'ca.crt'), path.join(outDir, 'ca.crt'));
+  await fsp.copyFile(path.join(caDir, 'ca.key'), path.join(outDir, 'ca.key'));
+  const files = await generateCertificates({ outDir, hosts: ['localhost'], client, clientUris });
+  if (files.clientCertPath === undefined || files.clientKeyPath === undefined) throw new Error('generateCertificates wrote no client certificate');
+  const [cert, key] = await Promise.all([fsp.readFile(files.clientCertPath), fsp.readFile(files.clientKeyPath)]);
+  return { cert, key };
+}
+
 export function serialOf(pem: Buffer | string): string {
   return new X509Certificate(pem).serialNumber.toUpperCase();
 }

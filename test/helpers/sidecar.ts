@@ -4,6 +4,7 @@ import { Sidecar } from '../../src/sidecar';
 import type { AccessLog, AccessLogEntry } from '../../src/telemetry/access-log';
 import type { Logger } from '../../src/telemetry/logger';
 import type { HostResolver } from '../../src/upstream/dns';
+import type { TestPki } from './certs';
 
 export interface RunningSidecar {
   readonly sidecar: Sidecar;
@@ -88,4 +89,33 @@ export async function startSidecarFor(
     await app.close();
   });
   return proxy;
+}
+
+/**
+ * A sidecar from YAML text (as startSidecar); the test's teardown closes the sidecar, then each
+ * of `alsoClose` in order (the apps, key servers and auth services it talks to).
+ */
+export async function startSidecarWith(
+  t: { teardown(fn: () => Promise<void>): void },
+  yaml: string,
+  alsoClose: ReadonlyArray<{ close(): Promise<void> }>,
+  options: { logger?: Logger } = {},
+): Promise<RunningSidecar> {
+  const proxy = await startSidecar(yaml, options);
+  t.teardown(async () => {
+    await proxy.close();
+    for (const other of alsoClose) await other.close();
+  });
+  return proxy;
+}
+
+/**
+ * The `tls:` block of a listener that serves the PKI's server certificate and requires a
+ * client certificate from its CA (mTLS), indented for a listener entry of `listeners:`.
+ */
+export function mtlsListenerTls(pki: TestPki): string {
+  return `    tls:
+      cert: ${JSON.stringify(pki.serverCertPath)}
+      key: ${JSON.stringify(pki.serverKeyPath)}
+      clientCa: ${JSON.stringify(pki.caCertPath)}`;
 }

@@ -4,13 +4,11 @@
  * and the app never sees the request.
  */
 import { once } from 'node:events';
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
-import { generateCertificates } from '../../src/tls/certificates';
-import { makeTestPki } from '../helpers/certs';
-import { startSidecar } from '../helpers/sidecar';
+import { issueClientCertificate, makeTestPki } from '../helpers/certs';
+import { mtlsListenerTls, startSidecarWith } from '../helpers/sidecar';
 import { httpsRequest } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
 import { openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
@@ -21,7 +19,7 @@ t.test('CIDR allow and deny', async (t) => {
     reached++;
     res.end('app');
   });
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -34,11 +32,7 @@ listeners:
       - { name: open, match: { prefix: / }, cluster: app }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const base = proxy.url();
 
   const local = await request(`${base}/local/x`);
@@ -75,29 +69,15 @@ t.test('client-certificate SANs over mTLS', async (t) => {
   const dir = t.testdir();
   const pki = await makeTestPki(path.join(dir, 'pki'), { clientUris: ['spiffe://cluster.local/ns/billing/sa/billing'] });
   // A second workload from the same CA, with another identity.
-  const otherDir = path.join(dir, 'other');
-  await fsp.mkdir(otherDir, { recursive: true });
-  await fsp.copyFile(pki.caCertPath, path.join(otherDir, 'ca.crt'));
-  await fsp.copyFile(path.join(pki.dir, 'ca.key'), path.join(otherDir, 'ca.key'));
-  const otherFiles = await generateCertificates({
-    outDir: otherDir,
-    hosts: ['localhost'],
-    client: 'orders',
-    clientUris: ['spiffe://cluster.local/ns/orders/sa/orders'],
-  });
-  const otherCert = await fsp.readFile(otherFiles.clientCertPath ?? '');
-  const otherKey = await fsp.readFile(otherFiles.clientKeyPath ?? '');
+  const { cert: otherCert, key: otherKey } = await issueClientCertificate(pki.dir, path.join(dir, 'other'), 'orders', ['spiffe://cluster.local/ns/orders/sa/orders']);
 
   const app = await startUpstream((_req, res) => res.end('billing app'));
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: mutual
     address: 127.0.0.1:0
-    tls:
-      cert: ${JSON.stringify(pki.serverCertPath)}
-      key: ${JSON.stringify(pki.serverKeyPath)}
-      clientCa: ${JSON.stringify(pki.caCertPath)}
+${mtlsListenerTls(pki)}
     routes:
       - name: billing
         match: { prefix: /billing }
@@ -106,11 +86,7 @@ listeners:
       - { name: rest, match: { prefix: / }, cluster: app }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const port = proxy.port();
 
   const billing = await httpsRequest({ port, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, path: '/billing/invoices' });
@@ -128,7 +104,7 @@ clusters:
 
 t.test('clientCertSans on a listener without client certificates refuses everyone', async (t) => {
   const app = await startUpstream((_req, res) => res.end('app'));
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: plain
@@ -137,11 +113,7 @@ listeners:
       - { name: billing, match: { prefix: / }, cluster: app, access: { clientCertSans: ["spiffe://cluster.local/ns/billing/sa/billing"] } }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const res = await request(`${proxy.url()}/`, { headers: { 'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/billing/sa/billing' } });
   t.equal(res.statusCode, 403, 'a forged x-forwarded-client-cert is no certificate');
   t.match(await res.body.text(), /needs a client certificate/);
@@ -149,7 +121,7 @@ clusters:
 
 t.test('WebSocket upgrades meet the same access rules', async (t) => {
   const app = await startWsEchoApp();
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -159,11 +131,7 @@ listeners:
       - { name: open, match: { prefix: / }, cluster: app, access: { allow: [127.0.0.1/32] } }
 clusters:
   - { name: app, endpoints: [{ url: ${app.upstream.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const wsBase = proxy.url().replace('http://', 'ws://');
   const refused = await refusedWs(`${wsBase}/private/socket`);
   t.equal(refused.status, 403, 'the upgrade is refused');

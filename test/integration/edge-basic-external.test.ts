@@ -10,7 +10,7 @@ import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import t from 'tap';
 import { request } from 'undici';
-import { startSidecar } from '../helpers/sidecar';
+import { startSidecarWith } from '../helpers/sidecar';
 import { captureLogger } from '../helpers/tls-clients';
 import { closedPort, startUpstream } from '../helpers/upstream';
 import { waitUntil } from '../helpers/wait';
@@ -28,7 +28,7 @@ t.test('Basic authentication', async (t) => {
     res.end('app');
   });
   const log = captureLogger();
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -37,11 +37,7 @@ listeners:
       - { name: all, match: { prefix: / }, cluster: app, auth: { basic: { usersFile: ${JSON.stringify(usersFile)}, realm: staff } } }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`, { logger: log.logger });
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app], { logger: log.logger });
   const call = async (authorization?: string) => {
     const res = await request(`${proxy.url()}/x`, { headers: authorization === undefined ? {} : { authorization } });
     await res.body.dump();
@@ -106,7 +102,7 @@ t.test('external authorization', async (t) => {
   const down = await closedPort();
   const external = (url: string, extra = '') =>
     `{ external: { url: ${url}, timeout: 300ms, pathPrefix: /check, requestHeaders: [authorization], responseHeaders: [x-user-id]${extra} } }`;
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -118,12 +114,7 @@ listeners:
       - { name: all, match: { prefix: / }, cluster: app, auth: ${external(`${auth.url}/v1/`)} }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-    await auth.close();
-  });
+`, [app, auth]);
   const call = async (path: string, token: string, headers: Record<string, string> = {}, method = 'GET') => {
     const res = await request(`${proxy.url()}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${token}`, ...headers } });
     return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
@@ -194,7 +185,7 @@ t.test('WebSocket upgrades are authenticated', async (t) => {
   const usersFile = path.join(dir, 'users.htpasswd');
   await fsp.writeFile(usersFile, `alice:${bcrypt.hashSync('wonderland', 4)}\n`);
   const app = await startWsEchoApp();
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -203,11 +194,7 @@ listeners:
       - { name: all, match: { prefix: / }, cluster: app, auth: { basic: { usersFile: ${JSON.stringify(usersFile)} } } }
 clusters:
   - { name: app, endpoints: [{ url: ${app.upstream.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const wsUrl = `${proxy.url().replace('http://', 'ws://')}/socket`;
   const refused = await refusedWs(wsUrl, { headers: { authorization: basic('alice', 'wrong') } });
   t.equal(refused.status, 401, 'a wrong password: no tunnel');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as zlib from 'node:zlib';
 import t from 'tap';
 import { makeTestPki } from '../helpers/certs';
-import { startSidecar } from '../helpers/sidecar';
+import { mtlsListenerTls, startSidecarWith } from '../helpers/sidecar';
 import { connectH2 } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
 
@@ -31,15 +31,12 @@ t.test('edge steps over HTTP/2', async (t) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(TEXT);
   });
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: mutual
     address: 127.0.0.1:0
-    tls:
-      cert: ${JSON.stringify(pki.serverCertPath)}
-      key: ${JSON.stringify(pki.serverKeyPath)}
-      clientCa: ${JSON.stringify(pki.caCertPath)}
+${mtlsListenerTls(pki)}
     routes:
       - name: orders
         match: { prefix: /orders }
@@ -53,13 +50,9 @@ listeners:
         compression: { algorithms: [gzip] }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
+`, [app]);
   const session = await connectH2(proxy.port(), { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
-  t.teardown(async () => {
-    session.close();
-    await proxy.close();
-    await app.close();
-  });
+  t.teardown(() => session.close());
 
   const compressed = await h2Raw(session, { ':path': '/invoices', 'accept-encoding': 'gzip', origin: 'https://app.example' });
   t.equal(compressed.status, 200, 'the billing certificate is admitted');

@@ -10,36 +10,13 @@ import { promises as fsp } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import t from 'tap';
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type KeyLike } from 'jose';
+import { UnsecuredJWT } from 'jose';
 import { request } from 'undici';
-import { startSidecar } from '../helpers/sidecar';
+import { signingKey, signJwt as sign, startJwksServer, TEST_ISSUER as ISSUER } from '../helpers/jwks';
+import { startSidecarWith } from '../helpers/sidecar';
 import { captureLogger } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
 import { waitUntil } from '../helpers/wait';
-
-interface SigningKey {
-  readonly kid: string;
-  readonly alg: 'RS256' | 'ES256';
-  readonly privateKey: KeyLike;
-  readonly jwk: JWK;
-}
-
-async function signingKey(kid: string, alg: 'RS256' | 'ES256'): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg);
-  return { kid, alg, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
-}
-
-const ISSUER = 'https://id.example';
-
-function sign(key: SigningKey, claims: Record<string, unknown> = {}, options: { iss?: string; aud?: string; exp?: string | number } = {}): Promise<string> {
-  return new SignJWT({ sub: 'user-42', ...claims })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid })
-    .setIssuer(options.iss ?? ISSUER)
-    .setAudience(options.aud ?? 'api')
-    .setIssuedAt()
-    .setExpirationTime(options.exp ?? '5m')
-    .sign(key.privateKey);
-}
 
 t.test('JWT authentication', async (t) => {
   const rsa = await signingKey('rsa-1', 'RS256');
@@ -48,20 +25,8 @@ t.test('JWT authentication', async (t) => {
   const stranger = await signingKey('rsa-1', 'RS256'); // same kid, another key
 
   // The key server: a key set per path, its fetch count, and a switch to fail.
-  const keySets = new Map<string, JWK[]>([['/main.json', [rsa.jwk, ec.jwk]], ['/rotating.json', [rsa.jwk]], ['/flaky.json', [rsa.jwk]]]);
-  const fetches = new Map<string, number>();
-  let failing = false;
-  const idp = await startUpstream((req, res) => {
-    const url = req.url ?? '';
-    fetches.set(url, (fetches.get(url) ?? 0) + 1);
-    const keys = keySets.get(url);
-    if (failing || keys === undefined) {
-      res.writeHead(503).end('down');
-      return;
-    }
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ keys }));
-  });
+  const idp = await startJwksServer([['/main.json', [rsa.jwk, ec.jwk]], ['/rotating.json', [rsa.jwk]], ['/flaky.json', [rsa.jwk]]]);
+  const { keySets, fetches } = idp;
   const seen: IncomingHttpHeaders[] = [];
   const app = await startUpstream((req, res) => {
     seen.push(req.headers);
@@ -77,7 +42,7 @@ t.test('JWT authentication', async (t) => {
             audiences: [api, other]
             jwks: { url: ${idp.url}${jwks}${extra} }
             claimsToHeaders: { sub: x-user-id, roles: x-user-roles }`;
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -85,12 +50,7 @@ listeners:
     routes:${jwtRoute('rotating', '/rotating', '/rotating.json')}${jwtRoute('flaky', '/flaky', '/flaky.json', ', refreshInterval: 50ms')}${jwtRoute('nokeys', '/nokeys', '/missing.json')}${jwtRoute('main', '/', '/main.json')}
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-    await idp.close();
-  });
+`, [app, idp]);
   const base = proxy.url();
   const call = async (path: string, token: string | undefined, headers: Record<string, string> = {}) => {
     const res = await request(`${base}${path}`, { headers: token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` } });
@@ -155,14 +115,14 @@ clusters:
 
   t.test('the key server down: the last good keys still work', async (t) => {
     t.equal((await call('/flaky/x', await sign(rsa))).status, 200);
-    failing = true;
+    idp.failing = true;
     const fetched = fetches.get('/flaky.json') ?? 0;
     // The 50ms refresh interval makes requests try (and fail) to refresh.
     await waitUntil(async () => {
       t.equal((await call('/flaky/x', await sign(rsa))).status, 200);
       return (fetches.get('/flaky.json') ?? 0) >= fetched + 2;
     }, 'refreshes fail while requests pass');
-    failing = false;
+    idp.failing = false;
   });
 
   t.test('no key set ever fetched: 401, not a crash', async (t) => {
@@ -186,7 +146,7 @@ t.test('attacks and the key file', async (t) => {
     res.end('app');
   });
   const log = captureLogger();
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: main
@@ -203,12 +163,7 @@ listeners:
         auth: { jwt: { issuer: ${ISSUER}, audiences: [api], jwks: { file: ${JSON.stringify(keysFile)} }, forwardToken: true } }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`, { logger: log.logger });
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-    await stalled.close();
-  });
+`, [app, stalled], { logger: log.logger });
   const call = async (urlPath: string, token: string | undefined, headers: Record<string, string> = {}) => {
     const res = await request(`${proxy.url()}${urlPath}`, { headers: token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` } });
     const body = await res.body.text();

@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { makeTestPki } from '../helpers/certs';
-import { startSidecar } from '../helpers/sidecar';
+import { mtlsListenerTls, startSidecarWith } from '../helpers/sidecar';
 import { connectH2, curlLocalhost, curlSupportsHttp2, h2Request, httpsRequest, runCurl } from '../helpers/tls-clients';
 import { startUpstream } from '../helpers/upstream';
 
@@ -22,24 +22,17 @@ t.test('mTLS through the sidecar', async (t) => {
     seen.push(req.headers);
     res.end(req.headers['x-forwarded-client-cert'] ?? 'none');
   });
-  const proxy = await startSidecar(`
+  const proxy = await startSidecarWith(t, `
 admin: { address: 127.0.0.1:0 }
 listeners:
   - name: mutual
     address: 127.0.0.1:0
-    tls:
-      cert: ${JSON.stringify(pki.serverCertPath)}
-      key: ${JSON.stringify(pki.serverKeyPath)}
-      clientCa: ${JSON.stringify(pki.caCertPath)}
+${mtlsListenerTls(pki)}
     routes:
       - { name: all, match: { prefix: / }, cluster: app }
 clusters:
   - { name: app, endpoints: [{ url: ${app.url} }] }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
+`, [app]);
   const port = proxy.port();
   const url = `https://localhost:${port}/whoami`;
   const clientCert = new X509Certificate(pki.clientCert);

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { closedPort, startUpstream } from '../helpers/upstream';
-import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
+import { simpleConfig, startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { parsePrometheusText, type Exposition } from '../helpers/prometheus';
 import { openWs, refusedWs, startWsEchoApp } from '../helpers/websocket';
 import { waitUntil } from '../helpers/wait';
@@ -300,4 +300,28 @@ t.test('a client that sends the upgrade and then reads nothing is cut by the idl
   t.ok(line.bytes_out < appSent, `the sidecar did not read all the app sent into memory (${line.bytes_out} of ${appSent} bytes relayed)`);
   t.ok(line.bytes_out < 32 * 1024 * 1024, 'the relayed bytes stay bounded by the socket buffers');
   await waitUntil(() => limitOf(proxy).active === 0 && proxy.sidecar.websockets.openUpstreamSockets === 0, 'the slot and the app\'s socket to be released');
+});
+
+t.test('an upgrade first compiles both chains of the route: its HTTP requests are still recorded', async (t) => {
+  const app = await startWsEchoApp();
+  const proxy = await startSidecar(simpleConfig(app.upstream.url));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const ws = await openWs(`${proxy.url().replace('http://', 'ws://')}/socket`);
+  ws.send('first');
+  const [echo] = (await once(ws, 'message')) as [Buffer];
+  t.equal(String(echo), 'first');
+  ws.close();
+  const res = await fetch(`${proxy.url()}/plain`, { headers: { 'x-request-id': 'after-the-upgrade' } });
+  t.equal(await res.text(), 'plain');
+  // Recorded when the exchange ends, just after the client has the whole answer.
+  let entry: unknown;
+  await waitUntil(async () => {
+    const recorded = await fetch(`${proxy.adminUrl}/requests/after-the-upgrade`);
+    entry = recorded.status === 200 ? await recorded.json() : await recorded.text().then(() => undefined);
+    return entry !== undefined;
+  }, 'the flight recorder to keep the HTTP request', 5_000);
+  t.match(entry, { requestId: 'after-the-upgrade', route: 'all', status: 200 });
 });

@@ -65,3 +65,23 @@ t.test('a route without them shows none of them, and its cluster\'s balancer', a
   t.equal(p.loadBalancer, 'least-request');
   t.notMatch(renderExplanation(e), /rate limit:|fault:|mirror:/);
 });
+
+t.test('a WebSocket upgrade is explained down the tunnel chain: no cors, compression, fault or mirror', async (t) => {
+  const http = explainRequest(config(), { method: 'GET', url: '/api/chat', headers: [] });
+  t.equal(http.policies?.chain, 'http');
+  for (const upgrade of ['websocket', 'WebSocket', 'h2c, websocket']) {
+    const e = explainRequest(config(), { method: 'GET', url: '/api/chat', headers: [['Upgrade', upgrade]] });
+    const p = e.policies;
+    if (p === null) throw new Error('no policies');
+    t.equal(p.chain, 'tunnel', `Upgrade: ${upgrade}`);
+    t.same([p.cors, p.compression, p.fault, p.mirror], [null, null, null, null], 'the steps a tunnel chain does not hold');
+    t.same(p.access, { allow: ['10.0.0.0/8'], deny: [], clientCertSans: [] }, 'access is checked at the upgrade');
+    t.same(p.rateLimit?.requests, 10, 'an upgrade takes a token like a request');
+    const text = renderExplanation(e);
+    t.match(text, /chain: WebSocket tunnel/);
+    t.notMatch(text, /cors:|compression:|fault:|mirror:/);
+  }
+  // Not an upgrade the entry would switch: the HTTP chain.
+  t.equal(explainRequest(config(), { method: 'POST', url: '/api/chat', headers: [['Upgrade', 'websocket']] }).policies?.chain, 'http');
+  t.equal(explainRequest(config(), { method: 'GET', url: '/api/chat', headers: [['Upgrade', 'h2c']] }).policies?.chain, 'http');
+});
