@@ -12,6 +12,7 @@
 //
 // Usage: npm run build && node bench/policy-cost.js [requests per round] [rounds]
 //   SIDECAR_DIST=other/dist measures another build (its dist folder).
+//   POLICY_ROWS=sidecar-bare,sidecar-trace-1 measures some rows only (with the rows they extend).
 
 const fs = require('node:fs');
 const http = require('node:http');
@@ -39,6 +40,12 @@ const ROWS = {
   sidecar: 'sidecar-bare',
   'sidecar-ratelimit': 'sidecar',
 };
+
+if (process.env.POLICY_ROWS) {
+  const wanted = new Set(process.env.POLICY_ROWS.split(',').map((name) => name.trim()));
+  for (const name of [...wanted]) if (ROWS[name] !== undefined) wanted.add(ROWS[name]);
+  for (const name of Object.keys(ROWS)) if (!wanted.has(name)) delete ROWS[name];
+}
 
 function variantOf(name) {
   if (name === 'sidecar-access-log') return { ...SIDECAR_VARIANTS['sidecar-bare'], accessLog: true };
