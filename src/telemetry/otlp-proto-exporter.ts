@@ -1,6 +1,10 @@
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/otlp-transformer';
+// The trace parts only: the package's index also loads its metrics and logs serializers, and
+// with them @opentelemetry/sdk-metrics and api-logs (~13 MB of RSS a span exporter never uses).
+import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { encodeTraceExportRequest } from './otlp-span-encoding';
 

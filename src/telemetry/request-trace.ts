@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import {
+  INVALID_SPAN_CONTEXT,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -175,7 +176,8 @@ export class OtelRequestTrace implements RequestTrace {
         // and copying contexts), and the app still gets them with the sampled flag off.
         this.traceId = traceId;
         this.spanId = kit.ids.generateSpanId();
-        this.server = trace.wrapSpanContext({ traceId, spanId: this.spanId, traceFlags: TraceFlags.NONE });
+        // Its spans are never read but for isRecording() and end(): one shared no-op span serves.
+        this.server = NON_RECORDING_SPAN;
         // Nothing was extracted: an attempt's context holds only its own span.
         this.serverContext = ROOT_CONTEXT;
         this.serverTraceState = undefined;
@@ -205,6 +207,12 @@ export class OtelRequestTrace implements RequestTrace {
     if (this.attemptSpan !== undefined) this.closeAttempt(undefined);
     this.attempts = attempt;
     this.attemptStatus = 0;
+    if (this.declinedNewTrace) {
+      // The app gets the attempt's ids in its headers; nothing else of the span exists.
+      this.attemptSpan = NON_RECORDING_SPAN;
+      this.injectedEntries = replaceBeforeAttempt(upstreamHeaders, this.injectedEntries, this.kit.declinedTraceHeaders(this.traceId, this.kit.ids.generateSpanId()));
+      return;
+    }
     const endpoint = factsOf(endpointUrl);
     const span =
       this.unsampledAttempts
@@ -230,13 +238,8 @@ export class OtelRequestTrace implements RequestTrace {
       }
       span.setAttributes(attributes);
     }
-    let entries: string[];
-    if (this.declinedNewTrace) {
-      entries = this.kit.declinedTraceHeaders(this.traceId, span.spanContext().spanId);
-    } else {
-      entries = [];
-      this.kit.injector.inject(trace.setSpan(this.serverContext, span), entries, FLAT_LIST_SETTER);
-    }
+    const entries: string[] = [];
+    this.kit.injector.inject(trace.setSpan(this.serverContext, span), entries, FLAT_LIST_SETTER);
     this.injectedEntries = replaceBeforeAttempt(upstreamHeaders, this.injectedEntries, entries);
   }
 
@@ -304,8 +307,11 @@ export class OtelRequestTrace implements RequestTrace {
     if (span === undefined) return;
     this.attemptSpan = undefined;
     const status = this.attemptStatus;
-    this.previousOutcome = failure?.kind ?? (status > 0 ? String(status) : 'abandoned');
-    this.previousEndedAt = performance.now();
+    // Read only by a recording attempt span, which an unsampled request's attempts never are.
+    if (!this.unsampledAttempts) {
+      this.previousOutcome = failure?.kind ?? (status > 0 ? String(status) : 'abandoned');
+      this.previousEndedAt = performance.now();
+    }
     if (span.isRecording()) {
       if (status > 0) span.setAttribute(ATTR.status, status);
       if (failure !== undefined) {
@@ -324,6 +330,9 @@ export class OtelRequestTrace implements RequestTrace {
     span.end();
   }
 }
+
+/** A span with an invalid context: not recording, ends as a no-op, holds nothing of a request. */
+const NON_RECORDING_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 function carriesTraceContext(headers: IncomingHttpHeaders, names: readonly string[]): boolean {
   for (const name of names) if (headers[name] !== undefined) return true;

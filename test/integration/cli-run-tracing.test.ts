@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { SPAN_KIND, startOtlpReceiver } from '../helpers/otlp-receiver';
 import { startUpstream } from '../helpers/upstream';
 
-// `sidecar run` as users start it: OpenTelemetry is registered through sdk-node before the
+// `sidecar run` as users start it: OpenTelemetry is registered (as sdk-node registers it) before the
 // proxy modules load, the OTEL_* variables apply, and stopping flushes the last spans.
 const ROOT = path.join(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');

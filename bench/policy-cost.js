@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+'use strict';
+
+// What each configured feature costs per request, as CPU microseconds: one process runs an
+// app, an OTLP sink, one in-process sidecar per bench row (the configs of
+// bench/sidecar-configs.js, plus `sidecar-access-log`: sidecar-bare with the access log to a
+// file) and a keep-alive client, and measures the process's CPU per request for each row,
+// the rows taking turns round after round. Each figure includes the client's and the app's
+// share, which is the same for every row: the difference between a row and the row it
+// extends is what its feature adds. CPU time moves far less with other load on the machine
+// than req/s does, but it still moves: read the spread of the rounds.
+//
+// Usage: npm run build && node bench/policy-cost.js [requests per round] [rounds]
+//   SIDECAR_DIST=other/dist measures another build (its dist folder).
+//   POLICY_ROWS=sidecar-bare,sidecar-trace-1 measures some rows only (with the rows they extend).
+
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { Pool } = require('undici');
+const { SIDECAR_VARIANTS, sidecarConfigYaml } = require('./sidecar-configs');
+
+const DIST = path.resolve(process.env.SIDECAR_DIST ?? path.join(__dirname, '..', 'dist'));
+const { parseConfigText } = require(path.join(DIST, 'config', 'load'));
+const { Sidecar } = require(path.join(DIST, 'sidecar'));
+
+const REQUESTS = Number(process.argv[2] ?? 4000);
+const ROUNDS = Number(process.argv[3] ?? 5);
+const CONCURRENCY = 8;
+const BODY = '{"ok":true,"service":"bench-upstream","payload":"0123456789abcdef0123456789abcdef"}';
+
+/** Row → the row it adds one feature to (its cost is the difference). */
+const ROWS = {
+  'sidecar-bare': undefined,
+  'sidecar-retries': 'sidecar-bare',
+  'sidecar-trace-1': 'sidecar-bare',
+  'sidecar-access-log': 'sidecar-bare',
+  'sidecar-recorder': 'sidecar-bare',
+  sidecar: 'sidecar-bare',
+  'sidecar-ratelimit': 'sidecar',
+};
+
+if (process.env.POLICY_ROWS) {
+  const wanted = new Set(process.env.POLICY_ROWS.split(',').map((name) => name.trim()));
+  for (const name of [...wanted]) if (ROWS[name] !== undefined) wanted.add(ROWS[name]);
+  for (const name of Object.keys(ROWS)) if (!wanted.has(name)) delete ROWS[name];
+}
+
+function variantOf(name) {
+  if (name === 'sidecar-access-log') return { ...SIDECAR_VARIANTS['sidecar-bare'], accessLog: true };
+  return SIDECAR_VARIANTS[name];
+}
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+async function main() {
+  const app = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
+    res.end(BODY);
+  });
+  const sink = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  const appPort = await listen(app);
+  const sinkPort = await listen(sink);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'policy-cost-'));
+  const rows = {};
+  for (const name of Object.keys(ROWS)) {
+    const yaml = sidecarConfigYaml(variantOf(name), {
+      port: 0,
+      adminPort: 0,
+      upstream: `http://127.0.0.1:${appPort}`,
+      otlpEndpoint: `http://127.0.0.1:${sinkPort}`,
+      accessLogPath: path.join(dir, `${name}.log`),
+      certDir: dir,
+    });
+    const loaded = parseConfigText(yaml, path.join(dir, `${name}.yaml`));
+    if (!loaded.ok) throw new Error(`${name}: ${JSON.stringify(loaded.errors)}`);
+    const sidecar = await Sidecar.start(loaded.config, { processMetrics: false });
+    rows[name] = { sidecar, pool: new Pool(`http://127.0.0.1:${sidecar.listenerPort('bench')}`, { connections: CONCURRENCY }), samples: [] };
+  }
+  const round = async ({ pool }, n) => {
+    const before = process.cpuUsage();
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (sent++ < n) {
+          const res = await pool.request({ path: '/orders/42', method: 'GET', headers: { 'user-agent': 'bench', accept: '*/*' } });
+          if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+          await res.body.dump();
+        }
+      }),
+    );
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / n;
+  };
+  for (const row of Object.values(rows)) await round(row, 2000); // warm-up
+  for (let i = 0; i < ROUNDS; i++) for (const row of Object.values(rows)) row.samples.push(await round(row, REQUESTS));
+
+  const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(`node bench/policy-cost.js ${REQUESTS} ${ROUNDS}  (${DIST}; load average ${os.loadavg()[0].toFixed(1)})`);
+  console.log('row                  µs CPU/request (median)   rounds                            adds to              added µs');
+  for (const [name, base] of Object.entries(ROWS)) {
+    const m = median(rows[name].samples);
+    const added = base === undefined ? '' : (m - median(rows[base].samples)).toFixed(1);
+    console.log(`${name.padEnd(20)} ${m.toFixed(1).padStart(8)}                  ${rows[name].samples.map((v) => v.toFixed(0)).join(', ').padEnd(33)} ${(base ?? '').padEnd(20)} ${added}`);
+  }
+  for (const row of Object.values(rows)) {
+    await row.pool.close();
+    await row.sidecar.stop({ graceful: false });
+  }
+  app.close();
+  sink.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
