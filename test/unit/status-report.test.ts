@@ -48,7 +48,7 @@ function report(): StatusReport {
       },
       listeners: [{ name: `listener-${'n'.repeat(80)}`, address: '[2001:db8::1]:8443', proto: 'https', mtls: true, routes: 300, connections: 10_000 }],
       trafficWindowSeconds: 60,
-      routes: [{ listener: 'ingress', route: `route-${'r'.repeat(80)}`, cluster: LONG, requests: 1e6, requestsPerSecond: 16666.67, errorRate: 1, p99Ms: 12_345.6 }],
+      routes: [{ listener: 'ingress', route: `route-${'r'.repeat(80)}`, cluster: LONG, requests: 1e6, requestsPerSecond: 16666.67, errorRate: 1, p50Ms: 900.5, p99Ms: 12_345.6 }],
       tracing: {
         exporter: 'otlp-grpc',
         endpoint: `http://${'c'.repeat(80)}:4317`,
