@@ -1,15 +1,15 @@
 /**
  * `workers: 2`: GET /requests on the primary's admin lists the requests every worker recorded,
  * newest first, each with its worker; GET /requests/{id} finds a request whichever worker
- * served it; the dry-run reload replays the workers' requests; `admin.recorder: false` turns
- * the endpoints off for the group.
+ * served it; the dry-run reload replays the workers' requests; a worker that does not answer
+ * is named and does not hold the list; `admin.recorder: false` turns the endpoints off.
  */
 import { writeFile } from 'node:fs/promises';
 import t from 'tap';
 import type { ListedRequest, RequestsPage } from '../../src/admin/requests-endpoint';
 import { waitUntil } from '../helpers/wait';
 import { startUpstream } from '../helpers/upstream';
-import { adminJson, fetchOnce, startGroup } from '../helpers/worker-group';
+import { adminJson, fetchOnce, GROUP_WAIT_MS, startGroup, workersOf } from '../helpers/worker-group';
 
 function groupConfig(upstreamUrl: string, recorder = ''): string {
   return `admin: { address: 127.0.0.1:0${recorder} }
@@ -117,6 +117,33 @@ t.test('workers: 2, the flight recorder of the group', async (t) => {
     const preview = JSON.parse(answer.body) as { replay: { total: number; moved: number } };
     t.equal(preview.replay.total, sent.length, 'every recorded request replayed');
     t.equal(preview.replay.moved, sent.filter((_id, n) => n % 5 === 4).length, 'the /api/fail requests move to route rest');
+  });
+
+  await t.test('a worker that does not answer: /requests lists the others and names it, within its bound', async (t) => {
+    const [stopped] = await workersOf(group);
+    const pid = stopped.pid as number;
+    const others = (await list('?limit=1000')).requests.filter((r) => r.worker !== stopped.worker).map((r) => r.requestId);
+    process.kill(pid, 'SIGSTOP');
+    t.teardown(() => {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // Gone already.
+      }
+    });
+    const startedAt = Date.now();
+    const during = await list('?limit=1000');
+    t.ok(Date.now() - startedAt < GROUP_WAIT_MS, 'answered within its bound');
+    t.same(
+      during.requests.map((r) => r.requestId),
+      others,
+      "the other worker's requests, in order",
+    );
+    t.equal(during.unanswered?.length, 1);
+    t.equal(during.unanswered?.[0].worker, stopped.worker, 'the silent worker is named');
+    t.match(during.unanswered?.[0].error, /did not answer within/);
+    process.kill(pid, 'SIGCONT');
+    await waitUntil(async () => (await list()).unanswered === undefined, 'every worker to answer again', GROUP_WAIT_MS);
   });
 
   await t.test('admin.recorder: false turns /requests off for the group', async (t) => {
