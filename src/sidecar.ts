@@ -16,6 +16,7 @@ import { buildStats } from './telemetry/metrics/stats';
 import { readTraffic, TrafficWindow } from './telemetry/metrics/traffic-window';
 import { createConnectHandler } from './listener/connect-handler';
 import { liveStateOf } from './admin/explain-endpoint';
+import { localRequestLog, type RequestLog } from './admin/requests-endpoint';
 import type { LiveStateLookup } from './router/explain';
 import { FlightRecorder } from './telemetry/flight-recorder';
 import { DEFAULT_RECORDER_SETTINGS } from './config/defaults';
@@ -450,8 +451,8 @@ export class Sidecar implements StateHolder, ReloadTarget, AdminControl {
   }
 
   /** GET /requests: this process records its own requests. */
-  get recording(): { readonly holder: StateHolder; readonly recorder: FlightRecorder } {
-    return { holder: this, recorder: this.recorder };
+  get recording(): RequestLog {
+    return localRequestLog(this, this.recorder);
   }
 
   /** GET /stats of this process. */

@@ -1,11 +1,9 @@
 import { DASHBOARD_ROUTES } from '../admin/dashboard/assets';
-import { requestEndpoint, requestsEndpoint } from '../admin/requests-endpoint';
+import { requestEndpoint, requestsEndpoint, type RequestLog } from '../admin/requests-endpoint';
 import { json, text, type AdminHandler, type AdminResponse } from '../admin/server';
 import type { SidecarConfig } from '../config/types';
 import type { ConfigReloader } from '../lifecycle/reloader';
-import type { StateHolder } from '../proxy/state';
 import type { LiveStateLookup } from '../router/explain';
-import type { FlightRecorder } from '../telemetry/flight-recorder';
 
 /** What the admin API reads from the running process: a single sidecar or a worker group's primary. */
 export interface AdminControl {
@@ -18,8 +16,8 @@ export interface AdminControl {
   clustersView(): unknown;
   /** What /explain and a dry-run reload read: the running config, and the live breaker and budget state where it lives in this process (undefined in a worker group's primary). */
   explainSnapshot(): { readonly config: SidecarConfig; readonly live: LiveStateLookup | undefined };
-  /** The flight recorder and the state it is read with; undefined where the workers record their own requests (/requests is then 404). */
-  readonly recording: { readonly holder: StateHolder; readonly recorder: FlightRecorder } | undefined;
+  /** The recorded requests: this process's flight recorder, or every worker's in a worker group. */
+  readonly recording: RequestLog;
 }
 
 /**
@@ -48,9 +46,9 @@ export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
       if (new URL(req.url ?? '/', 'http://admin.invalid').searchParams.get('dryRun') === 'true') {
         // Nothing is applied: the structural diff, and the recent requests replayed on both tables.
         const running = control.explainSnapshot().config;
-        const recorder = running.admin.recorder === undefined ? undefined : control.recording?.recorder;
+        const recent = !control.recording.enabled() ? undefined : (await control.recording.list({})).requests;
         const { previewReload } = require('../admin/reload-preview') as typeof import('../admin/reload-preview');
-        const result = previewReload(running, body, recorder);
+        const result = previewReload(running, body, recent);
         return result.ok ? json(200, result.preview) : json(422, { dryRun: true, valid: false, errors: result.errors });
       }
       const outcome = await control.reloader.reload('admin');
@@ -59,12 +57,9 @@ export function adminRoutes(control: AdminControl): Map<string, AdminHandler> {
     ['GET /stats', async () => json(200, await control.stats())],
     ['GET /clusters', async () => json(200, await control.clustersView())],
     ['GET /explain', (req, body) => explainHandler(control)(req, body)],
+    ['GET /requests', requestsEndpoint(control.recording)],
+    ['GET /requests/*', requestEndpoint(control.recording)],
     ...DASHBOARD_ROUTES,
   ]);
-  const recording = control.recording;
-  if (recording !== undefined) {
-    routes.set('GET /requests', requestsEndpoint(recording.holder, recording.recorder));
-    routes.set('GET /requests/*', requestEndpoint(recording.holder, recording.recorder));
-  }
   return routes;
 }

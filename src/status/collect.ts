@@ -1,11 +1,14 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { BreakerState, ClusterStats, EndpointStats, SidecarStats } from '../telemetry/metrics/stats';
+import type { RecentError } from '../telemetry/recent-errors';
 import type { WorkerStatsView } from '../workers/stats-aggregation';
+import { LAST_ERRORS_SHOWN } from './render';
 
 /**
  * `sidecar status`: what it reads from the admin listener. /stats is required; /clusters
- * (endpoint health and breaker details) enriches the report when the sidecar has it.
+ * (endpoint health and breaker details) and /requests (the flight recorder: what it keeps, and
+ * which of the last errors it has the timeline of) enrich the report when the sidecar has them.
  */
 
 export const DEFAULT_STATUS_TIMEOUT_MS = 5_000;
@@ -27,6 +30,17 @@ export interface ClusterStatus extends Omit<ClusterStats, 'endpoints' | 'breaker
   readonly endpoints: readonly EndpointStatus[];
 }
 
+/** The flight recorder as `sidecar status` shows it. */
+export type RecorderStatus =
+  | { readonly on: false }
+  | {
+      readonly on: true;
+      readonly requests: number;
+      readonly failures: number;
+      /** The request ids, among the last errors shown, whose timeline the recorder still has (GET /requests/{id}). */
+      readonly recordedErrors: readonly string[];
+    };
+
 export interface StatusReport {
   readonly admin: string;
   readonly live: boolean;
@@ -36,6 +50,8 @@ export interface StatusReport {
   readonly clusters: readonly ClusterStatus[];
   /** Whether /clusters answered (it adds breaker and ejection details). */
   readonly clusterDetails: boolean;
+  /** undefined when the sidecar has no /requests. */
+  readonly recorder?: RecorderStatus;
 }
 
 export class StatusError extends Error {}
@@ -52,7 +68,13 @@ export async function collectStatus(adminUrl: string, options: CollectOptions = 
       throw new StatusError(`cannot reach the admin listener at ${base}: ${describeError(error)}`);
     });
 
-  const [live, ready, statsAnswer, clustersAnswer] = await Promise.all([get('/live'), get('/ready'), get('/stats'), get('/clusters')]);
+  const [live, ready, statsAnswer, clustersAnswer, requestsAnswer] = await Promise.all([
+    get('/live'),
+    get('/ready'),
+    get('/stats'),
+    get('/clusters'),
+    get('/requests?limit=1'),
+  ]);
   if (statsAnswer.status === 401) throw new StatusError(`the admin listener at ${base} requires a token: pass --token or set SIDECAR_ADMIN_TOKEN`);
   const stats = statsAnswer.status === 200 ? parseJson(statsAnswer.body) : undefined;
   if (!isRecord(stats) || !Array.isArray(stats.clusters)) {
@@ -61,6 +83,7 @@ export async function collectStatus(adminUrl: string, options: CollectOptions = 
   const details = clustersAnswer.status === 200 ? parseJson(clustersAnswer.body) : undefined;
 
   const { clusters, ...rest } = stats as unknown as SidecarStats;
+  const recorder = await recorderStatus(requestsAnswer, rest.recentErrors.slice(0, LAST_ERRORS_SHOWN), (id) => get(`/requests/${encodeURIComponent(id)}`));
   return {
     admin: base,
     live: live.status === 200,
@@ -68,7 +91,24 @@ export async function collectStatus(adminUrl: string, options: CollectOptions = 
     stats: rest,
     clusters: mergeClusterDetails(clusters, details),
     clusterDetails: details !== undefined,
+    ...(recorder === undefined ? {} : { recorder }),
   };
+}
+
+/** What `GET /requests?limit=1` says of the recorder, and which shown errors it has (one GET /requests/{id} each). */
+async function recorderStatus(
+  answer: AdminAnswer,
+  shownErrors: readonly RecentError[],
+  getRecord: (requestId: string) => Promise<AdminAnswer>,
+): Promise<RecorderStatus | undefined> {
+  const body = parseJson(answer.body);
+  if (answer.status === 404 && isRecord(body) && body.error === 'RECORDER_OFF') return { on: false };
+  if (answer.status !== 200 || !isRecord(body) || !isRecord(body.kept)) return undefined;
+  const { requests, failures } = body.kept;
+  if (typeof requests !== 'number' || typeof failures !== 'number') return undefined;
+  const ids = [...new Set(shownErrors.map((e) => e.requestId).filter((id): id is string => id !== undefined && id !== ''))];
+  const found = await Promise.all(ids.map(async (id) => ((await getRecord(id)).status === 200 ? id : undefined)));
+  return { on: true, requests, failures, recordedErrors: found.filter((id): id is string => id !== undefined) };
 }
 
 interface AdminAnswer {

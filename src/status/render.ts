@@ -40,6 +40,13 @@ export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_
     out.push(field('', `sampler ${tracing.sampler ?? '-'}; spans: ${tracing.spans.exported} exported, ${dropped} dropped`));
   }
 
+  const recorder = report.recorder;
+  if (recorder !== undefined && !recorder.on) out.push(field('recorder', 'off (admin.recorder: false)'));
+  if (recorder?.on === true) {
+    out.push(field('recorder', `${recorder.requests} recent requests kept, and ${recorder.failures} that ended in a 5xx or an error`));
+    if (recorder.failures > 0) out.push(field('', `${report.admin}/requests?status=5xx`));
+  }
+
   if (s.workers !== undefined) {
     const ready = s.workers.filter((w) => w.ready).length;
     const restarts = s.workers.reduce((n, w) => n + w.restarts, 0);
@@ -68,7 +75,8 @@ export function renderStatus(report: StatusReport, width: number = STATUS_WIDTH_
   const shown = s.recentErrors.slice(0, LAST_ERRORS_SHOWN);
   out.push('', `LAST ERRORS (${shown.length} shown, ${s.errorsTotal} since start)`);
   if (shown.length === 0) out.push('  (none)');
-  for (const error of shown) out.push(...renderError(error, width));
+  const recorded = new Set(recorder?.on === true ? recorder.recordedErrors : []);
+  for (const error of shown) out.push(...renderError(error, width, error.requestId !== undefined && recorded.has(error.requestId) ? report.admin : undefined));
 
   return out.flatMap((line) => line.split('\n')).map((line) => fit(line, width)).join('\n') + '\n';
 }
@@ -109,8 +117,12 @@ function routeRow(route: RouteTraffic): string[] {
  *       GET /orders/42
  *       request d9970e76-ec6b-4421-9fec-d8823388e5dc
  *       trace a8341ad9a0e096b335a04d3b5c0e1f2a
+ *       http://127.0.0.1:9901/requests/d9970e76-ec6b-4421-9fec-d8823388e5dc
+ *
+ * The last line, the request's timeline in the flight recorder, when `recorderAt` (the admin
+ * URL) is given: the recorder has it.
  */
-function renderError(error: RecentError, width: number): string[] {
+function renderError(error: RecentError, width: number, recorderAt: string | undefined): string[] {
   const route = error.listener === undefined ? '' : `${error.listener}/${error.route ?? '(no route)'}${error.cluster ? ` → ${error.cluster}` : ''}`;
   const lines = [`  ${formatTime(error.time).slice(5)}  ${error.code}${error.status ? ` ${error.status}` : ''}  ${route}`];
   if (error.method !== undefined && error.path !== undefined) lines.push(`      ${error.method} ${error.path}`);
@@ -121,6 +133,11 @@ function renderError(error: RecentError, width: number): string[] {
     for (const id of ids) lines.push(`      ${id}`);
   }
   if (error.message) for (const line of error.message.split('\n')) lines.push(...wrap(line, width, '      '));
+  if (recorderAt !== undefined && error.requestId !== undefined) {
+    // A URL cut to the width would be a wrong one.
+    const timeline = `      ${recorderAt}/requests/${encodeURIComponent(error.requestId)}`;
+    lines.push(timeline.length <= width ? timeline : '      its timeline: GET /requests/{request id} on the admin listener');
+  }
   return lines;
 }
 

@@ -23,10 +23,13 @@ import { DrainSequence, type DrainReport, type DrainStages } from '../runtime/dr
 import type { Logger } from '../telemetry/logger';
 import { DEFAULT_RECENT_ERRORS_KEPT, RecentErrors } from '../telemetry/recent-errors';
 import type { ClusterView } from '../upstream/cluster';
+import type { RequestLog, RequestsPage } from '../admin/requests-endpoint';
+import type { RequestRecord } from '../telemetry/flight-recorder';
 import { GroupMetrics, type MetricsJson, type WorkerMetricsAnswer } from './metrics-aggregation';
 import type { ApplyAnswer, WorkerQuery } from './protocol';
+import { mergeRequestPages, newestRecord, type WorkerRequestsAnswer } from './requests-aggregation';
 import { mergeStats, type GroupStats } from './stats-aggregation';
-import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnswer } from './supervisor';
+import { WORKER_DRAIN_EXTRA_MS, WorkerSupervisor, type SlotView, type WorkerAnswer, type WorkerRequest } from './supervisor';
 
 /** Bound on a worker's answer to an admin query (/metrics, /stats, /clusters, /config). */
 export const ADMIN_WORKER_ANSWER_TIMEOUT_MS = 3_000;
@@ -277,15 +280,7 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
 
   /** Asks every slot; a slot with no process, or a worker that does not answer in time, gets an error naming it. */
   private ask<T>(query: WorkerQuery): Promise<Array<{ slot: SlotView; answer: WorkerAnswer<T> }>> {
-    return Promise.all(
-      this.supervisor.views().map(async (slot) => ({
-        slot,
-        answer:
-          slot.pid === null
-            ? ({ ok: false, error: `worker ${slot.worker} is ${slot.state === 'down' ? 'down (restarting)' : slot.state}` } as const)
-            : await this.supervisor.request<T>(slot.worker, { kind: 'query', query }, ADMIN_WORKER_ANSWER_TIMEOUT_MS),
-      })),
-    );
+    return Promise.all(this.supervisor.views().map(async (slot) => ({ slot, answer: await this.askSlot<T>(slot, { kind: 'query', query }) })));
   }
 
   /** GET /explain: the breakers and budgets live in the workers, so explained from the config alone. */
@@ -293,8 +288,30 @@ export class WorkerGroup implements ReloadTarget, AdminControl {
     return { config: this.current, live: undefined };
   }
 
-  /** Each worker records its own requests: the primary has no /requests. */
-  readonly recording = undefined;
+  /** GET /requests: each worker records the requests it serves; the primary merges what they answer. */
+  readonly recording: RequestLog = {
+    enabled: () => this.current.admin.recorder !== undefined,
+    list: async (filter) => {
+      const answers = await Promise.all(
+        this.supervisor.views().map(async (slot): Promise<WorkerRequestsAnswer> => {
+          const answer = await this.askSlot<RequestsPage>(slot, { kind: 'requests', filter });
+          return answer.ok ? { worker: slot.worker, pid: slot.pid, page: answer.value } : { worker: slot.worker, pid: slot.pid, page: undefined, error: answer.error };
+        }),
+      );
+      return mergeRequestPages(answers, filter.limit);
+    },
+    get: async (requestId) => {
+      const answers = await Promise.all(
+        this.supervisor.views().map(async (slot) => ({ worker: slot.worker, answer: await this.askSlot<RequestRecord | null>(slot, { kind: 'request', requestId }) })),
+      );
+      return newestRecord(answers.flatMap(({ worker, answer }) => (answer.ok ? [{ worker, record: answer.value }] : [])));
+    },
+  };
+
+  private askSlot<T>(slot: SlotView, message: WorkerRequest): Promise<WorkerAnswer<T>> {
+    if (slot.pid === null) return Promise.resolve({ ok: false, error: `worker ${slot.worker} is ${slot.state === 'down' ? 'down (restarting)' : slot.state}` });
+    return this.supervisor.request<T>(slot.worker, message, ADMIN_WORKER_ANSWER_TIMEOUT_MS);
+  }
 
   async metricsAnswer(): Promise<AdminResponse> {
     const answers = await this.ask<MetricsJson>('metrics');

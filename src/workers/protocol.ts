@@ -1,5 +1,6 @@
 import type { ConfigError } from '../config/load';
 import type { SidecarConfig } from '../config/types';
+import type { RecordFilter } from '../telemetry/flight-recorder';
 
 /**
  * Messages between the primary and its workers over the node:cluster IPC channel. The
@@ -20,6 +21,10 @@ export type PrimaryMessage =
   /** A validated config to apply (Sidecar#applyConfig); answered with an ApplyAnswer. */
   | { readonly kind: 'apply'; readonly id: number; readonly config: SidecarConfig }
   | { readonly kind: 'query'; readonly id: number; readonly query: WorkerQuery }
+  /** GET /requests: the worker's recorded requests (a RequestsPage), most recent first. */
+  | { readonly kind: 'requests'; readonly id: number; readonly filter: RecordFilter }
+  /** GET /requests/{id}: the worker's record of that request (a RequestRecord), or null. */
+  | { readonly kind: 'request'; readonly id: number; readonly requestId: string }
   /** Stop accepting and finish the requests in flight within `timeoutMs`, then exit 0. */
   | { readonly kind: 'drain'; readonly timeoutMs: number };
 
@@ -42,7 +47,7 @@ export type WorkerMessage =
   | { readonly kind: 'answer-error'; readonly id: number; readonly error: string }
   | { readonly kind: 'drained'; readonly cutConnections: number; readonly durationMs: number };
 
-const PRIMARY_KINDS = new Set(['start', 'apply', 'query', 'drain']);
+const PRIMARY_KINDS = new Set(['start', 'apply', 'query', 'requests', 'request', 'drain']);
 const WORKER_KINDS = new Set(['hello', 'ready', 'start-failed', 'answer', 'answer-error', 'drained']);
 
 /** Other modules may use the same channel (prom-client's cluster support does): only ours are read. */

@@ -8,8 +8,9 @@ import type { TracingDescription } from '../telemetry/tracing';
  * (so `sidecar status` reads it unchanged), plus a `workers` list. Counts and rates are summed;
  * error rates are weighted by the traffic they are a share of; a cluster's breaker is the worst
  * state any worker's breaker is in (each worker has its own breaker), and an endpoint is
- * healthy only when every worker sees it healthy. A route's p99 is the highest worker p99:
- * an upper bound of the group's p99 (exact quantiles need the histograms, which /metrics has).
+ * healthy only when every worker sees it healthy. A route's p50 and p99 are the highest of the
+ * workers': upper bounds of the group's (if every worker has 99 % of its requests under its own
+ * p99, the group has 99 % under the highest; exact quantiles need the histograms, which /metrics has).
  */
 
 /** What the primary knows of a worker slot, whether or not the worker answered. */
@@ -152,7 +153,10 @@ export function mergeRoutes(lists: readonly (readonly RouteTraffic[])[]): RouteT
     }
   }
   const routes = [...byKey.values()].map((parts): RouteTraffic => {
-    const p99s = parts.map((r) => r.p99Ms).filter((p): p is number => p !== null);
+    const highest = (values: ReadonlyArray<number | null>): number | null => {
+      const known = values.filter((p): p is number => p !== null);
+      return known.length === 0 ? null : Math.max(...known);
+    };
     return {
       listener: parts[0].listener,
       route: parts[0].route,
@@ -160,7 +164,8 @@ export function mergeRoutes(lists: readonly (readonly RouteTraffic[])[]): RouteT
       requests: sum(parts.map((r) => r.requests)),
       requestsPerSecond: round(sum(parts.map((r) => r.requestsPerSecond)), 2),
       errorRate: weightedRate(parts.map((r) => [r.errorRate, r.requests])),
-      p99Ms: p99s.length === 0 ? null : Math.max(...p99s),
+      p50Ms: highest(parts.map((r) => r.p50Ms)),
+      p99Ms: highest(parts.map((r) => r.p99Ms)),
     };
   });
   return routes.sort((a, b) => b.requests - a.requests || a.route.localeCompare(b.route));

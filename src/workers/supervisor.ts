@@ -169,7 +169,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Asks one worker; the answer is its value, or why there is none (gone, no answer within `timeoutMs`, its error). */
-  request<T>(worker: number, message: DistributiveOmit<Extract<PrimaryMessage, { id: number }>, 'id'>, timeoutMs: number): Promise<WorkerAnswer<T>> {
+  request<T>(worker: number, message: WorkerRequest, timeoutMs: number): Promise<WorkerAnswer<T>> {
     const slot = this.slots[worker - 1];
     const target = slot?.worker;
     if (target === undefined || !target.isConnected()) return Promise.resolve({ ok: false, error: `worker ${worker} is not running` });
@@ -365,6 +365,9 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
 }
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/** A message that expects an answer, before the supervisor gives it its id. */
+export type WorkerRequest = DistributiveOmit<Extract<PrimaryMessage, { id: number }>, 'id'>;
 
 function view(slot: Slot): SlotView {
   return {

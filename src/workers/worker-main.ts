@@ -85,6 +85,12 @@ async function answerQuery(query: WorkerQuery): Promise<unknown> {
   }
 }
 
+async function answerRecorder(message: Extract<PrimaryMessage, { kind: 'requests' | 'request' }>): Promise<unknown> {
+  if (sidecar === undefined) throw new Error('the worker is still starting');
+  if (message.kind === 'requests') return sidecar.recording.list(message.filter);
+  return (await sidecar.recording.get(message.requestId)) ?? null;
+}
+
 async function drain(timeoutMs: number): Promise<void> {
   if (draining) return;
   draining = true;
@@ -107,6 +113,13 @@ function handle(message: PrimaryMessage, log: Logger): void {
       return;
     case 'query':
       void answerQuery(message.query).then(
+        (value) => send({ kind: 'answer', id: message.id, value }),
+        (error: unknown) => send({ kind: 'answer-error', id: message.id, error: error instanceof Error ? error.message : String(error) }),
+      );
+      return;
+    case 'requests':
+    case 'request':
+      void answerRecorder(message).then(
         (value) => send({ kind: 'answer', id: message.id, value }),
         (error: unknown) => send({ kind: 'answer-error', id: message.id, error: error instanceof Error ? error.message : String(error) }),
       );

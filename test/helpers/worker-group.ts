@@ -111,9 +111,10 @@ export interface Answer {
  * One request on a connection of its own (no keep-alive): with node:cluster, connections are
  * what is spread over the workers.
  */
-export function fetchOnce(url: string, init: { method?: string; timeoutMs?: number } = {}): Promise<Answer> {
+export function fetchOnce(url: string, init: { method?: string; timeoutMs?: number; headers?: Readonly<Record<string, string>>; body?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: init.method ?? 'GET', agent: false, headers: { connection: 'close' }, timeout: init.timeoutMs ?? GROUP_WAIT_MS }, (res) => {
+    const headers = { ...init.headers, connection: 'close' };
+    const req = http.request(url, { method: init.method ?? 'GET', agent: false, headers, timeout: init.timeoutMs ?? GROUP_WAIT_MS }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -122,7 +123,7 @@ export function fetchOnce(url: string, init: { method?: string; timeoutMs?: numb
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${init.timeoutMs ?? GROUP_WAIT_MS}ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(init.body);
   });
 }
 

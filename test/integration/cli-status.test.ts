@@ -83,6 +83,24 @@ t.test('sidecar status prints every section, fitting 80 columns', async (t) => {
   t.match(out, /^ +GET \/orders\/42$/m, 'the path, without its query string');
   t.notMatch(out, /secret/, 'the query string never shows');
   t.match(out, new RegExp(`request ${requestId}`), 'the request id to look for in the logs');
+
+  t.match(out, /^recorder 14 recent requests kept, and 2 that ended in a 5xx or an error$/m, 'what the flight recorder keeps');
+  t.match(out, new RegExp(`^ {9}${proxy.adminUrl.replace(/\./g, '\\.')}/requests\\?status=5xx$`, 'm'), 'where its 5xx are');
+  const timeline = new RegExp(`^ {6}(${proxy.adminUrl.replace(/\./g, '\\.')}/requests/${requestId})$`, 'm').exec(out);
+  t.ok(timeline !== null, "the failed request's timeline in the recorder");
+  const answer = await request(timeline?.[1] ?? proxy.adminUrl);
+  t.equal(answer.statusCode, 200, 'the URL shown answers');
+  t.equal(((await answer.body.json()) as { requestId: string }).requestId, requestId);
+});
+
+t.test('sidecar status with the recorder off says so', async (t) => {
+  const { proxy } = await startTraffic(t, ', recorder: false');
+  await (await request(`${proxy.url()}/orders/1`)).body.text();
+  const result = await sidecarCli('status', '--admin', proxy.adminUrl);
+  t.equal(result.code, 0);
+  t.match(result.stdout, /^recorder off \(admin\.recorder: false\)$/m);
+  t.notMatch(result.stdout, /\/requests/, 'no link to the recorder');
+  t.match(result.stdout, /UPSTREAM_CONNECT_FAILURE/, 'the last errors are still listed');
 });
 
 t.test('sidecar status --json is the same report for scripts', async (t) => {

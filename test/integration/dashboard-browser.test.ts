@@ -92,6 +92,58 @@ t.test('the dashboard loads without a console error, shows routes and clusters, 
   t.same(problems, [], 'no console error');
 });
 
+t.test('per route, the charts draw requests/s and 5xx share, and the p50 and p99 latency, with the last values in words', async (t) => {
+  // 30 ms for the app's answer: the route's p50 and p99 are in the 25-50 ms bucket.
+  const app = await startUpstream((_req, res) => {
+    setTimeout(() => res.end('ok'), 30);
+  });
+  const proxy = await startSidecar(config(app.url));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  for (let i = 0; i < 8; i++) await (await request(`${proxy.url()}/api/slow-${i}`)).body.dump();
+  const stats = (await (await request(`${proxy.adminUrl}/stats`)).body.json()) as { routes: Array<{ route: string; p50Ms: number; p99Ms: number }> };
+  const api = stats.routes.find((r) => r.route === 'api');
+  t.ok(api !== undefined && api.p50Ms >= 25 && api.p50Ms <= 50, `/stats has the route's p50 (${api?.p50Ms} ms)`);
+  t.ok(api !== undefined && api.p99Ms >= api.p50Ms, 'p99 is not below p50');
+  const { page, problems } = await launch(t);
+  await page.goto(`${proxy.adminUrl}/`);
+
+  const figure = 'figure[data-route="ingress/api"]';
+  await page.waitForSelector(`${figure} [data-chart="latency"] canvas`);
+  t.same(await page.$$eval('#charts figure', (boxes) => boxes.map((b) => b.getAttribute('data-route'))), ['ingress/api'], 'a figure for the route with traffic only');
+  t.same(await page.$$eval(`${figure} [data-chart]`, (plots) => plots.map((p) => p.getAttribute('data-chart'))), ['traffic', 'latency'], 'traffic and latency, side by side');
+  const labels = await page.$$eval(`${figure} [data-chart="latency"] .u-legend .u-label`, (cells) => cells.map((c) => c.textContent));
+  t.ok(labels.includes('p50 ms') && labels.includes('p99 ms'), `the latency chart's legend names p50 and p99 (${labels.join(', ')})`);
+  const trafficLabels = await page.$$eval(`${figure} [data-chart="traffic"] .u-legend .u-label`, (cells) => cells.map((c) => c.textContent));
+  t.ok(trafficLabels.includes('req/s') && trafficLabels.includes('5xx %'), `the traffic chart's legend (${trafficLabels.join(', ')})`);
+
+  // The p50 line is drawn: the latency canvas holds pixels of its colour (#0b6b2b); the
+  // traffic canvas, drawn in other colours, holds none (the count does not see axes or grid).
+  const p50Pixels = (chart: string): string => `(() => {
+    const canvas = document.querySelector(${JSON.stringify(`${figure} [data-chart="${chart}"] canvas`)});
+    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let count = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      if (pixels[i + 3] > 200 && Math.abs(pixels[i] - 0x0b) < 40 && Math.abs(pixels[i + 1] - 0x6b) < 40 && Math.abs(pixels[i + 2] - 0x2b) < 40) count++;
+    }
+    return count;
+  })()`;
+  await page.waitForFunction(`${p50Pixels('latency')} > 20`, undefined, { timeout: 5000 });
+  t.ok(((await page.evaluate(p50Pixels('latency'))) as number) > 20, 'the p50 line is drawn');
+  t.equal(await page.evaluate(p50Pixels('traffic')), 0, 'not in the traffic chart');
+
+  const caption = (await page.textContent(`${figure} figcaption`)) ?? '';
+  const p50 = /p50 ([\d.]+) ms/.exec(caption);
+  t.ok(p50 !== null, `the caption states p50 (${caption})`);
+  t.equal(Number(p50?.[1]), Math.round(api?.p50Ms ?? -1), "the caption's p50 is the route's p50 in /stats");
+  t.match(caption, /p99 [\d.]+ ms/);
+  t.match(caption, /0% 5xx/);
+  t.match(await page.textContent('#routes tbody tr[data-route="api"]'), new RegExp(`${Math.round(api?.p50Ms ?? -1)} ms`), 'the routes table has the p50 too');
+  t.same(problems, [], 'no console error');
+});
+
 t.test('with admin.token the page shows nothing until the token is given', async (t) => {
   const app = await startUpstream((_req, res) => res.end('ok'));
   const proxy = await startSidecar(config(app.url, ', token: s3cret-token'));

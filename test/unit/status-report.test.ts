@@ -48,7 +48,7 @@ function report(): StatusReport {
       },
       listeners: [{ name: `listener-${'n'.repeat(80)}`, address: '[2001:db8::1]:8443', proto: 'https', mtls: true, routes: 300, connections: 10_000 }],
       trafficWindowSeconds: 60,
-      routes: [{ listener: 'ingress', route: `route-${'r'.repeat(80)}`, cluster: LONG, requests: 1e6, requestsPerSecond: 16666.67, errorRate: 1, p99Ms: 12_345.6 }],
+      routes: [{ listener: 'ingress', route: `route-${'r'.repeat(80)}`, cluster: LONG, requests: 1e6, requestsPerSecond: 16666.67, errorRate: 1, p50Ms: 900.5, p99Ms: 12_345.6 }],
       tracing: {
         exporter: 'otlp-grpc',
         endpoint: `http://${'c'.repeat(80)}:4317`,
@@ -137,6 +137,25 @@ t.test('an endpoint nothing has checked is unknown, not healthy; reloads say whe
   t.notMatch(text, /healthy  in flight/);
   t.notMatch(text, /failure/i, 'the screen uses "failure" for nothing');
   t.match(text, /^reloads +none since start$/m);
+});
+
+t.test('the flight recorder: what it keeps, where the 5xx are, and each last error it has the timeline of', async (t) => {
+  const base = report();
+  const shortId = 'd9970e76-ec6b-4421-9fec-d8823388e5dc';
+  const errors = [{ ...base.stats.recentErrors[0], requestId: shortId, method: 'GET', path: '/orders/42' }, ...base.stats.recentErrors];
+  const on = renderStatus({ ...base, stats: { ...base.stats, recentErrors: errors }, recorder: { on: true, requests: 1000, failures: 12, recordedErrors: [shortId, 'x'.repeat(128)] } });
+  t.match(on, /^recorder 1000 recent requests kept, and 12 that ended in a 5xx or an error\n {9}http:\/\/127\.0\.0\.1:9901\/requests\?status=5xx$/m);
+  t.match(on, new RegExp(`request ${shortId}.*\\n.*\\n {6}http://127\\.0\\.0\\.1:9901/requests/${shortId}$`, 'm'), 'the timeline of a recorded error, under its ids');
+  t.match(on, /^ {6}its timeline: GET \/requests\/\{request id\} on the admin listener$/m, 'a URL too long for the screen is not cut');
+  t.same(on.trimEnd().split('\n').filter((line) => line.length > 80), [], 'every line fits');
+  t.equal(on.match(/9901\/requests\//g)?.length, 1, 'one timeline URL: the other long id gets the hint');
+
+  const notRecorded = renderStatus({ ...base, stats: { ...base.stats, recentErrors: errors }, recorder: { on: true, requests: 3, failures: 0, recordedErrors: [] } });
+  t.notMatch(notRecorded, /\/requests/, 'no link to a timeline the recorder does not have, nor to an empty list of 5xx');
+  t.match(notRecorded, /^recorder 3 recent requests kept, and 0 that ended/m);
+
+  t.match(renderStatus({ ...base, recorder: { on: false } }), /^recorder off \(admin\.recorder: false\)$/m);
+  t.notMatch(renderStatus(base), /recorder/, 'a sidecar without /requests: no line');
 });
 
 t.test('wrap', async (t) => {

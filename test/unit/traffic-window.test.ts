@@ -13,7 +13,7 @@ t.test('histogramQuantile interpolates inside the bucket, as Prometheus does', a
   t.equal(histogramQuantile(0.99, bounds, [0, 0, 0, 0]), null, 'no observation');
 });
 
-t.test('readTraffic and compareTraffic give rates, error rates and p99 per route, and cluster error rates', async (t) => {
+t.test('readTraffic and compareTraffic give rates, error rates, p50 and p99 per route, and cluster error rates', async (t) => {
   const metrics = new Metrics({ processMetrics: false });
   const before = await readTraffic(metrics);
   for (let i = 0; i < 98; i++) {
@@ -40,6 +40,7 @@ t.test('readTraffic and compareTraffic give rates, error rates and p99 per route
   t.equal(api.requestsPerSecond, 10);
   t.equal(api.errorRate, 0.02);
   t.ok(api.p99Ms !== null && api.p99Ms > 250 && api.p99Ms <= 500, `p99 ${api.p99Ms}ms is in the 250-500ms bucket`);
+  t.ok(api.p50Ms !== null && api.p50Ms > 1 && api.p50Ms <= 2.5, `p50 ${api.p50Ms}ms is in the 1-2.5ms bucket`);
   t.equal(noRoute.route, '');
   t.equal(noRoute.errorRate, 0, '404 is not an error');
   t.same(report.clusters.get('app'), { attempts: 100, attemptsPerSecond: 10, errorRate: 0.02 });

@@ -25,7 +25,7 @@ function workerStats(clusterStats: ClusterStats, requests: number, p99Ms: number
     listeners: [{ name: 'main', address: '127.0.0.1:8080', proto: 'http', mtls: false, routes: 2, connections: 3 }],
     clusters: [clusterStats],
     trafficWindowSeconds: 60,
-    routes: [{ listener: 'main', route: 'api', cluster: 'app', requests, requestsPerSecond: requests / 60, errorRate: 0.5, p99Ms }],
+    routes: [{ listener: 'main', route: 'api', cluster: 'app', requests, requestsPerSecond: requests / 60, errorRate: 0.5, p50Ms: p99Ms / 4, p99Ms }],
     tracing: { exporter: 'none', endpoint: null, serviceName: null, sampler: null, propagators: [], responseHeader: false, spans: { exported: 1, droppedQueueFull: 0, droppedExportFailed: 0 }, sources: {} },
     recentErrors: errors,
     errorsTotal: errors.length,
@@ -65,6 +65,7 @@ t.test('/stats of a group: sums, weighted rates, the worst breaker, the workers'
   t.same(app.endpoints[0].connections, { busy: 2, idle: 4 });
   t.equal(merged.routes[0].requests, 40);
   t.equal(merged.routes[0].p99Ms, 40, 'the highest p99');
+  t.equal(merged.routes[0].p50Ms, 10, 'the highest p50');
   t.equal(merged.tracing.spans.exported, 2);
   t.same(
     merged.recentErrors.map((e) => [e.code, e.worker]),

@@ -30,7 +30,9 @@ export const DASHBOARD_HTML = `<!doctype html>
   .state-half-open, .warn { color: var(--warn); font-weight: 600; }
   .state-closed, .good { color: var(--good); }
   .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(18rem, 1fr)); gap: 1rem; }
+  .chart { margin: 0; }
   .chart h3 { font-size: .95rem; margin: .25rem 0; }
+  .chart figcaption { color: var(--muted); font-size: .9rem; }
   code { font-size: .9em; }
   a { color: #0645ad; }
   a:focus, button:focus, input:focus { outline: 3px solid #1a5fb4; outline-offset: 2px; }
@@ -53,7 +55,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </form>
 <main id="dashboard" hidden>
   <section aria-labelledby="h-routes"><h2 id="h-routes">Listeners and routes</h2><div class="scroll"><table id="routes">
-    <thead><tr><th scope="col">Listener</th><th scope="col">Route</th><th scope="col">Match</th><th scope="col">Action</th><th scope="col">Policies</th><th scope="col">req/s</th><th scope="col">5xx</th><th scope="col">p99</th></tr></thead><tbody></tbody></table></div></section>
+    <thead><tr><th scope="col">Listener</th><th scope="col">Route</th><th scope="col">Match</th><th scope="col">Action</th><th scope="col">Policies</th><th scope="col">req/s</th><th scope="col">5xx</th><th scope="col">p50</th><th scope="col">p99</th></tr></thead><tbody></tbody></table></div></section>
   <section aria-labelledby="h-clusters"><h2 id="h-clusters">Clusters</h2><div class="scroll"><table id="clusters">
     <thead><tr><th scope="col">Cluster</th><th scope="col">Circuit breaker</th><th scope="col">In flight</th><th scope="col">Retry budget</th><th scope="col">Endpoints</th></tr></thead><tbody></tbody></table></div></section>
   <section aria-labelledby="h-charts"><h2 id="h-charts">Per route, last minutes</h2><div id="charts" class="charts"></div></section>
@@ -71,6 +73,7 @@ const series = new Map();
 const charts = new Map();
 const $ = (id) => document.getElementById(id);
 
+function formatMs(ms) { return ms === null || ms === undefined ? "–" : (ms < 10 ? ms.toFixed(1) : ms.toFixed(0)) + " ms"; }
 function text(value) { return value === null || value === undefined ? "" : String(value); }
 function cell(row, value, className) { const td = row.insertCell(); td.textContent = text(value); if (className) td.className = className; return td; }
 
@@ -135,7 +138,8 @@ function renderRoutes(config, stats) {
       const t = traffic.get(listener.name + "/" + route.name);
       cell(row, t ? t.requestsPerSecond.toFixed(1) : "0");
       cell(row, t && t.errorRate !== null ? (t.errorRate * 100).toFixed(0) + "%" : "–", t && t.errorRate > 0 ? "bad" : "");
-      cell(row, t && t.p99Ms !== null ? t.p99Ms.toFixed(0) + " ms" : "–");
+      cell(row, formatMs(t && t.p50Ms));
+      cell(row, formatMs(t && t.p99Ms));
     }
   }
 }
@@ -195,24 +199,38 @@ function renderReloads(config, stats) {
     " · " + counts.success + " succeeded, " + counts.failure + " failed";
 }
 
-function chartFor(key) {
-  let chart = charts.get(key);
-  if (chart) return chart;
+/**
+ * Per route, two small charts over the last HISTORY_POINTS seconds: traffic (requests/s, 5xx
+ * share) and latency (p50, p99). The caption states the last values in words: a canvas is not
+ * read by a screen reader.
+ */
+const TRAFFIC_SERIES = [{}, { label: "req/s", stroke: "#1a5fb4" }, { label: "5xx %", stroke: "#a4000f", scale: "pct" }];
+const LATENCY_SERIES = [{}, { label: "p50 ms", stroke: "#0b6b2b" }, { label: "p99 ms", stroke: "#7a4b00" }];
+
+function chartsFor(key) {
+  let entry = charts.get(key);
+  if (entry) return entry;
   const box = document.createElement("figure");
   box.className = "chart";
+  box.dataset.route = key;
   const title = document.createElement("h3");
   title.textContent = key;
   box.appendChild(title);
   $("charts").appendChild(box);
   const width = Math.max(260, Math.min(420, box.clientWidth || 320));
-  chart = new uPlot({
-    width, height: 160,
-    scales: { x: { time: true }, pct: { range: [0, 100] } },
-    series: [{}, { label: "req/s", stroke: "#1a5fb4" }, { label: "5xx %", stroke: "#a4000f", scale: "pct" }, { label: "p99 ms", stroke: "#7a4b00" }],
-    axes: [{}, {}, { scale: "pct", side: 1 }],
-  }, [[], [], [], []], box);
-  charts.set(key, chart);
-  return chart;
+  const plot = (kind, options, columns) => {
+    const holder = document.createElement("div");
+    holder.dataset.chart = kind;
+    box.appendChild(holder);
+    return new uPlot(Object.assign({ width, height: 140, title: kind === "traffic" ? "requests/s and 5xx share" : "latency p50 and p99" }, options), columns, holder);
+  };
+  const traffic = plot("traffic", { scales: { x: { time: true }, pct: { range: [0, 100] } }, series: TRAFFIC_SERIES, axes: [{}, {}, { scale: "pct", side: 1 }] }, [[], [], []]);
+  const latency = plot("latency", { scales: { x: { time: true } }, series: LATENCY_SERIES, axes: [{}, { label: "ms" }] }, [[], [], []]);
+  const caption = document.createElement("figcaption");
+  box.appendChild(caption);
+  entry = { traffic, latency, caption };
+  charts.set(key, entry);
+  return entry;
 }
 
 function recordSeries(stats) {
@@ -221,10 +239,13 @@ function recordSeries(stats) {
     if (!r.route) continue;
     const key = r.listener + "/" + r.route;
     let s = series.get(key);
-    if (!s) { s = [[], [], [], []]; series.set(key, s); }
-    s[0].push(now); s[1].push(r.requestsPerSecond); s[2].push(r.errorRate === null ? null : r.errorRate * 100); s[3].push(r.p99Ms);
+    if (!s) { s = [[], [], [], [], []]; series.set(key, s); }
+    s[0].push(now); s[1].push(r.requestsPerSecond); s[2].push(r.errorRate === null ? null : r.errorRate * 100); s[3].push(r.p50Ms); s[4].push(r.p99Ms);
     if (s[0].length > HISTORY_POINTS) for (const column of s) column.shift();
-    chartFor(key).setData(s);
+    const entry = chartsFor(key);
+    entry.traffic.setData([s[0], s[1], s[2]]);
+    entry.latency.setData([s[0], s[3], s[4]]);
+    entry.caption.textContent = r.requestsPerSecond.toFixed(1) + " req/s · " + (r.errorRate === null ? "–" : (r.errorRate * 100).toFixed(0) + "%") + " 5xx · p50 " + formatMs(r.p50Ms) + " · p99 " + formatMs(r.p99Ms);
   }
 }
 

@@ -148,6 +148,7 @@ export async function buildStats(source: StatsSource): Promise<SidecarStats> {
       ...r,
       requestsPerSecond: round(r.requestsPerSecond, 2),
       errorRate: r.errorRate === null ? null : round(r.errorRate, 4),
+      p50Ms: r.p50Ms === null ? null : round(r.p50Ms, 3),
       p99Ms: r.p99Ms === null ? null : round(r.p99Ms, 3),
     })),
     tracing: source.tracing.describe(),

@@ -1,7 +1,7 @@
 import { LATENCY_BUCKETS_SECONDS, type Metrics } from './metrics';
 
 /**
- * Recent traffic for /stats and `sidecar status`: request rate, error rate and p99 per route,
+ * Recent traffic for /stats and `sidecar status`: request rate, error rate, p50 and p99 per route,
  * and attempt rate and error rate per cluster, over roughly the last minute. It is computed
  * from the Prometheus counters and histograms the request path already updates, by keeping a
  * few snapshots of them (one every interval): the request path pays nothing for it.
@@ -43,6 +43,8 @@ export interface RouteTraffic {
   readonly requestsPerSecond: number;
   /** Share of 5xx responses, 0..1; null without requests. */
   readonly errorRate: number | null;
+  /** The median, from the latency histogram (Prometheus histogram_quantile); null without requests. */
+  readonly p50Ms: number | null;
   /** From the latency histogram (Prometheus histogram_quantile); null without requests. */
   readonly p99Ms: number | null;
 }
@@ -119,6 +121,7 @@ export function compareTraffic(older: TrafficSnapshot, newer: TrafficSnapshot): 
     if (requests === 0) continue;
     const errors = Math.max(now.errors - (before?.errors ?? 0), 0);
     const buckets = now.buckets.map((count, i) => Math.max(count - (before?.buckets[i] ?? 0), 0));
+    const p50 = histogramQuantile(0.5, LATENCY_BUCKETS_SECONDS, buckets);
     const p99 = histogramQuantile(0.99, LATENCY_BUCKETS_SECONDS, buckets);
     routes.push({
       listener: now.listener,
@@ -127,6 +130,7 @@ export function compareTraffic(older: TrafficSnapshot, newer: TrafficSnapshot): 
       requests,
       requestsPerSecond: requests / seconds,
       errorRate: errors / requests,
+      p50Ms: p50 === null ? null : p50 * 1000,
       p99Ms: p99 === null ? null : p99 * 1000,
     });
   }
