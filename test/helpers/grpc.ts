@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -104,5 +105,64 @@ export function unary(
       // The callback runs before 'status'.
       setImmediate(() => resolve({ reply, error, headers, status }));
     });
+  });
+}
+
+export interface CountingGrpcApp extends GrpcApp {
+  /** TCP connections the app accepted so far. */
+  readonly connections: () => number;
+}
+
+/**
+ * A grpc-js server fed by a net.Server of its own (grpc-js's connection injector), so a test
+ * can count the connections the app accepts. `serverOptions` are grpc-js's (e.g.
+ * `grpc.max_concurrent_streams`).
+ */
+export async function startCountingGrpcApp(handlers: EchoHandlers, serverOptions: grpc.ServerOptions = {}): Promise<CountingGrpcApp> {
+  const server = new grpc.Server(serverOptions);
+  server.addService(loadEcho().sidecar.test.Echo.service, handlers as grpc.UntypedServiceImplementation);
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    injector.injectConnection(socket);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as net.AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    close: async () => {
+      injector.destroy();
+      server.forceShutdown();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    },
+  };
+}
+
+/** Resolves once a streaming call has ended: its status and its 'end' or 'error' both came ('status' fires before buffered messages are emitted). */
+export function finished(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<grpc.StatusObject> {
+  return new Promise((resolve) => {
+    let status: grpc.StatusObject | undefined;
+    let ended = false;
+    const settle = (): void => {
+      if (status !== undefined && ended) resolve(status);
+    };
+    call.on('status', (s: grpc.StatusObject) => {
+      status = s;
+      settle();
+    });
+    const end = (): void => {
+      ended = true;
+      settle();
+    };
+    call.on('end', end);
+    call.on('error', end);
   });
 }

@@ -1,0 +1,107 @@
+import type { Readable } from 'node:stream';
+
+const LAST_CHUNK = Buffer.alloc(0);
+
+/**
+ * A streamed request body in the form undici's HTTP/2 client multiplexes.
+ *
+ * undici 7 (client-h2.js `busy`) holds back a request whose body is a stream or an async
+ * iterable while any other request runs on the connection, so the pool opens a connection per
+ * concurrent call that has a body (every gRPC call). It writes a plain iterable body with
+ * `for await` too, and does not hold that back: this object is an iterable whose values are
+ * promises of the stream's chunks, read one at a time as undici asks (the upload keeps its
+ * backpressure). When the stream ends the last promise gives an empty chunk (a zero-length
+ * DATA frame) and the iteration stops at the next step; a stream that fails or closes early
+ * rejects the pending promise, and undici aborts the attempt's stream.
+ *
+ * undici destroys a stream body when it aborts the request, not an iterable one: `release`
+ * does it, called when the attempt ends (AttemptHandler). No method is named `read`: undici
+ * calls `body.read(0)` on any body that has one.
+ */
+export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Promise<Buffer>> {
+  private started = false;
+  private ended = false;
+  private released = false;
+  private waiting: { resolve: (chunk: Buffer) => void; reject: (error: Error) => void } | undefined;
+
+  constructor(private readonly source: Readable) {}
+
+  [Symbol.iterator](): Iterator<Promise<Buffer>> {
+    return this;
+  }
+
+  next(): IteratorResult<Promise<Buffer>> {
+    if (this.ended || this.released) return { done: true, value: undefined };
+    this.started = true;
+    return { done: false, value: new Promise<Buffer>((resolve, reject) => this.pull(resolve, reject)) };
+  }
+
+  private pull(resolve: (chunk: Buffer) => void, reject: (error: Error) => void): void {
+    const source = this.source;
+    const chunk = source.read() as Buffer | null;
+    if (chunk !== null) return resolve(chunk);
+    if (source.readableEnded) {
+      this.ended = true;
+      return resolve(LAST_CHUNK);
+    }
+    if (source.destroyed) return reject(source.errored ?? prematureClose());
+    this.waiting = { resolve, reject };
+    source.on('readable', this.onReadable);
+    source.on('end', this.onReadable);
+    source.on('error', this.onError);
+    source.on('close', this.onClose);
+  }
+
+  private readonly onReadable = (): void => {
+    const waiting = this.detach();
+    if (waiting !== undefined) this.pull(waiting.resolve, waiting.reject);
+  };
+
+  private readonly onError = (error: Error): void => {
+    this.detach()?.reject(error);
+  };
+
+  private readonly onClose = (): void => {
+    if (!this.source.readableEnded) this.detach()?.reject(this.source.errored ?? prematureClose());
+  };
+
+  private detach(): { resolve: (chunk: Buffer) => void; reject: (error: Error) => void } | undefined {
+    const waiting = this.waiting;
+    if (waiting === undefined) return undefined;
+    this.waiting = undefined;
+    const source = this.source;
+    source.off('readable', this.onReadable);
+    source.off('end', this.onReadable);
+    source.off('error', this.onError);
+    source.off('close', this.onClose);
+    return waiting;
+  }
+
+  /**
+   * The attempt is over. After a failure the stream is destroyed if undici had started to
+   * send it and did not reach its end, as undici does with a stream body (the error is
+   * handled here, as undici's pipeline handled it); a body not started (a failure to
+   * connect) is left whole for another attempt. After an answer that came before the whole
+   * body was sent, the rest is read and dropped. A read still pending fails, which ends
+   * undici's loop over the body.
+   */
+  release(error: Error | undefined): void {
+    if (this.released) return;
+    this.released = true;
+    this.detach()?.reject(error ?? ANSWERED);
+    const source = this.source;
+    if (!this.started || source.readableEnded || source.destroyed) return;
+    if (error !== undefined) {
+      source.once('error', ignore);
+      source.destroy(error);
+    } else source.resume();
+  }
+}
+
+function ignore(): void {}
+
+const ANSWERED = new Error('the attempt was answered before its whole body was sent');
+
+function prematureClose(): Error {
+  return Object.assign(new Error('the request body closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
