@@ -196,3 +196,29 @@ t.test('calls cancelled by their client mid-stream leave the other calls on the 
   );
   t.equal(app.connections(), 1, `the app accepted one connection (${app.connections()})`);
 });
+
+t.test("the app's SETTINGS_MAX_CONCURRENT_STREAMS is never exceeded: calls beyond it wait on the connection", async (t) => {
+  const appLimit = 5;
+  let open = 0;
+  let mostOpen = 0;
+  const { app, client } = await setup(
+    t,
+    {
+      Unary: (call, callback) => {
+        if (call.request.text === 'warm') return callback(null, { text: 'warm', index: 0 });
+        open++;
+        mostOpen = Math.max(mostOpen, open);
+        // The app takes a while over each call (its work), so calls pile up behind its limit.
+        setTimeout(() => {
+          open--;
+          callback(null, { text: `echo ${call.request.text}`, index: 0 });
+        }, 20);
+      },
+    },
+    { 'grpc.max_concurrent_streams': appLimit },
+  );
+  const results = await Promise.all(Array.from({ length: CALLS }, (_, i) => unary(client, { text: `c${i}`, count: 0 }, new grpc.Metadata(), deadline())));
+  t.equal(results.filter((r) => r.status.code === grpc.status.OK).length, CALLS, `every call succeeded, none refused: ${results.find((r) => r.status.code !== grpc.status.OK)?.status.details ?? ''}`);
+  t.equal(mostOpen, appLimit, `the app had at most its ${appLimit} calls open at once, and reached it (${mostOpen})`);
+  t.equal(app.connections(), 1, `the calls waited on the one connection (${app.connections()})`);
+});
