@@ -21,14 +21,23 @@ export function limitRequestBody(req: IncomingMessage, maxBytes: number): Readab
   const limiter = new BodyLimiter(maxBytes);
   // pipe() does not forward errors or an early end of the source: a client that leaves
   // mid-body must fail the upstream request, not leave it waiting for the rest. An HTTP/2
-  // stream the client resets ends its request like a complete one (Node's compat layer
-  // pushes the end and reports `complete`): only `aborted` tells the two apart, with or
-  // without a content-length, so every HTTP/2 body goes through here.
+  // stream that is reset (by the client, or with its whole connection) ends its request like
+  // a complete one: Node pushes the end, reports `complete`, and reports `aborted` only in
+  // the same turn, sometimes after the end. So an HTTP/2 body's end is passed on one turn
+  // later, once `aborted` has been set or not; with or without a content-length, every
+  // HTTP/2 body goes through here, or a cut body would reach the app as a whole one.
   req.once('error', (error) => limiter.destroy(error));
+  // The limiter fails when the client leaves, whoever reads it then: an attempt still queued
+  // for a connection, or one already over (its listeners gone). Its readers listen for
+  // themselves; this one keeps an error nobody reads any more from being thrown.
+  limiter.on('error', ignoreError);
   req.once('close', () => {
     if ((!req.complete || (http2 && req.aborted)) && !limiter.destroyed) limiter.destroy(prematureClose());
   });
-  req.pipe(limiter);
+  if (http2) {
+    req.pipe(limiter, { end: false });
+    req.once('end', () => setImmediate(endUnlessAborted, req, limiter));
+  } else req.pipe(limiter);
   return limiter;
 }
 
@@ -52,6 +61,14 @@ class BodyLimiter extends Transform {
     }
     callback(null, chunk);
   }
+}
+
+function ignoreError(): void {}
+
+function endUnlessAborted(req: IncomingMessage, limiter: Transform): void {
+  if (limiter.destroyed) return;
+  if (req.aborted) limiter.destroy(prematureClose());
+  else limiter.end();
 }
 
 function prematureClose(): NodeJS.ErrnoException {

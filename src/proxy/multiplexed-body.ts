@@ -22,9 +22,15 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
   private started = false;
   private ended = false;
   private released = false;
+  private failure: Error | undefined;
   private waiting: { resolve: (chunk: Buffer) => void; reject: (error: Error) => void } | undefined;
 
-  constructor(private readonly source: Readable) {}
+  constructor(private readonly source: Readable) {
+    // Listened to for the body's whole life, as undici's pipeline listened to a stream body:
+    // the stream may fail between two reads (the client's reset), and an 'error' without a
+    // listener would be thrown.
+    source.on('error', this.onError);
+  }
 
   [Symbol.iterator](): Iterator<Promise<Buffer>> {
     return this;
@@ -38,6 +44,7 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
 
   private pull(resolve: (chunk: Buffer) => void, reject: (error: Error) => void): void {
     const source = this.source;
+    if (this.failure !== undefined) return reject(this.failure);
     const chunk = source.read() as Buffer | null;
     if (chunk !== null) return resolve(chunk);
     if (source.readableEnded) {
@@ -48,7 +55,6 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
     this.waiting = { resolve, reject };
     source.on('readable', this.onReadable);
     source.on('end', this.onReadable);
-    source.on('error', this.onError);
     source.on('close', this.onClose);
   }
 
@@ -58,6 +64,7 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
   };
 
   private readonly onError = (error: Error): void => {
+    this.failure ??= error;
     this.detach()?.reject(error);
   };
 
@@ -72,15 +79,13 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
     const source = this.source;
     source.off('readable', this.onReadable);
     source.off('end', this.onReadable);
-    source.off('error', this.onError);
     source.off('close', this.onClose);
     return waiting;
   }
 
   /**
    * The attempt is over. After a failure the stream is destroyed if undici had started to
-   * send it and did not reach its end, as undici does with a stream body (the error is
-   * handled here, as undici's pipeline handled it); a body not started (a failure to
+   * send it and did not reach its end, as undici does with a stream body; a body not started (a failure to
    * connect) is left whole for another attempt. After an answer that came before the whole
    * body was sent, the rest is read and dropped. A read still pending fails, which ends
    * undici's loop over the body.
@@ -91,14 +96,10 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
     this.detach()?.reject(error ?? ANSWERED);
     const source = this.source;
     if (!this.started || source.readableEnded || source.destroyed) return;
-    if (error !== undefined) {
-      source.once('error', ignore);
-      source.destroy(error);
-    } else source.resume();
+    if (error !== undefined) source.destroy(error);
+    else source.resume();
   }
 }
-
-function ignore(): void {}
 
 const ANSWERED = new Error('the attempt was answered before its whole body was sent');
 
