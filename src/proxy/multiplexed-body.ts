@@ -7,18 +7,22 @@ const LAST_CHUNK = Buffer.alloc(0);
  *
  * undici 7 (client-h2.js `busy`) holds back a request whose body is a stream or an async
  * iterable while any other request runs on the connection, so the pool opens a connection per
- * concurrent call that has a body (every gRPC call). It writes a plain iterable body with
- * `for await` too, and does not hold that back: this object is an iterable whose values are
+ * concurrent call that has a body (every gRPC call). A plain iterable body is not held back,
+ * but its dispatch is deferred by a microtask, during which the connection reports itself busy:
+ * a burst of calls arriving together would still open a connection each. A Blob-like body
+ * (`Symbol.toStringTag` 'Blob' and a `stream()` method) is neither: undici writes what
+ * `stream()` returns with `for await`, at once. `stream()` returns an iterable whose values are
  * promises of the stream's chunks, read one at a time as undici asks (the upload keeps its
  * backpressure). When the stream ends the last promise gives an empty chunk (a zero-length
  * DATA frame) and the iteration stops at the next step; a stream that fails or closes early
- * rejects the pending promise, and undici aborts the attempt's stream.
+ * rejects the pending promise, and undici aborts the attempt's stream. The body has no `size`:
+ * undici then sends the request's own content-length, if any.
  *
- * undici destroys a stream body when it aborts the request, not an iterable one: `release`
- * does it, called when the attempt ends (AttemptHandler). No method is named `read`: undici
- * calls `body.read(0)` on any body that has one.
+ * undici destroys a stream body when it aborts the request, not this one: `release` does it,
+ * called when the attempt ends (AttemptHandler). No method is named `read`: undici calls
+ * `body.read(0)` on any body that has one.
  */
-export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Promise<Buffer>> {
+export class MultiplexedBody implements Iterator<Promise<Buffer>> {
   private started = false;
   private ended = false;
   private released = false;
@@ -32,8 +36,13 @@ export class MultiplexedBody implements Iterable<Promise<Buffer>>, Iterator<Prom
     source.on('error', this.onError);
   }
 
-  [Symbol.iterator](): Iterator<Promise<Buffer>> {
-    return this;
+  get [Symbol.toStringTag](): string {
+    return 'Blob';
+  }
+
+  /** What undici writes: the chunks, one promise at a time (see above). */
+  stream(): Iterable<Promise<Buffer>> {
+    return { [Symbol.iterator]: () => this };
   }
 
   next(): IteratorResult<Promise<Buffer>> {

@@ -113,4 +113,9 @@ t.test(`h2load POST with a ${BODY.length}-byte body: ${REQUESTS} requests, 0 fai
   // each request that arrives while the first one is still connecting (a cold burst), then
   // they share connections. Never more than the requests in flight.
   t.ok(app.sessions <= CLIENTS * STREAMS, `the app's connections: at most one per request in flight, not one per request (${app.sessions})`);
+  // Once connected, the bursts of POSTs (h2load sends each client's ${STREAMS} in one write) are streams of the open connections.
+  const warm = app.sessions;
+  const again = await h2load(['-n', String(REQUESTS), '-c', String(CLIENTS), '-m', String(STREAMS), '-d', bodyFile, `http://127.0.0.1:${proxy.port()}/load`]);
+  t.equal(again.succeeded, REQUESTS, `${REQUESTS} succeeded again`);
+  t.equal(app.sessions, warm, `no new connection to the app for the second run (${app.sessions - warm})`);
 });
