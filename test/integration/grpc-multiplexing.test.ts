@@ -222,3 +222,52 @@ t.test("the app's SETTINGS_MAX_CONCURRENT_STREAMS is never exceeded: calls beyon
   t.equal(mostOpen, appLimit, `the app had at most its ${appLimit} calls open at once, and reached it (${mostOpen})`);
   t.equal(app.connections(), 1, `the calls waited on the one connection (${app.connections()})`);
 });
+
+t.test('an app that answers a client stream before its end: that call gets the answer, the calls beside it go on', async (t) => {
+  const { app, client } = await setup(t, {
+    Unary: (_call, callback) => callback(null, { text: 'warm', index: 0 }),
+    ClientStream: (call, callback) => {
+      const texts: string[] = [];
+      let answered = false;
+      call.on('data', (request: { text: string }) => {
+        texts.push(request.text);
+        // 'early' calls are answered at their first message, their request stream still open.
+        if (request.text.startsWith('early') && !answered) {
+          answered = true;
+          callback(null, { text: `early answer to ${request.text}`, index: 0 });
+        }
+      });
+      call.on('end', () => {
+        if (!answered) callback(null, { text: texts.join(''), index: texts.length });
+      });
+    },
+  });
+  const replies = await Promise.all(
+    Array.from(
+      { length: CALLS },
+      (_, i) =>
+        new Promise<string>((resolve) => {
+          const call = client.ClientStream(new grpc.Metadata(), deadline(), (error, reply) => resolve(error?.message ?? (reply as EchoReply).text));
+          if (i % 2 === 0) {
+            // Keeps streaming until its answer came.
+            call.write({ text: `early${i}`, count: 0 });
+            const more = setInterval(() => call.write({ text: 'more', count: 0 }), 5);
+            call.on('status', () => {
+              clearInterval(more);
+              call.end();
+            });
+          } else {
+            call.write({ text: `${i}a`, count: 0 });
+            call.write({ text: `${i}b`, count: 0 });
+            call.end();
+          }
+        }),
+    ),
+  );
+  t.same(
+    replies,
+    replies.map((_, i) => (i % 2 === 0 ? `early answer to early${i}` : `${i}a${i}b`)),
+    'each call got its own answer',
+  );
+  t.equal(app.connections(), 1, `the app accepted one connection (${app.connections()})`);
+});
