@@ -2,9 +2,11 @@
 'use strict';
 
 // HTTP/2 end to end: h2load against a node:http2 app directly, then through the sidecar
-// (an h2c listener, a cluster with protocol: http2). Same app, same load, one after the other.
+// (an h2c listener, a cluster with protocol: http2). Same app, same load, one after the other;
+// GETs, then POSTs with a 1 KB body (a streamed request body, as every gRPC call has).
 // Usage: npm run build && node bench/h2c.js [requests] [clients] [streams per client]
-// Needs h2load (nghttp2-client). Prints one line per row: req/s, failed, mean and max latency.
+// Needs h2load (nghttp2-client). Prints one line per row: req/s, failed, mean and max
+// latency, the sidecar's req/s as a ratio of direct, and the connections the app accepted.
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -20,8 +22,11 @@ async function main() {
   if (spawnSync('h2load', ['--version']).status !== 0) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
   // The app runs in a process of its own: h2load is run synchronously from this one.
   const appPort = 19000 + Math.floor(Math.random() * 1000);
-  const appCode = `require('node:http2').createServer((_q, r) => { r.writeHead(200, { 'content-type': 'application/json' }); r.end(${JSON.stringify(BODY)}); }).listen(${appPort}, '127.0.0.1')`;
-  const app = spawn(process.execPath, ['-e', appCode], { stdio: 'ignore' });
+  // The app reads each request's body to its end before it answers; it prints a line per connection.
+  const appCode = `const s = require('node:http2').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, { 'content-type': 'application/json' }); r.end(${JSON.stringify(BODY)}); }); }); s.on('session', () => process.stdout.write('c\\n')); s.listen(${appPort}, '127.0.0.1')`;
+  const app = spawn(process.execPath, ['-e', appCode], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let appConnections = 0;
+  app.stdout.on('data', (chunk) => (appConnections += String(chunk).split('\n').length - 1));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sidecar-h2c-'));
   const sidecarPort = 18000 + Math.floor(Math.random() * 1000);
   const config = path.join(dir, 'sidecar.yaml');
@@ -41,13 +46,24 @@ clusters:
   try {
     await waitForPort(appPort);
     await waitForPort(sidecarPort);
-    for (const [row, port] of /** @type {const} */ ([['direct', appPort], ['sidecar', sidecarPort]])) {
-      run(port, Math.min(2_000, REQUESTS)); // warm-up
-      const out = run(port, REQUESTS);
-      const rps = /finished in [^,]+, ([\d.]+) req\/s/.exec(out)?.[1];
-      const failed = /(\d+) failed/.exec(out)?.[1];
-      const latency = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
-      console.log(`${row.padEnd(8)} ${String(rps).padStart(10)} req/s  failed ${failed}  latency min ${latency?.[1]} max ${latency?.[2]} mean ${latency?.[3]}`);
+    const bodyFile = path.join(dir, 'body');
+    fs.writeFileSync(bodyFile, 'x'.repeat(1_000));
+    for (const [method, extra] of /** @type {const} */ ([['GET', []], ['POST', ['-d', bodyFile]]])) {
+      /** @type {number | undefined} */
+      let directRps;
+      for (const [row, port] of /** @type {const} */ ([['direct', appPort], ['sidecar', sidecarPort]])) {
+        const connectionsBefore = appConnections;
+        run(port, Math.min(2_000, REQUESTS), extra); // warm-up
+        const out = run(port, REQUESTS, extra);
+        // h2load runs synchronously: the app's lines are read once this process gets a turn.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const rps = Number(/finished in [^,]+, ([\d.]+) req\/s/.exec(out)?.[1]);
+        const failed = /(\d+) failed/.exec(out)?.[1];
+        const latency = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+        if (row === 'direct') directRps = rps;
+        const ratio = row === 'sidecar' && directRps ? `  ${(rps / directRps).toFixed(2)}x direct` : '';
+        console.log(`${method.padEnd(5)} ${row.padEnd(8)} ${rps.toFixed(0).padStart(8)} req/s  failed ${failed}  latency min ${latency?.[1]} max ${latency?.[2]} mean ${latency?.[3]}  app connections ${appConnections - connectionsBefore}${ratio}`);
+      }
     }
   } finally {
     sidecar.kill();
@@ -55,9 +71,9 @@ clusters:
   }
 }
 
-/** @param {number} port @param {number} requests */
-function run(port, requests) {
-  const result = spawnSync('h2load', ['-n', String(requests), '-c', String(CLIENTS), '-m', String(STREAMS), `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+/** @param {number} port @param {number} requests @param {readonly string[]} extra */
+function run(port, requests, extra) {
+  const result = spawnSync('h2load', ['-n', String(requests), '-c', String(CLIENTS), '-m', String(STREAMS), ...extra, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`h2load failed: ${result.stderr}`);
   return result.stdout;
 }

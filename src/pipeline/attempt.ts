@@ -5,6 +5,7 @@ import type { ConcurrencyLimit } from '../policy/concurrency-limit';
 import type { EndpointRuntime } from '../upstream/cluster';
 import type { Exchange } from './exchange';
 import type { ResponseTrailers } from '../proxy/headers';
+import type { MultiplexedBody } from '../proxy/multiplexed-body';
 
 const DISCARD_LIMIT = new SidecarError('UPSTREAM_RESET', 'the response replaced by a retry was too long to read to its end');
 const ABANDONED_BEFORE_SENT = new SidecarError('UPSTREAM_RESET', 'the attempt was abandoned before it was sent');
@@ -38,6 +39,8 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
     private readonly exchange: Exchange,
     readonly endpoint: EndpointRuntime,
     private readonly limit: ConcurrencyLimit,
+    /** The attempt's body when it is streamed over HTTP/2: released when the attempt ends. */
+    private readonly body: MultiplexedBody | undefined = undefined,
   ) {
     endpoint.inFlight++;
     endpoint.requests++;
@@ -100,12 +103,14 @@ export class AttemptHandler implements Dispatcher.DispatchHandler {
    */
   onComplete(trailers: ResponseTrailers): void {
     this.end();
+    this.body?.release(undefined);
     const x = this.exchange;
     if (x.isCurrent(this)) x.chain.head.onComplete(x, trailers);
   }
 
   onError(error: Error): void {
     this.end();
+    this.body?.release(error);
     const x = this.exchange;
     if (x.isCurrent(this)) x.chain.terminal.onAttemptError(x, this, error);
   }

@@ -7,6 +7,7 @@ import { refuseLaterRequests } from '../proxy/closing-connections';
 import { setAttempt } from '../core/header-list';
 import { setGrpcTimeout } from '../proxy/headers';
 import { formatGrpcTimeout } from '../core/grpc';
+import { MultiplexedBody } from '../proxy/multiplexed-body';
 import { AttemptHandler } from './attempt';
 import type { Exchange } from './exchange';
 import { Interceptor } from './interceptor';
@@ -41,13 +42,20 @@ export class PoolTerminal extends Interceptor {
     x.trace.attemptStarted(attempt, endpoint.config.url, x.upstreamPath, x.upstreamHeaders, attempt > 1 ? { reason: x.retryReason, backoffMs: x.backoffMs } : undefined);
     x.attemptStartedAt = performance.now();
     this.up!.onAttemptStart(x);
-    const handler = new AttemptHandler(x, endpoint, cluster.limit);
+    const http2 = cluster.config.protocol === 'http2';
+    const body = http2 ? multiplexedBody(x) : attemptBody(x);
+    const handler = new AttemptHandler(x, endpoint, cluster.limit, body instanceof MultiplexedBody ? body : undefined);
     x.handler = handler;
     const options: Dispatcher.DispatchOptions = {
       path: x.upstreamPath,
       method: x.req.method as Dispatcher.HttpMethod,
       headers: x.upstreamHeaders,
-      body: attemptBody(x),
+      // undici takes any iterable body (documented: "Iterable | AsyncIterable"); its typings list fewer.
+      body: body as Dispatcher.DispatchOptions['body'],
+      // HTTP/2: undici holds a request it takes for non-idempotent (any POST, so every gRPC
+      // call) until the connection has nothing else in flight. Streams fail one by one, and
+      // the retry step decides what may be sent again, so the request shares the connection.
+      ...(http2 ? { idempotent: true } : {}),
       // Once the response streams, the route timeout bounds the silence between two chunks.
       bodyTimeout: x.route.timeoutMs,
       headersTimeout: 0,
@@ -208,6 +216,18 @@ export class PoolTerminal extends Interceptor {
 function attemptBody(x: Exchange): Readable | Buffer | null {
   if (!x.hasBody) return null;
   return x.body !== undefined ? x.body.forAttempt() : x.requestBodySource();
+}
+
+/**
+ * The body of an attempt over HTTP/2: a streamed one goes as a MultiplexedBody, so that it
+ * shares the connection with the requests in flight. A body declared empty with a
+ * content-length such as `00` is sent as none: undici refuses a streamed body of length 0
+ * while other requests run on the connection.
+ */
+function multiplexedBody(x: Exchange): MultiplexedBody | Buffer | null {
+  if (Number(x.req.headers['content-length']) === 0) return null;
+  const body = attemptBody(x);
+  return body === null || Buffer.isBuffer(body) ? body : new MultiplexedBody(body);
 }
 
 /**

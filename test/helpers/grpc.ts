@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -107,18 +108,61 @@ export function unary(
   });
 }
 
+export interface CountingGrpcApp extends GrpcApp {
+  /** TCP connections the app accepted so far. */
+  readonly connections: () => number;
+}
+
 /**
- * The status of a streaming call once every message it carried has been emitted. grpc-js
- * emits 'status' as soon as the trailers arrive, in the same turn as it ends the stream, so
- * messages it had already pushed can still wait in the stream's buffer: counting 'data'
- * events at 'status' undercounts.
+ * A grpc-js server fed by a net.Server of its own (grpc-js's connection injector), so a test
+ * can count the connections the app accepts. `serverOptions` are grpc-js's (e.g.
+ * `grpc.max_concurrent_streams`).
  */
-export async function finished(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<grpc.StatusObject> {
-  const ended = new Promise<void>((resolve) => {
-    if (call.readableEnded) resolve();
-    else call.once('end', resolve);
+export async function startCountingGrpcApp(handlers: EchoHandlers, serverOptions: grpc.ServerOptions = {}): Promise<CountingGrpcApp> {
+  const server = new grpc.Server(serverOptions);
+  server.addService(loadEcho().sidecar.test.Echo.service, handlers as grpc.UntypedServiceImplementation);
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    injector.injectConnection(socket);
   });
-  const status = await new Promise<grpc.StatusObject>((resolve) => call.once('status', resolve));
-  await ended;
-  return status;
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as net.AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    close: async () => {
+      injector.destroy();
+      server.forceShutdown();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    },
+  };
+}
+
+/** Resolves once a streaming call has ended: its status and its 'end' or 'error' both came ('status' fires before buffered messages are emitted). */
+export function finished(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>): Promise<grpc.StatusObject> {
+  return new Promise((resolve) => {
+    let status: grpc.StatusObject | undefined;
+    let ended = false;
+    const settle = (): void => {
+      if (status !== undefined && ended) resolve(status);
+    };
+    call.on('status', (s: grpc.StatusObject) => {
+      status = s;
+      settle();
+    });
+    const end = (): void => {
+      ended = true;
+      settle();
+    };
+    call.on('end', end);
+    call.on('error', end);
+  });
 }
