@@ -18,7 +18,7 @@
  */
 import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,9 +40,8 @@ interface DocCommand {
   readonly text: string;
 }
 
-/** The commands of every ```sh block of `doc`. */
-function docCommands(doc: string): DocCommand[] {
-  const text = readFileSync(path.join(ROOT, doc), 'utf8');
+/** The commands of every ```sh block of `doc`, whose text is `text`. */
+function docCommands(doc: string, text = readFileSync(path.join(ROOT, doc), 'utf8')): DocCommand[] {
   const found: DocCommand[] = [];
   let block = 0;
   for (const fence of text.matchAll(/^```sh\n([\s\S]*?)^```$/gm)) {
@@ -206,24 +205,42 @@ const NOT_RUN: Record<string, NotRun> = {
 /** `npx tap FILE...` lines run test files of the suite (npm test runs them): they are checked to exist. */
 const TAP_RUN = /^(npm run build && )?npx tap (test\/\S+\.test\.ts ?)+$/;
 
-const ALL = DOCS.flatMap(docCommands);
+const ALL = DOCS.flatMap((doc) => docCommands(doc));
+
+/** The commands neither run here, nor listed with a reason, nor test runs. */
+function unaccounted(commands: readonly DocCommand[]): DocCommand[] {
+  return commands.filter((c) => RUN[c.text] === undefined && NOT_RUN[c.text] === undefined && !TAP_RUN.test(c.text));
+}
+
+t.test('a new command, or a changed one, is reported until it is run or listed', async (t) => {
+  const doc = [
+    '```sh',
+    'curl -i localhost:8080/      # a comment',
+    '# a comment line',
+    'docker run --rm \\',
+    '  sidecar:0.2.0',
+    'npx tap test/unit/units.test.ts',
+    '```',
+    '```console',
+    '$ not a command block',
+    '```',
+  ].join('\n');
+  const found = docCommands('NEW.md', doc);
+  t.same(found.map((c) => [c.line, c.block, c.text]), [[2, 0, 'curl -i localhost:8080/'], [4, 0, 'docker run --rm sidecar:0.2.0'], [6, 0, 'npx tap test/unit/units.test.ts']], 'commands, continuations joined, comments and other blocks left out');
+  t.same(unaccounted(found).map((c) => c.text), ['docker run --rm sidecar:0.2.0'], 'the unlisted one is reported');
+});
 
 t.test('every command of the documentation is run here or listed with the reason it is not', async (t) => {
   t.ok(ALL.length >= 40, `${ALL.length} commands in ${DOCS.join(', ')}`);
+  for (const c of unaccounted(ALL)) t.fail(`${c.doc}:${c.line}: \`${c.text}\` is neither run by this test nor listed in NOT_RUN with a reason`);
   for (const c of ALL) {
     const where = `${c.doc}:${c.line}`;
-    if (RUN[c.text] !== undefined) continue;
     const notRun = NOT_RUN[c.text];
-    if (notRun !== undefined) {
-      t.comment(`not run: ${where} ${c.text} (${notRun.reason})`);
-      continue;
-    }
-    if (TAP_RUN.test(c.text)) {
+    if (notRun !== undefined) t.comment(`not run: ${where} ${c.text} (${notRun.reason})`);
+    if (RUN[c.text] === undefined && notRun === undefined && TAP_RUN.test(c.text)) {
       const files = c.text.split(' ').filter((w) => w.startsWith('test/'));
       t.ok(files.every((f) => existsSync(path.join(ROOT, f))), `${where}: the test files it runs exist: ${files.join(' ')}`);
-      continue;
     }
-    t.fail(`${where}: \`${c.text}\` is neither run by this test nor listed in NOT_RUN with a reason`);
   }
   const texts = new Set(ALL.map((c) => c.text));
   for (const listed of [...Object.keys(RUN), ...Object.keys(NOT_RUN)]) t.ok(texts.has(listed), `listed, and still in the documentation: ${listed}`);
@@ -301,6 +318,7 @@ t.test('the commands run as written: the repository\'s in a copy of it, the user
   const began = Date.now();
   const repo = path.join(tmp, 'sidecar');
   copyRepository(repo);
+  const builtAt = statSync(path.join(repo, 'dist', 'cli.js')).mtimeMs;
   t.comment(`copied in ${Date.now() - began} ms`);
   const { bin } = installPackedPackage(tmp);
   t.comment(`installed in ${Date.now() - began} ms`);
@@ -413,6 +431,7 @@ t.test('the commands run as written: the repository\'s in a copy of it, the user
     // promtool says nothing when the exposition is clean.
     if (expected === 0 && c.text.startsWith('curl ') && !c.text.includes('promtool')) t.not(r?.stdout.trim() ?? '', '', `${id}: prints the answer`);
   }
+  t.equal(statSync(path.join(repo, 'dist', 'cli.js')).mtimeMs, builtAt, '`npm start` compiled nothing: nothing had changed since the build (a dist/ older than src/ fails here: npm run build)');
   const readmeUser = userFolders.get('README.md');
   t.ok(readmeUser !== undefined && existsSync(path.join(readmeUser, 'certs', 'server.crt')), 'sidecar certs wrote into the user\'s folder');
   t.ok(existsSync(path.join(repo, 'examples', 'egress', 'certs', 'ca.crt')), 'the egress example\'s certificates written in the copy of the repository');
