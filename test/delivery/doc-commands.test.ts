@@ -409,11 +409,16 @@ t.test('the commands run as written: the repository\'s in a copy of it, the user
     Object.assign(results, JSON.parse(part.stdout || '{}') as Record<string, StepResult>);
   }
   for (const [id, r] of Object.entries(results)) t.comment(`${id}: ${r.ms} ms ${r.stopMs ?? ''}`);
-  const show = (r: StepResult | undefined) => (r === undefined ? 'not run' : `exit ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`.trim());
+  const show = (r: StepResult | undefined) => (r === undefined ? 'not run' : `exit ${r.status ?? r.signal}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`.trim());
+  // Node's own warning printer writes `(node:PID) ...Warning: ...`; the sidecar's warnings are
+  // JSON log lines. npm's are `npm warn ...`. A newcomer's commands print neither.
+  const rawWarnings = (r: StepResult | undefined): string[] =>
+    `${r?.stdout ?? ''}\n${r?.stderr ?? ''}`.split('\n').filter((line) => /^\(node:\d+\) |^npm warn/i.test(line));
 
   for (const [id, c] of byId) {
     const r = results[id];
     const how = RUN[c.text];
+    t.same(rawWarnings(r), [], `${id} \`${c.text}\`: no raw warning`);
     if (runnerOf(how) === 'demo' || longRunning(c.text)) {
       t.ok(r?.ready, `${id} \`${c.text}\`: ready ${r?.ready ? '' : show(r)}`);
       // npm reports a child stopped by Ctrl-C as 130 (or is stopped by it); a sidecar exits 0
