@@ -19,7 +19,13 @@ import {
 import { type ConfigError, type PathSegments, type PendingError, type Segment, formatPath } from './messages';
 import { show } from './schema';
 
-export function yamlErrorToPending(doc: Document, e: YAMLError): PendingError {
+export function yamlErrorToPending(doc: Document, e: YAMLError, text: string): PendingError {
+  // BAD_INDENT also names an unclosed flow collection: only the mapping message is about a key.
+  if (e.code === 'BAD_INDENT' && e.message.startsWith('All mapping items must start at the same column')) {
+    const misplaced = misplacedKey(text, e.pos[0]);
+    // No path: the parser's recovered tree would place the key where it was not meant to be.
+    if (misplaced !== undefined) return { path: [], offset: misplaced.offset, message: misplaced.message };
+  }
   const offset = e.pos[0];
   const path = pathAtOffset(doc, offset);
   if (e.code === 'DUPLICATE_KEY') {
@@ -31,6 +37,44 @@ export function yamlErrorToPending(doc: Document, e: YAMLError): PendingError {
   }
   const firstLine = e.message.split('\n')[0];
   return { path, offset, message: `YAML: ${firstLine}` };
+}
+
+/** A key's column and name on one line: `    key: ...` or `  - key: ...` (the key after the dash). */
+const KEY_LINE = /^( *)(- +)?([^\s#:'"][^:#]*?|"[^"]*"|'[^']*'):(\s|$)/;
+
+/**
+ * The parser's "All mapping items must start at the same column" names the line; what a
+ * person needs is the key that is misplaced and the columns where it would belong: the
+ * columns of the keys still open above it (YAML nests by indentation alone), the nearest
+ * one to its left and to its right.
+ */
+function misplacedKey(text: string, errorOffset: number): { offset: number; message: string } | undefined {
+  const lineStart = text.lastIndexOf('\n', errorOffset - 1) + 1;
+  const lineEnd = text.indexOf('\n', lineStart);
+  const line = text.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
+  const own = KEY_LINE.exec(line);
+  if (own === null) return undefined;
+  const column = own[1].length + (own[2]?.length ?? 0);
+  // The keys open above the line: each earlier key line closes the deeper ones.
+  const open: { column: number; key: string }[] = [];
+  for (const above of text.slice(0, lineStart).split('\n')) {
+    const m = KEY_LINE.exec(above);
+    if (m === null) continue;
+    const dash = m[2] === undefined ? undefined : m[1].length;
+    const keyColumn = m[1].length + (m[2]?.length ?? 0);
+    while (open.length > 0 && open[open.length - 1].column >= (dash ?? keyColumn)) open.pop();
+    open.push({ column: keyColumn, key: m[3] });
+  }
+  if (open.some((k) => k.column === column)) return undefined;
+  const left = [...open].reverse().find((k) => k.column < column);
+  const right = open.find((k) => k.column > column);
+  const at = (k: { column: number; key: string }) => `at column ${k.column + 1}, level with "${k.key}:"`;
+  const places = [left, right].filter((k) => k !== undefined).map(at);
+  if (places.length === 0) return undefined;
+  return {
+    offset: lineStart + column,
+    message: `"${own[3]}" at column ${column + 1} is level with no key above it (YAML nests by indentation alone): write it ${places.join(', or ')}`,
+  };
 }
 
 /** Keys like `? [a, b]` have no place in this format and cannot become object keys faithfully. */
