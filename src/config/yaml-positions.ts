@@ -26,6 +26,10 @@ export function yamlErrorToPending(doc: Document, e: YAMLError, text: string): P
     // No path: the parser's recovered tree would place the key where it was not meant to be.
     if (misplaced !== undefined) return { path: [], offset: misplaced.offset, message: misplaced.message };
   }
+  if (e.code === 'BLOCK_AS_IMPLICIT_KEY' || e.code === 'MULTILINE_IMPLICIT_KEY') {
+    const deeper = keyIndentedUnderValue(text, e.pos[0]);
+    if (deeper !== undefined) return { path: [], offset: deeper.offset, message: deeper.message };
+  }
   const offset = e.pos[0];
   const path = pathAtOffset(doc, offset);
   if (e.code === 'DUPLICATE_KEY') {
@@ -75,6 +79,35 @@ function misplacedKey(text: string, errorOffset: number): { offset: number; mess
     offset: lineStart + column,
     message: `"${own[3]}" at column ${column + 1} is level with no key above it (YAML nests by indentation alone): write it ${places.join(', or ')}`,
   };
+}
+
+/**
+ * `name: r` followed by a key indented deeper (`   match: ...`): YAML reads the two lines as
+ * one multi-line key ("r match") and the parser says so. The person meant the deeper key as a
+ * sibling of the key above (a value on its line cannot also hold a mapping).
+ */
+function keyIndentedUnderValue(text: string, errorOffset: number): { offset: number; message: string } | undefined {
+  const lineStart = text.lastIndexOf('\n', errorOffset - 1) + 1;
+  const lines = text.slice(lineStart).split('\n');
+  const above = KEY_LINE.exec(lines[0]);
+  if (above === null || lines[0].slice(above[0].length).trim() === '') return undefined;
+  const aboveColumn = above[1].length + (above[2]?.length ?? 0);
+  let offset = lineStart + lines[0].length + 1;
+  for (const line of lines.slice(1)) {
+    const m = KEY_LINE.exec(line);
+    if (line.trim() === '' || line.trim().startsWith('#')) {
+      offset += line.length + 1;
+      continue;
+    }
+    if (m === null || m[2] !== undefined) return undefined;
+    const column = m[1].length;
+    if (column <= aboveColumn) return undefined;
+    return {
+      offset: offset + column,
+      message: `"${m[3]}" at column ${column + 1} is deeper than "${above[3]}:" above it, whose value is on its line (YAML nests by indentation alone): write it at column ${aboveColumn + 1}, level with "${above[3]}:"`,
+    };
+  }
+  return undefined;
 }
 
 /** Keys like `? [a, b]` have no place in this format and cannot become object keys faithfully. */

@@ -23,6 +23,9 @@ const CASES: Readonly<Record<string, readonly Expected[]>> = {
       message: /^"directResponse" at column 7 is level with no key above it \(YAML nests by indentation alone\): write it at column 5, level with "routes:", or at column 9, level with "match:"$/,
     },
   ],
+  'bad-indent-deeper-key.yaml': [
+    { path: '', line: 8, message: /^"match" at column 11 is deeper than "name:" above it, whose value is on its line \(YAML nests by indentation alone\): write it at column 9, level with "name:"$/ },
+  ],
   'bad-indent-top-key.yaml': [
     { path: '', line: 6, message: /^"clusters" at column 2 is level with no key above it \(YAML nests by indentation alone\): write it at column 1, level with "listeners:", or at column 5, level with "routes:"$/ },
   ],
