@@ -23,12 +23,12 @@ export function yamlErrorToPending(doc: Document, e: YAMLError, text: string): P
   // BAD_INDENT also names an unclosed flow collection: only the mapping message is about a key.
   if (e.code === 'BAD_INDENT' && e.message.startsWith('All mapping items must start at the same column')) {
     const misplaced = misplacedKey(text, e.pos[0]);
-    // No path: the parser's recovered tree would place the key where it was not meant to be.
-    if (misplaced !== undefined) return { path: [], offset: misplaced.offset, message: misplaced.message };
+    if (misplaced !== undefined) return { path: pathAtOffset(doc, misplaced.offset), offset: misplaced.offset, message: misplaced.message };
   }
   if (e.code === 'BLOCK_AS_IMPLICIT_KEY' || e.code === 'MULTILINE_IMPLICIT_KEY') {
     const deeper = keyIndentedUnderValue(text, e.pos[0]);
-    if (deeper !== undefined) return { path: [], offset: deeper.offset, message: deeper.message };
+    // The path of the key above: the parser's tree holds the two lines as one key there.
+    if (deeper !== undefined) return { path: pathAtOffset(doc, deeper.aboveOffset), offset: deeper.offset, message: deeper.message };
   }
   const offset = e.pos[0];
   const path = pathAtOffset(doc, offset);
@@ -86,7 +86,7 @@ function misplacedKey(text: string, errorOffset: number): { offset: number; mess
  * one multi-line key ("r match") and the parser says so. The person meant the deeper key as a
  * sibling of the key above (a value on its line cannot also hold a mapping).
  */
-function keyIndentedUnderValue(text: string, errorOffset: number): { offset: number; message: string } | undefined {
+function keyIndentedUnderValue(text: string, errorOffset: number): { offset: number; aboveOffset: number; message: string } | undefined {
   const lineStart = text.lastIndexOf('\n', errorOffset - 1) + 1;
   const lines = text.slice(lineStart).split('\n');
   const above = KEY_LINE.exec(lines[0]);
@@ -104,6 +104,7 @@ function keyIndentedUnderValue(text: string, errorOffset: number): { offset: num
     if (column <= aboveColumn) return undefined;
     return {
       offset: offset + column,
+      aboveOffset: lineStart + aboveColumn,
       message: `"${m[3]}" at column ${column + 1} is deeper than "${above[3]}:" above it, whose value is on its line (YAML nests by indentation alone): write it at column ${aboveColumn + 1}, level with "${above[3]}:"`,
     };
   }
