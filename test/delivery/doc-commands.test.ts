@@ -290,8 +290,9 @@ function guideConfig(): string {
   return yaml[1];
 }
 
+/** A network namespace of our own, its loopback up (unshare from util-linux, ip from iproute2). */
 function unshareWorks(): boolean {
-  return spawnSync('unshare', ['-rn', 'true']).status === 0;
+  return spawnSync('unshare', ['-rn', 'sh', '-c', 'ip link set lo up']).status === 0;
 }
 
 async function portFree(port: number): Promise<boolean> {
@@ -394,6 +395,9 @@ t.test('the commands run as written: the repository\'s in a copy of it, the user
     writeFileSync(planFile, JSON.stringify({ steps: planSteps }));
     const argv = isolated ? ['unshare', '-rn', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', process.execPath, DRIVER, planFile] : [process.execPath, DRIVER, planFile];
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
