@@ -266,16 +266,21 @@ function copyRepository(to: string): void {
 
 /**
  * The copy keeps the build `npm test` made, as a clone built once does, so that its `npm
- * start` compiles nothing (the README says so). The build info names the files outside the
- * repository (node_modules' real paths) relative to dist/: those are rebased onto the copy.
+ * start` compiles nothing (the README says so). The build info names every file relative to
+ * dist/; the compiler sees the packages at their real paths, which stay where they are (the
+ * copy's node_modules is a link), so those names are rebased onto the copy's dist/.
  */
 function rebaseBuildInfo(to: string): void {
   const file = path.join(to, 'dist', '.tsbuildinfo');
   if (!existsSync(file)) return;
   const info = JSON.parse(readFileSync(file, 'utf8')) as { fileNames?: string[] };
+  const own = (absolute: string): boolean => {
+    const relative = path.relative(ROOT, absolute);
+    return !relative.startsWith('..') && !relative.startsWith(`node_modules${path.sep}`);
+  };
   info.fileNames = info.fileNames?.map((name) => {
     const absolute = path.resolve(ROOT, 'dist', name);
-    return path.relative(ROOT, absolute).startsWith('..') ? path.relative(path.join(to, 'dist'), absolute) : name;
+    return own(absolute) ? name : path.relative(path.join(to, 'dist'), absolute);
   });
   writeFileSync(file, JSON.stringify(info));
 }
