@@ -12,7 +12,7 @@
  *   with the package installed as the Guide says (npm pack, npm install -g:
  *   test/helpers/packed-install.ts), the demo app as the app.
  *
- * The documentation uses fixed ports (3000, 8080, 8443, 9901): the commands run in a network
+ * The documentation uses fixed ports (3000, 8080, 8443, 9901, ...): the commands run in a network
  * namespace of their own (unshare -rn, loopback only), so nothing else on the machine can
  * hold those ports; without unshare they run on the machine's loopback when the ports are free.
  */
@@ -28,7 +28,8 @@ import { installPackedPackage } from '../helpers/packed-install';
 /** README.md first (the order a newcomer reads in), then every other Markdown file of the repository. */
 const DOCS = ['README.md', ...execFileSync('git', ['ls-files', '*.md'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter((f) => f !== '' && f !== 'README.md')];
 const DRIVER = path.join(ROOT, 'test', 'fixtures', 'doc-commands-driver.js');
-const FIXED_PORTS = [3000, 4318, 8080, 8443, 9901];
+/** The documentation's ports: the demo's, the Guide's, a collector's, the egress example's. */
+const FIXED_PORTS = [3000, 4318, 8080, 8443, 9443, 9901, 9902, 15001];
 
 interface DocCommand {
   readonly doc: string;
@@ -392,7 +393,7 @@ t.test('the commands run as written: the repository\'s in a copy of it, the user
   if (!isolated) {
     const taken = [];
     for (const port of FIXED_PORTS) if (!(await portFree(port))) taken.push(port);
-    t.same(taken, [], 'without unshare the commands use the machine\'s loopback: its ports 3000, 4318, 8080, 8443 and 9901 must be free');
+    t.same(taken, [], `without unshare the commands use the machine's loopback: its ports ${FIXED_PORTS.join(', ')} must be free`);
     if (taken.length > 0) return;
   }
   const drive = (name: string, planSteps: object[]): Promise<{ status: number | null; stdout: string; stderr: string }> => {
