@@ -126,7 +126,7 @@ export function buildCli(): Command {
     .command('validate')
     .description('check a configuration file and every file it names (certificates, keys, CAs, the access log folder); prints every error with its path and line, exits 1 if any')
     .argument('<file>', 'the YAML configuration file')
-    .option('--syntax-only', 'check the file alone, not the files it names (for a file checked away from where it runs)')
+    .option('--syntax-only', 'check the file alone, not the certificates, CAs and access log it names (for a file checked away from where it runs); auth files are read with the file')
     .action(async (file: string, options: { syntaxOnly?: boolean }) => {
       const result = await loadConfigFile(file);
       if (!result.ok) {

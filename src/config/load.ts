@@ -95,7 +95,10 @@ function compileText(text: string, source: string, hash: string): LoadResult {
     // Syntax errors make the rest of the tree unreliable: report them alone. Duplicate keys
     // leave a well-formed tree (the last value wins), so validation goes on after them.
     const yamlErrors = [...doc.errors, ...doc.warnings];
-    const pending: PendingError[] = yamlErrors.map((e) => yamlErrorToPending(doc, e));
+    // One mistake can raise two parser errors that read the same once explained.
+    const pending: PendingError[] = yamlErrors
+      .map((e) => yamlErrorToPending(doc, e, text))
+      .filter((p, i, all) => all.findIndex((q) => q.offset === p.offset && q.message === p.message) === i);
     if (yamlErrors.some((e) => e.code !== 'DUPLICATE_KEY')) return failure(pending.map(locate));
 
     const complexKeys = findNonScalarKeys(doc);

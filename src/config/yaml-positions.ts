@@ -19,7 +19,17 @@ import {
 import { type ConfigError, type PathSegments, type PendingError, type Segment, formatPath } from './messages';
 import { show } from './schema';
 
-export function yamlErrorToPending(doc: Document, e: YAMLError): PendingError {
+export function yamlErrorToPending(doc: Document, e: YAMLError, text: string): PendingError {
+  // BAD_INDENT also names an unclosed flow collection: only the mapping message is about a key.
+  if (e.code === 'BAD_INDENT' && e.message.startsWith('All mapping items must start at the same column')) {
+    const misplaced = misplacedKey(text, e.pos[0]);
+    if (misplaced !== undefined) return { path: pathAtOffset(doc, misplaced.offset), offset: misplaced.offset, message: misplaced.message };
+  }
+  if (e.code === 'BLOCK_AS_IMPLICIT_KEY' || e.code === 'MULTILINE_IMPLICIT_KEY') {
+    const deeper = keyIndentedUnderValue(text, e.pos[0]);
+    // The path of the key above: the parser's tree holds the two lines as one key there.
+    if (deeper !== undefined) return { path: pathAtOffset(doc, deeper.aboveOffset), offset: deeper.offset, message: deeper.message };
+  }
   const offset = e.pos[0];
   const path = pathAtOffset(doc, offset);
   if (e.code === 'DUPLICATE_KEY') {
@@ -31,6 +41,74 @@ export function yamlErrorToPending(doc: Document, e: YAMLError): PendingError {
   }
   const firstLine = e.message.split('\n')[0];
   return { path, offset, message: `YAML: ${firstLine}` };
+}
+
+/** A key's column and name on one line: `    key: ...` or `  - key: ...` (the key after the dash). */
+const KEY_LINE = /^( *)(- +)?([^\s#:'"][^:#]*?|"[^"]*"|'[^']*'):(\s|$)/;
+
+/**
+ * The parser's "All mapping items must start at the same column" names the line; what a
+ * person needs is the key that is misplaced and the columns where it would belong: the
+ * columns of the keys still open above it (YAML nests by indentation alone), the nearest
+ * one to its left and to its right.
+ */
+function misplacedKey(text: string, errorOffset: number): { offset: number; message: string } | undefined {
+  const lineStart = text.lastIndexOf('\n', errorOffset - 1) + 1;
+  const lineEnd = text.indexOf('\n', lineStart);
+  const line = text.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
+  const own = KEY_LINE.exec(line);
+  if (own === null) return undefined;
+  const column = own[1].length + (own[2]?.length ?? 0);
+  // The keys open above the line: each earlier key line closes the deeper ones.
+  const open: { column: number; key: string }[] = [];
+  for (const above of text.slice(0, lineStart).split('\n')) {
+    const m = KEY_LINE.exec(above);
+    if (m === null) continue;
+    const dash = m[2] === undefined ? undefined : m[1].length;
+    const keyColumn = m[1].length + (m[2]?.length ?? 0);
+    while (open.length > 0 && open[open.length - 1].column >= (dash ?? keyColumn)) open.pop();
+    open.push({ column: keyColumn, key: m[3] });
+  }
+  if (open.some((k) => k.column === column)) return undefined;
+  const left = [...open].reverse().find((k) => k.column < column);
+  const right = open.find((k) => k.column > column);
+  const at = (k: { column: number; key: string }) => `at column ${k.column + 1}, level with "${k.key}:"`;
+  const places = [left, right].filter((k) => k !== undefined).map(at);
+  if (places.length === 0) return undefined;
+  return {
+    offset: lineStart + column,
+    message: `"${own[3]}" at column ${column + 1} is level with no key above it (YAML nests by indentation alone): write it ${places.join(', or ')}`,
+  };
+}
+
+/**
+ * `name: r` followed by a key indented deeper (`   match: ...`): YAML reads the two lines as
+ * one multi-line key ("r match") and the parser says so. The person meant the deeper key as a
+ * sibling of the key above (a value on its line cannot also hold a mapping).
+ */
+function keyIndentedUnderValue(text: string, errorOffset: number): { offset: number; aboveOffset: number; message: string } | undefined {
+  const lineStart = text.lastIndexOf('\n', errorOffset - 1) + 1;
+  const lines = text.slice(lineStart).split('\n');
+  const above = KEY_LINE.exec(lines[0]);
+  if (above === null || lines[0].slice(above[0].length).trim() === '') return undefined;
+  const aboveColumn = above[1].length + (above[2]?.length ?? 0);
+  let offset = lineStart + lines[0].length + 1;
+  for (const line of lines.slice(1)) {
+    const m = KEY_LINE.exec(line);
+    if (line.trim() === '' || line.trim().startsWith('#')) {
+      offset += line.length + 1;
+      continue;
+    }
+    if (m === null || m[2] !== undefined) return undefined;
+    const column = m[1].length;
+    if (column <= aboveColumn) return undefined;
+    return {
+      offset: offset + column,
+      aboveOffset: lineStart + aboveColumn,
+      message: `"${m[3]}" at column ${column + 1} is deeper than "${above[3]}:" above it, whose value is on its line (YAML nests by indentation alone): write it at column ${aboveColumn + 1}, level with "${above[3]}:"`,
+    };
+  }
+  return undefined;
 }
 
 /** Keys like `? [a, b]` have no place in this format and cannot become object keys faithfully. */

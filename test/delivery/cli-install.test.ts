@@ -1,24 +1,21 @@
 /**
  * The install path the README's Guide gives (`npm pack`, then `npm install -g` of the
  * tarball) yields a `sidecar` command that works from any folder, and the Guide's commands
- * run as written there. The packed package is installed into a temporary prefix; its
- * dependencies are the repository's own node_modules (linked), so the test runs offline.
- * SIDECAR_TEST_REGISTRY_INSTALL=1 installs the tarball itself instead, dependencies from the
- * registry (or npm's cache), exactly as a user does.
+ * run as written there (test/helpers/packed-install.ts). Every other command of the
+ * documentation: test/delivery/doc-commands.test.ts.
  */
 import t from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'yaml';
 import { ROOT } from '../helpers/examples';
+import { installPackedPackage, PACKAGE, TARBALL } from '../helpers/packed-install';
 
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-const PACKAGE = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string> };
-const TARBALL = `${PACKAGE.name}-${PACKAGE.version}.tgz`;
 
 function section(heading: string): string {
   const start = README.indexOf(`\n### ${heading}\n`);
@@ -58,25 +55,11 @@ t.test('the packed package, installed in a prefix, runs the Guide\'s commands fr
   t.ok(existsSync(path.join(ROOT, 'dist', 'cli.js')), 'dist/ is built (npm test builds it)');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'sidecar-install-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-  // npm pack's prepack builds; npm test has built dist/ already.
-  execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' });
-  const tarball = path.join(tmp, TARBALL);
+  const { tarball, bin } = installPackedPackage(tmp);
   t.ok(existsSync(tarball), `npm pack wrote ${TARBALL}`);
   const listing = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n');
   t.ok(listing.includes('package/dist/cli.js') && listing.includes('package/package.json'), 'the CLI and package.json are packed');
   t.notOk(listing.some((f) => /^package\/(src|test|certs|node_modules)\//.test(f) || f.endsWith('.key')), 'no sources, tests, keys or modules');
-
-  const prefix = path.join(tmp, 'prefix');
-  let source = tarball;
-  if (process.env.SIDECAR_TEST_REGISTRY_INSTALL !== '1') {
-    const unpacked = path.join(tmp, 'unpacked');
-    mkdirSync(unpacked);
-    execFileSync('tar', ['xzf', tarball, '-C', unpacked]);
-    source = path.join(unpacked, 'package');
-    symlinkSync(path.join(ROOT, 'node_modules'), path.join(source, 'node_modules'));
-  }
-  execFileSync('npm', ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', source === tarball ? '--prefer-offline' : '--offline', source], { cwd: tmp, encoding: 'utf8' });
-  const bin = path.join(prefix, 'bin');
   t.ok(existsSync(path.join(bin, 'sidecar')), 'npm linked the `sidecar` command');
 
   const work = path.join(tmp, 'my-app');

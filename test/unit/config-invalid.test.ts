@@ -16,6 +16,19 @@ interface Expected {
 
 const CASES: Readonly<Record<string, readonly Expected[]>> = {
   'yaml-syntax.yaml': [{ path: 'listeners[0].routes[0].cluster[0]', line: 8, message: /^YAML: Flow sequence/ }],
+  'bad-indent-key.yaml': [
+    {
+      path: 'listeners[0].routes[0]',
+      line: 11,
+      message: /^"directResponse" at column 7 is level with no key above it \(YAML nests by indentation alone\): write it at column 5, level with "routes:", or at column 9, level with "match:"$/,
+    },
+  ],
+  'bad-indent-deeper-key.yaml': [
+    { path: 'listeners[0].routes[0].name', line: 8, message: /^"match" at column 11 is deeper than "name:" above it, whose value is on its line \(YAML nests by indentation alone\): write it at column 9, level with "name:"$/ },
+  ],
+  'bad-indent-top-key.yaml': [
+    { path: 'clusters', line: 6, message: /^"clusters" at column 2 is level with no key above it \(YAML nests by indentation alone\): write it at column 1, level with "listeners:", or at column 5, level with "routes:"$/ },
+  ],
   'unknown-key-top.yaml': [{ path: 'tracin', line: 12, message: /^unknown key "tracin" \(did you mean "tracing"\?\)$/ }],
   'unknown-key-nested.yaml': [{ path: 'listeners[0].routes[0].retyr', line: 8, message: /^unknown key "retyr" \(did you mean "retry"\?\)$/ }],
   'misplaced-key-deeper.yaml': [
