@@ -151,6 +151,13 @@ const NOT_RUN: Record<string, NotRun> = {
   'BENCH_ONLY=direct,sidecar,bare-undici node bench/run.js': { reason: BENCH },
   'BENCH_ONLY=sidecar-bare,sidecar-recorder BENCH_ROUNDS=3 BENCH_SECONDS=5 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   'node bench/recorder-cost.js': { reason: BENCH },
+  // docs/PERFORMANCE.md: the before/after comparison of two builds, in turn.
+  'git worktree add /tmp/old <old-commit> && ln -s "$PWD/node_modules" /tmp/old/node_modules && (cd /tmp/old && npm run build)': { reason: 'builds another commit to compare with (a placeholder commit, for a person to fill in)' },
+  'for round in 1 2; do': { reason: BENCH },
+  'for dist in /tmp/old/dist dist; do': { reason: BENCH },
+  'SIDECAR_DIST=$dist node bench/hot-path-parts.js': { reason: BENCH },
+  'SIDECAR_DIST=$dist node bench/policy-cost.js 3000 5': { reason: BENCH },
+  done: { reason: 'the end of a benchmark loop above' },
   'npm run build': { reason: 'the build: `npm start` runs it here, in the copy of the repository' },
   'BENCH_PROFILE=1 BENCH_ONLY=sidecar node bench/run.js': { reason: BENCH },
   'BENCH_PROFILE=sidecar-bare,sidecar-trace-100 BENCH_ONLY=sidecar-bare,sidecar-trace-100 node bench/run.js': { reason: BENCH },
