@@ -55,6 +55,8 @@ export class Exchange extends ChainState<AttemptHandler> implements ChainContext
   clientStalled = false;
   finished = false;
   resumeUpstream: (() => void) | undefined;
+  /** The response headers as written to the client (kept for the flight recorder, which copies nothing). */
+  relayedHeaders: readonly string[] | undefined;
   /** Armed while the client's socket is full; a client that reads nothing for the route timeout is cut. */
   stallTimer: NodeJS.Timeout | undefined;
   listeningForDrain = false;
@@ -84,8 +86,6 @@ export class Exchange extends ChainState<AttemptHandler> implements ChainContext
   // --- record.ts: the flight recorder's timeline (only when the recorder is on) ---
   recordedAttempts: AttemptRecord[] | undefined;
   recordedDecisions: string[] | undefined;
-  /** The relayed attempt's raw response headers (converted only when the exchange is recorded). */
-  recordedResponseHeaders: Buffer[] | undefined;
 
   // --- pool.ts (the terminal): the attempts (the rest in ChainState) ---
   /** The wait (0ms) before the stale-connection retry is dispatched. */

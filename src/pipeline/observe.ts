@@ -47,6 +47,7 @@ export class ObserveInterceptor extends Interceptor {
       // HTTP/2 has no reason phrase (node:http2 warns when one is given).
       if (statusText && isHttp1(x.req)) x.res.writeHead(statusCode, statusText, headers);
       else x.res.writeHead(statusCode, headers);
+      x.relayedHeaders = headers;
     } catch (error) {
       // A header value Node refuses to send (it would be a response-splitting vector).
       x.responseStarted = false;

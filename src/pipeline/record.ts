@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../core/errors';
-import { isFailure, redactedRequestHeaders, redactedResponseHeaders, type AttemptRecord, type FlightRecorder, type RecordedExchange } from '../telemetry/flight-recorder';
+import { isFailure, type AttemptRecord, type FlightRecorder, type RecordedExchange } from '../telemetry/flight-recorder';
 import { responseFlags } from '../telemetry/response-flags';
 import type { AttemptFailure } from '../upstream/error-map';
 import type { AttemptControl } from './context';
@@ -32,7 +32,6 @@ export class RecordInterceptor extends Interceptor {
 
   override onResponse(x: Exchange, handler: AttemptControl, statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     attemptAnswered(x, String(statusCode));
-    x.recordedResponseHeaders = rawHeaders;
     return this.up!.onResponse(x, handler, statusCode, rawHeaders, resume, statusText);
   }
 
@@ -69,7 +68,6 @@ function record(x: Exchange, recorder: FlightRecorder): void {
   if (x.retryDeclined !== undefined) decisions.push(`retry: no (${x.retryDeclined})`);
   if (x.attempt > 1) decisions.push(`retry: ${x.attempt - 1} retries; budget left ${x.cluster.retryBudget.view().available}`);
   const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
-  const redacted = recorder.redactedHeaders;
   const entry: RecordedExchange = {
     requestId: x.requestId,
     atMs: Date.now() - (performance.now() - x.startedAt),
@@ -87,8 +85,9 @@ function record(x: Exchange, recorder: FlightRecorder): void {
     bytesOut: x.bytesOut,
     attempts: x.recordedAttempts ?? NO_ATTEMPTS,
     decisions,
-    requestHeaders: redactedRequestHeaders(x.req.rawHeaders, redacted),
-    responseHeaders: x.recordedResponseHeaders === undefined ? NO_HEADERS : redactedResponseHeaders(x.recordedResponseHeaders, redacted),
+    // Kept by reference, redacted when read: neither list changes once the response has started.
+    requestHeaders: x.req.rawHeaders,
+    responseHeaders: x.relayedHeaders ?? NO_HEADERS,
   };
   // A failure whose answer came from the sidecar has no attempt decision to show otherwise.
   if (isFailure(entry) && decisions.length === 0 && x.errorCode !== undefined && x.attempt === 0) decisions.push(`answered ${x.errorCode} before any attempt`);

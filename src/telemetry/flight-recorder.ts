@@ -48,19 +48,23 @@ export interface RequestRecord {
   /** What the policies decided, in order, e.g. `retry: no (budget)`, `breaker: open, refused`. */
   readonly decisions: readonly string[];
   readonly requestHeaders: Readonly<Record<string, string | readonly string[]>>;
-  /** The relayed response's headers as the app sent them; empty when the sidecar answered. */
+  /** The response's headers as relayed to the client; empty when the sidecar answered. */
   readonly responseHeaders: Readonly<Record<string, string | readonly string[]>>;
 }
 
 /**
  * What the chain hands to the recorder: the record with its time as a number and its headers
- * as flat `[name, value, ...]` lists (names lower-case, values already redacted). The JSON
- * form (RequestRecord) is built only when someone reads it.
+ * as the flat `[name, value, ...]` lists the exchange already holds (the client's raw request
+ * headers, the response headers as relayed), kept by reference: nothing is copied per request.
+ * Names are lower-cased and values redacted when the JSON form (RequestRecord) is built, only
+ * when someone reads it, with the redacted names in force when the exchange was recorded.
  */
 export interface RecordedExchange extends Omit<RequestRecord, 'at' | 'requestHeaders' | 'responseHeaders'> {
   /** ms since the epoch when the request arrived. */
   readonly atMs: number;
+  /** Not to be changed after recording (the recorder keeps the caller's list). */
   readonly requestHeaders: readonly string[];
+  /** Not to be changed after recording (the recorder keeps the caller's list). */
   readonly responseHeaders: readonly string[];
 }
 
@@ -92,10 +96,6 @@ export class FlightRecorder {
     this.trim();
   }
 
-  get redactedHeaders(): ReadonlySet<string> {
-    return this.config.redactHeaders;
-  }
-
   /** Estimated bytes of what is kept now. */
   get sizeBytes(): number {
     return this.bytes;
@@ -106,7 +106,7 @@ export class FlightRecorder {
   }
 
   record(entry: RecordedExchange): void {
-    const sized: Sized = { entry, bytes: estimateBytes(entry), sequence: this.sequence++ };
+    const sized: Sized = { entry, bytes: estimateBytes(entry), sequence: this.sequence++, redacted: this.config.redactHeaders };
     this.put(this.recent, sized);
     if (isFailure(entry)) this.put(this.failures, sized);
     this.trim();
@@ -114,7 +114,7 @@ export class FlightRecorder {
 
   get(requestId: string): RequestRecord | undefined {
     const sized = this.recent.get(requestId) ?? this.failures.get(requestId);
-    return sized === undefined ? undefined : viewOf(sized.entry);
+    return sized === undefined ? undefined : viewOf(sized);
   }
 
   /** Both lists merged, most recent first, filtered. */
@@ -129,7 +129,7 @@ export class FlightRecorder {
       }
     }
     all.sort((a, b) => b.sequence - a.sequence);
-    return (filter.limit === undefined ? all : all.slice(0, filter.limit)).map((sized) => viewOf(sized.entry));
+    return (filter.limit === undefined ? all : all.slice(0, filter.limit)).map(viewOf);
   }
 
   private put(map: Map<string, Sized>, sized: Sized): void {
@@ -188,22 +188,32 @@ interface Sized {
   readonly entry: RecordedExchange;
   readonly bytes: number;
   readonly sequence: number;
+  /** The names redacted when it was recorded: a reload that drops a name does not reveal earlier values. */
+  readonly redacted: ReadonlySet<string>;
 }
 
 export function isFailure(entry: Pick<RequestRecord, 'status' | 'error'>): boolean {
   return entry.status >= 500 || entry.error !== null;
 }
 
-function viewOf(entry: RecordedExchange): RequestRecord {
-  const { atMs, requestHeaders, responseHeaders, ...rest } = entry;
-  return { ...rest, at: new Date(atMs).toISOString(), requestHeaders: headerMap(requestHeaders), responseHeaders: headerMap(responseHeaders) };
+function viewOf(sized: Sized): RequestRecord {
+  const { atMs, requestHeaders, responseHeaders, ...rest } = sized.entry;
+  return {
+    ...rest,
+    at: new Date(atMs).toISOString(),
+    requestHeaders: redactedHeaderMap(requestHeaders, sized.redacted),
+    responseHeaders: redactedHeaderMap(responseHeaders, sized.redacted),
+  };
 }
 
-function headerMap(flat: readonly string[]): Record<string, string | readonly string[]> {
-  const out: Record<string, string | string[]> = {};
+/** A flat `[name, value, ...]` list as an object: names lower-case, repeated names as arrays, the values of `redacted` replaced. */
+export function redactedHeaderMap(flat: readonly string[], redacted: ReadonlySet<string>): Record<string, string | readonly string[]> {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const existing = out[flat[i]];
-    out[flat[i]] = existing === undefined ? flat[i + 1] : Array.isArray(existing) ? [...existing, flat[i + 1]] : [existing, flat[i + 1]];
+    const name = flat[i].toLowerCase();
+    const value = redacted.has(name) ? REDACTED : flat[i + 1];
+    const existing = out[name];
+    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
   }
   return out;
 }
@@ -230,26 +240,4 @@ function headerChars(flat: readonly string[]): number {
   let chars = 0;
   for (let i = 0; i < flat.length; i++) chars += flat[i].length;
   return chars;
-}
-
-/** Node's raw `[name, value, ...]` request headers, names lower-cased, the values of `redacted` replaced. */
-export function redactedRequestHeaders(raw: readonly string[], redacted: ReadonlySet<string>): string[] {
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    out[i] = name;
-    out[i + 1] = redacted.has(name) ? REDACTED : raw[i + 1];
-  }
-  return out;
-}
-
-/** undici's raw response headers (Buffers, which would pin the socket's read buffer) as strings, redacted. */
-export function redactedResponseHeaders(raw: readonly Buffer[], redacted: ReadonlySet<string>): string[] {
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i].toString('latin1').toLowerCase();
-    out[i] = name;
-    out[i + 1] = redacted.has(name) ? REDACTED : raw[i + 1].toString('latin1');
-  }
-  return out;
 }
