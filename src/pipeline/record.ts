@@ -60,27 +60,23 @@ function attemptAnswered(x: Exchange, outcome: string): void {
 }
 
 function record(x: Exchange, recorder: FlightRecorder): void {
+  const now = performance.now();
   const status = x.clientGone && !x.responseStarted ? 499 : x.status;
-  const decisions = x.recordedDecisions ?? [];
-  if (x.waitedForSlot) decisions.unshift('concurrency: waited for a slot');
-  if (x.errorCode === 'CIRCUIT_OPEN') decisions.unshift(`breaker: ${x.cluster.breaker.state}, refused`);
-  else if (x.errorCode === 'OVERLOADED') decisions.push('concurrency: refused (OVERLOADED)');
-  if (x.retryDeclined !== undefined) decisions.push(`retry: no (${x.retryDeclined})`);
-  if (x.attempt > 1) decisions.push(`retry: ${x.attempt - 1} retries; budget left ${x.cluster.retryBudget.view().available}`);
+  const decisions = decisionsOf(x);
   const flags = responseFlags({ errorCode: x.errorCode, status, attempts: x.attempt, clientGone: x.clientGone, clientStalled: x.clientStalled });
   const entry: RecordedExchange = {
     requestId: x.requestId,
-    atMs: Date.now() - (performance.now() - x.startedAt),
+    atMs: Date.now() - (now - x.startedAt),
     method: x.req.method ?? '',
     path: x.req.url ?? '',
-    host: hostOf(x.req.headers.host ?? x.req.headers[':authority']),
+    host: hostHeaderOf(x.req.headers.host ?? x.req.headers[':authority']),
     listener: x.listener.name,
     route: x.route.name,
     cluster: x.cluster.config.name,
     status,
     error: x.errorCode ?? null,
     flags: flags ?? null,
-    durationMs: round(performance.now() - x.startedAt),
+    durationMs: round(now - x.startedAt),
     bytesIn: x.bytesIn,
     bytesOut: x.bytesOut,
     attempts: x.recordedAttempts ?? NO_ATTEMPTS,
@@ -90,18 +86,34 @@ function record(x: Exchange, recorder: FlightRecorder): void {
     responseHeaders: x.relayedHeaders ?? NO_HEADERS,
   };
   // A failure whose answer came from the sidecar has no attempt decision to show otherwise.
-  if (isFailure(entry) && decisions.length === 0 && x.errorCode !== undefined && x.attempt === 0) decisions.push(`answered ${x.errorCode} before any attempt`);
-  recorder.record(entry);
+  if (isFailure(entry) && decisions.length === 0 && x.errorCode !== undefined && x.attempt === 0) {
+    recorder.record({ ...entry, decisions: [`answered ${x.errorCode} before any attempt`] });
+  } else {
+    recorder.record(entry);
+  }
+}
+
+/** The policies' decisions in order; most requests have none and share one empty list. */
+function decisionsOf(x: Exchange): readonly string[] {
+  const noted = x.recordedDecisions;
+  const retried = x.attempt > 1;
+  if (noted === undefined && !x.waitedForSlot && x.errorCode !== 'CIRCUIT_OPEN' && x.errorCode !== 'OVERLOADED' && x.retryDeclined === undefined && !retried) return NO_DECISIONS;
+  const decisions = noted ?? [];
+  if (x.waitedForSlot) decisions.unshift('concurrency: waited for a slot');
+  if (x.errorCode === 'CIRCUIT_OPEN') decisions.unshift(`breaker: ${x.cluster.breaker.state}, refused`);
+  else if (x.errorCode === 'OVERLOADED') decisions.push('concurrency: refused (OVERLOADED)');
+  if (x.retryDeclined !== undefined) decisions.push(`retry: no (${x.retryDeclined})`);
+  if (retried) decisions.push(`retry: ${x.attempt - 1} retries; budget left ${x.cluster.retryBudget.view().available}`);
+  return decisions;
 }
 
 const NO_ATTEMPTS: readonly AttemptRecord[] = Object.freeze([]);
+const NO_DECISIONS: readonly string[] = Object.freeze([]);
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 
-function hostOf(value: string | string[] | undefined): string {
-  const host = Array.isArray(value) ? value[0] : value;
-  if (host === undefined) return '';
-  const colon = host.lastIndexOf(':');
-  return (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
+/** As received; the recorder takes the port off and lower-cases it when read. */
+function hostHeaderOf(value: string | string[] | undefined): string {
+  return (Array.isArray(value) ? value[0] : value) ?? '';
 }
 
 function round(ms: number): number {

@@ -7,9 +7,9 @@ import type { RecorderConfig } from '../config/types';
  *
  * Two bounded lists: the last `requests` requests of any outcome, and the last `failures`
  * failures besides, so a failure stays findable however many successes follow it. Both are
- * Maps in insertion order (oldest first), keyed by request id: a client-chosen id seen again
- * replaces the older entry. The estimated size of all entries is bounded by `maxBytes`; past
- * it the oldest entries go first, from both lists.
+ * rings (recording is a slot write); a client-chosen id seen again is shown once, its newest
+ * entry. The estimated size of all entries is bounded by `maxBytes`; past it the oldest
+ * entries go first.
  */
 
 export interface AttemptRecord {
@@ -59,9 +59,11 @@ export interface RequestRecord {
  * Names are lower-cased and values redacted when the JSON form (RequestRecord) is built, only
  * when someone reads it, with the redacted names in force when the exchange was recorded.
  */
-export interface RecordedExchange extends Omit<RequestRecord, 'at' | 'requestHeaders' | 'responseHeaders'> {
+export interface RecordedExchange extends Omit<RequestRecord, 'at' | 'host' | 'requestHeaders' | 'responseHeaders'> {
   /** ms since the epoch when the request arrived. */
   readonly atMs: number;
+  /** The Host (or :authority) header as received, '' when none. */
+  readonly host: string;
   /** Not to be changed after recording (the recorder keeps the caller's list). */
   readonly requestHeaders: readonly string[];
   /** Not to be changed after recording (the recorder keeps the caller's list). */
@@ -77,133 +79,199 @@ export interface RecordFilter {
 }
 
 export const REDACTED = '[redacted]';
-/** What one record costs beyond its strings (object headers, numbers, Map entry). */
+/** What one record costs beyond its strings (object headers, numbers, ring slots). */
 const RECORD_OVERHEAD_BYTES = 400;
 const ATTEMPT_OVERHEAD_BYTES = 120;
 
 export class FlightRecorder {
-  private readonly recent = new Map<string, Sized>();
-  private readonly failures = new Map<string, Sized>();
-  private bytes = 0;
+  private recent: ExchangeRing;
+  private failures: ExchangeRing;
   /** Order of recording (times may tie within a millisecond). */
   private sequence = 0;
 
-  constructor(private config: RecorderConfig) {}
+  constructor(private config: RecorderConfig) {
+    this.recent = new ExchangeRing(config.requests);
+    this.failures = new ExchangeRing(config.failures);
+  }
 
-  /** A reload changed `admin.recorder`: the new bounds apply now. */
+  /** A reload changed `admin.recorder`: the new bounds apply now, the newest entries kept. */
   configure(config: RecorderConfig): void {
     this.config = config;
-    this.trim();
+    if (this.recent.capacity !== config.requests) this.recent = this.recent.resized(config.requests);
+    if (this.failures.capacity !== config.failures) this.failures = this.failures.resized(config.failures);
+    this.trimBytes();
   }
 
-  /** Estimated bytes of what is kept now. */
+  /**
+   * Estimated bytes of what is kept now. A failure is in both lists and counted in each: the
+   * estimate errs high, never low.
+   */
   get sizeBytes(): number {
-    return this.bytes;
+    return this.recent.bytes + this.failures.bytes;
   }
 
+  /** Entries held in each list (an id recorded again is held twice until the older one leaves). */
   get size(): { readonly requests: number; readonly failures: number } {
-    return { requests: this.recent.size, failures: this.failures.size };
+    return { requests: this.recent.count, failures: this.failures.count };
   }
 
+  /**
+   * Keeps the entry by reference (the caller does not change it afterwards). Constant time and
+   * no allocation: the request path pays for a slot write, not for an index; lookups by id scan
+   * the lists when someone reads them.
+   */
   record(entry: RecordedExchange): void {
-    const sized: Sized = { entry, bytes: estimateBytes(entry), sequence: this.sequence++, redacted: this.config.redactHeaders };
-    this.put(this.recent, sized);
-    if (isFailure(entry)) this.put(this.failures, sized);
-    this.trim();
+    const sequence = this.sequence++;
+    const bytes = estimateBytes(entry);
+    const redacted = this.config.redactHeaders;
+    this.recent.push(entry, sequence, bytes, redacted);
+    if (isFailure(entry)) this.failures.push(entry, sequence, bytes, redacted);
+    this.trimBytes();
   }
 
+  /** The newest entry with this id (a client may send the same `x-request-id` twice). */
   get(requestId: string): RequestRecord | undefined {
-    const sized = this.recent.get(requestId) ?? this.failures.get(requestId);
-    return sized === undefined ? undefined : viewOf(sized);
+    const a = this.recent.newestWithId(requestId);
+    const b = this.failures.newestWithId(requestId);
+    const found = a === undefined ? b : b === undefined || a.sequence >= b.sequence ? a : b;
+    return found === undefined ? undefined : viewOf(found);
   }
 
-  /** Both lists merged, most recent first, filtered. */
+  /** Both lists merged, most recent first, filtered, each id once (its newest entry). */
   list(filter: RecordFilter = {}): RequestRecord[] {
-    const seen = new Set<Sized>();
-    const all: Sized[] = [];
-    for (const source of [this.recent, this.failures]) {
-      for (const sized of source.values()) {
-        if (seen.has(sized) || !matchesFilter(sized.entry, filter)) continue;
-        seen.add(sized);
-        all.push(sized);
-      }
+    const all = [...this.recent.slots(), ...this.failures.slots()].sort((a, b) => b.sequence - a.sequence);
+    const seen = new Set<string>();
+    const out: RequestRecord[] = [];
+    for (const slot of all) {
+      if (filter.limit !== undefined && out.length >= filter.limit) break;
+      if (seen.has(slot.entry.requestId)) continue;
+      seen.add(slot.entry.requestId);
+      if (matchesFilter(slot.entry, filter)) out.push(viewOf(slot));
     }
-    all.sort((a, b) => b.sequence - a.sequence);
-    return (filter.limit === undefined ? all : all.slice(0, filter.limit)).map(viewOf);
+    return out;
   }
 
-  private put(map: Map<string, Sized>, sized: Sized): void {
-    const id = sized.entry.requestId;
-    const old = map.get(id);
-    if (old !== undefined) this.drop(map, id, old);
-    map.set(id, sized);
-    if (!this.isIn(sized, map)) this.bytes += sized.bytes;
-  }
-
-  /** Whether `sized` is already counted through the other list. */
-  private isIn(sized: Sized, except: Map<string, Sized>): boolean {
-    const other = except === this.recent ? this.failures : this.recent;
-    return other.get(sized.entry.requestId) === sized;
-  }
-
-  private drop(map: Map<string, Sized>, id: string, sized: Sized): void {
-    map.delete(id);
-    if (!this.isIn(sized, map)) this.bytes -= sized.bytes;
-  }
-
-  private trim(): void {
-    const { requests, failures, maxBytes } = this.config;
-    while (this.recent.size > requests) this.dropOldest(this.recent);
-    while (this.failures.size > failures) this.dropOldest(this.failures);
-    // Past the byte cap the oldest entry goes from both lists, so that each step frees its bytes.
-    while (this.bytes > maxBytes) {
-      const oldest = olderOf(first(this.recent), first(this.failures));
-      if (oldest === undefined) break;
-      const id = oldest.entry.requestId;
-      if (this.recent.get(id) === oldest) this.drop(this.recent, id, oldest);
-      if (this.failures.get(id) === oldest) this.drop(this.failures, id, oldest);
+  /** Past the byte cap the oldest entry of the two lists goes first. */
+  private trimBytes(): void {
+    const maxBytes = this.config.maxBytes;
+    while (this.recent.bytes + this.failures.bytes > maxBytes) {
+      const recentOldest = this.recent.oldestSequence();
+      const failuresOldest = this.failures.oldestSequence();
+      if (recentOldest === Infinity && failuresOldest === Infinity) break;
+      if (recentOldest <= failuresOldest) this.recent.dropOldest();
+      else this.failures.dropOldest();
     }
   }
-
-  private dropOldest(map: Map<string, Sized>): void {
-    const first = map.entries().next();
-    if (first.done === true) return;
-    const [id, sized] = first.value;
-    this.drop(map, id, sized);
-  }
 }
 
-function first(map: Map<string, Sized>): Sized | undefined {
-  const next = map.values().next();
-  return next.done === true ? undefined : next.value;
-}
-
-function olderOf(a: Sized | undefined, b: Sized | undefined): Sized | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a.sequence <= b.sequence ? a : b;
-}
-
-interface Sized {
+/** One kept entry as the readers see it. */
+interface Slot {
   readonly entry: RecordedExchange;
-  readonly bytes: number;
   readonly sequence: number;
   /** The names redacted when it was recorded: a reload that drops a name does not reveal earlier values. */
   readonly redacted: ReadonlySet<string>;
+}
+
+/**
+ * A fixed number of recorded exchanges, the oldest overwritten first. Parallel arrays, so that
+ * recording allocates nothing of its own.
+ */
+class ExchangeRing {
+  readonly capacity: number;
+  private readonly entries: (RecordedExchange | undefined)[];
+  private readonly sequences: Float64Array;
+  private readonly sizes: Float64Array;
+  private readonly redactions: (ReadonlySet<string> | undefined)[];
+  /** Where the next entry goes. */
+  private next = 0;
+  count = 0;
+  bytes = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+    this.entries = new Array<RecordedExchange | undefined>(capacity).fill(undefined);
+    this.sequences = new Float64Array(capacity);
+    this.sizes = new Float64Array(capacity);
+    this.redactions = new Array<ReadonlySet<string> | undefined>(capacity).fill(undefined);
+  }
+
+  push(entry: RecordedExchange, sequence: number, bytes: number, redacted: ReadonlySet<string>): void {
+    if (this.capacity === 0) return;
+    const index = this.next;
+    if (this.count === this.capacity) this.bytes -= this.sizes[index];
+    else this.count++;
+    this.entries[index] = entry;
+    this.sequences[index] = sequence;
+    this.sizes[index] = bytes;
+    this.redactions[index] = redacted;
+    this.bytes += bytes;
+    this.next = index + 1 === this.capacity ? 0 : index + 1;
+  }
+
+  /** The sequence of the oldest entry; Infinity when empty. */
+  oldestSequence(): number {
+    return this.count === 0 ? Infinity : this.sequences[this.oldestIndex()];
+  }
+
+  dropOldest(): void {
+    if (this.count === 0) return;
+    const index = this.oldestIndex();
+    this.bytes -= this.sizes[index];
+    this.entries[index] = undefined;
+    this.redactions[index] = undefined;
+    this.count--;
+  }
+
+  /** Oldest first. */
+  slots(): Slot[] {
+    const out: Slot[] = [];
+    for (let i = 0, index = this.oldestIndex(); i < this.count; i++, index = index + 1 === this.capacity ? 0 : index + 1) {
+      out.push({ entry: this.entries[index]!, sequence: this.sequences[index], redacted: this.redactions[index]! });
+    }
+    return out;
+  }
+
+  newestWithId(requestId: string): Slot | undefined {
+    for (let i = 0, index = this.next; i < this.count; i++) {
+      index = index === 0 ? this.capacity - 1 : index - 1;
+      const entry = this.entries[index]!;
+      if (entry.requestId === requestId) return { entry, sequence: this.sequences[index], redacted: this.redactions[index]! };
+    }
+    return undefined;
+  }
+
+  /** A ring of another capacity holding this one's newest entries. */
+  resized(capacity: number): ExchangeRing {
+    const ring = new ExchangeRing(capacity);
+    for (const slot of this.slots()) ring.push(slot.entry, slot.sequence, estimateBytes(slot.entry), slot.redacted);
+    return ring;
+  }
+
+  private oldestIndex(): number {
+    const index = this.next - this.count;
+    return index < 0 ? index + this.capacity : index;
+  }
 }
 
 export function isFailure(entry: Pick<RequestRecord, 'status' | 'error'>): boolean {
   return entry.status >= 500 || entry.error !== null;
 }
 
-function viewOf(sized: Sized): RequestRecord {
-  const { atMs, requestHeaders, responseHeaders, ...rest } = sized.entry;
+function viewOf(slot: Slot): RequestRecord {
+  const { atMs, requestHeaders, responseHeaders, ...rest } = slot.entry;
   return {
     ...rest,
     at: new Date(atMs).toISOString(),
-    requestHeaders: redactedHeaderMap(requestHeaders, sized.redacted),
-    responseHeaders: redactedHeaderMap(responseHeaders, sized.redacted),
+    host: hostWithoutPort(slot.entry.host),
+    requestHeaders: redactedHeaderMap(requestHeaders, slot.redacted),
+    responseHeaders: redactedHeaderMap(responseHeaders, slot.redacted),
   };
+}
+
+/** Lower-case, without the port: `[::1]:8080` → `[::1]`, `Example.com:80` → `example.com`. */
+function hostWithoutPort(host: string): string {
+  const colon = host.lastIndexOf(':');
+  return (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
 }
 
 /** A flat `[name, value, ...]` list as an object: names lower-case, repeated names as arrays, the values of `redacted` replaced. */

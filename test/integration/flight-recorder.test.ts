@@ -204,12 +204,15 @@ t.test('memory stays within maxBytes, and the estimate does not undercount', asy
   t.equal(kept[0].requestId, 'id-19999', 'the newest is kept');
   const serialized = kept.reduce((n, e) => n + JSON.stringify(e).length, 0);
   t.ok(recorder.sizeBytes >= serialized, `the estimate (${recorder.sizeBytes}) covers at least the JSON size (${serialized})`);
-  // The same id recorded twice is one entry, counted once.
+  // The same id recorded twice is shown once, its newest entry; both are held until they leave.
   const small = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 10, failures: 10 });
   small.record(record('same', 503, {}));
+  small.record(record('other', 200, {}));
   small.record(record('same', 200, {}));
-  t.same(small.size, { requests: 1, failures: 1 });
-  t.equal(small.get('same')?.status, 200);
+  t.same(small.size, { requests: 3, failures: 1 });
+  t.equal(small.get('same')?.status, 200, 'the newest entry of the id');
+  t.same(small.list().map((e) => `${e.requestId} ${e.status}`), ['same 200', 'other 200'], 'each id once, most recent first');
+  t.same(small.list({ status: '5xx' }).map((e) => e.requestId), [], 'the older 503 of the id is not listed');
   small.configure({ ...DEFAULT_RECORDER_SETTINGS, requests: 0, failures: 0 });
   t.same(small.size, { requests: 0, failures: 0 });
   t.equal(small.sizeBytes, 0, 'nothing counted once nothing is kept');
@@ -237,3 +240,34 @@ function record(requestId: string, status: number, headers: Record<string, strin
     responseHeaders: [],
   };
 }
+
+t.test('the two rings: the newest requests and failures are kept, across wrap-around and a resize', async (t) => {
+  const recorder = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 10, failures: 3 });
+  for (let i = 0; i < 25; i++) recorder.record(record(`id-${i}`, i % 5 === 0 ? 503 : 200, {}));
+  t.same(recorder.size, { requests: 10, failures: 3 });
+  const ids = recorder.list().map((e) => e.requestId);
+  // The last ten, and besides them the last three failures (10, 15, 20; 15 and 20 are among the last ten).
+  t.same(ids, ['id-24', 'id-23', 'id-22', 'id-21', 'id-20', 'id-19', 'id-18', 'id-17', 'id-16', 'id-15', 'id-10'], 'newest first');
+  t.equal(recorder.get('id-10')?.status, 503, 'an old failure is found by id');
+  t.equal(recorder.get('id-5'), undefined, 'a fourth-newest failure is gone');
+  t.equal(recorder.get('id-11'), undefined, 'an old success is gone');
+  t.same(recorder.list({ limit: 2 }).map((e) => e.requestId), ['id-24', 'id-23']);
+
+  recorder.configure({ ...DEFAULT_RECORDER_SETTINGS, requests: 4, failures: 1 });
+  t.same(recorder.list().map((e) => e.requestId), ['id-24', 'id-23', 'id-22', 'id-21', 'id-20'], 'a smaller ring keeps the newest');
+  recorder.configure({ ...DEFAULT_RECORDER_SETTINGS, requests: 6, failures: 2 });
+  recorder.record(record('id-25', 503, {}));
+  t.same(recorder.list().map((e) => e.requestId), ['id-25', 'id-24', 'id-23', 'id-22', 'id-21', 'id-20'], 'a larger ring fills again');
+
+  // Past the byte cap the oldest entry of either ring goes first.
+  const oneEntry = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100, failures: 100 });
+  oneEntry.record(record('first', 200, { 'x-big': 'v'.repeat(1000) }));
+  const capped = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100, failures: 100, maxBytes: Math.floor(oneEntry.sizeBytes * 2.5) });
+  capped.record(record('a', 503, { 'x-big': 'v'.repeat(1000) }));
+  capped.record(record('b', 200, { 'x-big': 'v'.repeat(1000) }));
+  // The failure is counted in both rings: its copy among the requests goes, the one among the failures stays.
+  t.same(capped.list().map((e) => e.requestId), ['b', 'a'], 'the oldest copy left');
+  capped.record(record('c', 200, { 'x-big': 'v'.repeat(1000) }));
+  t.same(capped.list().map((e) => e.requestId), ['c', 'b'], 'then the oldest entry of either ring');
+  t.ok(capped.sizeBytes <= Math.floor(oneEntry.sizeBytes * 2.5));
+});
