@@ -9,8 +9,11 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
+import { makeTestPki } from '../helpers/certs';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { waitUntil } from '../helpers/wait';
 
@@ -318,4 +321,55 @@ clusters:
   const line = proxyShort.accessLog.find((e) => e.path === '/body-stall');
   t.equal(line?.error, 'UPSTREAM_TIMEOUT', 'logged as the upstream timeout');
   t.match(line?.flags, /^UT\b/, 'flagged UT (the cut client connection adds DC)');
+});
+
+t.test('https:// endpoints: HTTP/2 negotiated by ALPN with mTLS; an app that negotiates only http/1.1 fails clearly', async (t) => {
+  const pki = await makeTestPki(t.testdir());
+  const servers: { close(cb: () => void): void }[] = [];
+  t.teardown(() => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))));
+  const seen: { version: string; servername: string | undefined; clientCert: boolean }[] = [];
+  const h2app = http2.createSecureServer({ key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const socket = req.stream.session?.socket as TLSSocket | undefined;
+    seen.push({ version: req.httpVersion, servername: (socket as (TLSSocket & { servername?: string }) | undefined)?.servername, clientCert: socket?.getPeerCertificate().subject !== undefined });
+    res.end('secure h2');
+  });
+  const h1app = https.createServer({ key: pki.serverKey, cert: pki.serverCert, ALPNProtocols: ['http/1.1'] }, (_req, res) => res.end('h1 only'));
+  for (const server of [h2app, h1app]) {
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  }
+  const port = (server: { address(): unknown }): number => (server.address() as AddressInfo).port;
+  const tls = `{ ca: ${JSON.stringify(pki.caCertPath)}, cert: ${JSON.stringify(pki.clientCertPath)}, key: ${JSON.stringify(pki.clientKeyPath)} }`;
+  const proxy = await startSidecar(`
+admin: { address: 127.0.0.1:0 }
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    routes:
+      - { name: h2, match: { prefix: /h2 }, cluster: h2app }
+      - { name: h1, match: { prefix: /h1 }, cluster: h1app }
+clusters:
+  - { name: h2app, protocol: http2, endpoints: [{ url: https://localhost:${port(h2app)} }], tls: ${tls} }
+  - { name: h1app, protocol: http2, endpoints: [{ url: https://localhost:${port(h1app)} }], tls: ${tls} }
+`);
+  t.teardown(() => proxy.close());
+  const good = await get(proxy, '/h2');
+  t.equal(good.status, 200);
+  t.equal(good.body, 'secure h2');
+  t.same(seen, [{ version: '2.0', servername: 'localhost', clientCert: true }], 'HTTP/2 over TLS, SNI the endpoint host, with the client certificate');
+  const bad = await get(proxy, '/h1');
+  t.equal(bad.status, 502);
+  t.equal(bad.error, 'UPSTREAM_PROTOCOL_ERROR', 'an app without h2 by ALPN is a protocol error');
+});
+
+t.test('an idle connection closes after idleTimeout; the next request opens another', async (t) => {
+  let closedSessions = 0;
+  const app = await startH2App((stream, _headers, session, number) => {
+    session.once('close', () => closedSessions++);
+    answerLater(stream, 0, `${number}`);
+  });
+  const proxy = await proxyTo(t, app, ', idleTimeout: 200ms');
+  t.equal((await get(proxy, '/one')).body, '1');
+  await waitUntil(() => closedSessions === 1, 'the idle connection to close');
+  t.equal((await get(proxy, '/two')).body, '2', 'a new connection for the next request');
 });
