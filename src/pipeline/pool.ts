@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { UpstreamDispatchOptions } from '../upstream/http2-stream';
 import { SidecarError } from '../core/errors';
 import { mayRetryStaleConnection, STALE_CONNECTION_RETRY_REASON } from '../policy/retry';
 import { classifyUpstreamError, type AttemptFailure } from '../upstream/error-map';
@@ -46,19 +47,17 @@ export class PoolTerminal extends Interceptor {
     const body = http2 ? multiplexedBody(x) : attemptBody(x);
     const handler = new AttemptHandler(x, endpoint, cluster.limit, body instanceof MultiplexedBody ? body : undefined);
     x.handler = handler;
-    const options: Dispatcher.DispatchOptions = {
+    const options: UpstreamDispatchOptions = {
       path: x.upstreamPath,
       method: x.req.method as Dispatcher.HttpMethod,
       headers: x.upstreamHeaders,
-      // undici takes any iterable body (documented: "Iterable | AsyncIterable"); its typings list fewer.
+      // The HTTP/2 client (upstream/http2-pool.ts) reads a MultiplexedBody; the typings list fewer body forms.
       body: body as Dispatcher.DispatchOptions['body'],
-      // HTTP/2: undici holds a request it takes for non-idempotent (any POST, so every gRPC
-      // call) until the connection has nothing else in flight. Streams fail one by one, and
-      // the retry step decides what may be sent again, so the request shares the connection.
-      ...(http2 ? { idempotent: true } : {}),
       // Once the response streams, the route timeout bounds the silence between two chunks.
       bodyTimeout: x.route.timeoutMs,
       headersTimeout: 0,
+      // HTTP/2: the client's trailers follow the body to the app (read once it has ended).
+      ...(http2 && x.hasBody ? { requestTrailers: () => x.req.trailers } : {}),
     };
     endpoint.pool.dispatch(options, handler);
   }
@@ -89,7 +88,7 @@ export class PoolTerminal extends Interceptor {
   }
 
   private attemptFailed(x: Exchange, handler: AttemptHandler, failure: AttemptFailure): void {
-    if (failure.reusedConnection === true && this.retryStaleConnection(x, handler, failure)) return;
+    if ((failure.reusedConnection === true || failure.unprocessed === true) && this.retryStaleConnection(x, handler, failure)) return;
     // The client's own body failing says nothing about the app.
     if (failure.kind === 'tls-failure') {
       x.services.logger.warn(
@@ -110,12 +109,14 @@ export class PoolTerminal extends Interceptor {
    * The stale keep-alive race (policy/retry.ts, mayRetryStaleConnection): sent again at once,
    * on every route, without the route's retry policy. The app closing an idle connection is no
    * failure of the app, so neither the endpoint's failures nor outlier detection count it.
+   * The same for an HTTP/2 stream the app did not process (GOAWAY, REFUSED_STREAM).
    */
   private retryStaleConnection(x: Exchange, handler: AttemptHandler, failure: AttemptFailure): boolean {
     const retry = mayRetryStaleConnection({
       method: x.req.method ?? 'GET',
       alreadyRetried: x.staleConnectionRetried,
       reusedConnection: failure.reusedConnection === true,
+      unprocessed: failure.unprocessed === true,
       responseStarted: handler.responseStarted || x.responseStarted,
       bodyReplayable: x.bodyReplayable(),
       remainingMs: x.remainingMs(),
@@ -219,10 +220,9 @@ function attemptBody(x: Exchange): Readable | Buffer | null {
 }
 
 /**
- * The body of an attempt over HTTP/2: a streamed one goes as a MultiplexedBody, so that it
- * shares the connection with the requests in flight. A body declared empty with a
- * content-length such as `00` is sent as none: undici refuses a streamed body of length 0
- * while other requests run on the connection.
+ * The body of an attempt over HTTP/2: a streamed one goes as a MultiplexedBody (released by the
+ * attempt's handler when the attempt ends). A body declared empty with a content-length such
+ * as `00` is sent as none.
  */
 function multiplexedBody(x: Exchange): MultiplexedBody | Buffer | null {
   if (Number(x.req.headers['content-length']) === 0) return null;

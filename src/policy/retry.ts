@@ -150,6 +150,11 @@ export interface StaleConnectionInput {
   readonly alreadyRetried: boolean;
   /** The failed connection had carried an earlier response (it was reused from the pool). */
   readonly reusedConnection: boolean;
+  /**
+   * The app said it did not process the request (an HTTP/2 stream above its GOAWAY's last
+   * stream id, or refused with REFUSED_STREAM); undefined is false.
+   */
+  readonly unprocessed?: boolean;
   /** A byte of the failed attempt's own response arrived. */
   readonly responseStarted: boolean;
   readonly bodyReplayable: boolean;
@@ -168,15 +173,20 @@ export interface StaleConnectionInput {
  * spend the retry budget (the budget bounds the extra load retries put on a failing app; this
  * one is at most one per request and answers the sidecar's own reuse of a connection the app
  * had already given up), but it respects the route deadline.
+ *
+ * Over HTTP/2 the app can say so itself: a stream above the last stream id of its GOAWAY (a
+ * graceful close), or one refused with REFUSED_STREAM, was not processed (RFC 9113 §8.7), so
+ * it is sent again the same way whatever its method, when its body can be sent again.
  */
 export function mayRetryStaleConnection(input: StaleConnectionInput): boolean {
+  const unprocessed = input.unprocessed === true;
   return (
-    input.reusedConnection &&
+    (unprocessed || input.reusedConnection) &&
     !input.alreadyRetried &&
     !input.responseStarted &&
     input.remainingMs > 0 &&
     input.bodyReplayable &&
-    IDEMPOTENT_METHODS.has(input.method)
+    (unprocessed || IDEMPOTENT_METHODS.has(input.method))
   );
 }
 

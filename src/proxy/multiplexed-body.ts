@@ -3,22 +3,17 @@ import type { Readable } from 'node:stream';
 const LAST_CHUNK = Buffer.alloc(0);
 
 /**
- * A streamed request body in the form undici's HTTP/2 client multiplexes.
+ * A streamed request body of an attempt over HTTP/2, in the form the HTTP/2 client
+ * (upstream/http2-pool.ts) reads: a Blob-like object (`Symbol.toStringTag` 'Blob' and a
+ * `stream()` method, a form undici's dispatchers also accept) whose `stream()` returns an
+ * iterable of promises of the stream's chunks, read one at a time as the client asks (the
+ * client waits for the HTTP/2 stream's buffer to drain before it asks for the next, so the
+ * upload keeps its backpressure). When the stream ends the last promise gives an empty chunk
+ * and the iteration stops at the next step; a stream that fails or closes early rejects the
+ * pending promise, and the client resets the attempt's stream. The body has no `size`: the
+ * request's own content-length, if any, is sent.
  *
- * undici 7 (client-h2.js `busy`) holds back a request whose body is a stream or an async
- * iterable while any other request runs on the connection, so the pool opens a connection per
- * concurrent call that has a body (every gRPC call). A plain iterable body is not held back,
- * but its dispatch is deferred by a microtask, during which the connection reports itself busy:
- * a burst of calls arriving together would still open a connection each. A Blob-like body
- * (`Symbol.toStringTag` 'Blob' and a `stream()` method) is neither: undici writes what
- * `stream()` returns with `for await`, at once. `stream()` returns an iterable whose values are
- * promises of the stream's chunks, read one at a time as undici asks (the upload keeps its
- * backpressure). When the stream ends the last promise gives an empty chunk (a zero-length
- * DATA frame) and the iteration stops at the next step; a stream that fails or closes early
- * rejects the pending promise, and undici aborts the attempt's stream. The body has no `size`:
- * undici then sends the request's own content-length, if any.
- *
- * undici destroys a stream body when it aborts the request, not this one: `release` does it,
+ * The client does not destroy the source when it cancels the attempt: `release` does it,
  * called when the attempt ends (AttemptHandler). No method is named `read`: undici calls
  * `body.read(0)` on any body that has one.
  */
@@ -30,8 +25,7 @@ export class MultiplexedBody implements Iterator<Promise<Buffer>> {
   private waiting: { resolve: (chunk: Buffer) => void; reject: (error: Error) => void } | undefined;
 
   constructor(private readonly source: Readable) {
-    // Listened to for the body's whole life, as undici's pipeline listened to a stream body:
-    // the stream may fail between two reads (the client's reset), and an 'error' without a
+    // Listened to for the body's whole life: the stream may fail between two reads (the client's reset), and an 'error' without a
     // listener would be thrown.
     source.on('error', this.onError);
   }
@@ -40,7 +34,7 @@ export class MultiplexedBody implements Iterator<Promise<Buffer>> {
     return 'Blob';
   }
 
-  /** What undici writes: the chunks, one promise at a time (see above). */
+  /** What the client writes: the chunks, one promise at a time (see above). */
   stream(): Iterable<Promise<Buffer>> {
     return { [Symbol.iterator]: () => this };
   }
@@ -93,11 +87,11 @@ export class MultiplexedBody implements Iterator<Promise<Buffer>> {
   }
 
   /**
-   * The attempt is over. After a failure the stream is destroyed if undici had started to
-   * send it and did not reach its end, as undici does with a stream body; a body not started (a failure to
+   * The attempt is over. After a failure the stream is destroyed if the client had started to
+   * send it and did not reach its end; a body not started (a failure to
    * connect) is left whole for another attempt. After an answer that came before the whole
    * body was sent, the rest is read and dropped. A read still pending fails, which ends
-   * undici's loop over the body.
+   * the client's loop over the body.
    */
   release(error: Error | undefined): void {
     if (this.released) return;

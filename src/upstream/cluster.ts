@@ -8,10 +8,14 @@ import { RetryBudget, type RetryBudgetView } from '../policy/retry-budget';
 import { EndpointHealth, HealthChecker, type HealthView } from './health-check';
 import { EndpointEjection, OutlierDetector, type EjectionView } from './outlier-detection';
 import { guardedConnector, type Connector } from './connection-guard';
+import { Http2Pool } from './http2-pool';
 import { UpstreamTls } from './upstream-tls';
 import type { ClusterEvents, EndpointFacts } from './cluster-events';
 import { NameResolution, systemResolver, type HostResolver, type NameResolutionView } from './dns';
 import { settlesWithin } from '../core/async';
+
+/** An endpoint's client: undici's Pool for HTTP/1.1, the sidecar's own for HTTP/2 (http2-pool.ts). */
+export type EndpointPool = Pool | Http2Pool;
 
 /** One address of a named endpoint (clusters[].endpoints[].url with a host name). */
 export interface ResolvedAddress {
@@ -40,7 +44,7 @@ export class EndpointRuntime {
    * The pool requests are dispatched to. It is replaced (the old one closing once its requests
    * end) when the endpoint stops or resumes reusing connections after stray bytes.
    */
-  pool: Pool;
+  pool: EndpointPool;
   /** Takes traffic: not failed by health checks and not ejected. The only field pick() reads. */
   healthy = true;
   inFlight = 0;
@@ -69,9 +73,21 @@ export class EndpointRuntime {
     this.pool = this.createPool(true);
   }
 
-  private createPool(reuseConnections: boolean): Pool {
+  private createPool(reuseConnections: boolean): EndpointPool {
     const cluster = this.cluster;
-    const http2 = cluster.protocol === 'http2';
+    if (cluster.protocol === 'http2') {
+      return new Http2Pool(this.config.url, {
+        connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.connector),
+        maxConnections: cluster.maxConnections,
+        // Streams share a connection up to this many at once (fewer when the app's
+        // SETTINGS_MAX_CONCURRENT_STREAMS says so); the pool opens another beyond that.
+        streamsPerConnection: HTTP2_UPSTREAM_STREAMS_PER_CONNECTION,
+        idleTimeoutMs: cluster.idleTimeoutMs,
+        connectTimeoutMs: cluster.connectTimeoutMs,
+        // A larger response header list fails the attempt (→ 502 UPSTREAM_PROTOCOL_ERROR).
+        maxHeaderListSize: cluster.maxResponseHeaderBytes,
+      });
+    }
     const pool = new Pool(this.config.url, {
       connections: cluster.maxConnections,
       connect: guardedConnector(cluster.connectTimeoutMs, this.onStrayBytes, this.connector),
@@ -79,11 +95,8 @@ export class EndpointRuntime {
       // a request in flight; undici also honours the app's `Keep-Alive: timeout=N` hint.
       keepAliveTimeout: cluster.idleTimeoutMs,
       keepAliveMaxTimeout: cluster.idleTimeoutMs,
-      // HTTP/1.1: 0 gives every request its own connection, closed after its response.
-      // HTTP/2: streams share a connection up to this many at once (fewer when the app's
-      // SETTINGS_MAX_CONCURRENT_STREAMS says so); the pool opens another beyond that.
-      pipelining: http2 ? HTTP2_UPSTREAM_STREAMS_PER_CONNECTION : reuseConnections ? 1 : 0,
-      ...(http2 ? { allowH2: true, maxConcurrentStreams: HTTP2_UPSTREAM_STREAMS_PER_CONNECTION } : {}),
+      // 0 gives every request its own connection, closed after its response.
+      pipelining: reuseConnections ? 1 : 0,
       // Bounds what one response can pin in memory; an oversized block fails the attempt
       // with UND_ERR_HEADERS_OVERFLOW (→ 502 UPSTREAM_PROTOCOL_ERROR).
       maxHeaderSize: cluster.maxResponseHeaderBytes,

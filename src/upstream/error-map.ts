@@ -2,6 +2,7 @@ import { errors } from 'undici';
 import { ERRORS, ERROR_CODES, SidecarError, type AttemptFailureKind, type ErrorCode } from '../core/errors';
 import { failedOnReusedConnection } from './connection-guard';
 import { upstreamTlsFailureReason } from './tls-failure';
+import { UnprocessedStreamError } from './http2-stream';
 
 export type { AttemptFailureKind } from '../core/errors';
 
@@ -14,6 +15,11 @@ export interface AttemptFailure {
    * i.e. the stale keep-alive race. Only ever true for kind 'reset'.
    */
   readonly reusedConnection?: boolean;
+  /**
+   * The app did not process the request: an HTTP/2 stream above the last stream id of the
+   * app's GOAWAY, or refused with REFUSED_STREAM (RFC 9113 §8.7). Only ever true for kind 'reset'.
+   */
+  readonly unprocessed?: boolean;
   /** What the client and the log are told instead of the code's default message (TLS failures name their reason). */
   readonly message?: string;
 }
@@ -65,6 +71,7 @@ export function classifyUpstreamError(error: unknown): AttemptFailure {
       : 'reset';
     return { kind, code: error.code, cause: error, ...(own === 'tls-failure' ? { message: error.message } : {}) };
   }
+  if (error instanceof UnprocessedStreamError) return { kind: 'reset', code: CODE_OF_FAILURE.reset, cause: error, unprocessed: true };
   // undici leaves `code` unset on many parser errors (malformed status line, bad Content-Length).
   if (error instanceof errors.HTTPParserError) return failure('protocol-error', error);
   const code = errorCode(error);

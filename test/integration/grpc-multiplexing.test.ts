@@ -15,7 +15,7 @@ const CALLS = 40;
 /** No call may wait longer: a call left waiting for a connection fails the test instead of hanging it. */
 const CALL_DEADLINE_MS = 10_000;
 
-async function setup(t: Test, handlers: EchoHandlers, serverOptions: grpc.ServerOptions = {}): Promise<{ app: CountingGrpcApp; client: EchoClient }> {
+async function setup(t: Test, handlers: EchoHandlers, serverOptions: grpc.ServerOptions = {}, clusterExtra = ''): Promise<{ app: CountingGrpcApp; client: EchoClient }> {
   const app = await startCountingGrpcApp(handlers, serverOptions);
   const proxy = await startSidecar(`
 admin: { address: 127.0.0.1:0 }
@@ -26,7 +26,7 @@ listeners:
     routes:
       - { name: echo, match: { prefix: /sidecar.test.Echo/ }, cluster: app, timeout: 30s }
 clusters:
-  - { name: app, protocol: http2, endpoints: [{ url: ${app.url} }] }
+  - { name: app, protocol: http2, endpoints: [{ url: ${app.url} }]${clusterExtra} }
 `);
   const client = echoClient(proxy.port());
   t.teardown(async () => {
@@ -197,7 +197,9 @@ t.test('calls cancelled by their client mid-stream leave the other calls on the 
   t.equal(app.connections(), 1, `the app accepted one connection (${app.connections()})`);
 });
 
-t.test("the app's SETTINGS_MAX_CONCURRENT_STREAMS is never exceeded: calls beyond it wait on the connection", async (t) => {
+// With more connections allowed, the pool opens another one once a connection is at the app's
+// limit (test/integration/h2-upstream-pool.test.ts); with one, the calls beyond it wait.
+t.test("the app's SETTINGS_MAX_CONCURRENT_STREAMS is never exceeded: with maxConnections 1, calls beyond it wait on the connection", async (t) => {
   const appLimit = 5;
   let open = 0;
   let mostOpen = 0;
@@ -216,6 +218,7 @@ t.test("the app's SETTINGS_MAX_CONCURRENT_STREAMS is never exceeded: calls beyon
       },
     },
     { 'grpc.max_concurrent_streams': appLimit },
+    ', maxConnections: 1',
   );
   const results = await Promise.all(Array.from({ length: CALLS }, (_, i) => unary(client, { text: `c${i}`, count: 0 }, new grpc.Metadata(), deadline())));
   t.equal(results.filter((r) => r.status.code === grpc.status.OK).length, CALLS, `every call succeeded, none refused: ${results.find((r) => r.status.code !== grpc.status.OK)?.status.details ?? ''}`);

@@ -1,10 +1,11 @@
 /**
- * Request trailers, client → app over HTTP/2 (h2c listener, an HTTP/2 cluster). undici 7, the
- * sidecar's client to apps, has no way to send request trailers: they are dropped. The
- * request itself must not suffer: its body arrives whole and the response comes back.
+ * Request trailers, client → app over an HTTP/2 cluster (src/upstream/http2-pool.ts): from an
+ * HTTP/2 client (trailing HEADERS frame) and from an HTTP/1.1 client (chunked trailer), the
+ * body whole before them. Hop-by-hop and framing fields never go as trailers.
  */
 
 import { once } from 'node:events';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -15,7 +16,7 @@ interface Seen {
   trailers: http2.IncomingHttpHeaders | undefined;
 }
 
-t.test('a request with trailers: its body arrives whole and it is answered; the trailers are dropped', async (t) => {
+async function startTrailerApp(t: { teardown(fn: () => Promise<void>): void }): Promise<{ seen: Seen[]; proxyPort: () => number; proxyUrl: () => string }> {
   const seen: Seen[] = [];
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -41,7 +42,12 @@ t.test('a request with trailers: its body arrives whole and it is answered; the 
       }),
   };
   const proxy = await startSidecarFor(t, app, '', 'protocol: http2', 'protocols: [http1, h2c]');
+  return { seen, proxyPort: () => proxy.port(), proxyUrl: () => proxy.url() };
+}
 
+t.test('an HTTP/2 request with trailers: its body arrives whole, then its trailers, and it is answered', async (t) => {
+  const { seen, proxyPort } = await startTrailerApp(t);
+  const proxy = { port: proxyPort };
   const session = http2.connect(`http://127.0.0.1:${proxy.port()}`);
   t.teardown(() => session.close());
   const stream = session.request({ ':method': 'POST', ':path': '/with-trailers', 'content-type': 'application/grpc' }, { waitForTrailers: true });
@@ -58,7 +64,38 @@ t.test('a request with trailers: its body arrives whole and it is answered; the 
   t.equal(answer, 'ok');
   t.equal(seen.length, 1, 'the app received the request');
   t.equal(seen[0]?.body, 'part one, part two', 'its body whole');
-  t.equal(seen[0]?.trailers?.['x-checksum'], 'abc123', 'the request trailers reached the app', {
-    todo: 'undici 7 has no API to send request trailers; passing them needs an HTTP/2 client of our own',
+  t.equal(seen[0]?.trailers?.['x-checksum'], 'abc123', 'the request trailers reached the app');
+});
+
+t.test('an HTTP/1.1 chunked request with trailers: the HTTP/2 app gets its body whole, then its trailers', async (t) => {
+  const { seen, proxyUrl } = await startTrailerApp(t);
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(`${proxyUrl()}/chunked`, { method: 'POST', agent: false, headers: { 'content-type': 'text/plain', trailer: 'x-checksum' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.write('chunk one, ');
+    req.write('chunk two');
+    // A field RFC 9110 §6.5.1 keeps out of trailers (authentication) is never sent as one.
+    req.addTrailers({ 'x-checksum': 'def456', authorization: 'Bearer late' });
+    req.end();
   });
+  t.equal(answer.status, 200, 'answered');
+  t.equal(answer.body, 'ok');
+  t.equal(seen.length, 1, 'the app received the request');
+  t.equal(seen[0]?.body, 'chunk one, chunk two', 'its body whole');
+  t.equal(seen[0]?.trailers?.['x-checksum'], 'def456', 'the chunked trailer reached the app as an HTTP/2 trailer');
+  t.equal(seen[0]?.trailers?.authorization, undefined, 'an authorization trailer was left out');
+});
+
+t.test('a request without trailers ends its stream plainly: the app sees none', async (t) => {
+  const { seen, proxyUrl } = await startTrailerApp(t);
+  const response = await fetch(`${proxyUrl()}/plain`, { method: 'POST', body: 'just a body' });
+  t.equal(response.status, 200);
+  t.equal(await response.text(), 'ok');
+  t.equal(seen[0]?.body, 'just a body');
+  t.equal(seen[0]?.trailers, undefined, 'no trailers');
 });

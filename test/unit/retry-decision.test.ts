@@ -133,4 +133,8 @@ t.test('mayRetryStaleConnection: once, idempotent methods, replayable body, befo
   t.notOk(mayRetryStaleConnection({ ...base, responseStarted: true }), 'part of a response arrived');
   t.notOk(mayRetryStaleConnection({ ...base, method: 'PUT', bodyReplayable: false }), 'a body that was not kept');
   t.notOk(mayRetryStaleConnection({ ...base, remainingMs: 0 }), 'the deadline passed');
+  const unprocessed: StaleConnectionInput = { ...base, reusedConnection: false, unprocessed: true };
+  for (const method of ['GET', 'POST', 'PATCH']) t.ok(mayRetryStaleConnection({ ...unprocessed, method }), `an HTTP/2 stream the app did not process: ${method}`);
+  t.notOk(mayRetryStaleConnection({ ...unprocessed, method: 'POST', bodyReplayable: false }), 'unprocessed, but the body was not kept');
+  t.notOk(mayRetryStaleConnection({ ...unprocessed, alreadyRetried: true }), 'unprocessed: still only once');
 });
