@@ -7,8 +7,8 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { listenH2App } from '../helpers/h2-app';
 import { startSidecarFor } from '../helpers/sidecar';
 
 interface Seen {
@@ -19,8 +19,6 @@ interface Seen {
 async function startTrailerApp(t: { teardown(fn: () => Promise<void>): void }): Promise<{ seen: Seen[]; proxyPort: () => number; proxyUrl: () => string }> {
   const seen: Seen[] = [];
   const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session: http2.ServerHttp2Session) => sessions.add(session));
   server.on('stream', (stream) => {
     const entry: Seen = { body: '', trailers: undefined };
     stream.setEncoding('utf8');
@@ -32,15 +30,7 @@ async function startTrailerApp(t: { teardown(fn: () => Promise<void>): void }): 
       stream.end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const app = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const app = await listenH2App(server);
   const proxy = await startSidecarFor(t, app, '', 'protocol: http2', 'protocols: [http1, h2c]');
   return { seen, proxyPort: () => proxy.port(), proxyUrl: () => proxy.url() };
 }

@@ -8,8 +8,8 @@
 
 import { once } from 'node:events';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { listenH2App } from '../helpers/h2-app';
 import { startSidecarFor } from '../helpers/sidecar';
 
 // 48 KiB: more than the client (16 KiB window) and the sidecar's response buffer take, less than one
@@ -18,11 +18,9 @@ const CHUNKS = 48;
 const CHUNK = Buffer.alloc(1024, 'x');
 
 t.test('trailers that arrive while the client is not reading come after the whole body', async (t) => {
-  const sessions = new Set<http2.ServerHttp2Session>();
   let trailersProcessed: () => void = () => {};
   const processed = new Promise<void>((resolve) => (trailersProcessed = resolve));
   const server = http2.createServer();
-  server.on('session', (session: http2.ServerHttp2Session) => sessions.add(session));
   server.on('stream', (stream) => {
     stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' }, { waitForTrailers: true });
     stream.on('wantTrailers', () => {
@@ -33,15 +31,7 @@ t.test('trailers that arrive while the client is not reading come after the whol
     for (let i = 0; i < CHUNKS; i++) stream.write(CHUNK);
     stream.end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const app = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const app = await listenH2App(server);
   const proxy = await startSidecarFor(t, app, '', 'protocol: http2', 'protocols: [http1, h2c]');
 
   // A small window: the client holds 16 KiB, the sidecar's response fills, the sidecar stops reading the app.

@@ -12,8 +12,9 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { makeTestPki } from '../helpers/certs';
+import { listenH2App, startSidecarToH2App } from '../helpers/h2-app';
 import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
 import { waitUntil } from '../helpers/wait';
 
@@ -38,14 +39,11 @@ type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHt
 
 async function startH2App(handler: StreamHandler, settings: http2.Settings = {}): Promise<H2App> {
   const server = http2.createServer({ settings });
-  const sessions = new Set<http2.ServerHttp2Session>();
   const app: H2App = { url: '', sessions: 0, mostOpenOnOneSession: 0, seen: [], close: async () => {} };
   const numbers = new WeakMap<http2.ServerHttp2Session, number>();
   const open = new Map<number, number>();
   server.on('session', (session: http2.ServerHttp2Session) => {
     numbers.set(session, ++app.sessions);
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
     session.on('error', () => {});
   });
   server.on('stream', (stream, headers) => {
@@ -60,35 +58,8 @@ async function startH2App(handler: StreamHandler, settings: http2.Settings = {})
     app.seen.push({ session: number, id: stream.id ?? 0, path: String(headers[':path']), attempt: typeof attempt === 'string' ? attempt : undefined });
     handler(stream, headers, session, number);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  Object.assign(app, {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
-      }),
-  });
+  Object.assign(app, await listenH2App(server));
   return app;
-}
-
-async function proxyTo(t: Test, app: H2App, clusterExtra = '', routeExtra = ''): Promise<RunningSidecar> {
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    protocols: [http1, h2c]
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app, timeout: 10s${routeExtra} }
-clusters:
-  - { name: app, protocol: http2, endpoints: [{ url: ${app.url} }]${clusterExtra} }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
-  return proxy;
 }
 
 interface Answer {
@@ -123,7 +94,7 @@ function answerLater(stream: http2.ServerHttp2Stream, ms: number, text: string):
 
 t.test('SETTINGS_MAX_CONCURRENT_STREAMS 5, maxConnections 3: at most 5 streams per connection, at most 3 connections, the rest wait and all complete', async (t) => {
   const app = await startH2App((stream, headers) => answerLater(stream, 30, String(headers[':path'])), { maxConcurrentStreams: 5 });
-  const proxy = await proxyTo(t, app, ', maxConnections: 3');
+  const proxy = await startSidecarToH2App(t, app, ', maxConnections: 3');
   const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => get(proxy, `/r${i}`)));
   t.same(
     answers.map((a) => a.status),
@@ -158,7 +129,7 @@ for (const [appLimit, expected] of [
       },
       appLimit === undefined ? {} : { maxConcurrentStreams: appLimit },
     );
-    const proxy = await proxyTo(t, app);
+    const proxy = await startSidecarToH2App(t, app);
     t.equal(app.sessions, 0, 'the pool is cold');
     // An HTTP/2 client: all 100 arrive together, each with a streamed body.
     const session = http2.connect(`http://127.0.0.1:${proxy.port()}`);
@@ -207,7 +178,7 @@ t.test('GOAWAY mid-flight: the streams above its last stream id are sent again o
     }
     answerLater(stream, 20, `${number}:${path}`);
   });
-  const proxy = await proxyTo(t, app);
+  const proxy = await startSidecarToH2App(t, app);
   t.equal((await get(proxy, '/warm')).status, 200, 'the warm-up request opened the connection');
   const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => get(proxy, `/g${i}`)));
   t.same(
@@ -244,7 +215,7 @@ t.test('the app destroys its session with streams in flight: each gets 502 with 
     if (number === 1 && String(headers[':path']) !== '/warm') return; // held until the destroy
     answerLater(stream, 0, `${number}`);
   });
-  const proxy = await proxyTo(t, app);
+  const proxy = await startSidecarToH2App(t, app);
   t.equal((await get(proxy, '/warm')).status, 200);
   const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => get(proxy, `/d${i}`)));
   for (const a of answers) {
@@ -268,7 +239,7 @@ t.test('response headers over maxResponseHeaderBytes: 502 UPSTREAM_PROTOCOL_ERRO
       stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   });
-  const proxy = await proxyTo(t, app, ', maxResponseHeaderBytes: 4096');
+  const proxy = await startSidecarToH2App(t, app, ', maxResponseHeaderBytes: 4096');
   const big = await get(proxy, '/big');
   t.equal(big.status, 502);
   t.equal(big.error, 'UPSTREAM_PROTOCOL_ERROR');
@@ -368,7 +339,7 @@ t.test('an idle connection closes after idleTimeout; the next request opens anot
     session.once('close', () => closedSessions++);
     answerLater(stream, 0, `${number}`);
   });
-  const proxy = await proxyTo(t, app, ', idleTimeout: 200ms');
+  const proxy = await startSidecarToH2App(t, app, ', idleTimeout: 200ms');
   t.equal((await get(proxy, '/one')).body, '1');
   await waitUntil(() => closedSessions === 1, 'the idle connection to close');
   t.equal((await get(proxy, '/two')).body, '2', 'a new connection for the next request');

@@ -9,52 +9,25 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import t, { type Test } from 'tap';
-import { startSidecar, type RunningSidecar } from '../helpers/sidecar';
+import t from 'tap';
+import { listenH2App, startSidecarToH2App, type ListeningH2App } from '../helpers/h2-app';
 
-interface H2App {
-  readonly url: string;
+interface H2App extends ListeningH2App {
   /** Connections (sessions) the app accepted. */
-  sessions: number;
-  close(): Promise<void>;
+  readonly sessions: number;
 }
 
 async function startH2App(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void): Promise<H2App> {
   const server = http2.createServer(handler);
-  const app = { url: '', sessions: 0, close: async () => {} };
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session: http2.ServerHttp2Session) => {
-    app.sessions++;
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  app.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  app.close = () =>
-    new Promise<void>((resolve) => {
-      for (const session of sessions) session.destroy();
-      server.close(() => resolve());
-    });
-  return app;
-}
-
-async function proxyTo(t: Test, app: H2App, clusterExtra = ''): Promise<RunningSidecar> {
-  const proxy = await startSidecar(`
-admin: { address: 127.0.0.1:0 }
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    protocols: [http1, h2c]
-    routes:
-      - { name: all, match: { prefix: / }, cluster: app, timeout: 10s }
-clusters:
-  - { name: app, protocol: http2, endpoints: [{ url: ${app.url} }]${clusterExtra} }
-`);
-  t.teardown(async () => {
-    await proxy.close();
-    await app.close();
-  });
-  return proxy;
+  let sessions = 0;
+  server.on('session', () => sessions++);
+  const app = await listenH2App(server);
+  return {
+    ...app,
+    get sessions() {
+      return sessions;
+    },
+  };
 }
 
 t.test('the app receives HTTP/2; 50 concurrent requests without a body share one connection', async (t) => {
@@ -62,7 +35,7 @@ t.test('the app receives HTTP/2; 50 concurrent requests without a body share one
     // Held until all are in, so that they are concurrent.
     setTimeout(() => res.end(`${req.httpVersion} ${req.headers[':authority']} ${req.url}`), 50);
   });
-  const proxy = await proxyTo(t, app);
+  const proxy = await startSidecarToH2App(t, app);
   const session = http2.connect(`http://127.0.0.1:${proxy.port()}`);
   t.teardown(() => session.close());
   // The first request opens the connection (requests queued while it connects would each open one).
@@ -91,7 +64,7 @@ t.test('response trailers reach an HTTP/2 client and a chunked HTTP/1.1 client',
     res.addTrailers({ 'x-checksum': 'abc123' });
     res.end();
   });
-  const proxy = await proxyTo(t, app);
+  const proxy = await startSidecarToH2App(t, app);
   const session = http2.connect(`http://127.0.0.1:${proxy.port()}`);
   t.teardown(() => session.close());
   const stream = session.request({ ':path': '/t' });
@@ -126,7 +99,7 @@ t.test('an app that is not HTTP/2 fails the attempt: 502, and the sidecar lives 
     sessions: 0,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
-  const proxy = await proxyTo(t, app);
+  const proxy = await startSidecarToH2App(t, app);
   const response = await fetch(`${proxy.url()}/x`);
   t.equal(response.status, 502);
   t.match(response.headers.get('x-sidecar-error'), /^UPSTREAM_(RESET|PROTOCOL_ERROR)$/);
