@@ -196,8 +196,9 @@ export class Http2Request {
 
   private readonly onResponse = (headers: IncomingHttpHeaders): void => {
     if (this.settled) return;
-    // node:http2 enforces SETTINGS_MAX_HEADER_LIST_SIZE only once the app acknowledged it: the
-    // first responses of a new connection are measured here.
+    // Measured for every response: node:http2 did not refuse a header list over the
+    // SETTINGS_MAX_HEADER_LIST_SIZE it announced, not even after the app acknowledged it
+    // (tried: checking only while `pendingSettingsAck` let an oversized response through).
     if (headerListSize(headers) > this.owner!.maxHeaderListSize) {
       this.abort(new errors.HeadersOverflowError());
       return;
