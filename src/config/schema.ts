@@ -315,7 +315,7 @@ const adminSchema = z
             .max(100_000)
             .optional()
             .describe(`The last failures (5xx or a sidecar error) kept besides, however many successes follow. Default ${D.DEFAULT_RECORDER_FAILURES}.`),
-          maxBytes: size().describe(`Bound on the estimated memory of what is kept; the oldest entries go first. Default ${formatBytes(D.DEFAULT_RECORDER_MAX_BYTES)}.`).optional(),
+          maxBytes: size().describe(`Bound on the memory of what is kept, shared by the two lists in proportion to their lengths; past its share a list drops its oldest entries first. Default ${formatBytes(D.DEFAULT_RECORDER_MAX_BYTES)}.`).optional(),
           redactHeaders: z
             .array(headerName)
             .optional()

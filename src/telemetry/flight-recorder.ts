@@ -1,4 +1,5 @@
 import type { RecorderConfig } from '../config/types';
+import { exchangeFromText, exchangeToText, type ExchangeNumbers } from './recorded-exchange-text';
 
 /**
  * The flight recorder: the timeline of recent requests (route, each attempt, the policies'
@@ -7,9 +8,10 @@ import type { RecorderConfig } from '../config/types';
  *
  * Two bounded lists: the last `requests` requests of any outcome, and the last `failures`
  * failures besides, so a failure stays findable however many successes follow it. Both are
- * rings (recording is a slot write); a client-chosen id seen again is shown once, its newest
- * entry. The estimated size of all entries is bounded by `maxBytes`; past it the oldest
- * entries go first.
+ * rings of bytes outside the JavaScript heap (recording writes a line of text and keeps no
+ * object of the request); a client-chosen id seen again is shown once, its newest entry. The
+ * two lists share `maxBytes` in proportion to their lengths; past its share, a list drops its
+ * oldest entries first.
  */
 
 export interface AttemptRecord {
@@ -55,18 +57,17 @@ export interface RequestRecord {
 /**
  * What the chain hands to the recorder: the record with its time as a number and its headers
  * as the flat `[name, value, ...]` lists the exchange already holds (the client's raw request
- * headers, the response headers as relayed), kept by reference: nothing is copied per request.
- * Names are lower-cased and values redacted when the JSON form (RequestRecord) is built, only
- * when someone reads it, with the redacted names in force when the exchange was recorded.
+ * headers, the response headers as relayed). The recorder writes it out as text at once and
+ * keeps none of it; names are lower-cased and values redacted when the JSON form
+ * (RequestRecord) is built, only when someone reads it, with the redacted names in force when
+ * the exchange was recorded.
  */
 export interface RecordedExchange extends Omit<RequestRecord, 'at' | 'host' | 'requestHeaders' | 'responseHeaders'> {
   /** ms since the epoch when the request arrived. */
   readonly atMs: number;
   /** The Host (or :authority) header as received, '' when none. */
   readonly host: string;
-  /** Not to be changed after recording (the recorder keeps the caller's list). */
   readonly requestHeaders: readonly string[];
-  /** Not to be changed after recording (the recorder keeps the caller's list). */
   readonly responseHeaders: readonly string[];
 }
 
@@ -79,9 +80,18 @@ export interface RecordFilter {
 }
 
 export const REDACTED = '[redacted]';
-/** What one record costs beyond its strings (object headers, numbers, ring slots). */
-const RECORD_OVERHEAD_BYTES = 400;
-const ATTEMPT_OVERHEAD_BYTES = 120;
+/** A ring's first buffer; it doubles, up to its share of `maxBytes`, while its count is not reached. */
+const INITIAL_RING_BYTES = 64 * 1024;
+/** A ring slot's numbers: where its text lies, its order, and the record's numeric fields. */
+const OFFSET = 0;
+const LENGTH = 1;
+const SEQUENCE = 2;
+const AT_MS = 3;
+const STATUS = 4;
+const DURATION_MS = 5;
+const BYTES_IN = 6;
+const BYTES_OUT = 7;
+const SLOT_FIELDS = 8;
 
 export class FlightRecorder {
   private recent: ExchangeRing;
@@ -90,22 +100,20 @@ export class FlightRecorder {
   private sequence = 0;
 
   constructor(private config: RecorderConfig) {
-    this.recent = new ExchangeRing(config.requests);
-    this.failures = new ExchangeRing(config.failures);
+    const [recentBytes, failureBytes] = byteShares(config);
+    this.recent = new ExchangeRing(config.requests, recentBytes);
+    this.failures = new ExchangeRing(config.failures, failureBytes);
   }
 
   /** A reload changed `admin.recorder`: the new bounds apply now, the newest entries kept. */
   configure(config: RecorderConfig): void {
     this.config = config;
-    if (this.recent.capacity !== config.requests) this.recent = this.recent.resized(config.requests);
-    if (this.failures.capacity !== config.failures) this.failures = this.failures.resized(config.failures);
-    this.trimBytes();
+    const [recentBytes, failureBytes] = byteShares(config);
+    if (this.recent.capacity !== config.requests || this.recent.byteLimit !== recentBytes) this.recent = this.recent.resized(config.requests, recentBytes);
+    if (this.failures.capacity !== config.failures || this.failures.byteLimit !== failureBytes) this.failures = this.failures.resized(config.failures, failureBytes);
   }
 
-  /**
-   * Estimated bytes of what is kept now. A failure is in both lists and counted in each: the
-   * estimate errs high, never low.
-   */
+  /** Bytes of the records kept now (a failure is in both lists and counted in each). */
   get sizeBytes(): number {
     return this.recent.bytes + this.failures.bytes;
   }
@@ -116,17 +124,16 @@ export class FlightRecorder {
   }
 
   /**
-   * Keeps the entry by reference (the caller does not change it afterwards). Constant time and
-   * no allocation: the request path pays for a slot write, not for an index; lookups by id scan
-   * the lists when someone reads them.
+   * Writes the entry into the rings as text (recorded-exchange-text.ts) and keeps no reference
+   * to it or to anything it holds: nothing of a request stays on the heap after its exchange.
    */
   record(entry: RecordedExchange): void {
+    if (this.recent.capacity === 0 && this.failures.capacity === 0) return;
     const sequence = this.sequence++;
-    const bytes = estimateBytes(entry);
+    const text = exchangeToText(entry);
     const redacted = this.config.redactHeaders;
-    this.recent.push(entry, sequence, bytes, redacted);
-    if (isFailure(entry)) this.failures.push(entry, sequence, bytes, redacted);
-    this.trimBytes();
+    this.recent.push(text, entry, sequence, redacted);
+    if (isFailure(entry)) this.failures.push(text, entry, sequence, redacted);
   }
 
   /** The newest entry with this id (a client may send the same `x-request-id` twice). */
@@ -150,18 +157,14 @@ export class FlightRecorder {
     }
     return out;
   }
+}
 
-  /** Past the byte cap the oldest entry of the two lists goes first. */
-  private trimBytes(): void {
-    const maxBytes = this.config.maxBytes;
-    while (this.recent.bytes + this.failures.bytes > maxBytes) {
-      const recentOldest = this.recent.oldestSequence();
-      const failuresOldest = this.failures.oldestSequence();
-      if (recentOldest === Infinity && failuresOldest === Infinity) break;
-      if (recentOldest <= failuresOldest) this.recent.dropOldest();
-      else this.failures.dropOldest();
-    }
-  }
+/** The two lists share `maxBytes` in proportion to how many entries each keeps. */
+function byteShares(config: RecorderConfig): [number, number] {
+  const entries = config.requests + config.failures;
+  if (entries === 0) return [0, 0];
+  const recent = Math.floor((config.maxBytes * config.requests) / entries);
+  return [recent, config.maxBytes - recent];
 }
 
 /** One kept entry as the readers see it. */
@@ -173,78 +176,161 @@ interface Slot {
 }
 
 /**
- * A fixed number of recorded exchanges, the oldest overwritten first. Parallel arrays, so that
- * recording allocates nothing of its own.
+ * The last `capacity` exchanges, as UTF-8 text in one buffer outside the JavaScript heap, the
+ * oldest overwritten first. Records lie in the buffer in the order they were written, wrapping
+ * to its start; each slot (a ring of its own, indexed like the records) holds where its record
+ * lies and the numbers kept beside the text. Invariant: the oldest record is the first one
+ * after the write position in buffer order, so freeing room always means dropping the oldest.
+ * The buffer starts small and doubles up to `byteLimit` only when the records that the count
+ * allows do not fit.
  */
 class ExchangeRing {
   readonly capacity: number;
-  private readonly entries: (RecordedExchange | undefined)[];
-  private readonly sequences: Float64Array;
-  private readonly sizes: Float64Array;
+  readonly byteLimit: number;
+  private buffer: Buffer;
+  /** Where the next record's bytes go. */
+  private writeAt = 0;
+  /** Each slot's numbers side by side (SLOT_FIELDS apart): one cache line a record, not one an array. */
+  private readonly numbers: Float64Array;
+  /** Long-lived sets from the config: a slot holds one by reference. */
   private readonly redactions: (ReadonlySet<string> | undefined)[];
-  /** Where the next entry goes. */
+  /** The slot of the next record. */
   private next = 0;
   count = 0;
+  /** Bytes of the records kept. */
   bytes = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, byteLimit: number) {
     this.capacity = capacity;
-    this.entries = new Array<RecordedExchange | undefined>(capacity).fill(undefined);
-    this.sequences = new Float64Array(capacity);
-    this.sizes = new Float64Array(capacity);
+    this.byteLimit = capacity === 0 ? 0 : byteLimit;
+    this.buffer = Buffer.alloc(Math.min(INITIAL_RING_BYTES, this.byteLimit));
+    this.numbers = new Float64Array(capacity * SLOT_FIELDS);
     this.redactions = new Array<ReadonlySet<string> | undefined>(capacity).fill(undefined);
   }
 
-  push(entry: RecordedExchange, sequence: number, bytes: number, redacted: ReadonlySet<string>): void {
-    if (this.capacity === 0) return;
-    const index = this.next;
-    if (this.count === this.capacity) this.bytes -= this.sizes[index];
-    else this.count++;
-    this.entries[index] = entry;
-    this.sequences[index] = sequence;
-    this.sizes[index] = bytes;
-    this.redactions[index] = redacted;
-    this.bytes += bytes;
-    this.next = index + 1 === this.capacity ? 0 : index + 1;
+  push(text: string, numbers: ExchangeNumbers, sequence: number, redacted: ReadonlySet<string>): void {
+    // UTF-8 takes at most three bytes for each UTF-16 unit: room for that is enough.
+    const need = text.length * 3;
+    if (this.capacity === 0 || need > this.byteLimit) return; // larger than the whole ring: not kept
+    if (this.count === this.capacity) this.dropOldest();
+    const offset = this.room(need);
+    const length = this.buffer.write(text, offset, 'utf8');
+    const slot = this.next;
+    const at = slot * SLOT_FIELDS;
+    const kept = this.numbers;
+    kept[at + OFFSET] = offset;
+    kept[at + LENGTH] = length;
+    kept[at + SEQUENCE] = sequence;
+    kept[at + AT_MS] = numbers.atMs;
+    kept[at + STATUS] = numbers.status;
+    kept[at + DURATION_MS] = numbers.durationMs;
+    kept[at + BYTES_IN] = numbers.bytesIn;
+    kept[at + BYTES_OUT] = numbers.bytesOut;
+    this.redactions[slot] = redacted;
+    this.writeAt = offset + length;
+    this.bytes += length;
+    this.count++;
+    this.next = slot + 1 === this.capacity ? 0 : slot + 1;
   }
 
-  /** The sequence of the oldest entry; Infinity when empty. */
-  oldestSequence(): number {
-    return this.count === 0 ? Infinity : this.sequences[this.oldestIndex()];
+  /** Where `need` bytes (at most `byteLimit`) can be written: free room, else a larger buffer, else the oldest records' room. */
+  private room(need: number): number {
+    for (;;) {
+      const end = this.buffer.length;
+      if (this.count === 0) {
+        if (need <= end) return 0;
+      } else {
+        const oldest = this.numbers[this.oldestIndex() * SLOT_FIELDS + OFFSET];
+        const from = this.writeAt;
+        // Not wrapped: the records are [oldest, from); room after them, or before them at the start.
+        if (oldest < from) {
+          if (need <= end - from) return from;
+          if (need <= oldest) return 0;
+        } else if (need <= oldest - from) {
+          return from;
+        }
+      }
+      // need <= byteLimit (push checked): the loop ends at the latest when the ring is empty.
+      if (end < this.byteLimit) this.grow(need);
+      else this.dropOldest();
+    }
+  }
+
+  /** A buffer twice as large (at least the kept records and `need`, at most `byteLimit`), the records copied to its start in order. */
+  private grow(need: number): void {
+    let size = Math.max(this.buffer.length * 2, 1024);
+    while (size < this.bytes + need && size < this.byteLimit) size *= 2;
+    const grown = Buffer.alloc(Math.min(size, this.byteLimit));
+    let at = 0;
+    for (let i = 0, slot = this.oldestIndex(); i < this.count; i++, slot = slot + 1 === this.capacity ? 0 : slot + 1) {
+      const offset = this.numbers[slot * SLOT_FIELDS + OFFSET];
+      const length = this.numbers[slot * SLOT_FIELDS + LENGTH];
+      this.buffer.copy(grown, at, offset, offset + length);
+      this.numbers[slot * SLOT_FIELDS + OFFSET] = at;
+      at += length;
+    }
+    this.buffer = grown;
+    this.writeAt = at;
   }
 
   dropOldest(): void {
     if (this.count === 0) return;
-    const index = this.oldestIndex();
-    this.bytes -= this.sizes[index];
-    this.entries[index] = undefined;
-    this.redactions[index] = undefined;
+    const slot = this.oldestIndex();
+    this.bytes -= this.numbers[slot * SLOT_FIELDS + LENGTH];
+    this.redactions[slot] = undefined;
     this.count--;
+    if (this.count === 0) this.writeAt = 0;
   }
 
   /** Oldest first. */
   slots(): Slot[] {
     const out: Slot[] = [];
-    for (let i = 0, index = this.oldestIndex(); i < this.count; i++, index = index + 1 === this.capacity ? 0 : index + 1) {
-      out.push({ entry: this.entries[index]!, sequence: this.sequences[index], redacted: this.redactions[index]! });
-    }
+    for (let i = 0, slot = this.oldestIndex(); i < this.count; i++, slot = slot + 1 === this.capacity ? 0 : slot + 1) out.push(this.slotAt(slot));
     return out;
   }
 
   newestWithId(requestId: string): Slot | undefined {
-    for (let i = 0, index = this.next; i < this.count; i++) {
-      index = index === 0 ? this.capacity - 1 : index - 1;
-      const entry = this.entries[index]!;
-      if (entry.requestId === requestId) return { entry, sequence: this.sequences[index], redacted: this.redactions[index]! };
+    for (let i = 0, slot = this.next; i < this.count; i++) {
+      slot = slot === 0 ? this.capacity - 1 : slot - 1;
+      if (this.requestIdAt(slot) === requestId) return this.slotAt(slot);
     }
     return undefined;
   }
 
-  /** A ring of another capacity holding this one's newest entries. */
-  resized(capacity: number): ExchangeRing {
-    const ring = new ExchangeRing(capacity);
-    for (const slot of this.slots()) ring.push(slot.entry, slot.sequence, estimateBytes(slot.entry), slot.redacted);
+  /** A ring of other bounds holding as many of this one's newest entries as they allow. */
+  resized(capacity: number, byteLimit: number): ExchangeRing {
+    const ring = new ExchangeRing(capacity, byteLimit);
+    for (let i = 0, slot = this.oldestIndex(); i < this.count; i++, slot = slot + 1 === this.capacity ? 0 : slot + 1) {
+      ring.push(this.textAt(slot), this.numbersAt(slot), this.sequenceAt(slot), this.redactions[slot]!);
+    }
     return ring;
+  }
+
+  private slotAt(slot: number): Slot {
+    return { entry: exchangeFromText(this.textAt(slot), this.numbersAt(slot)), sequence: this.sequenceAt(slot), redacted: this.redactions[slot]! };
+  }
+
+  private sequenceAt(slot: number): number {
+    return this.numbers[slot * SLOT_FIELDS + SEQUENCE];
+  }
+
+  private textAt(slot: number): string {
+    const offset = this.numbers[slot * SLOT_FIELDS + OFFSET];
+    return this.buffer.toString('utf8', offset, offset + this.numbers[slot * SLOT_FIELDS + LENGTH]);
+  }
+
+  /** The first line only: what a lookup by id compares. */
+  private requestIdAt(slot: number): string {
+    const offset = this.numbers[slot * SLOT_FIELDS + OFFSET];
+    const end = offset + this.numbers[slot * SLOT_FIELDS + LENGTH];
+    const lineEnd = this.buffer.indexOf(0x0a, offset);
+    return this.buffer.toString('utf8', offset, lineEnd === -1 || lineEnd > end ? end : lineEnd);
+  }
+
+  private numbersAt(slot: number): ExchangeNumbers {
+    const at = slot * SLOT_FIELDS;
+    const kept = this.numbers;
+    return { atMs: kept[at + AT_MS], status: kept[at + STATUS], durationMs: kept[at + DURATION_MS], bytesIn: kept[at + BYTES_IN], bytesOut: kept[at + BYTES_OUT] };
   }
 
   private oldestIndex(): number {
@@ -292,20 +378,4 @@ function matchesFilter(entry: RecordedExchange, filter: RecordFilter): boolean {
   if (status === undefined) return true;
   if (/^[1-5]xx$/i.test(status)) return Math.floor(entry.status / 100) === Number(status[0]);
   return String(entry.status) === status;
-}
-
-/** UTF-16 strings: two bytes a character, plus fixed costs per record and attempt. */
-function estimateBytes(entry: RecordedExchange): number {
-  let chars = entry.requestId.length + entry.path.length + entry.host.length + entry.method.length + (entry.route?.length ?? 0) + (entry.cluster?.length ?? 0);
-  chars += headerChars(entry.requestHeaders) + headerChars(entry.responseHeaders);
-  for (const decision of entry.decisions) chars += decision.length;
-  let bytes = RECORD_OVERHEAD_BYTES + chars * 2;
-  for (const attempt of entry.attempts) bytes += ATTEMPT_OVERHEAD_BYTES + attempt.endpoint.length * 2;
-  return bytes;
-}
-
-function headerChars(flat: readonly string[]): number {
-  let chars = 0;
-  for (let i = 0; i < flat.length; i++) chars += flat[i].length;
-  return chars;
 }

@@ -186,7 +186,7 @@ t.test('admin.recorder is validated with its line', async (t) => {
   t.equal(on.ok, false, 'true is not a setting: false or the section');
 });
 
-t.test('memory stays within maxBytes, and the estimate does not undercount', async (t) => {
+t.test('memory stays within maxBytes: the kept records\' bytes, and the buffers holding them', async (t) => {
   const maxBytes = 256 * 1024;
   const recorder = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100_000, failures: 100_000, maxBytes });
   const big = 'v'.repeat(2000);
@@ -202,8 +202,10 @@ t.test('memory stays within maxBytes, and the estimate does not undercount', asy
   const kept = recorder.list();
   t.ok(kept.length > 10 && kept.length < 200, `${kept.length} entries kept`);
   t.equal(kept[0].requestId, 'id-19999', 'the newest is kept');
-  const serialized = kept.reduce((n, e) => n + JSON.stringify(e).length, 0);
-  t.ok(recorder.sizeBytes >= serialized, `the estimate (${recorder.sizeBytes}) covers at least the JSON size (${serialized})`);
+  t.equal(kept[0].requestHeaders['x-i'], '19999', 'with its own headers');
+  // The lists hold contiguous runs of the newest records: no entry is missing between kept ones.
+  const successes = kept.filter((e) => e.status === 200).map((e) => Number(e.requestId.slice(3)));
+  t.ok(successes.every((id, n) => n === 0 || (successes[n - 1] - id >= 1 && successes[n - 1] - id <= 2)), 'the successes kept are the newest ones, none skipped');
   // The same id recorded twice is shown once, its newest entry; both are held until they leave.
   const small = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 10, failures: 10 });
   small.record(record('same', 503, {}));
@@ -259,15 +261,20 @@ t.test('the two rings: the newest requests and failures are kept, across wrap-ar
   recorder.record(record('id-25', 503, {}));
   t.same(recorder.list().map((e) => e.requestId), ['id-25', 'id-24', 'id-23', 'id-22', 'id-21', 'id-20'], 'a larger ring fills again');
 
-  // Past the byte cap the oldest entry of either ring goes first.
+  // Each list keeps what fits in its share of maxBytes (in proportion to its length), the oldest leaving first.
   const oneEntry = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100, failures: 100 });
   oneEntry.record(record('first', 200, { 'x-big': 'v'.repeat(1000) }));
-  const capped = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100, failures: 100, maxBytes: Math.floor(oneEntry.sizeBytes * 2.5) });
+  const entryBytes = oneEntry.sizeBytes;
+  const cap = entryBytes * 20; // a share of ten entries' bytes for each list
+  const capped = new FlightRecorder({ ...DEFAULT_RECORDER_SETTINGS, requests: 100, failures: 100, maxBytes: cap });
   capped.record(record('a', 503, { 'x-big': 'v'.repeat(1000) }));
-  capped.record(record('b', 200, { 'x-big': 'v'.repeat(1000) }));
-  // The failure is counted in both rings: its copy among the requests goes, the one among the failures stays.
-  t.same(capped.list().map((e) => e.requestId), ['b', 'a'], 'the oldest copy left');
-  capped.record(record('c', 200, { 'x-big': 'v'.repeat(1000) }));
-  t.same(capped.list().map((e) => e.requestId), ['c', 'b'], 'then the oldest entry of either ring');
-  t.ok(capped.sizeBytes <= Math.floor(oneEntry.sizeBytes * 2.5));
+  for (let i = 0; i < 30; i++) capped.record(record(`s${i}`, 200, { 'x-big': 'v'.repeat(1000) }));
+  const kept = capped.list().map((e) => e.requestId);
+  t.equal(kept.at(-1), 'a', 'the failure stays in its own list');
+  const successes = kept.slice(0, -1);
+  t.ok(successes.length >= 3 && successes.length <= 10, `${successes.length} requests fit in their share`);
+  t.same(successes, successes.map((_, n) => `s${29 - n}`), 'the newest requests, none skipped');
+  t.ok(capped.sizeBytes <= cap, `${capped.sizeBytes} bytes kept, cap ${cap}`);
+  capped.record(record('e', 200, { 'x-big': 'v'.repeat(1000) }));
+  t.same(capped.get('e')?.requestHeaders['x-big'], 'v'.repeat(1000), 'an entry reads back whole');
 });
