@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 'use strict';
 
-// What the flight recorder costs per request: one process runs an app, two or three sidecars
-// (recorder off, on, on but keeping nothing) and a keep-alive client, and measures the
-// process's CPU per request for each, alternating rounds. The figure includes the client's
-// and the app's share, so the recorder's share of the sidecar's own CPU is larger than the
-// ratio printed. Usage: npm run build && node bench/recorder-cost.js [requests per round]
+// What the flight recorder costs per request: one process runs an app, four sidecars
+// (recorder off, on, on but keeping nothing, and off again as a control: the spread between
+// the two that are off is what the run cannot tell apart) and a keep-alive client, and
+// measures the process's CPU per request for each, in rounds whose order rotates. The figure
+// includes the client's and the app's share, so the recorder's share of the sidecar's own CPU
+// is larger than the ratio printed; the garbage collector's pauses are shown per request too.
+// Usage: npm run build && node bench/recorder-cost.js [requests per round]
+//   SIDECAR_DIST=other/dist measures another build (its dist folder).
 
 const http = require('node:http');
+const path = require('node:path');
+const { PerformanceObserver } = require('node:perf_hooks');
 const { Pool } = require('undici');
-const { parseConfigText } = require('../dist/config/load');
-const { Sidecar } = require('../dist/sidecar');
+
+const DIST = path.resolve(process.env.SIDECAR_DIST ?? path.join(__dirname, '..', 'dist'));
+const { parseConfigText } = require(path.join(DIST, 'config/load'));
+const { Sidecar } = require(path.join(DIST, 'sidecar'));
 
 const ROUNDS = 7;
 const REQUESTS = Number(process.argv[2] ?? 5000);
@@ -42,9 +49,16 @@ tracing: { exporter: none }
     off: await start('false'),
     on: await start('{}'),
     'on, keeping nothing': await start('{ requests: 0, failures: 0 }'),
+    'off again': await start('false'),
   };
+  // Garbage collection pauses, summed for the round that is running.
+  let gcMs = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration;
+  }).observe({ entryTypes: ['gc'] });
   const round = async ({ pool }, n) => {
     const before = process.cpuUsage();
+    gcMs = 0;
     let sent = 0;
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
@@ -55,16 +69,32 @@ tracing: { exporter: none }
       }),
     );
     const used = process.cpuUsage(before);
-    return (used.user + used.system) / n;
+    // The observer reports a pause on a later turn of the loop: let it.
+    await new Promise((resolve) => setImmediate(resolve));
+    return { cpu: (used.user + used.system) / n, gc: (gcMs * 1000) / n };
   };
-  const samples = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  const names = Object.keys(variants);
+  const samples = Object.fromEntries(names.map((name) => [name, []]));
+  const pauses = Object.fromEntries(names.map((name) => [name, []]));
   for (const v of Object.values(variants)) await round(v, 2000); // warm-up
-  for (let i = 0; i < ROUNDS; i++) for (const [name, v] of Object.entries(variants)) samples[name].push(await round(v, REQUESTS));
+  for (let i = 0; i < ROUNDS; i++) {
+    // Rotate the order, so that no variant always follows the same one.
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(i + k) % names.length];
+      const { cpu, gc } = await round(variants[name], REQUESTS);
+      samples[name].push(cpu);
+      pauses[name].push(gc);
+    }
+  }
   const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const off = median(samples.off);
-  for (const [name, values] of Object.entries(samples)) {
+  for (const name of names) {
+    const values = samples[name];
     const m = median(values);
-    console.log(`${name.padEnd(20)} ${m.toFixed(1)} µs CPU per request (median of ${ROUNDS} × ${REQUESTS}; ${values.map((v) => v.toFixed(0)).join(', ')})  ${(m / off).toFixed(3)}x off`);
+    console.log(
+      `${name.padEnd(20)} ${m.toFixed(1)} µs CPU per request (median of ${ROUNDS} × ${REQUESTS}; ${values.map((v) => v.toFixed(0)).join(', ')})  ${(m / off).toFixed(3)}x off;` +
+        ` GC pauses ${median(pauses[name]).toFixed(2)} µs per request`,
+    );
   }
   for (const v of Object.values(variants)) {
     await v.pool.close();
