@@ -8,7 +8,10 @@
 // the rows taking turns round after round. Each figure includes the client's and the app's
 // share, which is the same for every row: the difference between a row and the row it
 // extends is what its feature adds. CPU time moves far less with other load on the machine
-// than req/s does, but it still moves: read the spread of the rounds.
+// than req/s does, but it still moves: each round runs every row within seconds, so the
+// figures that count are per round: a row's CPU minus its base row's in the same round, and
+// its ratio to the `bare-undici` row (bench/peers/bare-undici-proxy.js, run in the same
+// process: the floor), each the median over the rounds.
 //
 // Usage: npm run build && node bench/policy-cost.js [requests per round] [rounds]
 //   SIDECAR_DIST=other/dist measures another build (its dist folder).
@@ -20,18 +23,20 @@ const os = require('node:os');
 const path = require('node:path');
 const { Pool } = require('undici');
 const { SIDECAR_VARIANTS, sidecarConfigYaml } = require('./sidecar-configs');
+const { createBareUndiciProxy } = require('./peers/bare-undici-proxy');
 
 const DIST = path.resolve(process.env.SIDECAR_DIST ?? path.join(__dirname, '..', 'dist'));
 const { parseConfigText } = require(path.join(DIST, 'config', 'load'));
 const { Sidecar } = require(path.join(DIST, 'sidecar'));
 
 const REQUESTS = Number(process.argv[2] ?? 4000);
-const ROUNDS = Number(process.argv[3] ?? 5);
+const ROUNDS = Number(process.argv[3] ?? 9);
 const CONCURRENCY = 8;
 const BODY = '{"ok":true,"service":"bench-upstream","payload":"0123456789abcdef0123456789abcdef"}';
 
 /** Row → the row it adds one feature to (its cost is the difference). */
 const ROWS = {
+  'bare-undici': undefined,
   'sidecar-bare': undefined,
   'sidecar-retries': 'sidecar-bare',
   'sidecar-trace-1': 'sidecar-bare',
@@ -43,6 +48,7 @@ const ROWS = {
 
 if (process.env.POLICY_ROWS) {
   const wanted = new Set(process.env.POLICY_ROWS.split(',').map((name) => name.trim()));
+  wanted.add('bare-undici');
   for (const name of [...wanted]) if (ROWS[name] !== undefined) wanted.add(ROWS[name]);
   for (const name of Object.keys(ROWS)) if (!wanted.has(name)) delete ROWS[name];
 }
@@ -70,6 +76,12 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'policy-cost-'));
   const rows = {};
   for (const name of Object.keys(ROWS)) {
+    if (name === 'bare-undici') {
+      const floor = createBareUndiciProxy(`http://127.0.0.1:${appPort}`);
+      const port = await listen(floor.server);
+      rows[name] = { floor, pool: new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY }), samples: [] };
+      continue;
+    }
     const yaml = sidecarConfigYaml(variantOf(name), {
       port: 0,
       adminPort: 0,
@@ -99,19 +111,26 @@ async function main() {
     return (used.user + used.system) / n;
   };
   for (const row of Object.values(rows)) await round(row, 2000); // warm-up
-  for (let i = 0; i < ROUNDS; i++) for (const row of Object.values(rows)) row.samples.push(await round(row, REQUESTS));
+  const order = Object.values(rows);
+  // The order rotates each round, so that no row always follows the same one.
+  for (let i = 0; i < ROUNDS; i++) for (let k = 0; k < order.length; k++) { const row = order[(i + k) % order.length]; row.samples.push(await round(row, REQUESTS)); }
 
   const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
   console.log(`node bench/policy-cost.js ${REQUESTS} ${ROUNDS}  (${DIST}; load average ${os.loadavg()[0].toFixed(1)})`);
-  console.log('row                  µs CPU/request (median)   rounds                            adds to              added µs');
+  console.log('row                  µs CPU/request (median)   rounds                            x bare-undici   adds to              added µs');
+  const floor = rows['bare-undici'].samples;
   for (const [name, base] of Object.entries(ROWS)) {
-    const m = median(rows[name].samples);
-    const added = base === undefined ? '' : (m - median(rows[base].samples)).toFixed(1);
-    console.log(`${name.padEnd(20)} ${m.toFixed(1).padStart(8)}                  ${rows[name].samples.map((v) => v.toFixed(0)).join(', ').padEnd(33)} ${(base ?? '').padEnd(20)} ${added}`);
+    const samples = rows[name].samples;
+    const m = median(samples);
+    // Per round: this row against the floor and against its base, measured seconds apart.
+    const toFloor = median(samples.map((v, i) => v / floor[i])).toFixed(3);
+    const added = base === undefined ? '' : median(samples.map((v, i) => v - rows[base].samples[i])).toFixed(1);
+    console.log(`${name.padEnd(20)} ${m.toFixed(1).padStart(8)}                  ${samples.map((v) => v.toFixed(0)).join(', ').padEnd(33)} ${toFloor.padStart(13)}   ${(base ?? '').padEnd(20)} ${added}`);
   }
   for (const row of Object.values(rows)) {
     await row.pool.close();
-    await row.sidecar.stop({ graceful: false });
+    if (row.sidecar) await row.sidecar.stop({ graceful: false });
+    else await new Promise((resolve) => row.floor.server.close(resolve)).then(() => row.floor.pool.close());
   }
   app.close();
   sink.close();

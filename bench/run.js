@@ -1046,6 +1046,25 @@ function medianRun(rowRuns) {
   return { ...median, rssMiB, rssAtRateMiB, note: median.note ? `${median.note}; ${spread}` : spread };
 }
 
+/**
+ * The median of the per-round ratios of a figure of two rows (round i of one against round i
+ * of the other), e.g. `1.02x (0.98, 1.02, 1.05)`; '-' when no round has both.
+ * @param {Row[] | undefined} a @param {Row[] | undefined} b @param {(row: Row) => number | undefined} figure
+ */
+function roundRatios(a, b, figure) {
+  if (!a || !b) return '-';
+  const ratios = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = figure(a[i]);
+    const y = figure(b[i]);
+    if (x !== undefined && y !== undefined && y > 0) ratios.push(x / y);
+  }
+  if (ratios.length === 0) return '-';
+  const sorted = [...ratios].sort((p, q) => p - q);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  return `${median.toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(', ')})`;
+}
+
 /** @param {string} text */
 function progress(text) {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
@@ -1125,6 +1144,7 @@ function displayName(row) {
  * [what, row, baseline]
  */
 const FEATURE_PAIRS = [
+  ['the product row vs a bare undici proxy', 'sidecar', 'bare-undici'],
   ['proxying alone vs a bare undici proxy', 'sidecar-bare', 'bare-undici'],
   ['retries + breaker configured, not firing', 'sidecar-retries', 'sidecar-bare'],
   ['flight recorder on vs off', 'sidecar-recorder', 'sidecar-bare'],
@@ -1217,8 +1237,8 @@ function targetRows(rows) {
   return out;
 }
 
-/** @param {Row[]} rows */
-function report(rows) {
+/** @param {Row[]} rows the median run of each row @param {Map<string, Row[]>} [runs] every run of each row, round by round */
+function report(rows, runs) {
   const sidecar = rows.find((r) => r.name === 'sidecar' && r.max);
   const reference = sidecar ?? rows.find((r) => r.name === 'bare-undici' && r.max);
   const showFixed = rows.some((r) => r.fixed);
@@ -1290,15 +1310,20 @@ function report(rows) {
   }
 
   /** @type {string[][]} */
-  const costs = [['what it costs', 'rows compared', 'req/s', 'cpu s/1k req', `${at} p99 added ms`]];
+  // With several rounds, each round's ratio of the two rows (run one after the other, seconds
+  // apart) is steadier on a shared machine than the ratio of the medians: the machine's speed
+  // drifts between rounds more than between two neighbouring runs.
+  const paired = runs !== undefined && [...runs.values()].some((rowRuns) => rowRuns.length > 1);
+  const costs = [['what it costs', 'rows compared', 'req/s', ...(paired ? ['req/s, median of the rounds\' ratios', `cpu ${at}, median of the rounds' ratios`] : []), 'cpu s/1k req', `${at} p99 added ms`]];
   for (const [what, name, base] of FEATURE_PAIRS) {
     const a = rows.find((r) => r.name === name && r.max);
     const b = rows.find((r) => r.name === base && r.max);
     if (!a || !b) continue;
     const addedP99 = a.fixed && b.fixed ? a.fixed.p99Ms - b.fixed.p99Ms : undefined;
-    costs.push([what, `${name} / ${base}`, ratio(a.max?.rps, b.max?.rps), ratio(a.cpuPer1k, b.cpuPer1k), addedP99 === undefined ? '-' : addedP99.toFixed(2)]);
+    const perRound = paired ? [roundRatios(runs?.get(name), runs?.get(base), (r) => r.max?.rps), roundRatios(runs?.get(name), runs?.get(base), (r) => r.fixedCores)] : [];
+    costs.push([what, `${name} / ${base}`, ratio(a.max?.rps, b.max?.rps), ...perRound, ratio(a.cpuPer1k, b.cpuPer1k), addedP99 === undefined ? '-' : addedP99.toFixed(2)]);
   }
-  if (costs.length > 1) out += section('What each feature costs (rows that differ in that feature alone)', table(costs, [false, false, true, true, true]));
+  if (costs.length > 1) out += section('What each feature costs (rows that differ in that feature alone)', table(costs, [false, false, true, ...(paired ? [true, true] : []), true, true]));
 
   const caveat = sidecar?.profiled ? 'the sidecar row ran under --cpu-prof: these verdicts do not count' : 'one run: a ratio near its threshold can fall either side on another run';
   const [targetHeader, ...targetLines] = targetRows(rows);
@@ -1409,7 +1434,7 @@ async function main() {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   await otlpSink?.proc.stop();
   await upstream.proc?.stop();
-  report(rows);
+  report(rows, runs);
   process.stdout.write(`\nload average after the run: ${loadAverage()}\n`);
 }
 

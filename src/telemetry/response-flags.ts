@@ -70,6 +70,9 @@ export interface FlagFacts {
 
 /** The flags of one response, e.g. `UF,URX`; undefined when none applies. */
 export function responseFlags(facts: FlagFacts): string | undefined {
+  // Most responses: no error code, one attempt or a status below 500, the client still there,
+  // no fault. Answered before the set below is allocated (this runs for every request).
+  if (facts.errorCode === undefined && !facts.clientGone && facts.faultInjected !== true && facts.clientStalled !== true && (facts.attempts <= 1 || facts.status < 500)) return undefined;
   const flags = new Set<ResponseFlag>();
   const fromError = facts.errorCode === undefined ? null : FLAG_OF_ERROR[facts.errorCode];
   // A client that left is DC; the reset the sidecar then makes upstream is its consequence, not a UR.

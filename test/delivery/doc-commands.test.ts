@@ -149,8 +149,9 @@ const NOT_RUN: Record<string, NotRun> = {
   'BENCH_MARKDOWN=1 npm run bench': { reason: BENCH },
   'BENCH_ROUNDS=3 BENCH_MARKDOWN=1 npm run --silent bench 2>/dev/null': { reason: BENCH },
   'BENCH_ONLY=direct,sidecar,bare-undici node bench/run.js': { reason: BENCH },
-  'BENCH_ONLY=sidecar-bare,sidecar-recorder BENCH_ROUNDS=3 BENCH_SECONDS=5 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
+  'BENCH_ONLY=sidecar-bare,sidecar-recorder BENCH_ROUNDS=5 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   'node bench/recorder-cost.js': { reason: BENCH },
+  'SIDECAR_DIST=/path/to/other/dist node bench/recorder-cost.js': { reason: BENCH },
   'BENCH_ONLY=sidecar,sidecar-bare,bare-undici,node-http-proxy,fastify-http-proxy,sidecar-trace-1,sidecar-trace-100 BENCH_ROUNDS=3 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   // docs/PERFORMANCE.md: the before/after comparison of two builds, in turn.
   'git worktree add /tmp/old <old-commit> && ln -s "$PWD/node_modules" /tmp/old/node_modules && (cd /tmp/old && npm run build)': { reason: 'builds another commit to compare with (a placeholder commit, for a person to fill in)' },
