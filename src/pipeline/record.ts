@@ -81,7 +81,7 @@ function record(x: Exchange, recorder: FlightRecorder): void {
     bytesOut: x.bytesOut,
     attempts: x.recordedAttempts ?? NO_ATTEMPTS,
     decisions,
-    // Kept by reference, redacted when read: neither list changes once the response has started.
+    // The recorder writes these out at once (redacting them when read), so nothing here is kept.
     requestHeaders: x.req.rawHeaders,
     responseHeaders: x.relayedHeaders ?? NO_HEADERS,
   };
