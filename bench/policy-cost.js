@@ -118,12 +118,12 @@ async function main() {
   const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
   console.log(`node bench/policy-cost.js ${REQUESTS} ${ROUNDS}  (${DIST}; load average ${os.loadavg()[0].toFixed(1)})`);
   console.log('row                  µs CPU/request (median)   rounds                            x bare-undici   adds to              added µs');
-  const floor = rows['bare-undici'].samples;
+  const floorSamples = rows['bare-undici'].samples;
   for (const [name, base] of Object.entries(ROWS)) {
     const samples = rows[name].samples;
     const m = median(samples);
     // Per round: this row against the floor and against its base, measured seconds apart.
-    const toFloor = median(samples.map((v, i) => v / floor[i])).toFixed(3);
+    const toFloor = median(samples.map((v, i) => v / floorSamples[i])).toFixed(3);
     const added = base === undefined ? '' : median(samples.map((v, i) => v - rows[base].samples[i])).toFixed(1);
     console.log(`${name.padEnd(20)} ${m.toFixed(1).padStart(8)}                  ${samples.map((v) => v.toFixed(0)).join(', ').padEnd(33)} ${toFloor.padStart(13)}   ${(base ?? '').padEnd(20)} ${added}`);
   }

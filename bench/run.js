@@ -1309,11 +1309,11 @@ function report(rows, runs) {
     notes.push('no sidecar numbers, so no sidecar/peer ratios');
   }
 
-  /** @type {string[][]} */
   // With several rounds, each round's ratio of the two rows (run one after the other, seconds
   // apart) is steadier on a shared machine than the ratio of the medians: the machine's speed
   // drifts between rounds more than between two neighbouring runs.
   const paired = runs !== undefined && [...runs.values()].some((rowRuns) => rowRuns.length > 1);
+  /** @type {string[][]} */
   const costs = [['what it costs', 'rows compared', 'req/s', ...(paired ? ['req/s, median of the rounds\' ratios', `cpu ${at}, median of the rounds' ratios`] : []), 'cpu s/1k req', `${at} p99 added ms`]];
   for (const [what, name, base] of FEATURE_PAIRS) {
     const a = rows.find((r) => r.name === name && r.max);

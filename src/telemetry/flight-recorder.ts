@@ -144,16 +144,23 @@ export class FlightRecorder {
     return found === undefined ? undefined : viewOf(found);
   }
 
-  /** Both lists merged, most recent first, filtered, each id once (its newest entry). */
+  /**
+   * Both lists merged, most recent first, filtered, each id once (its newest entry). Only what
+   * is listed is decoded: the dashboard asks for the last few 5xx every second, and the ids and
+   * statuses it skips are read without decoding their records.
+   */
   list(filter: RecordFilter = {}): RequestRecord[] {
-    const all = [...this.recent.slots(), ...this.failures.slots()].sort((a, b) => b.sequence - a.sequence);
+    const all = [...this.recent.refs(), ...this.failures.refs()].sort((a, b) => b.sequence - a.sequence);
     const seen = new Set<string>();
     const out: RequestRecord[] = [];
-    for (const slot of all) {
+    for (const { ring, slot } of all) {
       if (filter.limit !== undefined && out.length >= filter.limit) break;
-      if (seen.has(slot.entry.requestId)) continue;
-      seen.add(slot.entry.requestId);
-      if (matchesFilter(slot.entry, filter)) out.push(viewOf(slot));
+      const requestId = ring.requestIdAt(slot);
+      if (seen.has(requestId)) continue;
+      seen.add(requestId);
+      if (filter.status !== undefined && !statusMatches(ring.statusAt(slot), filter.status)) continue;
+      const found = ring.slotAt(slot);
+      if (filter.route === undefined || found.entry.route === filter.route) out.push(viewOf(found));
     }
     return out;
   }
@@ -165,6 +172,13 @@ function byteShares(config: RecorderConfig): [number, number] {
   if (entries === 0) return [0, 0];
   const recent = Math.floor((config.maxBytes * config.requests) / entries);
   return [recent, config.maxBytes - recent];
+}
+
+/** A kept entry not decoded yet. */
+interface SlotRef {
+  readonly ring: ExchangeRing;
+  readonly slot: number;
+  readonly sequence: number;
 }
 
 /** One kept entry as the readers see it. */
@@ -282,10 +296,10 @@ class ExchangeRing {
     if (this.count === 0) this.writeAt = 0;
   }
 
-  /** Oldest first. */
-  slots(): Slot[] {
-    const out: Slot[] = [];
-    for (let i = 0, slot = this.oldestIndex(); i < this.count; i++, slot = slot + 1 === this.capacity ? 0 : slot + 1) out.push(this.slotAt(slot));
+  /** The kept slots, oldest first, undecoded. */
+  refs(): SlotRef[] {
+    const out: SlotRef[] = [];
+    for (let i = 0, slot = this.oldestIndex(); i < this.count; i++, slot = slot + 1 === this.capacity ? 0 : slot + 1) out.push({ ring: this, slot, sequence: this.sequenceAt(slot) });
     return out;
   }
 
@@ -306,7 +320,7 @@ class ExchangeRing {
     return ring;
   }
 
-  private slotAt(slot: number): Slot {
+  slotAt(slot: number): Slot {
     return { entry: exchangeFromText(this.textAt(slot), this.numbersAt(slot)), sequence: this.sequenceAt(slot), redacted: this.redactions[slot]! };
   }
 
@@ -319,8 +333,12 @@ class ExchangeRing {
     return this.buffer.toString('utf8', offset, offset + this.numbers[slot * SLOT_FIELDS + LENGTH]);
   }
 
+  statusAt(slot: number): number {
+    return this.numbers[slot * SLOT_FIELDS + STATUS];
+  }
+
   /** The first line only: what a lookup by id compares. */
-  private requestIdAt(slot: number): string {
+  requestIdAt(slot: number): string {
     const offset = this.numbers[slot * SLOT_FIELDS + OFFSET];
     const end = offset + this.numbers[slot * SLOT_FIELDS + LENGTH];
     const lineEnd = this.buffer.indexOf(0x0a, offset);
@@ -372,10 +390,8 @@ export function redactedHeaderMap(flat: readonly string[], redacted: ReadonlySet
   return out;
 }
 
-function matchesFilter(entry: RecordedExchange, filter: RecordFilter): boolean {
-  if (filter.route !== undefined && entry.route !== filter.route) return false;
-  const status = filter.status;
-  if (status === undefined) return true;
-  if (/^[1-5]xx$/i.test(status)) return Math.floor(entry.status / 100) === Number(status[0]);
-  return String(entry.status) === status;
+/** `5xx`, `4xx`, or one status such as `503`. */
+function statusMatches(status: number, wanted: string): boolean {
+  if (/^[1-5]xx$/i.test(wanted)) return Math.floor(status / 100) === Number(wanted[0]);
+  return String(status) === wanted;
 }

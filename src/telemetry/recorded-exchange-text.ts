@@ -8,9 +8,9 @@ import type { AttemptRecord, RecordedExchange } from './flight-recorder';
  * generation (measured in docs/PERFORMANCE.md, "The flight recorder's cost").
  *
  * Layout, one field a line: the request id, method, path, host, listener, route, cluster,
- * error, flags; the number of attempts, then seven lines for each (times in whole microseconds); the number of decisions,
- * then each; the length of the request's flat header list, then its items; the same for the
- * response's. Numbers the ring keeps in typed arrays (time, status, duration, sizes) are not
+ * error, flags; the number of attempts, then seven lines for each (times in whole
+ * microseconds); the number of decisions, then each; the length of the request's flat header
+ * list, then its items; the same for the response's. Numbers the ring keeps in typed arrays (time, status, duration, sizes) are not
  * in the text. A null is an empty line (no route, cluster, error, flag or outcome is '').
  *
  * Invariant: no line may contain a line feed. Header names and values, the path, and the

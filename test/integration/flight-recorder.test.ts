@@ -5,7 +5,8 @@ import { FlightRecorder, type RecordedExchange, type RequestRecord } from '../..
 import { DEFAULT_RECORDER_SETTINGS } from '../../src/config/defaults';
 import { simpleConfig, startSidecar } from '../helpers/sidecar';
 import { startScriptedUpstream } from '../helpers/resilience';
-import { closedPort } from '../helpers/upstream';
+import { closedPort, startUpstream } from '../helpers/upstream';
+import { rawExchange } from '../helpers/raw';
 import { waitUntil } from '../helpers/wait';
 
 const FAST_BACKOFF = 'backoff: { base: 1ms, max: 5ms }';
@@ -277,4 +278,61 @@ t.test('the two rings: the newest requests and failures are kept, across wrap-ar
   t.ok(capped.sizeBytes <= cap, `${capped.sizeBytes} bytes kept, cap ${cap}`);
   capped.record(record('e', 200, { 'x-big': 'v'.repeat(1000) }));
   t.same(capped.get('e')?.requestHeaders['x-big'], 'v'.repeat(1000), 'an entry reads back whole');
+});
+
+/**
+ * The recorder keeps each request as lines of text: a client that gets a line feed into a
+ * field it controls could shift the fields after it (a forged status or route in /requests).
+ * Raw HTTP/1 bytes: bare-LF line endings, an obsolete folded header, a folded x-request-id,
+ * bytes above 0x7f, a header as large as the parser takes. Whatever the parser accepts is
+ * recorded with every field in place; whatever it refuses is not recorded as something else.
+ */
+t.test('raw request bytes cannot shift the recorded fields', async (t) => {
+  const app = await startUpstream((_req, res) => {
+    res.setHeader('x-app', 'yes');
+    res.end('ok');
+  });
+  const proxy = await startSidecar(simpleConfig(app.url));
+  t.teardown(async () => {
+    await proxy.close();
+    await app.close();
+  });
+  const port = proxy.port();
+  const attacks: Record<string, string> = {
+    'bare-lf': 'GET /bare HTTP/1.1\nHost: h\nX-Request-Id: bare-lf\nX-Evil: a\n\n',
+    folded: 'GET /folded HTTP/1.1\r\nHost: h\r\nX-Request-Id: folded\r\nX-Evil: first\r\n 500\r\n\r\n',
+    'folded-id': 'GET /folded-id HTTP/1.1\r\nHost: h\r\nX-Request-Id: folded-id\r\n 503\r\n\r\n',
+    high: 'GET /high HTTP/1.1\r\nHost: h\r\nX-Request-Id: high\r\nX-Evil: caf\xe9 \xff\r\n\r\n',
+    large: `GET /large HTTP/1.1\r\nHost: h\r\nX-Request-Id: large\r\nX-Evil: ${'v'.repeat(15_000)}\r\n\r\n`,
+  };
+  const answered = new Map<string, number>();
+  for (const [name, bytes] of Object.entries(attacks)) {
+    // One request and the connection closed after it, so that rawExchange returns.
+    const closing = bytes.replace(/Host: h(\r?\n)/, 'Host: h$1Connection: close$1');
+    const exchange = await rawExchange(port, closing, 3_000);
+    answered.set(name, exchange.statuses[0] ?? 0);
+  }
+  const res = await request(`${proxy.adminUrl}/requests`);
+  const listed = (await res.body.json()) as { requests: RequestRecord[] };
+  for (const entry of listed.requests) {
+    t.equal(entry.method, 'GET', `${entry.requestId}: method in place`);
+    t.equal(entry.route, 'all', `${entry.requestId}: route in place`);
+    t.equal(entry.cluster, 'app', `${entry.requestId}: cluster in place`);
+    t.equal(entry.status, 200, `${entry.requestId}: the status the app gave, not one from a header`);
+    t.same(entry.responseHeaders['x-app'], 'yes', `${entry.requestId}: response headers in place`);
+    for (const [name, value] of Object.entries(entry.requestHeaders)) {
+      for (const v of [value].flat()) t.notMatch(v, /\n/, `${entry.requestId}: ${name} holds no line feed`);
+    }
+  }
+  // Each attack that the parser let through is listed under its own id and path.
+  for (const [name, status] of answered) {
+    if (status !== 200) continue;
+    const entry = listed.requests.find((e) => e.path === `/${name}`);
+    t.ok(entry, `${name}: answered 200 and recorded`);
+  }
+  const high = listed.requests.find((e) => e.path === '/high');
+  if (high !== undefined) t.equal(high.requestHeaders['x-evil'], 'caf\xe9 \xff', 'bytes above 0x7f read back as the parser gave them');
+  const large = listed.requests.find((e) => e.path === '/large');
+  if (large !== undefined) t.equal((large.requestHeaders['x-evil'] as string).length, 15_000, 'a large header reads back whole');
+  t.ok(answered.get('high') === 200 && answered.get('large') === 200, `plain requests are answered (${JSON.stringify([...answered])})`);
 });
