@@ -52,6 +52,7 @@ const OPTION_VARIABLES = [
   'BENCH_PROFILE_DIR',
   'BENCH_MARKDOWN',
   'BENCH_START_TIMEOUT_MS',
+  'BENCH_NODE_FLAGS',
   'SIDECAR_CONFIG',
   'SIDECAR_CLI',
 ];
@@ -83,6 +84,12 @@ const options = {
   profileDir: path.resolve(process.env.BENCH_PROFILE_DIR || path.join(os.tmpdir(), `sidecar-bench-profiles-${Date.now()}`)),
   /** Tables as markdown, ready to paste into docs/PERFORMANCE.md. */
   markdown: process.env.BENCH_MARKDOWN === '1',
+  /**
+   * node flags for the proxies under test (the sidecar rows and the Node peers), e.g.
+   * --no-maglev as the image runs it: NODE_OPTIONS refuses most V8 flags, and would reach the
+   * upstream and the load generator too.
+   */
+  nodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
   sidecarConfig: process.env.SIDECAR_CONFIG,
   /** The sidecar's CLI, e.g. another checkout's build. */
   sidecarCli: path.resolve(process.env.SIDECAR_CLI ?? path.join(ROOT, 'dist', 'cli.js')),
@@ -647,7 +654,7 @@ function nodePeer(file, upstreamPort) {
   return async () => {
     const port = await freePort();
     const script = path.join(__dirname, 'peers', file);
-    const args = [script, '--port', String(port), '--upstream', `http://127.0.0.1:${upstreamPort}`];
+    const args = [...options.nodeFlags, script, '--port', String(port), '--upstream', `http://127.0.0.1:${upstreamPort}`];
     return { port, proc: startProcess(file.replace(/\.js$/, ''), PROXY_CPU, process.execPath, args) };
   };
 }
@@ -813,7 +820,7 @@ function sidecarPeer(name, upstreamPort) {
     }
     validateConfig(cli, config);
     const profiled = options.profile.includes(name);
-    const nodeArgs = profiled ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, name)}`] : [];
+    const nodeArgs = [...options.nodeFlags, ...(profiled ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, name)}`] : [])];
     const unpinned = !given && variant.workers > 1;
     const proc = startProcess(name, unpinned ? undefined : PROXY_CPU, process.execPath, [...nodeArgs, cli, 'run', '-c', config], {
       env: sidecarEnv(),

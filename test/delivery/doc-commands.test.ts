@@ -151,6 +151,9 @@ const NOT_RUN: Record<string, NotRun> = {
   'BENCH_ONLY=direct,sidecar,bare-undici node bench/run.js': { reason: BENCH },
   'BENCH_ONLY=sidecar-bare,sidecar-recorder BENCH_ROUNDS=5 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   'node bench/recorder-cost.js': { reason: BENCH },
+  'for row in sidecar-bare sidecar-accesslog sidecar-recorder sidecar-trace-1 sidecar; do node bench/gc-per-request.js $row; done': { reason: BENCH },
+  'BENCH_ONLY=sidecar,sidecar-bare,bare-undici BENCH_SECONDS=3 node bench/run.js': { reason: BENCH },
+  'BENCH_NODE_FLAGS=--no-maglev BENCH_ONLY=sidecar,sidecar-bare,bare-undici BENCH_SECONDS=3 node bench/run.js': { reason: BENCH },
   'SIDECAR_DIST=/path/to/other/dist node bench/recorder-cost.js': { reason: BENCH },
   'BENCH_ONLY=sidecar,sidecar-bare,bare-undici,node-http-proxy,fastify-http-proxy,sidecar-trace-1,sidecar-trace-100 BENCH_ROUNDS=3 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   // docs/PERFORMANCE.md: the before/after comparison of two builds, in turn.
@@ -205,6 +208,7 @@ const NOT_RUN: Record<string, NotRun> = {
   'BENCH_SECONDS=2 node bench/run.js': { reason: BENCH },
   'SIDECAR_CONFIG=/path/to/traced.yaml node bench/run.js': { reason: BENCH },
   'bash bench/instructions.sh bench/peers-sidecar.yaml my-variant.yaml bench/peers-sidecar.yaml my-variant.yaml': { reason: BENCH },
+  'bash bench/instructions.sh bare-undici bench/peers-sidecar.yaml bare-undici bench/peers-sidecar.yaml': { reason: BENCH },
   'apt-get update && apt-get install -y nginx-light haproxy wrk hey': { reason: 'installs system packages from the network, as root' },
   'BENCH_PIN=0 SIDECAR_CONFIG=bench/sidecar-workers.yaml BENCH_ONLY=sidecar node bench/run.js': { reason: BENCH },
   'NODE_CLUSTER_SCHED_POLICY=rr BENCH_PIN=0 SIDECAR_CONFIG=bench/sidecar-workers.yaml BENCH_ONLY=sidecar node bench/run.js': { reason: BENCH },

@@ -72,7 +72,11 @@ t.test('the build stage compiles; the runtime stage installs production dependen
 t.test('the runtime runs as a numeric non-root user with the health check and command the examples expect', async (t) => {
   const user = inFinal('USER').pop()?.args ?? '';
   t.match(user, /^[1-9]\d*(:\d+)?$/, `USER ${user}: numeric (runAsNonRoot can verify it) and not root`);
-  t.same(JSON.parse(inFinal('ENTRYPOINT').pop()?.args ?? 'null'), ['sidecar'], 'ENTRYPOINT sidecar');
+  // node with --no-maglev (docs/PERFORMANCE.md, "Memory on the image's Node"), then the CLI the
+  // runtime stage copied; `sidecar` stays on the PATH for `docker exec`.
+  const workdir = inFinal('WORKDIR').pop()?.args ?? '';
+  t.same(JSON.parse(inFinal('ENTRYPOINT').pop()?.args ?? 'null'), ['node', '--no-maglev', `${workdir}/dist/cli.js`], 'ENTRYPOINT node --no-maglev WORKDIR/dist/cli.js');
+  t.ok(inFinal('RUN').some((s) => /ln -s \.\.\/dist\/cli\.js bin\/sidecar/.test(s.args)), 'sidecar on the PATH');
   t.same(JSON.parse(inFinal('CMD').pop()?.args ?? 'null'), ['run', '-c', CONFIG_PATH_IN_IMAGE], `CMD run -c ${CONFIG_PATH_IN_IMAGE}`);
   const health = inFinal('HEALTHCHECK').pop()?.args ?? '';
   const env = inFinal('ENV').map((s) => s.args).join(' ');
