@@ -10,7 +10,8 @@
 // code is cheap. Pauses are wall time: on a loaded machine they grow with the load, so compare
 // rows run one after the other, twice each.
 // Usage: npm run build && node bench/gc-per-request.js ROW [REQUESTS]
-//   ROW: a row of bench/sidecar-configs.js, or sidecar-accesslog (sidecar-bare + the access log)
+//   ROW: a row of bench/sidecar-configs.js, or sidecar-access-log (sidecar-bare + the access log,
+//   as in bench/policy-cost.js)
 //   SIDECAR_DIST=other/dist measures another build (its dist folder).
 
 const fs = require('node:fs');
@@ -26,7 +27,7 @@ const { parseConfigText } = require(path.join(DIST, 'config', 'load'));
 const { Sidecar } = require(path.join(DIST, 'sidecar'));
 
 /** @type {Record<string, import('./sidecar-configs').SidecarVariant>} */
-const ROWS = { ...SIDECAR_VARIANTS, 'sidecar-accesslog': { ...SIDECAR_VARIANTS['sidecar-bare'], summary: 'sidecar-bare + the access log to a file', accessLog: true } };
+const ROWS = { ...SIDECAR_VARIANTS, 'sidecar-access-log': { ...SIDECAR_VARIANTS['sidecar-bare'], summary: 'sidecar-bare + the access log to a file', accessLog: true } };
 const [row = '', requestsText] = process.argv.slice(2);
 const REQUESTS = Number(requestsText ?? 30_000);
 const WARMUP = 5_000;

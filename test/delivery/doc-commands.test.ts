@@ -151,7 +151,7 @@ const NOT_RUN: Record<string, NotRun> = {
   'BENCH_ONLY=direct,sidecar,bare-undici node bench/run.js': { reason: BENCH },
   'BENCH_ONLY=sidecar-bare,sidecar-recorder BENCH_ROUNDS=5 BENCH_MARKDOWN=1 node bench/run.js': { reason: BENCH },
   'node bench/recorder-cost.js': { reason: BENCH },
-  'for row in sidecar-bare sidecar-accesslog sidecar-recorder sidecar-trace-1 sidecar; do node bench/gc-per-request.js $row; done': { reason: BENCH },
+  'for row in sidecar-bare sidecar-access-log sidecar-recorder sidecar-trace-1 sidecar; do node bench/gc-per-request.js $row; done': { reason: BENCH },
   'BENCH_ONLY=sidecar,sidecar-bare,bare-undici BENCH_SECONDS=3 node bench/run.js': { reason: BENCH },
   'BENCH_NODE_FLAGS=--no-maglev BENCH_ONLY=sidecar,sidecar-bare,bare-undici BENCH_SECONDS=3 node bench/run.js': { reason: BENCH },
   'SIDECAR_DIST=/path/to/other/dist node bench/recorder-cost.js': { reason: BENCH },
