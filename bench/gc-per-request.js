@@ -15,12 +15,12 @@
 //   SIDECAR_DIST=other/dist measures another build (its dist folder).
 
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { PerformanceObserver, constants } = require('node:perf_hooks');
 const { Pool } = require('undici');
 const { SIDECAR_VARIANTS, sidecarConfigYaml } = require('./sidecar-configs');
+const { startAppAndSink } = require('./in-process-peers');
 
 const DIST = path.resolve(process.env.SIDECAR_DIST ?? path.join(__dirname, '..', 'dist'));
 const { parseConfigText } = require(path.join(DIST, 'config', 'load'));
@@ -32,12 +32,6 @@ const [row = '', requestsText] = process.argv.slice(2);
 const REQUESTS = Number(requestsText ?? 30_000);
 const WARMUP = 5_000;
 const CONCURRENCY = 16;
-const BODY = '{"ok":true,"service":"bench-upstream","payload":"0123456789abcdef0123456789abcdef"}';
-
-/** @param {http.Server} server @returns {Promise<number>} */
-function listen(server) {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(/** @type {import('node:net').AddressInfo} */ (server.address()).port)));
-}
 
 async function main() {
   const variant = ROWS[row];
@@ -46,20 +40,13 @@ async function main() {
     process.stderr.write(`usage: node bench/gc-per-request.js ROW [REQUESTS]\n  ROW: ${rows.join(', ')}\n`);
     process.exit(2);
   }
-  const app = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
-    res.end(BODY);
-  });
-  const sink = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
-  });
+  const peers = await startAppAndSink();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gc-per-request-'));
   const yaml = sidecarConfigYaml(variant, {
     port: 0,
     adminPort: 0,
-    upstream: `http://127.0.0.1:${await listen(app)}`,
-    otlpEndpoint: `http://127.0.0.1:${await listen(sink)}`,
+    upstream: `http://127.0.0.1:${peers.appPort}`,
+    otlpEndpoint: `http://127.0.0.1:${peers.sinkPort}`,
     accessLogPath: path.join(dir, 'access.log'),
     certDir: dir,
   });
@@ -112,8 +99,7 @@ async function main() {
   );
   await pool.close();
   await sidecar.stop({ graceful: false });
-  app.close();
-  sink.close();
+  peers.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

@@ -18,12 +18,12 @@
 //   POLICY_ROWS=sidecar-bare,sidecar-trace-1 measures some rows only (with the rows they extend).
 
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const { Pool } = require('undici');
 const { SIDECAR_VARIANTS, sidecarConfigYaml } = require('./sidecar-configs');
 const { createBareUndiciProxy } = require('./peers/bare-undici-proxy');
+const { listen, startAppAndSink } = require('./in-process-peers');
 
 const DIST = path.resolve(process.env.SIDECAR_DIST ?? path.join(__dirname, '..', 'dist'));
 const { parseConfigText } = require(path.join(DIST, 'config', 'load'));
@@ -32,7 +32,6 @@ const { Sidecar } = require(path.join(DIST, 'sidecar'));
 const REQUESTS = Number(process.argv[2] ?? 4000);
 const ROUNDS = Number(process.argv[3] ?? 9);
 const CONCURRENCY = 8;
-const BODY = '{"ok":true,"service":"bench-upstream","payload":"0123456789abcdef0123456789abcdef"}';
 
 /** Row → the row it adds one feature to (its cost is the difference). */
 const ROWS = {
@@ -58,21 +57,10 @@ function variantOf(name) {
   return SIDECAR_VARIANTS[name];
 }
 
-function listen(server) {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
-}
 
 async function main() {
-  const app = http.createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
-    res.end(BODY);
-  });
-  const sink = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
-  });
-  const appPort = await listen(app);
-  const sinkPort = await listen(sink);
+  const peers = await startAppAndSink();
+  const { appPort, sinkPort } = peers;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'policy-cost-'));
   const rows = {};
   for (const name of Object.keys(ROWS)) {
@@ -132,8 +120,7 @@ async function main() {
     if (row.sidecar) await row.sidecar.stop({ graceful: false });
     else await new Promise((resolve) => row.floor.server.close(resolve)).then(() => row.floor.pool.close());
   }
-  app.close();
-  sink.close();
+  peers.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
